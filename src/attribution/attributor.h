@@ -1,0 +1,103 @@
+// The query path: query sample -> gradient of the measurement (cross-entropy of the query's
+// label, or of a label the caller names) -> preconditioner -> projection -> scan of the index
+// -> top-k proponents (largest positive scores) and opponents (most negative scores).
+//
+// Score sign: score(z_i, z) = grad m(z)^T (H + lambda I)^-1 grad L(z_i). Positive = proponent:
+// removing z_i from training would raise the query's loss.
+//
+// Holds the index, the model and the curvature factors; thread-safe (Attribute is const).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "curvature/ekfac.h"
+#include "curvature/preconditioner.h"
+#include "grad/projection.h"
+#include "data/dataset.h"
+#include "index/gradient_index.h"
+#include "model/model.h"
+
+namespace tda {
+
+inline constexpr int64_t kMaxTopK = 10000;
+inline constexpr int64_t kMaxQueriesPerRequest = 1024;
+
+struct Query {
+  std::string sample_id;        // a train or test sample id; empty for raw input
+  std::vector<float> features;  // raw input (model input_dim floats) when sample_id is empty
+  int32_t label = -1;           // measured label; -1 = the sample's own label (required for raw)
+};
+
+struct Hit {
+  int64_t row = 0;
+  std::string id;
+  std::string source;
+  int32_t label = -1;
+  double score = 0;
+};
+
+struct QueryResult {
+  std::string query_id;          // sample id, or "raw:<n>" for raw input
+  int32_t label = -1;            // label whose loss was measured
+  int32_t true_label = -1;       // the sample's own label when known
+  int32_t predicted_label = -1;
+  double label_probability = 0;  // model's probability of `label`
+  double loss = 0;               // cross-entropy of `label`
+  std::vector<Hit> proponents;   // descending score
+  std::vector<Hit> opponents;    // ascending score (most negative first)
+  std::vector<float> scores;     // every index row, index order, when requested
+};
+
+struct AttributeOptions {
+  int64_t top_k = 10;
+  Method method = Method::kEkfac;
+  std::optional<Damping> damping;  // default: the index's (0.1 x mean eigenvalue per layer)
+  bool return_scores = false;
+};
+
+struct SampleData {
+  SampleRecord record;
+  std::vector<float> features;
+  std::string class_name;
+};
+
+class Attributor {
+ public:
+  // Opens DIR (verifying checksums) and loads the model and factors stored in it.
+  static absl::StatusOr<std::unique_ptr<Attributor>> Open(const std::string& index_dir);
+  ~Attributor();
+
+  // kInvalidArgument for malformed queries (unknown id, wrong feature count, NaN, label out
+  // of range, top_k out of [1, kMaxTopK], too many queries); kUnimplemented for methods the
+  // index cannot serve yet.
+  absl::StatusOr<std::vector<QueryResult>> Attribute(const std::vector<Query>& queries,
+                                                     const AttributeOptions& options) const;
+
+  // A train or test sample by id, with its features (read from the index's data directory).
+  absl::StatusOr<SampleData> GetSample(const std::string& id) const;
+
+  const GradientIndex& index() const { return *index_; }
+  const Model& model() const { return *model_; }
+  const std::vector<std::string>& class_names() const;
+
+ private:
+  Attributor() = default;
+  struct Splits;
+  absl::StatusOr<const Dataset*> DatasetFor(const std::string& id, int64_t* ordinal) const;
+  absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
+      const AttributeOptions& options) const;
+
+  std::unique_ptr<GradientIndex> index_;
+  std::unique_ptr<Model> model_;
+  std::shared_ptr<const KroneckerFactors> factors_;
+  std::unique_ptr<Preconditioner> default_ekfac_;
+  std::unique_ptr<Projection> projection_;
+  std::unique_ptr<Splits> splits_;
+};
+
+}  // namespace tda

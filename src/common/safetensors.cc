@@ -1,0 +1,201 @@
+#include "common/safetensors.h"
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/atomic_file.h"
+
+namespace tda {
+namespace {
+
+using json = nlohmann::json;
+
+// Tensors start at an 8-byte aligned offset: pad the JSON header with spaces, as the reference
+// implementation does, so f64 data can be read in place.
+constexpr size_t kHeaderAlignment = 8;
+constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+int64_t Numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+}  // namespace
+
+const char* DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF64: return "F64";
+    case DType::kF32: return "F32";
+    case DType::kF16: return "F16";
+    case DType::kBF16: return "BF16";
+    case DType::kI64: return "I64";
+    case DType::kI32: return "I32";
+    case DType::kU8: return "U8";
+  }
+  return "?";
+}
+
+size_t DTypeSize(DType dtype) {
+  switch (dtype) {
+    case DType::kF64: case DType::kI64: return 8;
+    case DType::kF32: case DType::kI32: return 4;
+    case DType::kF16: case DType::kBF16: return 2;
+    case DType::kU8: return 1;
+  }
+  return 0;
+}
+
+absl::StatusOr<DType> ParseDType(std::string_view name) {
+  for (DType d : {DType::kF64, DType::kF32, DType::kF16, DType::kBF16, DType::kI64, DType::kI32,
+                  DType::kU8}) {
+    if (DTypeName(d) == name) return d;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unsupported safetensors dtype '", std::string(name), "'"));
+}
+
+int64_t TensorView::numel() const { return Numel(shape); }
+
+void SafetensorsWriter::Add(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                            const void* data) {
+  Entry entry{dtype, std::move(shape), {}};
+  entry.bytes.assign(static_cast<const char*>(data),
+                     static_cast<size_t>(Numel(entry.shape)) * DTypeSize(dtype));
+  tensors_[name] = std::move(entry);
+}
+
+std::string SafetensorsWriter::Serialize() const {
+  json header = json::object();
+  uint64_t offset = 0;
+  for (const auto& [name, entry] : tensors_) {
+    header[name] = {{"dtype", std::string(DTypeName(entry.dtype))},
+                    {"shape", entry.shape},
+                    {"data_offsets", {offset, offset + entry.bytes.size()}}};
+    offset += entry.bytes.size();
+  }
+  if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  std::string text = header.dump();
+  while ((8 + text.size()) % kHeaderAlignment != 0) text.push_back(' ');
+  std::string out;
+  out.reserve(8 + text.size() + offset);
+  uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  out += text;
+  for (const auto& [name, entry] : tensors_) out += entry.bytes;
+  return out;
+}
+
+absl::Status SafetensorsWriter::WriteAtomically(const std::string& path) const {
+  return WriteFileAtomically(path, Serialize());
+}
+
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Read(const std::string& path) {
+  std::string bytes;
+  if (absl::Status s = ReadFile(path, &bytes); !s.ok()) return s;
+  return Parse(std::move(bytes), path);
+}
+
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::string bytes,
+                                                                        std::string source) {
+  auto corrupt = [&source](const std::string& what) {
+    return absl::DataLossError(absl::StrCat("safetensors file ", source, ": ", what));
+  };
+  if (bytes.size() < 8) return corrupt(absl::StrCat("only ", bytes.size(), " bytes, truncated"));
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) {
+    header_len |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  }
+  if (header_len > kMaxHeaderBytes || header_len > bytes.size() - 8) {
+    return corrupt(absl::StrCat("header length ", header_len, " exceeds file size ", bytes.size()));
+  }
+  json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<int64_t>(header_len),
+                            nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded() || !header.is_object()) return corrupt("header is not a JSON object");
+
+  auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
+  file->source_ = std::move(source);
+  file->bytes_ = std::move(bytes);
+  const uint64_t data_begin = 8 + header_len;
+  const uint64_t data_size = file->bytes_.size() - data_begin;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const json& value = it.value();
+    if (it.key() == "__metadata__") {
+      if (!value.is_object()) return corrupt("__metadata__ is not an object");
+      for (auto m = value.begin(); m != value.end(); ++m) {
+        if (!m.value().is_string()) return corrupt("__metadata__ values must be strings");
+        file->metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
+        !value.contains("data_offsets") || !value["dtype"].is_string() ||
+        !value["shape"].is_array() || !value["data_offsets"].is_array() ||
+        value["data_offsets"].size() != 2) {
+      return corrupt(absl::StrCat("tensor '", it.key(), "' has a malformed entry"));
+    }
+    auto dtype = ParseDType(value["dtype"].get<std::string>());
+    if (!dtype.ok()) return corrupt(absl::StrCat("tensor '", it.key(), "': ", dtype.status().message()));
+    TensorView view;
+    view.dtype = *dtype;
+    uint64_t numel = 1;
+    for (const json& d : value["shape"]) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (1ull << 40)) {
+        return corrupt(absl::StrCat("tensor '", it.key(), "' has an invalid shape"));
+      }
+      view.shape.push_back(d.get<int64_t>());
+      numel *= d.get<uint64_t>();
+      if (numel > (1ull << 40)) return corrupt(absl::StrCat("tensor '", it.key(), "' is too large"));
+    }
+    const json& offs = value["data_offsets"];
+    if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) {
+      return corrupt(absl::StrCat("tensor '", it.key(), "' has invalid data_offsets"));
+    }
+    uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
+    if (begin > end || end > data_size || end - begin != numel * DTypeSize(view.dtype)) {
+      return corrupt(absl::StrCat("tensor '", it.key(), "' byte range [", begin, ", ", end,
+                                  ") does not fit its shape or the file (", data_size,
+                                  " data bytes); truncated?"));
+    }
+    ranges.emplace_back(begin, end);
+    view.bytes = std::string_view(file->bytes_.data() + data_begin + begin, end - begin);
+    file->tensors_[it.key()] = std::move(view);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    if (ranges[i].first < ranges[i - 1].second) return corrupt("tensor byte ranges overlap");
+  }
+  return file;
+}
+
+absl::StatusOr<TensorView> SafetensorsFile::Get(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) {
+    return absl::NotFoundError(absl::StrCat("tensor '", name, "' not found in ", source_));
+  }
+  return it->second;
+}
+
+absl::StatusOr<TensorView> SafetensorsFile::Get(const std::string& name, DType dtype,
+                                                const std::vector<int64_t>& shape) const {
+  absl::StatusOr<TensorView> view = Get(name);
+  if (!view.ok()) return view;
+  if (view->dtype != dtype || view->shape != shape) {
+    return absl::DataLossError(absl::StrCat(
+        source_, ": tensor '", name, "' is ", DTypeName(view->dtype), "[",
+        absl::StrJoin(view->shape, ","), "], expected ", DTypeName(dtype), "[",
+        absl::StrJoin(shape, ","), "]"));
+  }
+  return view;
+}
+
+std::vector<std::string> SafetensorsFile::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, view] : tensors_) out.push_back(name);
+  return out;
+}
+
+}  // namespace tda

@@ -1,0 +1,121 @@
+#include "curvature/exact.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Cholesky>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "grad/per_sample_gradients.h"
+
+namespace tda {
+namespace {
+
+// Per batch the Jacobian block holds D x (rows * classes) doubles; keep it near 64 MiB.
+constexpr int64_t kJacobianBytes = int64_t{64} << 20;
+
+}  // namespace
+
+absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
+                                                  const ProgressFn& progress) {
+  const ParamLayout& layout = model.layout();
+  const int64_t dim = layout.total();
+  if (dim > kMaxExactParameters) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
+        kMaxExactParameters));
+  }
+  if (data.feature_dim != model.config().input_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
+                                                   data.feature_dim, " features, model expects ",
+                                                   model.config().input_dim));
+  }
+  const int64_t n = data.size();
+  if (n == 0) return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
+  const int64_t classes = model.config().num_classes;
+  const int64_t batch = std::max<int64_t>(
+      1, kJacobianBytes / (static_cast<int64_t>(sizeof(double)) * dim * classes));
+
+  Eigen::MatrixXd gn = Eigen::MatrixXd::Zero(dim, dim);
+  Eigen::MatrixXd jac(dim, 0);
+  ReportProgress(progress, "gauss-newton", 0, n);
+  for (int64_t begin = 0; begin < n; begin += batch) {
+    const int64_t rows = std::min(batch, n - begin);
+    ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(data.row(begin), rows));
+    if (probs.rows() != rows || probs.cols() != classes) {
+      return absl::InternalError(absl::StrCat("model predicted ", probs.rows(), "x", probs.cols(),
+                                              " probabilities, expected ", rows, "x", classes));
+    }
+    jac.resize(dim, rows * classes);
+    for (int64_t c = 0; c < classes; ++c) {
+      const std::vector<int32_t> labels(rows, static_cast<int32_t>(c));
+      ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
+      Eigen::MatrixXd grads = PerSampleGradientColumns(capture, layout);  // D x rows
+      if (grads.rows() != dim || grads.cols() != rows) {
+        return absl::InternalError(absl::StrCat("per-sample gradients are ", grads.rows(), "x",
+                                                grads.cols(), ", expected ", dim, "x", rows));
+      }
+      for (int64_t i = 0; i < rows; ++i) {
+        grads.col(i) *= std::sqrt(std::max(0.0, static_cast<double>(probs(i, c))));
+      }
+      jac.middleCols(c * rows, rows) = grads;
+    }
+    gn.selfadjointView<Eigen::Lower>().rankUpdate(jac);
+    ReportProgress(progress, "gauss-newton", begin + rows, n);
+  }
+  gn = gn.selfadjointView<Eigen::Lower>();
+  gn /= static_cast<double>(n);
+  if (!gn.allFinite()) {
+    return absl::InternalError("the Gauss-Newton matrix holds NaN or Inf");
+  }
+  return gn;
+}
+
+struct ExactPreconditioner::Impl {
+  Eigen::LLT<Eigen::MatrixXd> llt;
+  int64_t dim = 0;
+};
+
+ExactPreconditioner::ExactPreconditioner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<ExactPreconditioner>> ExactPreconditioner::Create(
+    const Eigen::MatrixXd& curvature, double damping) {
+  if (curvature.rows() != curvature.cols()) {
+    return absl::InvalidArgumentError(absl::StrCat("exact preconditioner: curvature must be square, got ",
+                                                   curvature.rows(), "x", curvature.cols()));
+  }
+  if (!std::isfinite(damping) || damping < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("damping must be a finite number >= 0, got ", damping));
+  }
+  if (!curvature.allFinite()) {
+    return absl::InvalidArgumentError("exact preconditioner: curvature holds NaN or Inf");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->dim = curvature.rows();
+  Eigen::MatrixXd damped = curvature;
+  damped.diagonal().array() += damping;
+  impl->llt.compute(damped);
+  if (impl->llt.info() != Eigen::Success) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "exact preconditioner: curvature + ", damping,
+        " I is not positive definite (Cholesky failed); use a larger damping"));
+  }
+  return std::unique_ptr<ExactPreconditioner>(new ExactPreconditioner(std::move(impl)));
+}
+
+absl::StatusOr<Eigen::MatrixXd> ExactPreconditioner::Apply(const Eigen::MatrixXd& grads) const {
+  if (grads.rows() != impl_->dim) {
+    return absl::InvalidArgumentError(absl::StrCat("exact preconditioner: expected ", impl_->dim,
+                                                   " gradient rows, got ", grads.rows()));
+  }
+  if (!grads.allFinite()) {
+    return absl::InvalidArgumentError("exact preconditioner: gradients hold NaN or Inf");
+  }
+  return Eigen::MatrixXd(impl_->llt.solve(grads));
+}
+
+}  // namespace tda

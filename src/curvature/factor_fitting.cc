@@ -1,0 +1,190 @@
+// Factor fitting in two streaming passes over the first n samples.
+//
+// Normalisation: A = mean over all captured rows (positions) of a a^T, S = mean over samples of
+// sum_t g_t g_t^T. For an MLP (one position) both are plain means over samples, and
+// E[vec G vec G^T] ~= S (x) A is the K-FAC approximation of the Fisher of the mean loss.
+// The eigenvalue correction is the mean over samples of (Q_S^T G_i Q_A)^2 with
+// G_i = sum_t g_{i,t} a_{i,t}^T, so it does not depend on how A and S are scaled.
+#include "curvature/factor_fitting.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace tda {
+namespace {
+
+// SplitMix64 finaliser: decorrelates the per-batch seeds derived from one user seed.
+uint64_t MixSeed(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+absl::Status ValidateInputs(const Model& model, const Dataset& data, const FitOptions& options) {
+  if (data.feature_dim != model.config().input_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
+                                                   data.feature_dim, " features, model expects ",
+                                                   model.config().input_dim));
+  }
+  if (data.size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
+  }
+  if (static_cast<int64_t>(data.features.size()) != data.size() * data.feature_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " holds ",
+                                                   data.features.size(), " feature values, expected ",
+                                                   data.size() * data.feature_dim));
+  }
+  if (options.batch_size <= 0 || options.max_examples <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "factor fitting needs batch_size > 0 and max_examples > 0, got ", options.batch_size,
+        " and ", options.max_examples));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCapture(const BatchCapture& capture, const ParamLayout& layout, int64_t rows) {
+  if (capture.samples != rows || capture.positions < 1 ||
+      capture.layers.size() != layout.layers.size()) {
+    return absl::InternalError(absl::StrCat("model capture has ", capture.samples, " samples, ",
+                                            capture.layers.size(), " layers; expected ", rows,
+                                            " samples, ", layout.layers.size(), " layers"));
+  }
+  for (size_t l = 0; l < layout.layers.size(); ++l) {
+    const TrackedLayer& layer = layout.layers[l];
+    const LayerCapture& c = capture.layers[l];
+    const int64_t n = rows * capture.positions;
+    if (c.a.rows() != n || c.a.cols() != layer.cols() || c.g.rows() != n ||
+        c.g.cols() != layer.out) {
+      return absl::InternalError(absl::StrCat("layer ", layer.name, ": captured a is ", c.a.rows(),
+                                              "x", c.a.cols(), " and g is ", c.g.rows(), "x",
+                                              c.g.cols(), ", expected ", n, "x", layer.cols(),
+                                              " and ", n, "x", layer.out));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Labels of samples [begin, begin + rows): the data's own, or drawn from the model's predictive
+// distribution with a seed derived from (options.seed, begin), so both passes see the same.
+absl::StatusOr<std::vector<int32_t>> BatchLabels(const Model& model, const Dataset& data,
+                                                 const FitOptions& options, int64_t begin,
+                                                 int64_t rows) {
+  if (options.fisher == FisherKind::kEmpirical) {
+    return std::vector<int32_t>(data.labels.begin() + begin, data.labels.begin() + begin + rows);
+  }
+  ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(data.row(begin), rows));
+  return SampleLabels(probs, MixSeed(options.seed ^ MixSeed(static_cast<uint64_t>(begin))));
+}
+
+}  // namespace
+
+std::vector<int32_t> SampleLabels(const Eigen::MatrixXf& probabilities, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::vector<int32_t> labels(probabilities.rows());
+  for (int64_t r = 0; r < probabilities.rows(); ++r) {
+    // Inverse-CDF sampling with a 53-bit uniform from the raw generator: the same labels on every
+    // standard library (std::discrete_distribution's algorithm is implementation-defined).
+    double total = 0;
+    for (int64_t c = 0; c < probabilities.cols(); ++c) {
+      const double p = probabilities(r, c);
+      if (std::isfinite(p) && p > 0) total += p;
+    }
+    const double u = static_cast<double>(gen() >> 11) * 0x1.0p-53 * total;
+    int32_t label = 0;
+    double cumulative = 0;
+    for (int64_t c = 0; c < probabilities.cols(); ++c) {
+      const double p = probabilities(r, c);
+      if (!(std::isfinite(p) && p > 0)) continue;
+      label = static_cast<int32_t>(c);  // last class with positive mass, if u hits the end
+      cumulative += p;
+      if (u < cumulative) break;
+    }
+    labels[r] = label;
+  }
+  return labels;
+}
+
+absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const Dataset& data,
+                                                     const FitOptions& options,
+                                                     const ProgressFn& progress) {
+  RETURN_IF_ERROR(ValidateInputs(model, data, options));
+  const ParamLayout& layout = model.layout();
+  const int64_t n = std::min(options.max_examples, data.size());
+
+  KroneckerFactors factors;
+  factors.layout = layout;
+  factors.examples = n;
+  factors.fisher = options.fisher == FisherKind::kTrue ? "true" : "empirical";
+  for (const TrackedLayer& layer : layout.layers) {
+    LayerFactors f;
+    f.a_cov = Eigen::MatrixXd::Zero(layer.cols(), layer.cols());
+    f.s_cov = Eigen::MatrixXd::Zero(layer.out, layer.out);
+    f.corrected = Eigen::MatrixXd::Zero(layer.out, layer.cols());
+    factors.layers.push_back(std::move(f));
+  }
+
+  // Pass 1: covariances (lower triangles via symmetric rank-k updates).
+  int64_t position_rows = 0;
+  ReportProgress(progress, "covariance", 0, n);
+  for (int64_t begin = 0; begin < n; begin += options.batch_size) {
+    const int64_t rows = std::min(options.batch_size, n - begin);
+    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, data, options, begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
+    RETURN_IF_ERROR(CheckCapture(capture, layout, rows));
+    position_rows += rows * capture.positions;
+    for (size_t l = 0; l < layout.layers.size(); ++l) {
+      const LayerCapture& c = capture.layers[l];
+      LayerFactors& f = factors.layers[l];
+      const Eigen::MatrixXd a = c.a.cast<double>().transpose();  // cols x rows
+      const Eigen::MatrixXd g = c.g.cast<double>().transpose();  // out x rows
+      f.a_cov.selfadjointView<Eigen::Lower>().rankUpdate(a);
+      f.s_cov.selfadjointView<Eigen::Lower>().rankUpdate(g);
+    }
+    ReportProgress(progress, "covariance", begin + rows, n);
+  }
+  for (LayerFactors& f : factors.layers) {
+    f.a_cov = f.a_cov.selfadjointView<Eigen::Lower>();
+    f.s_cov = f.s_cov.selfadjointView<Eigen::Lower>();
+    f.a_cov /= static_cast<double>(position_rows);
+    f.s_cov /= static_cast<double>(n);
+  }
+  RETURN_IF_ERROR(DecomposeFactors(&factors));
+
+  // Pass 2: eigenvalue correction in the Kronecker eigenbasis, same labels as pass 1.
+  ReportProgress(progress, "eigen-correction", 0, n);
+  for (int64_t begin = 0; begin < n; begin += options.batch_size) {
+    const int64_t rows = std::min(options.batch_size, n - begin);
+    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, data, options, begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
+    RETURN_IF_ERROR(CheckCapture(capture, layout, rows));
+    const int64_t positions = capture.positions;
+    for (size_t l = 0; l < layout.layers.size(); ++l) {
+      const LayerCapture& c = capture.layers[l];
+      LayerFactors& f = factors.layers[l];
+      const Eigen::MatrixXd ar = c.a.cast<double>() * f.q_a;  // rows x cols: (Q_A^T a)^T
+      const Eigen::MatrixXd gr = c.g.cast<double>() * f.q_s;  // rows x out:  (Q_S^T g)^T
+      if (positions == 1) {
+        // (Q_S^T g a^T Q_A)_{ij}^2 = (Q_S^T g)_i^2 (Q_A^T a)_j^2: one GEMM for the batch.
+        f.corrected.noalias() += gr.array().square().matrix().transpose() *
+                                 ar.array().square().matrix();
+      } else {
+        for (int64_t s = 0; s < rows; ++s) {
+          const Eigen::MatrixXd v = gr.middleRows(s * positions, positions).transpose() *
+                                    ar.middleRows(s * positions, positions);
+          f.corrected.array() += v.array().square();
+        }
+      }
+    }
+    ReportProgress(progress, "eigen-correction", begin + rows, n);
+  }
+  for (LayerFactors& f : factors.layers) f.corrected /= static_cast<double>(n);
+  return factors;
+}
+
+}  // namespace tda

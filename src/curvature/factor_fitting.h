@@ -1,0 +1,35 @@
+// Estimates KroneckerFactors for a model on a training set: one streaming pass for the
+// covariances A and S, eigendecomposition, and a second pass for the EK-FAC eigenvalue
+// correction. Memory does not grow with the data set size.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "common/progress.h"
+#include "curvature/ekfac.h"
+#include "data/dataset.h"
+#include "model/model.h"
+
+namespace tda {
+
+enum class FisherKind {
+  kTrue,       // labels sampled from the model's predictive distribution (default)
+  kEmpirical,  // the data set's own labels
+};
+
+struct FitOptions {
+  FisherKind fisher = FisherKind::kTrue;
+  int64_t max_examples = 100000;  // first N samples of the data set are used
+  int64_t batch_size = 512;
+  uint64_t seed = 0;              // label sampling
+};
+
+absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const Dataset& data,
+                                                     const FitOptions& options,
+                                                     const ProgressFn& progress = {});
+
+// Labels drawn from each row of `probabilities` (rows x classes) with a seeded generator.
+std::vector<int32_t> SampleLabels(const Eigen::MatrixXf& probabilities, uint64_t seed);
+
+}  // namespace tda

@@ -1,0 +1,81 @@
+#include "grad/projection.h"
+
+#include <cmath>
+#include <random>
+
+namespace tda {
+namespace {
+
+// k x n Gaussian matrix with entries N(0, 1/k), seeded per layer and side.
+Eigen::MatrixXd GaussianMatrix(int64_t k, int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0 / std::sqrt(static_cast<double>(k)));
+  Eigen::MatrixXd m(k, n);
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < n; ++j) m(i, j) = normal(rng);
+  }
+  return m;
+}
+
+}  // namespace
+
+Projection::Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t seed)
+    : layout_(layout), dim_per_side_(dim_per_side), seed_(seed) {
+  for (size_t l = 0; l < layout.layers.size(); ++l) {
+    const TrackedLayer& layer = layout.layers[l];
+    LayerProjection p;
+    const bool project_out = dim_per_side > 0 && dim_per_side < layer.out;
+    const bool project_in = dim_per_side > 0 && dim_per_side < layer.cols();
+    p.k_out = project_out ? dim_per_side : layer.out;
+    p.k_in = project_in ? dim_per_side : layer.cols();
+    // Distinct, reproducible streams for every layer and side.
+    const uint64_t layer_seed = seed * 0x9E3779B97F4A7C15ull + 2 * l;
+    if (project_out) p.p_out = GaussianMatrix(p.k_out, layer.out, layer_seed);
+    if (project_in) p.p_in = GaussianMatrix(p.k_in, layer.cols(), layer_seed + 1);
+    p.p_out_f = p.p_out.cast<float>();
+    p.p_in_f = p.p_in.cast<float>();
+    p.offset = output_dim_;
+    output_dim_ += p.k_out * p.k_in;
+    layers_.push_back(std::move(p));
+  }
+}
+
+std::vector<int64_t> Projection::layer_output_dims() const {
+  std::vector<int64_t> dims;
+  for (const LayerProjection& p : layers_) dims.push_back(p.k_out * p.k_in);
+  return dims;
+}
+
+RowMatrixXf Projection::ProjectCapture(const BatchCapture& capture) const {
+  const int64_t n = capture.samples, t = capture.positions;
+  RowMatrixXf out(n, output_dim_);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const LayerProjection& p = layers_[l];
+    const LayerCapture& lc = capture.layers[l];
+    // Project every position's g and a once; then G_i' = sum_t (P_g g_t)(P_a a_t)^T.
+    RowMatrixXf g = p.p_out_f.size() ? RowMatrixXf(lc.g * p.p_out_f.transpose()) : lc.g;
+    RowMatrixXf a = p.p_in_f.size() ? RowMatrixXf(lc.a * p.p_in_f.transpose()) : lc.a;
+    for (int64_t i = 0; i < n; ++i) {
+      Eigen::Map<RowMatrixXf>(out.row(i).data() + p.offset, p.k_out, p.k_in).noalias() =
+          g.middleRows(i * t, t).transpose() * a.middleRows(i * t, t);
+    }
+  }
+  return out;
+}
+
+Eigen::MatrixXd Projection::ProjectColumns(const Eigen::MatrixXd& grads) const {
+  Eigen::MatrixXd out(output_dim_, grads.cols());
+  for (Eigen::Index q = 0; q < grads.cols(); ++q) {
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const TrackedLayer& layer = layout_.layers[l];
+      const LayerProjection& p = layers_[l];
+      Eigen::Map<const RowMatrixXd> g(grads.col(q).data() + layer.offset, layer.out, layer.cols());
+      RowMatrixXd left = p.p_out.size() ? RowMatrixXd(p.p_out * g) : RowMatrixXd(g);
+      Eigen::Map<RowMatrixXd>(out.col(q).data() + p.offset, p.k_out, p.k_in) =
+          p.p_in.size() ? RowMatrixXd(left * p.p_in.transpose()) : left;
+    }
+  }
+  return out;
+}
+
+}  // namespace tda

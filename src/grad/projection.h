@@ -1,0 +1,51 @@
+// Seeded Kronecker-structured random projection of gradients (LoGra-style): for a tracked
+// layer with gradient G (out x cols), the projected gradient is P_g G P_a^T with Gaussian
+// P_g (k_out x out) and P_a (k_in x cols), entries N(0, 1/k), so E[<Px, Py>] = <x, y>.
+// A side whose size is <= k is left unprojected (identity), so small layers stay exact;
+// dim_per_side == 0 means no projection at all (exact gradients).
+// For one position, P_g (g a^T) P_a^T = (P_g g)(P_a a)^T, so projecting training gradients costs
+// two small matrix-vector products per sample instead of forming G.
+//
+// Immutable after construction; safe to share across threads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/layer_capture.h"
+#include "model/param_layout.h"
+
+namespace tda {
+
+class Projection {
+ public:
+  Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t seed);
+
+  int64_t dim_per_side() const { return dim_per_side_; }
+  uint64_t seed() const { return seed_; }
+  int64_t input_dim() const { return layout_.total(); }
+  int64_t output_dim() const { return output_dim_; }
+  // Projected size of each tracked layer (k_out * k_in), in layout order.
+  std::vector<int64_t> layer_output_dims() const;
+
+  // Projected per-sample gradients straight from a capture: samples x output_dim().
+  RowMatrixXf ProjectCapture(const BatchCapture& capture) const;
+
+  // Projects full gradients given as columns: input_dim() x Q -> output_dim() x Q.
+  Eigen::MatrixXd ProjectColumns(const Eigen::MatrixXd& grads) const;
+
+ private:
+  struct LayerProjection {
+    Eigen::MatrixXd p_out;  // k_out x out (empty = identity)
+    Eigen::MatrixXd p_in;   // k_in x cols (empty = identity)
+    Eigen::MatrixXf p_out_f, p_in_f;  // float copies for projecting captures
+    int64_t k_out, k_in, offset;
+  };
+  ParamLayout layout_;
+  int64_t dim_per_side_;
+  uint64_t seed_;
+  int64_t output_dim_ = 0;
+  std::vector<LayerProjection> layers_;
+};
+
+}  // namespace tda

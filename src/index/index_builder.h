@@ -1,0 +1,31 @@
+// Builds a gradient index for a trained model: copies the model into DIR/model, fits EK-FAC
+// factors (one pass for covariances, one for eigenvalue corrections), then streams the training
+// set once more to write projected per-sample gradients, with progress. Memory does not grow
+// with the number of rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/progress.h"
+#include "curvature/factor_fitting.h"
+#include "data/dataset.h"
+
+namespace tda {
+
+struct IndexBuildOptions {
+  std::string model_dir;
+  std::string out_dir;
+  int64_t projection_dim_per_side = 32;  // 0 = exact per-sample gradients
+  uint64_t projection_seed = 0;
+  FitOptions fit;
+  int64_t batch_size = 512;
+  int64_t rows_per_shard = 1 << 16;
+};
+
+// `train` must be the data set the model was trained on (its ids become the row ids).
+absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
+                        const IndexBuildOptions& options, const ProgressFn& progress = {});
+
+}  // namespace tda

@@ -1,0 +1,221 @@
+#include "index/index_writer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+#include <unordered_set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace tda {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the index stores little-endian floats as they are in memory");
+
+constexpr char kSamplesFile[] = "samples.tsv";
+constexpr char kFactorsFile[] = "factors.safetensors";
+constexpr char kModelWeightsFile[] = "model/model.safetensors";
+constexpr char kModelConfigFile[] = "model/config.json";
+
+std::string ShardName(size_t index) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "grads-%05zu.f32", index);
+  return name;
+}
+
+std::string Join(const std::string& dir, const std::string& file) { return dir + "/" + file; }
+
+// Files a previous build may have left: its shards, its sample table, and temporaries of a
+// build that was killed. Never the caller's factors or model files.
+bool IsStaleBuildFile(const std::string& name) {
+  if (absl::StrContains(name, ".tmp-")) {
+    return absl::StartsWith(name, "grads-") || absl::StartsWith(name, "samples.tsv") ||
+           absl::StartsWith(name, kManifestFile);
+  }
+  return name == kSamplesFile || (absl::StartsWith(name, "grads-") && absl::EndsWith(name, ".f32"));
+}
+
+bool HasFieldSeparator(const std::string& s) {
+  return s.find_first_of("\t\n\r") != std::string::npos;
+}
+
+std::string SanitizePreview(std::string preview) {
+  std::replace_if(
+      preview.begin(), preview.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; },
+      ' ');
+  return preview;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::string& dir,
+                                                                 int64_t dim,
+                                                                 int64_t rows_per_shard) {
+  if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat("index dim must be > 0, got ", dim));
+  if (rows_per_shard <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows_per_shard must be > 0, got ", rows_per_shard));
+  }
+  RETURN_IF_ERROR(MakeDirectories(dir));
+  // The manifest goes first and durably: from here on the directory holds no index that opens,
+  // whatever happens to the rest of this build.
+  std::error_code ec;
+  std::filesystem::remove(Join(dir, kManifestFile), ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot remove old manifest ",
+                                            Join(dir, kManifestFile), ": ", ec.message()));
+  }
+  RETURN_IF_ERROR(SyncDirectory(dir));
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (!IsStaleBuildFile(name)) continue;
+    std::error_code remove_ec;
+    std::filesystem::remove(entry.path(), remove_ec);
+    if (remove_ec) {
+      return absl::InternalError(absl::StrCat("cannot remove stale index file ",
+                                              entry.path().string(), ": ", remove_ec.message()));
+    }
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot list directory ", dir, ": ", ec.message()));
+  }
+  std::unique_ptr<IndexWriter> writer(new IndexWriter());
+  writer->dir_ = dir;
+  writer->dim_ = dim;
+  writer->rows_per_shard_ = rows_per_shard;
+  return writer;
+}
+
+IndexWriter::~IndexWriter() = default;  // An uncommitted shard's temporary file is removed.
+
+absl::Status IndexWriter::AppendRows(const float* rows, const std::vector<SampleRecord>& samples) {
+  if (closed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("IndexWriter for ", dir_, " is closed (finished, or an earlier call failed)"));
+  }
+  for (const SampleRecord& sample : samples) {
+    if (sample.id.empty() || HasFieldSeparator(sample.id) || HasFieldSeparator(sample.source)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sample id '", sample.id, "' / source '", sample.source,
+          "': ids must be non-empty and ids and sources must not contain tabs or newlines"));
+    }
+  }
+  if (samples.empty()) return absl::OkStatus();
+  if (rows == nullptr) return absl::InvalidArgumentError("AppendRows: rows is null");
+
+  const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
+  const char* data = reinterpret_cast<const char*>(rows);
+  int64_t remaining = static_cast<int64_t>(samples.size());
+  while (remaining > 0) {
+    if (!shard_) {
+      shard_ = std::make_unique<AtomicFileWriter>();
+      shard_hash_ = std::make_unique<Xxh3Stream>();
+      shard_begin_ = rows_;
+      absl::Status opened = shard_->Open(Join(dir_, ShardName(shards_.size())));
+      if (!opened.ok()) {
+        closed_ = true;
+        return opened;
+      }
+    }
+    int64_t n = std::min(remaining, rows_per_shard_ - (rows_ - shard_begin_));
+    size_t bytes = static_cast<size_t>(n) * row_bytes;
+    absl::Status appended = shard_->Append(data, bytes);
+    if (!appended.ok()) {
+      closed_ = true;
+      return appended;
+    }
+    shard_hash_->Update(data, bytes);
+    data += bytes;
+    rows_ += n;
+    remaining -= n;
+    if (rows_ - shard_begin_ == rows_per_shard_) {
+      absl::Status closed = CloseShard();
+      if (!closed.ok()) {
+        closed_ = true;
+        return closed;
+      }
+    }
+  }
+  for (const SampleRecord& sample : samples) {
+    samples_.push_back(sample);
+    samples_.back().preview = SanitizePreview(sample.preview);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IndexWriter::CloseShard() {
+  RETURN_IF_ERROR(shard_->Commit());
+  ShardEntry entry;
+  entry.file.file = ShardName(shards_.size());
+  entry.file.bytes = shard_->bytes_written();
+  entry.file.xxh3 = ChecksumHex(shard_hash_->Digest());
+  entry.row_begin = shard_begin_;
+  entry.row_end = rows_;
+  shards_.push_back(std::move(entry));
+  shard_.reset();
+  shard_hash_.reset();
+  shard_begin_ = rows_;
+  return absl::OkStatus();
+}
+
+absl::Status IndexWriter::Finish(Manifest manifest) {
+  if (closed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("IndexWriter for ", dir_, " is closed (finished, or an earlier call failed)"));
+  }
+  if (shard_) RETURN_IF_ERROR(CloseShard());
+
+  std::unordered_set<std::string> ids;
+  std::string table;
+  for (const SampleRecord& sample : samples_) {
+    if (!ids.insert(sample.id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sample id '", sample.id, "' appears more than once in index ", dir_));
+    }
+    absl::StrAppend(&table, sample.id, "\t", sample.source, "\t", sample.label, "\t",
+                    sample.preview, "\n");
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(Join(dir_, kSamplesFile), table));
+
+  manifest.format_version = kIndexFormatVersion;
+  manifest.dtype = "f32";
+  manifest.rows = rows_;
+  manifest.dim = dim_;
+  manifest.shards = shards_;
+  manifest.samples = {kSamplesFile, table.size(), ChecksumHex(Xxh3(table))};
+  ASSIGN_OR_RETURN(manifest.factors, DescribeFile(dir_, kFactorsFile));
+  ASSIGN_OR_RETURN(manifest.model_weights, DescribeFile(dir_, kModelWeightsFile));
+  ASSIGN_OR_RETURN(manifest.model_config, DescribeFile(dir_, kModelConfigFile));
+
+  const std::string path = Join(dir_, kManifestFile);
+  std::string text = ManifestToJson(manifest);
+  // Never write a manifest this reader would refuse (e.g. layer_dims that do not sum to dim).
+  absl::StatusOr<Manifest> reread = ManifestFromJson(text, path);
+  if (!reread.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to write an invalid manifest: ", reread.status().message()));
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(path, text));
+  closed_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path) {
+  const std::string path = Join(dir, relative_path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "index file ", relative_path, " is missing from ", dir,
+        " (it must be written into the index directory before the manifest)"));
+  }
+  uint64_t bytes = std::filesystem::file_size(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", ec.message()));
+  ASSIGN_OR_RETURN(uint64_t checksum, FileXxh3(path));
+  return FileEntry{relative_path, bytes, ChecksumHex(checksum)};
+}
+
+}  // namespace tda

@@ -1,0 +1,64 @@
+// Writes a gradient index directory. Usage: Create (removes any old manifest first, so an
+// interrupted build never leaves an index that opens), AppendRows any number of times (rows are
+// streamed into shard files, each written temp + fsync + rename with a running XXH3), then
+// Finish with the remaining fields, which writes samples.tsv and, last, the manifest.
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/atomic_file.h"
+#include "common/checksum.h"
+#include "index/manifest.h"
+
+namespace tda {
+
+struct SampleRecord {
+  std::string id;
+  std::string source;
+  int32_t label = -1;
+  std::string preview;  // short human-readable description (no tabs or newlines)
+};
+
+class IndexWriter {
+ public:
+  static absl::StatusOr<std::unique_ptr<IndexWriter>> Create(const std::string& dir, int64_t dim,
+                                                             int64_t rows_per_shard = 1 << 16);
+  ~IndexWriter();
+
+  // `rows` is count x dim float32, row-major; `samples` has count entries.
+  [[nodiscard]] absl::Status AppendRows(const float* rows, const std::vector<SampleRecord>& samples);
+
+  // Files already written into the directory by the caller (factors, model) are checksummed
+  // here: pass their paths relative to dir. `manifest` supplies the descriptive fields; rows,
+  // dim, shards and the file entries are filled in.
+  [[nodiscard]] absl::Status Finish(Manifest manifest);
+
+  const std::string& dir() const { return dir_; }
+  int64_t rows() const { return rows_; }
+
+ private:
+  IndexWriter() = default;
+  absl::Status CloseShard();
+
+  std::string dir_;
+  int64_t dim_ = 0;
+  int64_t rows_per_shard_ = 0;
+  int64_t rows_ = 0;
+  std::vector<SampleRecord> samples_;
+  std::vector<ShardEntry> shards_;
+  std::unique_ptr<AtomicFileWriter> shard_;
+  std::unique_ptr<Xxh3Stream> shard_hash_;
+  int64_t shard_begin_ = 0;
+  bool closed_ = false;  // after Finish, or after a failed AppendRows
+};
+
+// Checksums an existing file of the index directory into a FileEntry.
+absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path);
+
+}  // namespace tda

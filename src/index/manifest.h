@@ -1,0 +1,57 @@
+// The manifest of a gradient index directory (docs/index_format.md): what the index holds and
+// the checksum of every other file in it. It is written last and atomically, so an index
+// without a valid manifest does not exist. Readers refuse newer format versions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tda {
+
+inline constexpr int kIndexFormatVersion = 1;
+inline constexpr char kManifestFile[] = "manifest.json";
+
+struct FileEntry {
+  std::string file;       // relative to the index directory
+  uint64_t bytes = 0;
+  std::string xxh3;       // 16 hex digits
+};
+
+struct ShardEntry {
+  FileEntry file;
+  int64_t row_begin = 0;  // first row (inclusive)
+  int64_t row_end = 0;    // last row (exclusive)
+};
+
+struct Manifest {
+  int format_version = kIndexFormatVersion;
+  std::string model_fingerprint;
+  std::string dataset;          // e.g. "fashion-mnist/train"
+  std::string data_dir;         // where the training data was read from
+  std::string dtype = "f32";
+  int64_t rows = 0;
+  int64_t dim = 0;              // projected gradient dimension per row
+  // Projection (see grad/projection.h)
+  std::string projection_kind = "kronecker-gaussian";
+  int64_t projection_dim_per_side = 0;  // 0 = exact gradients
+  uint64_t projection_seed = 0;
+  std::vector<int64_t> layer_dims;      // projected size of each tracked layer
+  // Curvature
+  std::string fisher = "true";
+  int64_t factor_examples = 0;
+  std::vector<ShardEntry> shards;
+  FileEntry factors;            // factors.safetensors
+  FileEntry samples;            // samples.tsv
+  FileEntry model_weights;      // model/model.safetensors
+  FileEntry model_config;       // model/config.json
+};
+
+std::string ManifestToJson(const Manifest& manifest);
+// kDataLoss for malformed JSON or inconsistent fields, kFailedPrecondition for a newer
+// format version; messages name `source`.
+absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& source);
+
+}  // namespace tda

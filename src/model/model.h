@@ -1,0 +1,64 @@
+// A model tda can attribute: an architecture built from tracked layers (see param_layout.h),
+// implemented in C++ on LibTorch behind this torch-free interface.
+//
+// Thread-safety: the const methods may be called concurrently (Capture uses autograd.grad
+// with respect to layer outputs, never accumulating into parameter .grad). SetParameters
+// and training require exclusive access.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <Eigen/Core>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "model/layer_capture.h"
+#include "model/model_config.h"
+#include "model/param_layout.h"
+
+namespace tda {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual const ParamLayout& layout() const = 0;
+
+  // Class probabilities, rows x num_classes, for `rows` inputs of config().input_dim floats.
+  virtual absl::StatusOr<Eigen::MatrixXf> Predict(const float* inputs, int64_t rows) const = 0;
+
+  // Forward and backward pass of the sum over the batch of cross-entropy(inputs_i, labels_i):
+  // records a and g of every tracked layer and the per-sample losses.
+  // kInvalidArgument for labels out of range or non-finite inputs.
+  virtual absl::StatusOr<BatchCapture> Capture(const float* inputs, const int32_t* labels,
+                                               int64_t rows) const = 0;
+
+  // All tracked parameters as one flat vector in ParamLayout order, and back.
+  virtual Eigen::VectorXf Parameters() const = 0;
+  virtual absl::Status SetParameters(const Eigen::VectorXf& flat) = 0;
+
+  // XXH3 of the weights: ties an index to the exact model that produced it.
+  virtual std::string Fingerprint() const = 0;
+
+  // Writes model.safetensors (PyTorch-style names, e.g. layers.0.weight) and config.json.
+  virtual absl::Status Save(const std::string& dir, const TrainRecipe& recipe) const = 0;
+};
+
+// A freshly initialised model (PyTorch's default Linear initialisation, seeded).
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed);
+
+// Loads a directory written by Model::Save; `recipe` (optional) receives the saved recipe.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRecipe* recipe = nullptr);
+
+}  // namespace tda
+
+namespace tda {
+
+// Sets LibTorch's intra-op threads to `threads` (0 = OMP_NUM_THREADS if set, else all cores).
+// LibTorch defaults to 1 thread on this platform; every binary calls this once at start.
+void InitComputeThreads(int threads = 0);
+
+}  // namespace tda

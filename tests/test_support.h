@@ -1,0 +1,77 @@
+// Shared test helpers: status matchers (abseil 20220623 has no StatusIs), real Fashion-MNIST
+// subsets, and small models trained on them. Everything is real data; nothing is mocked.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "data/dataset.h"
+#include "model/model.h"
+
+namespace tda::testing {
+
+inline const absl::Status& internal_status(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& internal_status(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("shard")));
+MATCHER_P2(StatusIs, code, message_matcher, "") {
+  const absl::Status& status = internal_status(arg);
+  if (status.code() != code) {
+    *result_listener << "code is " << absl::StatusCodeToString(status.code()) << ": "
+                     << status.message();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(message_matcher, std::string(status.message()),
+                                       result_listener);
+}
+
+
+#define TDA_ASSERT_OK(expr)                                           \
+  do {                                                                \
+    const auto& tda_s_ = (expr);                                      \
+    ASSERT_TRUE(::tda::testing::internal_status(tda_s_).ok())         \
+        << ::tda::testing::internal_status(tda_s_).ToString();        \
+  } while (0)
+
+// A fresh temporary directory, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// First `n` samples of the real Fashion-MNIST split (cached per process).
+const Dataset& FashionTrain(int64_t n);
+const Dataset& FashionTest(int64_t n);
+
+// A model trained for real on the first `train_size` Fashion-MNIST training images.
+struct TinyModelSpec {
+  std::vector<int64_t> hidden = {16};
+  int64_t train_size = 1000;
+  int64_t epochs = 3;
+  double weight_decay = 0.0;
+  uint64_t seed = 0;
+  // Optional downsampling of the 28x28 input to side x side (0 = no downsampling), so exact
+  // curvature matrices stay small.
+  int64_t input_side = 0;
+};
+std::unique_ptr<Model> TrainTinyModel(const TinyModelSpec& spec, TrainRecipe* recipe_out = nullptr);
+
+// Downsamples 28x28 Fashion-MNIST images to side x side by area averaging.
+Dataset Downsample(const Dataset& data, int64_t side);
+
+}  // namespace tda::testing
