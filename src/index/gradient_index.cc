@@ -74,7 +74,7 @@ absl::Status ParseSamples(const std::string& text, const std::string& source, in
     return absl::DataLossError(
         absl::StrCat("index samples ", source, ": last line has no newline (truncated?)"));
   }
-  std::vector<std::string_view> lines = absl::StrSplit(text, '\n');
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
   lines.pop_back();  // Empty piece after the final newline (or the whole of an empty file).
   if (static_cast<int64_t>(lines.size()) != rows) {
     return absl::DataLossError(absl::StrCat("index samples ", source, ": ", lines.size(),
@@ -83,7 +83,7 @@ absl::Status ParseSamples(const std::string& text, const std::string& source, in
   samples->reserve(lines.size());
   row_of_id->reserve(lines.size());
   for (size_t i = 0; i < lines.size(); ++i) {
-    std::vector<std::string_view> fields = absl::StrSplit(lines[i], '\t');
+    std::vector<absl::string_view> fields = absl::StrSplit(lines[i], '\t');
     SampleRecord sample;
     if (fields.size() != 4 || fields[0].empty() ||
         !absl::SimpleAtoi(fields[2], &sample.label)) {
