@@ -14,6 +14,16 @@
 #include "data/dataset.h"
 #include "model/model.h"
 
+// Lets GoogleTest print a StatusOr (its status) in failure messages.
+namespace absl {
+inline namespace debian3 {
+template <typename T>
+void PrintTo(const StatusOr<T>& s, std::ostream* os) {
+  *os << s.status();
+}
+}  // namespace debian3
+}  // namespace absl
+
 namespace tda::testing {
 
 inline const absl::Status& internal_status(const absl::Status& s) { return s; }
@@ -23,7 +33,9 @@ const absl::Status& internal_status(const absl::StatusOr<T>& s) {
 }
 
 // EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("shard")));
-MATCHER_P2(StatusIs, code, message_matcher, "") {
+MATCHER_P2(StatusIs, code, message_matcher,
+           "has code " + absl::StatusCodeToString(code) + " and a message that " +
+               ::testing::DescribeMatcher<std::string>(message_matcher)) {
   const absl::Status& status = internal_status(arg);
   if (status.code() != code) {
     *result_listener << "code is " << absl::StatusCodeToString(status.code()) << ": "

@@ -100,7 +100,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Read(const std
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::string bytes,
                                                                         std::string source) {
-  auto corrupt = [&source](const std::string& what) {
+  auto corrupt = [source](const std::string& what) {
     return absl::DataLossError(absl::StrCat("safetensors file ", source, ": ", what));
   };
   if (bytes.size() < 8) return corrupt(absl::StrCat("only ", bytes.size(), " bytes, truncated"));

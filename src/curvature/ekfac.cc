@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
+#include "model/layer_capture.h"
 
 namespace tda {
 namespace {

@@ -4,7 +4,7 @@
 
 namespace tda {
 
-std::string_view MethodName(Method method) {
+const char* MethodName(Method method) {
   switch (method) {
     case Method::kEkfac: return "ekfac";
     case Method::kKfac: return "kfac";
@@ -18,11 +18,11 @@ std::string_view MethodName(Method method) {
 absl::StatusOr<Method> ParseMethod(std::string_view name) {
   for (Method m : {Method::kEkfac, Method::kKfac, Method::kGradientDot, Method::kExact,
                    Method::kLissa}) {
-    if (MethodName(m) == name) return m;
+    if (name == MethodName(m)) return m;
   }
   if (name == "gradient_dot") return Method::kGradientDot;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown preconditioning method '", name,
+      absl::StrCat("unknown preconditioning method '", std::string(name),
                    "'; expected one of ekfac, kfac, gradient-dot, exact, lissa"));
 }
 

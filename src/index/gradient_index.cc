@@ -33,10 +33,9 @@ std::string Describe(const FileEntry& entry, bool shard) {
 }
 
 absl::Status SizeMismatch(const FileEntry& entry, bool shard, uint64_t actual) {
-  return absl::DataLossError(absl::StrCat(Describe(entry, shard), ": ", actual,
-                                          " bytes, manifest says ", entry.bytes,
-                                          actual < entry.bytes ? " (truncated?)"
-                                                               : " (overwritten or appended to?)"));
+  return absl::DataLossError(
+      absl::StrCat(Describe(entry, shard), ": ", actual, " bytes, manifest says ", entry.bytes,
+                   actual < entry.bytes ? " (truncated?)" : " (overwritten or appended to?)"));
 }
 
 absl::Status ChecksumMismatch(const FileEntry& entry, bool shard, uint64_t actual) {
@@ -46,8 +45,8 @@ absl::Status ChecksumMismatch(const FileEntry& entry, bool shard, uint64_t actua
 }
 
 absl::Status Missing(const FileEntry& entry, bool shard, const std::string& dir) {
-  return absl::DataLossError(absl::StrCat(Describe(entry, shard), " is missing from ", dir,
-                                          " (the manifest lists it)"));
+  return absl::DataLossError(
+      absl::StrCat(Describe(entry, shard), " is missing from ", dir, " (the manifest lists it)"));
 }
 
 // Checks a non-shard file's size and, with kFull, its checksum.
@@ -85,19 +84,19 @@ absl::Status ParseSamples(const std::string& text, const std::string& source, in
   for (size_t i = 0; i < lines.size(); ++i) {
     std::vector<absl::string_view> fields = absl::StrSplit(lines[i], '\t');
     SampleRecord sample;
-    if (fields.size() != 4 || fields[0].empty() ||
-        !absl::SimpleAtoi(fields[2], &sample.label)) {
+    if (fields.size() != 4 || fields[0].empty() || !absl::SimpleAtoi(fields[2], &sample.label)) {
       return absl::DataLossError(absl::StrCat(
           "index samples ", source, " line ", i + 1,
           ": expected 4 tab-separated fields (non-empty id, source, integer label, preview), "
-          "found ", fields.size(), " fields"));
+          "found ",
+          fields.size(), " fields"));
     }
     sample.id = std::string(fields[0]);
     sample.source = std::string(fields[1]);
     sample.preview = std::string(fields[3]);
     if (!row_of_id->emplace(sample.id, static_cast<int64_t>(i)).second) {
-      return absl::DataLossError(absl::StrCat("index samples ", source, " line ", i + 1,
-                                              ": id '", sample.id, "' appears twice"));
+      return absl::DataLossError(absl::StrCat("index samples ", source, " line ", i + 1, ": id '",
+                                              sample.id, "' appears twice"));
     }
     samples->push_back(std::move(sample));
   }
@@ -107,7 +106,7 @@ absl::Status ParseSamples(const std::string& text, const std::string& source, in
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GradientIndex>> GradientIndex::Open(const std::string& dir,
-                                                                     Verify verify) {
+                                                                   Verify verify) {
   const std::string manifest_path = Join(dir, kManifestFile);
   std::error_code ec;
   if (!std::filesystem::exists(manifest_path, ec)) {
@@ -177,8 +176,8 @@ absl::StatusOr<std::unique_ptr<GradientIndex>> GradientIndex::Open(const std::st
       return ChecksumMismatch(m.samples, false, checksum);
     }
   }
-  RETURN_IF_ERROR(ParseSamples(samples_text, samples_path, m.rows, &index->samples_,
-                               &index->row_of_id_));
+  RETURN_IF_ERROR(
+      ParseSamples(samples_text, samples_path, m.rows, &index->samples_, &index->row_of_id_));
   return index;
 }
 

@@ -66,8 +66,8 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::stri
   std::error_code ec;
   std::filesystem::remove(Join(dir, kManifestFile), ec);
   if (ec) {
-    return absl::InternalError(absl::StrCat("cannot remove old manifest ",
-                                            Join(dir, kManifestFile), ": ", ec.message()));
+    return absl::InternalError(
+        absl::StrCat("cannot remove old manifest ", Join(dir, kManifestFile), ": ", ec.message()));
   }
   RETURN_IF_ERROR(SyncDirectory(dir));
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
@@ -208,9 +208,9 @@ absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string
   const std::string path = Join(dir, relative_path);
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "index file ", relative_path, " is missing from ", dir,
-        " (it must be written into the index directory before the manifest)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("index file ", relative_path, " is missing from ", dir,
+                     " (it must be written into the index directory before the manifest)"));
   }
   uint64_t bytes = std::filesystem::file_size(path, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", ec.message()));

@@ -112,16 +112,18 @@ class FieldReader {
     RETURN_IF_ERROR(UInt64("bytes", &out->bytes));
     RETURN_IF_ERROR(String("xxh3", &out->xxh3));
     if (!IsRelativeInside(out->file)) {
-      return absl::DataLossError(absl::StrCat("index manifest ", source_, ": field '",
-                                              Name("file"), "' must be a relative path inside "
-                                              "the index directory, found '", out->file, "'"));
+      return absl::DataLossError(absl::StrCat("index manifest ", source_, ": field '", Name("file"),
+                                              "' must be a relative path inside "
+                                              "the index directory, found '",
+                                              out->file, "'"));
     }
     bool hex = out->xxh3.size() == 16;
     for (char c : out->xxh3) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
     if (!hex) {
-      return absl::DataLossError(absl::StrCat("index manifest ", source_, ": field '",
-                                              Name("xxh3"), "' must be 16 lowercase hex digits, "
-                                              "found '", out->xxh3, "'"));
+      return absl::DataLossError(absl::StrCat("index manifest ", source_, ": field '", Name("xxh3"),
+                                              "' must be 16 lowercase hex digits, "
+                                              "found '",
+                                              out->xxh3, "'"));
     }
     return absl::OkStatus();
   }
@@ -132,10 +134,9 @@ class FieldReader {
 
   absl::Status Error(const std::string& name, const std::string& expected,
                      const json& found) const {
-    return absl::DataLossError(absl::StrCat("index manifest ", source_, ": field '", name,
-                                            "' must be ", expected, ", found ",
-                                            found.dump(-1, ' ', false,
-                                                       json::error_handler_t::replace)));
+    return absl::DataLossError(
+        absl::StrCat("index manifest ", source_, ": field '", name, "' must be ", expected,
+                     ", found ", found.dump(-1, ' ', false, json::error_handler_t::replace)));
   }
   absl::Status Error(const std::string& name, const std::string& expected) const {
     return Error(name, expected, object_);
@@ -156,8 +157,8 @@ absl::Status Inconsistent(const std::string& source, const std::string& what) {
 absl::Status Validate(const Manifest& m, const std::string& source) {
   size_t element = RowDTypeSize(m.dtype);
   if (element == 0) {
-    return Inconsistent(source, absl::StrCat("dtype must be f32, bf16 or f16, found '", m.dtype,
-                                             "'"));
+    return Inconsistent(source,
+                        absl::StrCat("dtype must be f32, bf16 or f16, found '", m.dtype, "'"));
   }
   if (m.dim <= 0) return Inconsistent(source, absl::StrCat("dim must be > 0, found ", m.dim));
   int64_t layer_sum = 0;
@@ -167,17 +168,17 @@ absl::Status Validate(const Manifest& m, const std::string& source) {
     }
   }
   if (layer_sum != m.dim) {
-    return Inconsistent(source, absl::StrCat("layer_dims sum to ", layer_sum, " but dim is ",
-                                             m.dim));
+    return Inconsistent(source,
+                        absl::StrCat("layer_dims sum to ", layer_sum, " but dim is ", m.dim));
   }
   int64_t next_row = 0;
   for (size_t i = 0; i < m.shards.size(); ++i) {
     const ShardEntry& shard = m.shards[i];
     if (shard.row_begin != next_row || shard.row_end <= shard.row_begin) {
-      return Inconsistent(source, absl::StrCat("shard ", i, " (", shard.file.file, ") covers rows [",
-                                               shard.row_begin, ", ", shard.row_end,
-                                               "), expected a non-empty range starting at ",
-                                               next_row));
+      return Inconsistent(
+          source,
+          absl::StrCat("shard ", i, " (", shard.file.file, ") covers rows [", shard.row_begin, ", ",
+                       shard.row_end, "), expected a non-empty range starting at ", next_row));
     }
     uint64_t expected = 0;
     if (__builtin_mul_overflow(static_cast<uint64_t>(shard.row_end - shard.row_begin),
@@ -186,16 +187,16 @@ absl::Status Validate(const Manifest& m, const std::string& source) {
       return Inconsistent(source, absl::StrCat("shard ", shard.file.file, " is too large"));
     }
     if (shard.file.bytes != expected) {
-      return Inconsistent(source, absl::StrCat("shard ", shard.file.file, " lists ",
-                                               shard.file.bytes, " bytes, expected ", expected,
-                                               " (", shard.row_end - shard.row_begin, " rows x ",
-                                               m.dim, " x ", m.dtype, ")"));
+      return Inconsistent(
+          source, absl::StrCat("shard ", shard.file.file, " lists ", shard.file.bytes,
+                               " bytes, expected ", expected, " (", shard.row_end - shard.row_begin,
+                               " rows x ", m.dim, " x ", m.dtype, ")"));
     }
     next_row = shard.row_end;
   }
   if (next_row != m.rows) {
-    return Inconsistent(source, absl::StrCat("shards cover rows [0, ", next_row, "), but rows is ",
-                                             m.rows));
+    return Inconsistent(
+        source, absl::StrCat("shards cover rows [0, ", next_row, "), but rows is ", m.rows));
   }
   std::set<std::string> names;
   auto unique = [&](const FileEntry& f) -> absl::Status {
@@ -253,8 +254,8 @@ std::string ManifestToJson(const Manifest& m) {
 absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& source) {
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) {
-    return absl::DataLossError(absl::StrCat("index manifest ", source,
-                                            " is not valid JSON (", text.size(), " bytes)"));
+    return absl::DataLossError(
+        absl::StrCat("index manifest ", source, " is not valid JSON (", text.size(), " bytes)"));
   }
   FieldReader top(root, source, "");
   RETURN_IF_ERROR(top.Check());
@@ -263,9 +264,9 @@ absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::st
   int64_t version = 0;
   RETURN_IF_ERROR(top.Int64("format_version", &version, /*min_value=*/1));
   if (version > kIndexFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "index ", source, " has format version ", version, ", this tda reads up to ",
-        kIndexFormatVersion, "; upgrade tda"));
+    return absl::FailedPreconditionError(absl::StrCat("index ", source, " has format version ",
+                                                      version, ", this tda reads up to ",
+                                                      kIndexFormatVersion, "; upgrade tda"));
   }
   m.format_version = static_cast<int>(version);
   RETURN_IF_ERROR(top.String("model_fingerprint", &m.model_fingerprint));
