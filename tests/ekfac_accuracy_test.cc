@@ -21,7 +21,7 @@
 namespace tda {
 namespace {
 
-constexpr int64_t kSide = 14;      // 14x14 inputs, hidden 16: D = 16 * 197 + 10 * 17 = 3322
+constexpr int64_t kSide = 14;  // 14x14 inputs, hidden 16: D = 16 * 197 + 10 * 17 = 3322
 constexpr int64_t kTrain = 1000;
 constexpr int64_t kQueries = 10;
 
@@ -70,12 +70,11 @@ TEST(EkfacAccuracy, GaussNewtonMatrixMatchesClosedFormForLastLayer) {
   EXPECT_LT((*gn - gn->transpose()).norm(), 1e-12 * gn->norm());
 }
 
-TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
-  testing::TinyModelSpec spec;
-  spec.hidden = {16};
-  spec.train_size = kTrain;
-  spec.epochs = 5;
-  spec.input_side = kSide;
+// Trains the model of `spec`, fits EK-FAC on its training set and compares influence scores of
+// kQueries test images over all training samples with the exact damped Gauss-Newton influence.
+void CompareWithExact(const testing::TinyModelSpec& spec) {
+  const int64_t side = spec.input_side > 0 ? spec.input_side : 28;
+  const int64_t n_train = spec.train_size;
   using Clock = std::chrono::steady_clock;
   auto seconds = [](Clock::time_point since) {
     return std::chrono::duration<double>(Clock::now() - since).count();
@@ -84,8 +83,8 @@ TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
   std::unique_ptr<Model> model = testing::TrainTinyModel(spec);
   ASSERT_NE(model, nullptr);
   std::cout << "trained in " << seconds(start) << " s\n";
-  const Dataset train = testing::Downsample(testing::FashionTrain(kTrain), kSide);
-  const Dataset queries = testing::Downsample(testing::FashionTest(kQueries), kSide);
+  const Dataset train = testing::Downsample(testing::FashionTrain(n_train), side);
+  const Dataset queries = testing::Downsample(testing::FashionTest(kQueries), side);
   const int64_t dim = model->layout().total();
 
   start = Clock::now();
@@ -97,7 +96,7 @@ TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
   TDA_ASSERT_OK(fitted);
   std::cout << "EK-FAC factors in " << seconds(start) << " s\n";
   auto factors = std::make_shared<const KroneckerFactors>(std::move(*fitted));
-  const Eigen::MatrixXd train_grads = Gradients(*model, train);   // D x N
+  const Eigen::MatrixXd train_grads = Gradients(*model, train);    // D x N
   const Eigen::MatrixXd query_grads = Gradients(*model, queries);  // D x Q
 
   // Default damping of the whole model: 0.1 x the mean EK-FAC eigenvalue over all D
@@ -105,8 +104,9 @@ TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
   double eigen_sum = 0;
   for (const LayerFactors& f : factors->layers) eigen_sum += f.corrected.sum();
   const double base = 0.1 * eigen_sum / static_cast<double>(dim);
-  std::cout << "tiny MLP " << kSide << "x" << kSide << "-16-10, D = " << dim << ", N = " << kTrain
-            << ", " << kQueries << " test queries; trace(GN)/D = " << gn->trace() / dim
+  std::cout << "MLP " << side * side << "-" << spec.hidden[0] << "-10 (" << side << "x" << side
+            << " inputs), " << spec.epochs << " epochs, D = " << dim << ", N = " << n_train << ", "
+            << kQueries << " test queries; trace(GN)/D = " << gn->trace() / dim
             << ", mean EK-FAC eigenvalue = " << eigen_sum / dim << "\n";
 
   GradientDotPreconditioner dot(dim);
@@ -145,7 +145,8 @@ TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
     table << "damping " << multiple << "x default (lambda = " << std::setprecision(6) << lambda
           << std::setprecision(3) << "): Pearson vs exact influence per query\n";
     table << "  query " << std::setw(8) << "ekfac" << std::setw(8) << "kfac" << std::setw(14)
-          << "gradient-dot" << std::setw(13) << "ekfac/layer" << "\n";
+          << "gradient-dot" << std::setw(13) << "ekfac/layer"
+          << "\n";
     for (int64_t q = 0; q < kQueries; ++q) {
       table << "  " << std::setw(5) << q << " " << std::setw(8) << pearson[0](q) << std::setw(8)
             << pearson[1](q) << std::setw(14) << pearson[2](q) << std::setw(13) << pearson[3](q)
@@ -153,10 +154,15 @@ TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
     }
     table << "  mean  " << std::setw(8) << pearson[0].mean() << std::setw(8) << pearson[1].mean()
           << std::setw(14) << pearson[2].mean() << std::setw(13) << pearson[3].mean() << "\n";
+    table << "  (ekfac, kfac: the same absolute lambda as exact; gradient-dot: no curvature;\n"
+          << "   ekfac/layer: the product default, " << 0.1 * multiple
+          << " x each layer's mean eigenvalue,\n"
+          << "   a damping that differs from exact's: informational, not asserted)\n";
     std::cout << table.str();
     const std::string suffix = "_" + std::to_string(static_cast<int>(multiple)) + "x";
     for (size_t m = 0; m < methods.size(); ++m) {
-      RecordProperty("mean_pearson_" + methods[m].first + suffix, std::to_string(pearson[m].mean()));
+      ::testing::Test::RecordProperty("mean_pearson_" + methods[m].first + suffix,
+                                      std::to_string(pearson[m].mean()));
     }
 
     // The claims the issue makes, checked as measured.
@@ -166,6 +172,26 @@ TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
     }
     EXPECT_GE(pearson[0].mean(), pearson[1].mean() - 0.05) << "at " << multiple << "x";
   }
+}
+
+TEST(EkfacAccuracy, ekfac_vs_exact_influence_on_tiny_mlp) {
+  testing::TinyModelSpec spec;
+  spec.hidden = {16};
+  spec.train_size = kTrain;
+  spec.epochs = 5;
+  spec.input_side = kSide;
+  CompareWithExact(spec);
+}
+
+// The same measurement on full 28x28 inputs (784-16-10, D = 12730), closer to the reference
+// 784-64-10 run in the issue; minutes on 2 cores, so run by hand:
+//   ekfac_accuracy_test --gtest_also_run_disabled_tests --gtest_filter='*784*'
+TEST(EkfacAccuracy, DISABLED_ekfac_vs_exact_influence_on_784_16_10) {
+  testing::TinyModelSpec spec;
+  spec.hidden = {16};
+  spec.train_size = kTrain;
+  spec.epochs = 5;
+  CompareWithExact(spec);
 }
 
 }  // namespace

@@ -1,17 +1,18 @@
 // EK-FAC / K-FAC implementation checks on a real trained MLP: the factors equal an independent
 // computation from captured activations and per-sample gradients, the preconditioner equals a
 // dense Kronecker computation from the same factors, and bad inputs are refused clearly.
+#include "curvature/ekfac.h"
+
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
 
 #include "common/safetensors.h"
-#include "curvature/ekfac.h"
 #include "curvature/exact.h"
 #include "curvature/factor_fitting.h"
 #include "curvature/gradient_dot.h"
@@ -24,7 +25,7 @@ namespace {
 using ::testing::HasSubstr;
 using testing::StatusIs;
 
-constexpr int64_t kSide = 7;         // 7x7 inputs: layer 0 is 16 x 50, small enough for dense
+constexpr int64_t kSide = 7;  // 7x7 inputs: layer 0 is 16 x 50, small enough for dense
 constexpr int64_t kFitSamples = 300;
 
 struct Fixture {
@@ -69,7 +70,8 @@ Eigen::MatrixXd DenseKroneckerInverse(const LayerFactors& f, const Eigen::Matrix
   for (int64_t i = 0; i < out; ++i)
     for (int64_t j = 0; j < cols; ++j)
       for (int64_t p = 0; p < out; ++p)
-        for (int64_t q = 0; q < cols; ++q) k(i * cols + j, p * cols + q) = f.q_s(i, p) * f.q_a(j, q);
+        for (int64_t q = 0; q < cols; ++q)
+          k(i * cols + j, p * cols + q) = f.q_s(i, p) * f.q_a(j, q);
   Eigen::VectorXd inv(out * cols);
   for (int64_t p = 0; p < out; ++p)
     for (int64_t q = 0; q < cols; ++q) inv(p * cols + q) = 1.0 / (eigenvalues(p, q) + damping);
@@ -110,9 +112,9 @@ TEST(Ekfac, FactorsEqualIndependentComputationFromCaptures) {
         for (int64_t j = 0; j < layer.out; ++j)
           s_ref(i, j) += static_cast<double>(c.g(r, i)) * c.g(r, j) / n;
       // The per-sample gradient from the grad module, rotated into the Kronecker eigenbasis.
-      const Eigen::MatrixXd g = Eigen::Map<const RowMatrixXf>(grads.row(r).data() + layer.offset,
-                                                              layer.out, layer.cols())
-                                    .cast<double>();
+      const Eigen::MatrixXd g =
+          Eigen::Map<const RowMatrixXf>(grads.row(r).data() + layer.offset, layer.out, layer.cols())
+              .cast<double>();
       corr_ref.array() += (f.q_s.transpose() * g * f.q_a).array().square() / n;
     }
     SCOPED_TRACE(layer.name);
@@ -123,17 +125,20 @@ TEST(Ekfac, FactorsEqualIndependentComputationFromCaptures) {
     // Per-sample gradients are float32: agreement to float precision.
     EXPECT_LT((f.corrected - corr_ref).norm() / corr_ref.norm(), 1e-5);
     // The eigendecompositions reconstruct the factors with orthonormal bases.
-    EXPECT_LT((f.q_a * f.lambda_a.asDiagonal() * f.q_a.transpose() - f.a_cov).norm() /
-                  f.a_cov.norm(), 1e-10);
-    EXPECT_LT((f.q_s * f.lambda_s.asDiagonal() * f.q_s.transpose() - f.s_cov).norm() /
-                  f.s_cov.norm(), 1e-10);
-    EXPECT_LT((f.q_a.transpose() * f.q_a - Eigen::MatrixXd::Identity(layer.cols(), layer.cols()))
-                  .norm(), 1e-10);
+    EXPECT_LT(
+        (f.q_a * f.lambda_a.asDiagonal() * f.q_a.transpose() - f.a_cov).norm() / f.a_cov.norm(),
+        1e-10);
+    EXPECT_LT(
+        (f.q_s * f.lambda_s.asDiagonal() * f.q_s.transpose() - f.s_cov).norm() / f.s_cov.norm(),
+        1e-10);
+    EXPECT_LT(
+        (f.q_a.transpose() * f.q_a - Eigen::MatrixXd::Identity(layer.cols(), layer.cols())).norm(),
+        1e-10);
     EXPECT_GE(f.lambda_a.minCoeff(), 0.0);
     EXPECT_GE(f.lambda_s.minCoeff(), 0.0);
     // Sum of EK-FAC eigenvalues = mean squared gradient norm of the layer (trace of its Fisher).
-    const double trace = grads.middleCols(layer.offset, layer.size()).cast<double>()
-                             .squaredNorm() / n;
+    const double trace =
+        grads.middleCols(layer.offset, layer.size()).cast<double>().squaredNorm() / n;
     EXPECT_NEAR(f.corrected.sum(), trace, 1e-5 * trace);
   }
 }
@@ -154,7 +159,8 @@ TEST(Ekfac, ekfac_inverse_matches_dense_kronecker_computation) {
 
   for (Method method : {Method::kEkfac, Method::kKfac}) {
     for (double relative : {0.1, 1e-3}) {
-      SCOPED_TRACE(std::string(MethodName(method)) + " relative damping " + std::to_string(relative));
+      SCOPED_TRACE(std::string(MethodName(method)) + " relative damping " +
+                   std::to_string(relative));
       Damping damping;
       damping.relative = relative;
       auto pre = KroneckerPreconditioner::Create(fx.factors, method, damping);
@@ -184,6 +190,40 @@ TEST(Ekfac, ekfac_inverse_matches_dense_kronecker_computation) {
       EXPECT_LT((single->col(0) - got->col(1)).norm() / got->col(1).norm(), 1e-12);
     }
   }
+}
+
+// LoGra: factors fitted on the projected virtual layers describe projected gradients.
+TEST(Ekfac, ProjectedFactorsDescribeProjectedGradients) {
+  const Fixture& fx = TrainedFixture();
+  ASSERT_NE(fx.model, nullptr);
+  const Projection projection(fx.model->layout(), 8, /*seed=*/1);
+  FitOptions options;
+  options.fisher = FisherKind::kEmpirical;
+  options.batch_size = 128;
+  auto fitted = FitKroneckerFactors(*fx.model, fx.data, options, {}, &projection);
+  TDA_ASSERT_OK(fitted);
+  const ParamLayout& layout = fitted->layout;
+  ASSERT_EQ(layout.total(), projection.output_dim());
+  auto capture = fx.model->Capture(fx.data.row(0), fx.data.labels.data(), fx.data.size());
+  TDA_ASSERT_OK(capture);
+  const RowMatrixXf projected = projection.ProjectCapture(*capture);  // samples x output_dim
+  for (size_t l = 0; l < layout.layers.size(); ++l) {
+    const TrackedLayer& layer = layout.layers[l];
+    const LayerFactors& f = fitted->layers[l];
+    Eigen::MatrixXd want = Eigen::MatrixXd::Zero(layer.out, layer.cols());
+    for (int64_t r = 0; r < fx.data.size(); ++r) {
+      const Eigen::MatrixXd g = Eigen::Map<const RowMatrixXf>(
+                                    projected.row(r).data() + layer.offset, layer.out, layer.cols())
+                                    .cast<double>();
+      want.array() += (f.q_s.transpose() * g * f.q_a).array().square() / fx.data.size();
+    }
+    SCOPED_TRACE(layer.name);
+    EXPECT_LT((f.corrected - want).norm() / want.norm(), 1e-5);
+  }
+  auto pre = KroneckerPreconditioner::Create(
+      std::make_shared<const KroneckerFactors>(std::move(*fitted)), Method::kEkfac, Damping{});
+  TDA_ASSERT_OK(pre);
+  TDA_ASSERT_OK((*pre)->Apply(projected.topRows(2).transpose().cast<double>()));
 }
 
 TEST(Ekfac, AbsoluteDampingOverridesRelativeAndRoundTripsThroughFile) {
@@ -228,11 +268,11 @@ TEST(Ekfac, TrueFisherSamplesLabelsReproducibly) {
   options.batch_size = 40;
   options.seed = 3;
   std::vector<std::string> stages;
-  auto first = FitKroneckerFactors(*fx.model, fx.data, options,
-                                   [&](std::string_view stage, int64_t done, int64_t total,
-                                       std::string_view) {
-                                     if (done == total) stages.emplace_back(stage);
-                                   });
+  auto first = FitKroneckerFactors(
+      *fx.model, fx.data, options,
+      [&](std::string_view stage, int64_t done, int64_t total, std::string_view) {
+        if (done == total) stages.emplace_back(stage);
+      });
   auto second = FitKroneckerFactors(*fx.model, fx.data, options);
   TDA_ASSERT_OK(first);
   TDA_ASSERT_OK(second);
@@ -291,9 +331,8 @@ TEST(Ekfac, RefusesBadDampingFactorsAndGradients) {
   // NaN in a factor is refused before the eigendecomposition, naming the layer.
   KroneckerFactors broken = *fx.factors;
   broken.layers[1].a_cov(2, 3) = std::nan("");
-  EXPECT_THAT(DecomposeFactors(&broken),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr(broken.layout.layers[1].name)));
+  EXPECT_THAT(DecomposeFactors(&broken), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                  HasSubstr(broken.layout.layers[1].name)));
   broken = *fx.factors;
   broken.layers[0].s_cov(0, 0) = std::numeric_limits<double>::infinity();
   EXPECT_THAT(DecomposeFactors(&broken),
@@ -301,8 +340,8 @@ TEST(Ekfac, RefusesBadDampingFactorsAndGradients) {
                        HasSubstr(broken.layout.layers[0].name + ": gradient covariance S")));
   broken = *fx.factors;
   broken.layers[0].a_cov.resize(3, 3);
-  EXPECT_THAT(DecomposeFactors(&broken), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("expected 50x50")));
+  EXPECT_THAT(DecomposeFactors(&broken),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected 50x50")));
 
   // Gradients of the wrong dimension or with NaN.
   auto pre = KroneckerPreconditioner::Create(fx.factors, Method::kEkfac, Damping{});
@@ -314,10 +353,12 @@ TEST(Ekfac, RefusesBadDampingFactorsAndGradients) {
                                  std::to_string(d + 1))));
   Eigen::MatrixXd with_nan = Eigen::MatrixXd::Ones(d, 2);
   with_nan(5, 1) = std::nan("");
-  EXPECT_THAT((*pre)->Apply(with_nan), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NaN")));
+  EXPECT_THAT((*pre)->Apply(with_nan),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NaN")));
   GradientDotPreconditioner dot(d);
-  EXPECT_THAT(dot.Apply(Eigen::MatrixXd::Ones(d - 1, 1)),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got " + std::to_string(d - 1))));
+  EXPECT_THAT(
+      dot.Apply(Eigen::MatrixXd::Ones(d - 1, 1)),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got " + std::to_string(d - 1))));
   EXPECT_EQ(*dot.Apply(Eigen::MatrixXd::Ones(d, 2)), Eigen::MatrixXd::Ones(d, 2));
 }
 
@@ -338,8 +379,9 @@ TEST(Ekfac, ExactCurvatureRefusesLargeModelsAndIndefiniteMatrices) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("square")));
   auto exact = ExactPreconditioner::Create(Eigen::MatrixXd::Identity(4, 4), 1.0);
   TDA_ASSERT_OK(exact);
-  EXPECT_TRUE((*exact)->Apply(Eigen::MatrixXd::Ones(4, 1))->isApprox(
-      Eigen::MatrixXd::Constant(4, 1, 0.5), 1e-14));
+  EXPECT_TRUE((*exact)
+                  ->Apply(Eigen::MatrixXd::Ones(4, 1))
+                  ->isApprox(Eigen::MatrixXd::Constant(4, 1, 0.5), 1e-14));
   EXPECT_THAT((*exact)->Apply(Eigen::MatrixXd::Ones(5, 1)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected 4")));
 }
@@ -363,9 +405,11 @@ TEST(Ekfac, LoadFactorsRefusesTruncatedCorruptedAndMismatchedFiles) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
   std::string corrupt = bytes;
   corrupt[12] = '\x01';  // inside the JSON header
-  EXPECT_THAT(LoadFactors(write("corrupt", corrupt)), StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
+  EXPECT_THAT(LoadFactors(write("corrupt", corrupt)),
+              StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
   EXPECT_THAT(LoadFactors(write("empty", "")), StatusIs(absl::StatusCode::kDataLoss, ::testing::_));
-  EXPECT_THAT(LoadFactors(dir.file("missing")), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(LoadFactors(dir.file("missing")),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
 
   // A well-formed safetensors file whose tensors do not match the layout in its metadata.
   auto file = SafetensorsFile::Read(path);
@@ -397,13 +441,14 @@ TEST(Ekfac, LoadFactorsRefusesTruncatedCorruptedAndMismatchedFiles) {
 }
 
 TEST(Ekfac, MethodNamesRoundTrip) {
-  for (Method m : {Method::kEkfac, Method::kKfac, Method::kGradientDot, Method::kExact,
-                   Method::kLissa}) {
+  for (Method m :
+       {Method::kEkfac, Method::kKfac, Method::kGradientDot, Method::kExact, Method::kLissa}) {
     auto parsed = ParseMethod(MethodName(m));
     TDA_ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, m);
   }
-  EXPECT_THAT(ParseMethod("newton"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("newton")));
+  EXPECT_THAT(ParseMethod("newton"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("newton")));
 }
 
 }  // namespace

@@ -51,6 +51,11 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
                                             attributor->projection_->output_dim(),
                                             " dimensions, manifest says ", manifest.dim));
   }
+  if (attributor->factors_->layout.total() != manifest.dim) {
+    return absl::DataLossError(absl::StrCat("index ", index_dir, ": factors cover ",
+                                            attributor->factors_->layout.total(),
+                                            " dimensions, manifest says ", manifest.dim));
+  }
   attributor->splits_ = std::make_unique<Splits>();
   attributor->splits_->data_dir = manifest.data_dir;
   return attributor;
@@ -94,7 +99,7 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakePreconditioner(
     }
     case Method::kGradientDot:
       return std::unique_ptr<Preconditioner>(
-          std::make_unique<GradientDotPreconditioner>(model_->layout().total()));
+          std::make_unique<GradientDotPreconditioner>(projection_->output_dim()));
     case Method::kExact:
     case Method::kLissa:
       break;
@@ -177,10 +182,12 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
     ASSIGN_OR_RETURN(owned, MakePreconditioner(options));
     preconditioner = owned.get();
   }
-  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned,
-                   preconditioner->Apply(PerSampleGradientColumns(capture, model_->layout())));
-  const Eigen::MatrixXf projected = projection_->ProjectColumns(preconditioned).cast<float>();
-  const Eigen::MatrixXf scores = index_->Score(projected);  // N x Q
+  // Project the query gradients into the index's subspace, precondition there (the factors
+  // were fitted in the same subspace), then scan.
+  const Eigen::MatrixXd projected =
+      projection_->ProjectColumns(PerSampleGradientColumns(capture, model_->layout()));
+  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, preconditioner->Apply(projected));
+  const Eigen::MatrixXf scores = index_->Score(preconditioned.cast<float>());  // N x Q
 
   for (int64_t q = 0; q < q_count; ++q) {
     QueryResult& result = results[q];

@@ -1,6 +1,7 @@
 // The query path: query sample -> gradient of the measurement (cross-entropy of the query's
-// label, or of a label the caller names) -> preconditioner -> projection -> scan of the index
-// -> top-k proponents (largest positive scores) and opponents (most negative scores).
+// label, or of a label the caller names) -> projection into the index's subspace ->
+// preconditioner (fitted in that subspace) -> scan of the index -> top-k proponents (largest
+// positive scores) and opponents (most negative scores).
 //
 // Score sign: score(z_i, z) = grad m(z)^T (H + lambda I)^-1 grad L(z_i). Positive = proponent:
 // removing z_i from training would raise the query's loss.

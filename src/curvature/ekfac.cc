@@ -1,12 +1,11 @@
 #include "curvature/ekfac.h"
 
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <utility>
-
-#include <Eigen/Eigenvalues>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/safetensors.h"
@@ -40,8 +39,8 @@ absl::Status CheckLayerShapes(const TrackedLayer& layer, const LayerFactors& f, 
                               bool corrected) {
   const int64_t out = layer.out, cols = layer.cols();
   auto mismatch = [&](const char* what, const std::string& found, const std::string& expected) {
-    return absl::InvalidArgumentError(absl::StrCat("layer ", layer.name, ": ", what, " is ",
-                                                   found, ", expected ", expected));
+    return absl::InvalidArgumentError(
+        absl::StrCat("layer ", layer.name, ": ", what, " is ", found, ", expected ", expected));
   };
   const std::string cc = absl::StrCat(cols, "x", cols), oo = absl::StrCat(out, "x", out);
   if (f.a_cov.rows() != cols || f.a_cov.cols() != cols) return mismatch("A", Shape(f.a_cov), cc);
@@ -75,7 +74,10 @@ absl::Status CheckFactorsMatchLayout(const KroneckerFactors& factors) {
 json LayoutToJson(const ParamLayout& layout) {
   json layers = json::array();
   for (const TrackedLayer& l : layout.layers) {
-    layers.push_back({{"name", l.name}, {"out", l.out}, {"in", l.in}, {"has_bias", l.has_bias},
+    layers.push_back({{"name", l.name},
+                      {"out", l.out},
+                      {"in", l.in},
+                      {"has_bias", l.has_bias},
                       {"offset", l.offset}});
   }
   return layers;
@@ -97,8 +99,8 @@ absl::StatusOr<ParamLayout> LayoutFromJson(const std::string& text, const std::s
     }
     const int64_t out = l["out"].get<int64_t>(), in = l["in"].get<int64_t>();
     if (out <= 0 || in <= 0 || out > (1 << 20) || in > (1 << 20)) {
-      return corrupt(absl::StrCat("layer ", l["name"].get<std::string>(), " has invalid size ",
-                                  out, "x", in));
+      return corrupt(
+          absl::StrCat("layer ", l["name"].get<std::string>(), " has invalid size ", out, "x", in));
     }
     const int64_t expected_offset = layout.total();
     layout.Add(l["name"].get<std::string>(), out, in, l["has_bias"].get<bool>());
@@ -152,8 +154,9 @@ absl::Status DecomposeFactors(KroneckerFactors* factors) {
     LayerFactors& f = factors->layers[l];
     RETURN_IF_ERROR(CheckLayerShapes(layer, f, /*decomposed=*/false, /*corrected=*/false));
     if (!f.a_cov.allFinite()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "layer ", layer.name, ": activation covariance A holds NaN or Inf; cannot eigendecompose"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("layer ", layer.name,
+                       ": activation covariance A holds NaN or Inf; cannot eigendecompose"));
     }
     if (!f.s_cov.allFinite()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -189,10 +192,10 @@ absl::StatusOr<std::unique_ptr<KroneckerPreconditioner>> KroneckerPreconditioner
     const LayerFactors& f = factors->layers[l];
     RETURN_IF_ERROR(CheckLayerShapes(layer, f, /*decomposed=*/true,
                                      /*corrected=*/method == Method::kEkfac));
-    Eigen::MatrixXd eig = method == Method::kEkfac
-                              ? f.corrected
-                              : Eigen::MatrixXd(f.lambda_s.cwiseMax(0.0) *
-                                                f.lambda_a.cwiseMax(0.0).transpose());
+    Eigen::MatrixXd eig =
+        method == Method::kEkfac
+            ? f.corrected
+            : Eigen::MatrixXd(f.lambda_s.cwiseMax(0.0) * f.lambda_a.cwiseMax(0.0).transpose());
     if (!eig.allFinite() || !f.q_a.allFinite() || !f.q_s.allFinite()) {
       return absl::FailedPreconditionError(
           absl::StrCat("layer ", layer.name, ": eigenbasis or eigenvalues hold NaN or Inf"));
@@ -200,9 +203,9 @@ absl::StatusOr<std::unique_ptr<KroneckerPreconditioner>> KroneckerPreconditioner
     eig = eig.cwiseMax(0.0);
     const double lambda = damping.absolute ? *damping.absolute : damping.relative * eig.mean();
     if (!(eig.minCoeff() + lambda > 0.0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer ", layer.name, ": a damped eigenvalue is zero (smallest eigenvalue ",
-          eig.minCoeff(), ", damping ", lambda, "); use a positive damping"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", layer.name, ": a damped eigenvalue is zero (smallest eigenvalue ",
+                       eig.minCoeff(), ", damping ", lambda, "); use a positive damping"));
     }
     pre->eigenvalues_.push_back(std::move(eig));
     pre->damping_.push_back(lambda);
@@ -214,9 +217,9 @@ absl::StatusOr<std::unique_ptr<KroneckerPreconditioner>> KroneckerPreconditioner
 absl::StatusOr<Eigen::MatrixXd> KroneckerPreconditioner::Apply(const Eigen::MatrixXd& grads) const {
   const ParamLayout& layout = factors_->layout;
   if (grads.rows() != layout.total()) {
-    return absl::InvalidArgumentError(absl::StrCat(MethodName(method_), " preconditioner: expected ",
-                                                   layout.total(), " gradient rows, got ",
-                                                   grads.rows()));
+    return absl::InvalidArgumentError(absl::StrCat(MethodName(method_),
+                                                   " preconditioner: expected ", layout.total(),
+                                                   " gradient rows, got ", grads.rows()));
   }
   if (!grads.allFinite()) {
     return absl::InvalidArgumentError(
@@ -235,7 +238,7 @@ absl::StatusOr<Eigen::MatrixXd> KroneckerPreconditioner::Apply(const Eigen::Matr
       const Eigen::MatrixXd block = grads.block(layer.offset, q0, size, nq);
       Eigen::Map<const Eigen::MatrixXd> gt(block.data(), cols, out * nq);
       const Eigen::MatrixXd zt = f.q_a.transpose() * gt;  // [(G_q Q_A)^T ...]
-      Eigen::MatrixXd z(out, cols * nq);                   // [G_1 Q_A ... G_nq Q_A]
+      Eigen::MatrixXd z(out, cols * nq);                  // [G_1 Q_A ... G_nq Q_A]
       for (int64_t q = 0; q < nq; ++q) {
         z.middleCols(q * cols, cols) = zt.middleCols(q * out, out).transpose();
       }
@@ -309,8 +312,8 @@ absl::StatusOr<KroneckerFactors> LoadFactors(const std::string& path) {
   }
   ASSIGN_OR_RETURN(factors.fisher, field("fisher"));
   if (factors.fisher != "true" && factors.fisher != "empirical") {
-    return absl::DataLossError(absl::StrCat(path, ": fisher is '", factors.fisher,
-                                            "', expected 'true' or 'empirical'"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": fisher is '", factors.fisher, "', expected 'true' or 'empirical'"));
   }
   for (const TrackedLayer& layer : factors.layout.layers) {
     const int64_t out = layer.out, cols = layer.cols();

@@ -1,11 +1,10 @@
 #include "curvature/exact.h"
 
+#include <Eigen/Cholesky>
 #include <algorithm>
 #include <cmath>
 #include <utility>
 #include <vector>
-
-#include <Eigen/Cholesky>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -24,9 +23,9 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
   const ParamLayout& layout = model.layout();
   const int64_t dim = layout.total();
   if (dim > kMaxExactParameters) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
-        kMaxExactParameters));
+    return absl::FailedPreconditionError(
+        absl::StrCat("exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
+                     kMaxExactParameters));
   }
   if (data.feature_dim != model.config().input_dim) {
     return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
@@ -36,8 +35,8 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
   const int64_t n = data.size();
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
   const int64_t classes = model.config().num_classes;
-  const int64_t batch = std::max<int64_t>(
-      1, kJacobianBytes / (static_cast<int64_t>(sizeof(double)) * dim * classes));
+  const int64_t batch =
+      std::max<int64_t>(1, kJacobianBytes / (static_cast<int64_t>(sizeof(double)) * dim * classes));
 
   Eigen::MatrixXd gn = Eigen::MatrixXd::Zero(dim, dim);
   Eigen::MatrixXd jac(dim, 0);
@@ -63,10 +62,10 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
       }
       jac.middleCols(c * rows, rows) = grads;
     }
-    gn.noalias() += jac * jac.transpose();  // full GEMM: multithreaded, faster than SYRK
+    gn.selfadjointView<Eigen::Lower>().rankUpdate(jac);  // SYRK: half the flops of a GEMM
     ReportProgress(progress, "gauss-newton", begin + rows, n);
   }
-  gn = 0.5 * (gn + gn.transpose()).eval();  // exactly symmetric for Cholesky and users
+  gn = gn.selfadjointView<Eigen::Lower>();  // mirror the lower triangle
   gn /= static_cast<double>(n);
   if (!gn.allFinite()) {
     return absl::InternalError("the Gauss-Newton matrix holds NaN or Inf");
@@ -84,8 +83,9 @@ ExactPreconditioner::ExactPreconditioner(std::unique_ptr<Impl> impl) : impl_(std
 absl::StatusOr<std::unique_ptr<ExactPreconditioner>> ExactPreconditioner::Create(
     const Eigen::MatrixXd& curvature, double damping) {
   if (curvature.rows() != curvature.cols()) {
-    return absl::InvalidArgumentError(absl::StrCat("exact preconditioner: curvature must be square, got ",
-                                                   curvature.rows(), "x", curvature.cols()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("exact preconditioner: curvature must be square, got ", curvature.rows(), "x",
+                     curvature.cols()));
   }
   if (!std::isfinite(damping) || damping < 0) {
     return absl::InvalidArgumentError(
@@ -100,9 +100,9 @@ absl::StatusOr<std::unique_ptr<ExactPreconditioner>> ExactPreconditioner::Create
   damped.diagonal().array() += damping;
   impl->llt.compute(damped);
   if (impl->llt.info() != Eigen::Success) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "exact preconditioner: curvature + ", damping,
-        " I is not positive definite (Cholesky failed); use a larger damping"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("exact preconditioner: curvature + ", damping,
+                     " I is not positive definite (Cholesky failed); use a larger damping"));
   }
   return std::unique_ptr<ExactPreconditioner>(new ExactPreconditioner(std::move(impl)));
 }

@@ -36,14 +36,14 @@ absl::Status ValidateInputs(const Model& model, const Dataset& data, const FitOp
     return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
   }
   if (static_cast<int64_t>(data.features.size()) != data.size() * data.feature_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " holds ",
-                                                   data.features.size(), " feature values, expected ",
-                                                   data.size() * data.feature_dim));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data set ", data.name, " holds ", data.features.size(),
+                     " feature values, expected ", data.size() * data.feature_dim));
   }
   if (options.batch_size <= 0 || options.max_examples <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "factor fitting needs batch_size > 0 and max_examples > 0, got ", options.batch_size,
-        " and ", options.max_examples));
+    return absl::InvalidArgumentError(
+        absl::StrCat("factor fitting needs batch_size > 0 and max_examples > 0, got ",
+                     options.batch_size, " and ", options.max_examples));
   }
   return absl::OkStatus();
 }
@@ -112,9 +112,26 @@ std::vector<int32_t> SampleLabels(const Eigen::MatrixXf& probabilities, uint64_t
 
 absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const Dataset& data,
                                                      const FitOptions& options,
-                                                     const ProgressFn& progress) {
+                                                     const ProgressFn& progress,
+                                                     const Projection* projection) {
   RETURN_IF_ERROR(ValidateInputs(model, data, options));
-  const ParamLayout& layout = model.layout();
+  if (projection != nullptr && projection->input_dim() != model.layout().total()) {
+    return absl::InvalidArgumentError(absl::StrCat("projection expects ", projection->input_dim(),
+                                                   " parameters, model has ",
+                                                   model.layout().total()));
+  }
+  const ParamLayout& layout =
+      projection != nullptr ? projection->projected_layout() : model.layout();
+  // The capture of the layers the factors describe: the model's own or the projected ones.
+  auto capture_batch = [&](int64_t begin, int64_t rows) -> absl::StatusOr<BatchCapture> {
+    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, data, options, begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
+    RETURN_IF_ERROR(CheckCapture(capture, model.layout(), rows));
+    if (projection == nullptr) return capture;
+    BatchCapture projected = projection->ProjectCaptureSides(capture);
+    RETURN_IF_ERROR(CheckCapture(projected, layout, rows));
+    return projected;
+  };
   const int64_t n = std::min(options.max_examples, data.size());
 
   KroneckerFactors factors;
@@ -134,9 +151,7 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
   ReportProgress(progress, "covariance", 0, n);
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t rows = std::min(options.batch_size, n - begin);
-    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, data, options, begin, rows));
-    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
-    RETURN_IF_ERROR(CheckCapture(capture, layout, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
     position_rows += rows * capture.positions;
     for (size_t l = 0; l < layout.layers.size(); ++l) {
       const LayerCapture& c = capture.layers[l];
@@ -160,9 +175,7 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
   ReportProgress(progress, "eigen-correction", 0, n);
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t rows = std::min(options.batch_size, n - begin);
-    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, data, options, begin, rows));
-    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
-    RETURN_IF_ERROR(CheckCapture(capture, layout, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
     const int64_t positions = capture.positions;
     for (size_t l = 0; l < layout.layers.size(); ++l) {
       const LayerCapture& c = capture.layers[l];
@@ -171,8 +184,8 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
       const Eigen::MatrixXd gr = c.g.cast<double>() * f.q_s;  // rows x out:  (Q_S^T g)^T
       if (positions == 1) {
         // (Q_S^T g a^T Q_A)_{ij}^2 = (Q_S^T g)_i^2 (Q_A^T a)_j^2: one GEMM for the batch.
-        f.corrected.noalias() += gr.array().square().matrix().transpose() *
-                                 ar.array().square().matrix();
+        f.corrected.noalias() +=
+            gr.array().square().matrix().transpose() * ar.array().square().matrix();
       } else {
         for (int64_t s = 0; s < rows; ++s) {
           const Eigen::MatrixXd v = gr.middleRows(s * positions, positions).transpose() *

@@ -9,6 +9,8 @@
 #include "common/progress.h"
 #include "curvature/ekfac.h"
 #include "data/dataset.h"
+#include "grad/projection.h"
+#include "grad/projection.h"
 #include "model/model.h"
 
 namespace tda {
@@ -25,9 +27,13 @@ struct FitOptions {
   uint64_t seed = 0;              // label sampling
 };
 
+// With a `projection` (LoGra), the factors are those of the projected "virtual" layers
+// (ProjectCaptureSides): factors.layout is projection->projected_layout(), so they precondition
+// projected gradients. Without one, the model's own layout.
 absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const Dataset& data,
                                                      const FitOptions& options,
-                                                     const ProgressFn& progress = {});
+                                                     const ProgressFn& progress = {},
+                                                     const Projection* projection = nullptr);
 
 // Labels drawn from each row of `probabilities` (rows x classes) with a seeded generator.
 std::vector<int32_t> SampleLabels(const Eigen::MatrixXf& probabilities, uint64_t seed);

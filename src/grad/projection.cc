@@ -1,5 +1,7 @@
 #include "grad/projection.h"
 
+#include "grad/per_sample_gradients.h"
+
 #include <cmath>
 #include <random>
 
@@ -36,6 +38,7 @@ Projection::Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t
     p.p_in_f = p.p_in.cast<float>();
     p.offset = output_dim_;
     output_dim_ += p.k_out * p.k_in;
+    projected_layout_.Add(layer.name, p.k_out, p.k_in, /*has_bias=*/false);
     layers_.push_back(std::move(p));
   }
 }
@@ -46,21 +49,24 @@ std::vector<int64_t> Projection::layer_output_dims() const {
   return dims;
 }
 
-RowMatrixXf Projection::ProjectCapture(const BatchCapture& capture) const {
-  const int64_t n = capture.samples, t = capture.positions;
-  RowMatrixXf out(n, output_dim_);
+BatchCapture Projection::ProjectCaptureSides(const BatchCapture& capture) const {
+  BatchCapture out;
+  out.samples = capture.samples;
+  out.positions = capture.positions;
+  out.losses = capture.losses;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const LayerProjection& p = layers_[l];
     const LayerCapture& lc = capture.layers[l];
-    // Project every position's g and a once; then G_i' = sum_t (P_g g_t)(P_a a_t)^T.
-    RowMatrixXf g = p.p_out_f.size() ? RowMatrixXf(lc.g * p.p_out_f.transpose()) : lc.g;
-    RowMatrixXf a = p.p_in_f.size() ? RowMatrixXf(lc.a * p.p_in_f.transpose()) : lc.a;
-    for (int64_t i = 0; i < n; ++i) {
-      Eigen::Map<RowMatrixXf>(out.row(i).data() + p.offset, p.k_out, p.k_in).noalias() =
-          g.middleRows(i * t, t).transpose() * a.middleRows(i * t, t);
-    }
+    LayerCapture projected;
+    projected.g = p.p_out_f.size() ? RowMatrixXf(lc.g * p.p_out_f.transpose()) : lc.g;
+    projected.a = p.p_in_f.size() ? RowMatrixXf(lc.a * p.p_in_f.transpose()) : lc.a;
+    out.layers.push_back(std::move(projected));
   }
   return out;
+}
+
+RowMatrixXf Projection::ProjectCapture(const BatchCapture& capture) const {
+  return PerSampleGradients(ProjectCaptureSides(capture), projected_layout_);
 }
 
 Eigen::MatrixXd Projection::ProjectColumns(const Eigen::MatrixXd& grads) const {

@@ -6,6 +6,10 @@
 // For one position, P_g (g a^T) P_a^T = (P_g g)(P_a a)^T, so projecting training gradients costs
 // two small matrix-vector products per sample instead of forming G.
 //
+// Curvature is fitted in the projected space (LoGra, Choe et al. 2024): the projected layer is a
+// "virtual" tracked layer with inputs P_a a and output gradients P_g g, so K-FAC/EK-FAC factors,
+// per-sample gradients and queries all live in the same subspace (see ProjectCaptureSides).
+//
 // Immutable after construction; safe to share across threads.
 #pragma once
 
@@ -28,6 +32,12 @@ class Projection {
   // Projected size of each tracked layer (k_out * k_in), in layout order.
   std::vector<int64_t> layer_output_dims() const;
 
+  // The layout of the projected space: per layer k_out x k_in, no separate bias column.
+  const ParamLayout& projected_layout() const { return projected_layout_; }
+
+  // The capture of the virtual projected layers: a' = a P_a^T, g' = g P_g^T per row.
+  BatchCapture ProjectCaptureSides(const BatchCapture& capture) const;
+
   // Projected per-sample gradients straight from a capture: samples x output_dim().
   RowMatrixXf ProjectCapture(const BatchCapture& capture) const;
 
@@ -42,6 +52,7 @@ class Projection {
     int64_t k_out, k_in, offset;
   };
   ParamLayout layout_;
+  ParamLayout projected_layout_;
   int64_t dim_per_side_;
   uint64_t seed_;
   int64_t output_dim_ = 0;

@@ -34,7 +34,7 @@ absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
   RETURN_IF_ERROR(model->Save(options.out_dir + "/model", recipe));
 
   ASSIGN_OR_RETURN(KroneckerFactors factors,
-                   FitKroneckerFactors(*model, train, options.fit, progress));
+                   FitKroneckerFactors(*model, train, options.fit, progress, &projection));
   RETURN_IF_ERROR(SaveFactors(factors, options.out_dir + "/factors.safetensors"));
 
   const int64_t n = train.size();

@@ -1,6 +1,7 @@
 // Builds a gradient index for a trained model: copies the model into DIR/model, fits EK-FAC
-// factors (one pass for covariances, one for eigenvalue corrections), then streams the training
-// set once more to write projected per-sample gradients, with progress. Memory does not grow
+// factors in the projected space (one pass for covariances, one for eigenvalue corrections),
+// then streams the training set once more to write projected per-sample gradients, with
+// progress. Memory does not grow
 // with the number of rows.
 #pragma once
 

@@ -1,0 +1,23 @@
+// The tda CLI's subcommands. Each takes the arguments after its command words and returns the
+// process exit code: 0 success, 2 usage error (bad flags; message and a pointer to --help on
+// stderr), 1 runtime error ("tda: error: <status message>" on stderr).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace tda {
+
+using Args = std::vector<std::string>;
+
+int RunTrain(const Args& args);        // tda train
+int RunIndexBuild(const Args& args);   // tda index build
+int RunQuery(const Args& args);        // tda query
+int RunDescribe(const Args& args);     // tda describe
+
+// Prints "tda: error: <message>" to stderr and returns 1.
+int RuntimeError(const absl::Status& status);
+
+}  // namespace tda

@@ -1,0 +1,89 @@
+// tda index build: fits EK-FAC factors and writes the gradient index of a trained model.
+#include <iostream>
+
+#include "absl/strings/str_format.h"
+#include "client/commands.h"
+#include "client/flags.h"
+#include "client/progress_bar.h"
+#include "data/fashion_mnist.h"
+#include "index/gradient_index.h"
+#include "index/index_builder.h"
+#include "model/model.h"
+
+namespace tda {
+
+int RunIndexBuild(const Args& args) {
+  FlagParser flags(
+      "tda index build", "--model DIR --out DIR [options]",
+      "Builds the gradient index of a model trained by 'tda train': fits the EK-FAC curvature\n"
+      "factors, then writes the projected per-sample gradient of every training image, with\n"
+      "the model and the factors, to the index directory that tda-server and\n"
+      "'tda query --index' read.");
+  flags.AddRequiredString("model", "DIR", "model directory written by 'tda train'");
+  flags.AddRequiredString("out", "DIR", "index directory to write (an old index there is replaced)");
+  flags.AddInt("projection-dim", "K", 32,
+               "random projection to K x K per layer (K per side of each layer's gradient); "
+               "0 = exact gradients");
+  flags.AddInt("train-size", "N", -1,
+               "index the first N training images (default: those the model was trained on)");
+  flags.AddString("fisher", "true|empirical", "true",
+                  "labels for the curvature: sampled from the model (true) or the data's own");
+  flags.AddInt("factor-examples", "N", 100000, "training images used to fit the factors (at most)");
+  flags.AddInt("batch-size", "N", 512, "images per gradient batch");
+  flags.AddInt("seed", "N", 0, "seed of the projection and of the Fisher label sampling");
+  flags.AddString("data-dir", "DIR", "", "Fashion-MNIST IDX files (default: the model's)");
+  flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+
+  IndexBuildOptions options;
+  options.model_dir = flags.GetString("model");
+  options.out_dir = flags.GetString("out");
+  options.projection_dim_per_side = flags.GetInt("projection-dim");
+  options.projection_seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  options.fit.seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  options.fit.max_examples = flags.GetInt("factor-examples");
+  options.batch_size = flags.GetInt("batch-size");
+  options.fit.batch_size = options.batch_size;
+  const std::string fisher = flags.GetString("fisher");
+  if (fisher == "true") {
+    options.fit.fisher = FisherKind::kTrue;
+  } else if (fisher == "empirical") {
+    options.fit.fisher = FisherKind::kEmpirical;
+  } else {
+    return flags.UsageError("--fisher must be true or empirical, got '" + fisher + "'");
+  }
+  if (options.projection_dim_per_side < 0) return flags.UsageError("--projection-dim must be >= 0");
+  if (options.fit.max_examples <= 0 || options.batch_size <= 0) {
+    return flags.UsageError("--factor-examples and --batch-size must be > 0");
+  }
+  if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+
+  TrainRecipe recipe;
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(options.model_dir, &recipe);
+  if (!model.ok()) return RuntimeError(model.status());
+  std::string data_dir = flags.GetString("data-dir");
+  if (data_dir.empty()) data_dir = recipe.data_dir.empty() ? kFashionMnistDefaultDir : recipe.data_dir;
+  const int64_t train_size =
+      flags.GetInt("train-size") >= 0 ? flags.GetInt("train-size") : recipe.train_size;
+  absl::StatusOr<Dataset> train = LoadFashionMnist(data_dir, Split::kTrain, train_size);
+  if (!train.ok()) return RuntimeError(train.status());
+
+  std::cerr << absl::StrFormat("indexing %d training images (projection %d per side, %s Fisher)\n",
+                               train->size(), options.projection_dim_per_side, fisher);
+  absl::Status built;
+  {
+    ProgressBar bar;
+    built = BuildIndex(*train, data_dir, options, bar.Callback());
+  }
+  if (!built.ok()) return RuntimeError(built);
+  absl::StatusOr<std::unique_ptr<GradientIndex>> index =
+      GradientIndex::Open(options.out_dir, GradientIndex::Verify::kSizes);
+  if (!index.ok()) return RuntimeError(index.status());
+  std::cout << absl::StrFormat("index written to %s: %d rows x %d dims (%.1f MiB)\n",
+                               options.out_dir, (*index)->rows(), (*index)->dim(),
+                               4.0 * (*index)->rows() * (*index)->dim() / (1 << 20));
+  return 0;
+}
+
+}  // namespace tda

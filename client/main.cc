@@ -1,0 +1,62 @@
+// tda: the command-line interface. Dispatches to the subcommands in commands.h.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "client/commands.h"
+
+namespace tda {
+
+int RuntimeError(const absl::Status& status) {
+  std::cerr << "tda: error: " << status.message() << "\n";
+  return 1;
+}
+
+}  // namespace tda
+
+namespace {
+
+constexpr char kUsage[] =
+    "Usage: tda <command> [flags]\n"
+    "\n"
+    "Training-data attribution with influence functions (EK-FAC).\n"
+    "\n"
+    "Commands:\n"
+    "  train         train a Fashion-MNIST MLP\n"
+    "  index build   fit curvature factors and write the gradient index of a model\n"
+    "  query         top proponents and opponents of query images (server or offline)\n"
+    "  describe      what an index holds (server or offline)\n"
+    "\n"
+    "Run 'tda <command> --help' for the flags of a command.\n";
+
+int Usage(const std::string& error) {
+  std::cerr << "tda: error: " << error << "\n\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return Usage("no command given");
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (command == "train") return tda::RunTrain(args);
+  if (command == "query") return tda::RunQuery(args);
+  if (command == "describe") return tda::RunDescribe(args);
+  if (command == "index") {
+    if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+      std::cout << "Usage: tda index build --model DIR --out DIR [flags]\n"
+                   "Run 'tda index build --help' for the flags.\n";
+      return 0;
+    }
+    if (args.empty() || args[0] != "build") return Usage("'tda index' needs a subcommand: build");
+    args.erase(args.begin());
+    return tda::RunIndexBuild(args);
+  }
+  return Usage("unknown command '" + command + "'");
+}

@@ -1,0 +1,151 @@
+// tda query: which training images drove the model's output on some test images.
+#include <iostream>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "client/attribution_backend.h"
+#include "client/commands.h"
+#include "client/flags.h"
+#include "client/html_report.h"
+#include "client/result_format.h"
+#include "common/atomic_file.h"
+#include "common/npy.h"
+#include "model/model.h"
+
+namespace tda {
+
+namespace {
+
+// --label: a class index, or a class name (case-insensitive).
+absl::StatusOr<int32_t> ParseLabel(const std::string& text,
+                                   const std::vector<std::string>& class_names) {
+  int32_t label = 0;
+  if (absl::SimpleAtoi(text, &label)) {
+    if (label < 0) return absl::InvalidArgumentError("--label must be >= 0");
+    return label;
+  }
+  for (size_t i = 0; i < class_names.size(); ++i) {
+    if (absl::AsciiStrToLower(class_names[i]) == absl::AsciiStrToLower(text)) {
+      return static_cast<int32_t>(i);
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--label '", text, "' is neither a class index nor a class name"));
+}
+
+// (N,) for one query, (Q, N) for several, row-major.
+absl::Status WriteScores(const std::string& path, const std::vector<QueryResult>& results) {
+  const int64_t n = results.empty() ? 0 : static_cast<int64_t>(results[0].scores.size());
+  std::vector<float> all;
+  all.reserve(static_cast<size_t>(n) * results.size());
+  for (const QueryResult& r : results) all.insert(all.end(), r.scores.begin(), r.scores.end());
+  if (results.size() == 1) return WriteNpyF32(path, {n}, all.data());
+  return WriteNpyF32(path, {static_cast<int64_t>(results.size()), n}, all.data());
+}
+
+absl::Status WriteHtml(const std::string& path, const AttributionBackend& backend,
+                       const std::vector<QueryResult>& results,
+                       const std::vector<std::string>& class_names, Method method) {
+  ReportInput report;
+  report.title = "tda: training images behind the predictions";
+  report.results = results;
+  report.class_names = class_names;
+  report.method = MethodName(method);
+  std::vector<std::string> ids;
+  for (const QueryResult& r : results) {
+    ids.push_back(r.query_id);
+    for (const Hit& h : r.proponents) ids.push_back(h.id);
+    for (const Hit& h : r.opponents) ids.push_back(h.id);
+  }
+  for (const std::string& id : ids) {
+    if (report.features.count(id) != 0) continue;
+    absl::StatusOr<SampleData> sample = backend.GetSample(id);
+    if (!sample.ok()) return sample.status();
+    report.features[id] = std::move(sample->features);
+  }
+  return WriteFileAtomically(path, RenderHtmlReport(report));
+}
+
+}  // namespace
+
+int RunQuery(const Args& args) {
+  FlagParser flags(
+      "tda query", "(--server ADDR | --index DIR) --id ID [--id ID ...] [options]",
+      "Finds the training images with the largest influence on the loss of each query image:\n"
+      "proponents (positive scores: removing them would raise the query's loss) and opponents\n"
+      "(negative scores: removing them would lower it).");
+  flags.AddString("server", "ADDR", "", "address of a running tda-server (host:port)");
+  flags.AddString("index", "DIR", "", "index directory (offline, no server)");
+  flags.AddRepeated("id", "ID", "query sample id, e.g. fashion-mnist/test/12");
+  flags.AddString("label", "C", "",
+                  "measure the loss of class C (index or name) instead of the true label");
+  flags.AddInt("top-k", "K", 10, "proponents and opponents to show per query");
+  flags.AddString("method", "M", "ekfac", "ekfac, kfac or gradient-dot");
+  flags.AddDouble("damping", "X", 0.1, "damping lambda = X x mean eigenvalue per layer");
+  flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
+  flags.AddString("scores-out", "FILE.npy", "",
+                  "write every training row's score (float32; shape (N,) or (queries, N))");
+  flags.AddString("html", "FILE", "", "write a self-contained HTML page with the images");
+  flags.AddInt("threads", "N", 0, "compute threads for --index (0 = OMP_NUM_THREADS or all)");
+  flags.AddNote("Example:\n  tda query --server 127.0.0.1:50051 --id fashion-mnist/test/12 --top-k 5");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+
+  const std::string server = flags.GetString("server");
+  const std::string index_dir = flags.GetString("index");
+  if (server.empty() == index_dir.empty()) {
+    return flags.UsageError("give exactly one of --server ADDR or --index DIR");
+  }
+  const std::vector<std::string> ids = flags.GetRepeated("id");
+  if (ids.empty()) return flags.UsageError("give at least one --id");
+  AttributeOptions options;
+  options.top_k = flags.GetInt("top-k");
+  absl::StatusOr<Method> method = ParseMethod(flags.GetString("method"));
+  if (!method.ok()) return flags.UsageError(std::string(method.status().message()));
+  options.method = *method;
+  if (flags.IsSet("damping")) {
+    if (flags.GetDouble("damping") < 0) return flags.UsageError("--damping must be >= 0");
+    options.damping = Damping{flags.GetDouble("damping"), std::nullopt};
+  }
+  const std::string scores_out = flags.GetString("scores-out");
+  const std::string html = flags.GetString("html");
+  options.return_scores = !scores_out.empty();
+  if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  if (!index_dir.empty()) InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+
+  absl::StatusOr<std::unique_ptr<AttributionBackend>> backend = OpenBackend(server, index_dir);
+  if (!backend.ok()) return RuntimeError(backend.status());
+  absl::StatusOr<v1::DescribeIndexResponse> description = (*backend)->Describe();
+  if (!description.ok()) return RuntimeError(description.status());
+  const std::vector<std::string> class_names(description->class_names().begin(),
+                                             description->class_names().end());
+  int32_t label = -1;
+  if (flags.IsSet("label")) {
+    absl::StatusOr<int32_t> parsed = ParseLabel(flags.GetString("label"), class_names);
+    if (!parsed.ok()) return flags.UsageError(std::string(parsed.status().message()));
+    label = *parsed;
+  }
+  std::vector<Query> queries;
+  for (const std::string& id : ids) queries.push_back(Query{id, {}, label});
+
+  absl::StatusOr<std::vector<QueryResult>> results = (*backend)->Attribute(queries, options);
+  if (!results.ok()) return RuntimeError(results.status());
+  if (flags.GetBool("json")) {
+    std::cout << FormatResultsJson(*results, options.method, description->rows());
+  } else {
+    std::cout << FormatResultsTable(*results, class_names);
+  }
+  if (!scores_out.empty()) {
+    if (absl::Status s = WriteScores(scores_out, *results); !s.ok()) return RuntimeError(s);
+    std::cerr << "scores written to " << scores_out << "\n";
+  }
+  if (!html.empty()) {
+    absl::Status s = WriteHtml(html, **backend, *results, class_names, options.method);
+    if (!s.ok()) return RuntimeError(s);
+    std::cerr << "report written to " << html << "\n";
+  }
+  return 0;
+}
+
+}  // namespace tda

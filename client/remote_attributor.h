@@ -1,0 +1,62 @@
+// Client library for a running tda-server: the AttributionBackend interface over gRPC, plus
+// the raw RPCs and the standard health check for tools and tests. Requests and replies are
+// translated with server/api_conversion.h, the same code the server uses, and gRPC errors come
+// back as absl::Status with the server's code and message (prefixed with the RPC and address).
+//
+// Thread-safety: all methods may be called concurrently (one shared channel).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/channel.h>
+
+#include "absl/status/statusor.h"
+#include "client/attribution_backend.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tda/v1/attribution.grpc.pb.h"
+
+namespace tda {
+
+class RemoteAttributor : public AttributionBackend {
+ public:
+  struct Options {
+    double connect_timeout_seconds = 10;  // waiting for the channel to become ready
+    double call_timeout_seconds = 600;    // deadline of each RPC
+    int max_message_bytes = 1 << 30;      // largest response accepted
+  };
+
+  // Connects to ADDR (host:port, plaintext) and waits until the channel is ready;
+  // kUnavailable when nothing answers within connect_timeout_seconds.
+  static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address);
+  static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address,
+                                                                   const Options& options);
+
+  absl::StatusOr<std::vector<QueryResult>> Attribute(
+      const std::vector<Query>& queries, const AttributeOptions& options) const override;
+  absl::StatusOr<SampleData> GetSample(const std::string& id) const override;
+  absl::StatusOr<v1::DescribeIndexResponse> Describe() const override;
+
+  // The Attribute RPC with a hand-made request (tests send malformed ones on purpose).
+  absl::StatusOr<v1::AttributeResponse> AttributeRaw(const v1::AttributeRequest& request) const;
+  absl::StatusOr<v1::GetSampleResponse> GetSampleRaw(const std::string& id) const;
+
+  // grpc.health.v1.Health/Check for `service` ("" = the whole server).
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+      const std::string& service = "") const;
+
+  const std::string& address() const { return address_; }
+
+ private:
+  RemoteAttributor() = default;
+  void PrepareContext(grpc::ClientContext* context) const;
+
+  std::string address_;
+  Options options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AttributionService::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+}  // namespace tda

@@ -1,0 +1,122 @@
+#include "client/result_format.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "server/api_conversion.h"
+
+namespace tda {
+
+namespace {
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) {
+    return "{}\n";
+  }
+  return out;
+}
+
+void AppendHits(std::string* out, const char* title, const std::vector<Hit>& hits,
+                const std::vector<std::string>& class_names) {
+  absl::StrAppend(out, "  ", title, "\n");
+  absl::StrAppendFormat(out, "  %4s  %-28s  %-12s  %12s\n", "rank", "train id", "label", "score");
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const Hit& hit = hits[i];
+    absl::StrAppendFormat(out, "  %4d  %-28s  %-12s  %+12.4e\n", i + 1, hit.id,
+                          ClassName(class_names, hit.label), hit.score);
+  }
+}
+
+}  // namespace
+
+std::string ClassName(const std::vector<std::string>& class_names, int32_t label) {
+  if (label < 0) return "-";
+  if (static_cast<size_t>(label) < class_names.size()) return class_names[label];
+  return absl::StrCat("class ", label);
+}
+
+std::string FormatResultsTable(const std::vector<QueryResult>& results,
+                               const std::vector<std::string>& class_names) {
+  std::string out;
+  for (const QueryResult& r : results) {
+    absl::StrAppend(&out, "query ", r.query_id, "\n");
+    absl::StrAppend(&out, "  true label: ", ClassName(class_names, r.true_label),
+                    "   predicted: ", ClassName(class_names, r.predicted_label));
+    if (r.true_label >= 0) {
+      absl::StrAppend(&out, r.true_label == r.predicted_label ? "   (correct)" : "   (WRONG)");
+    }
+    absl::StrAppendFormat(&out, "\n  measured label: %s   p = %.4f   loss = %.4f\n",
+                          ClassName(class_names, r.label), r.label_probability, r.loss);
+    AppendHits(&out, "proponents (positive: removing them would raise the query's loss)",
+               r.proponents, class_names);
+    AppendHits(&out, "opponents (negative: removing them would lower the query's loss)",
+               r.opponents, class_names);
+    absl::StrAppend(&out, "\n");
+  }
+  return out;
+}
+
+std::string FormatResultsJson(const std::vector<QueryResult>& results, Method method,
+                              int64_t index_rows) {
+  v1::AttributeResponse response = AttributeResponseToProto(results, method, index_rows);
+  for (v1::QueryResult& r : *response.mutable_results()) r.clear_scores();
+  return ToJson(response);
+}
+
+std::string FormatDescriptionText(const v1::DescribeIndexResponse& d) {
+  std::string out;
+  absl::StrAppendFormat(&out, "index format v%d: %d rows of %s x %d (%.1f MiB of gradients)\n",
+                        d.format_version(), d.rows(), d.dtype(), d.dim(),
+                        static_cast<double>(d.gradient_bytes()) / (1 << 20));
+  absl::StrAppend(&out, "data set:   ", d.dataset(), " (", d.data_dir(), ")\n");
+  const v1::Projection& p = d.projection();
+  if (p.dim_per_side() == 0) {
+    absl::StrAppend(&out, "projection: none (exact per-sample gradients)\n");
+  } else {
+    absl::StrAppend(&out, "projection: ", p.kind(), ", ", p.dim_per_side(), " per side, seed ",
+                    p.seed(), ", layer dims [", absl::StrJoin(p.layer_dims(), ", "), "]\n");
+  }
+  const v1::ModelInfo& m = d.model();
+  absl::StrAppend(&out, "model:      ", m.kind(), " ", m.input_dim(), "-",
+                  absl::StrJoin(m.hidden(), "-"), m.hidden().empty() ? "" : "-",
+                  m.num_classes(), " (", m.activation(), "), ", m.parameters(),
+                  " parameters, fingerprint ", m.fingerprint(), "\n");
+  for (const v1::Layer& l : m.layers()) {
+    absl::StrAppend(&out, "  layer ", l.name(), ": ", l.out(), " x ", l.in(),
+                    l.has_bias() ? " + bias" : "", "\n");
+  }
+  if (m.has_recipe()) {
+    const v1::TrainingRecipe& r = m.recipe();
+    absl::StrAppend(&out, "training:   ", r.optimizer(), " lr ", r.learning_rate(),
+                    ", weight decay ", r.weight_decay(), ", ", r.epochs(), " epochs of batch ",
+                    r.batch_size(), ", seed ", r.seed(), ", ",
+                    r.train_size() == 0 ? std::string("all") : absl::StrCat(r.train_size()),
+                    " samples\n");
+  }
+  const v1::FactorsInfo& f = d.factors();
+  absl::StrAppend(&out, "factors:    EK-FAC, ", f.fisher(), " Fisher, ", f.examples(),
+                  " examples, default damping ", f.default_relative_damping(),
+                  " x mean eigenvalue per layer\n");
+  std::vector<std::string> methods;
+  for (int m : d.methods()) methods.push_back(MethodName(*MethodFromProto(v1::Method(m))));
+  absl::StrAppend(&out, "methods:    ", absl::StrJoin(methods, ", "), "\n");
+  std::vector<std::string> classes;
+  for (int i = 0; i < d.class_names_size(); ++i) {
+    classes.push_back(absl::StrCat(i, "=", d.class_names(i)));
+  }
+  absl::StrAppend(&out, "classes:    ", absl::StrJoin(classes, ", "), "\n");
+  return out;
+}
+
+std::string FormatDescriptionJson(const v1::DescribeIndexResponse& description) {
+  return ToJson(description);
+}
+
+}  // namespace tda

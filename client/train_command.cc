@@ -1,0 +1,140 @@
+// tda train: trains the Fashion-MNIST MLP and saves it (safetensors + config.json).
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "client/commands.h"
+#include "client/flags.h"
+#include "client/progress_bar.h"
+#include "common/atomic_file.h"
+#include "data/fashion_mnist.h"
+#include "model/model.h"
+#include "model/trainer.h"
+
+namespace tda {
+
+namespace {
+
+absl::Status ParseHidden(const std::string& text, std::vector<int64_t>* hidden) {
+  hidden->clear();
+  if (text.empty() || text == "none") return absl::OkStatus();
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int64_t width = 0;
+    if (!absl::SimpleAtoi(part, &width) || width <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--hidden takes positive layer widths separated by commas (e.g. 128,64), got '", text,
+          "'"));
+    }
+    hidden->push_back(width);
+  }
+  return absl::OkStatus();
+}
+
+// Writes the misclassified test ids (one per line: id, true, predicted) next to the model, so
+// that demos and users can pick interesting queries; returns how many there are.
+absl::StatusOr<int64_t> WriteMisclassified(const Model& model, const Dataset& test,
+                                           const std::string& path) {
+  absl::StatusOr<Eigen::MatrixXf> probs = model.Predict(test.features.data(), test.size());
+  if (!probs.ok()) return probs.status();
+  std::string text = "# test id\ttrue label\tpredicted label\n";
+  int64_t count = 0;
+  for (int64_t i = 0; i < test.size(); ++i) {
+    Eigen::Index predicted;
+    probs->row(i).maxCoeff(&predicted);
+    if (predicted == test.labels[i]) continue;
+    ++count;
+    absl::StrAppend(&text, test.ids[i], "\t", test.class_names[test.labels[i]], "\t",
+                    test.class_names[predicted], "\n");
+  }
+  if (absl::Status s = WriteFileAtomically(path, text); !s.ok()) return s;
+  return count;
+}
+
+}  // namespace
+
+int RunTrain(const Args& args) {
+  FlagParser flags("tda train", "--out DIR [options]",
+                   "Trains an MLP classifier on Fashion-MNIST and saves it to DIR as\n"
+                   "model.safetensors (PyTorch-style names) and config.json (architecture and\n"
+                   "recipe). Also writes DIR/misclassified.tsv: the test images it gets wrong.");
+  flags.AddRequiredString("out", "DIR", "model directory to write");
+  flags.AddString("hidden", "W[,W...]", "128", "hidden layer widths ('none' for a linear model)");
+  flags.AddString("activation", "relu|tanh", "relu", "hidden activation");
+  flags.AddInt("train-size", "N", 0, "train on the first N training images (0 = all 60000)");
+  flags.AddInt("epochs", "N", 5, "passes over the training data");
+  flags.AddInt("batch-size", "N", 128, "minibatch size");
+  flags.AddDouble("lr", "X", 1e-3, "learning rate");
+  flags.AddDouble("weight-decay", "X", 0.0, "L2 coefficient on all parameters");
+  flags.AddString("optimizer", "adam|sgd", "adam", "optimizer");
+  flags.AddDouble("momentum", "X", 0.9, "SGD momentum");
+  flags.AddInt("seed", "N", 0, "seed of initialisation and shuffling");
+  flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir, "Fashion-MNIST IDX files");
+  flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+
+  ModelConfig config;
+  if (absl::Status s = ParseHidden(flags.GetString("hidden"), &config.hidden); !s.ok()) {
+    return flags.UsageError(std::string(s.message()));
+  }
+  config.activation = flags.GetString("activation");
+  TrainRecipe recipe;
+  recipe.optimizer = flags.GetString("optimizer");
+  recipe.learning_rate = flags.GetDouble("lr");
+  recipe.momentum = flags.GetDouble("momentum");
+  recipe.weight_decay = flags.GetDouble("weight-decay");
+  recipe.epochs = flags.GetInt("epochs");
+  recipe.batch_size = flags.GetInt("batch-size");
+  recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  recipe.train_size = flags.GetInt("train-size");
+  recipe.data_dir = flags.GetString("data-dir");
+  if (recipe.optimizer != "adam" && recipe.optimizer != "sgd") {
+    return flags.UsageError("--optimizer must be adam or sgd");
+  }
+  if (recipe.epochs <= 0 || recipe.batch_size <= 0 || recipe.train_size < 0) {
+    return flags.UsageError("--epochs and --batch-size must be > 0, --train-size >= 0");
+  }
+  if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
+    return flags.UsageError(std::string(s.message()));
+  }
+  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+
+  absl::StatusOr<Dataset> train = LoadFashionMnist(recipe.data_dir, Split::kTrain, recipe.train_size);
+  if (!train.ok()) return RuntimeError(train.status());
+  absl::StatusOr<Dataset> test = LoadFashionMnist(recipe.data_dir, Split::kTest);
+  if (!test.ok()) return RuntimeError(test.status());
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
+  if (!model.ok()) return RuntimeError(model.status());
+
+  std::cerr << absl::StrFormat("training %s on %d images for %d epochs (%s, lr %g, batch %d)\n",
+                               flags.GetString("hidden") == "none"
+                                   ? "a linear model"
+                                   : absl::StrCat("MLP 784-", flags.GetString("hidden"), "-10"),
+                               train->size(), recipe.epochs, recipe.optimizer,
+                               recipe.learning_rate, recipe.batch_size);
+  absl::StatusOr<TrainReport> report;
+  {
+    ProgressBar bar;
+    report = Train(**model, *train, recipe, bar.Callback());
+  }
+  if (!report.ok()) return RuntimeError(report.status());
+  absl::StatusOr<Evaluation> eval = Evaluate(**model, *test);
+  if (!eval.ok()) return RuntimeError(eval.status());
+
+  const std::string out = flags.GetString("out");
+  if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
+  absl::StatusOr<int64_t> wrong = WriteMisclassified(**model, *test, out + "/misclassified.tsv");
+  if (!wrong.ok()) return RuntimeError(wrong.status());
+  std::cout << absl::StrFormat(
+      "trained in %.1f s, final epoch loss %.4f\n"
+      "test accuracy %.2f%% (loss %.4f) on %d test images; %d misclassified (%s)\n"
+      "model saved to %s\n",
+      report->seconds, report->final_epoch_loss, 100 * eval->accuracy, eval->mean_loss,
+      test->size(), *wrong, out + "/misclassified.tsv", out);
+  return 0;
+}
+
+}  // namespace tda

@@ -1,0 +1,284 @@
+#include "server/api_conversion.h"
+
+#include <algorithm>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "model/model_config.h"
+
+namespace tda {
+
+v1::Method MethodToProto(Method method) {
+  switch (method) {
+    case Method::kEkfac:
+      return v1::METHOD_EKFAC;
+    case Method::kKfac:
+      return v1::METHOD_KFAC;
+    case Method::kGradientDot:
+      return v1::METHOD_GRADIENT_DOT;
+    case Method::kLissa:
+      return v1::METHOD_LISSA;
+    case Method::kExact:
+      return v1::METHOD_EXACT;
+  }
+  return v1::METHOD_UNSPECIFIED;
+}
+
+absl::StatusOr<Method> MethodFromProto(v1::Method method) {
+  switch (method) {
+    case v1::METHOD_UNSPECIFIED:
+    case v1::METHOD_EKFAC:
+      return Method::kEkfac;
+    case v1::METHOD_KFAC:
+      return Method::kKfac;
+    case v1::METHOD_GRADIENT_DOT:
+      return Method::kGradientDot;
+    case v1::METHOD_LISSA:
+      return Method::kLissa;
+    case v1::METHOD_EXACT:
+      return Method::kExact;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown method enum value ",
+                                                 static_cast<int>(method)));
+}
+
+v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
+                                             const AttributeOptions& options) {
+  v1::AttributeRequest request;
+  for (const Query& query : queries) {
+    v1::Query* q = request.add_queries();
+    if (!query.sample_id.empty()) {
+      q->set_sample_id(query.sample_id);
+    } else {
+      q->mutable_raw()->mutable_features()->Add(query.features.begin(), query.features.end());
+    }
+    if (query.label >= 0) q->set_label(query.label);
+  }
+  request.set_top_k(static_cast<int32_t>(
+      std::clamp<int64_t>(options.top_k, std::numeric_limits<int32_t>::min(),
+                          std::numeric_limits<int32_t>::max())));
+  request.set_method(MethodToProto(options.method));
+  if (options.damping.has_value()) {
+    if (options.damping->absolute.has_value()) {
+      request.mutable_damping()->set_absolute(*options.damping->absolute);
+    } else {
+      request.mutable_damping()->set_relative(options.damping->relative);
+    }
+  }
+  request.set_return_scores(options.return_scores);
+  return request;
+}
+
+absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
+                                       std::vector<Query>* queries, AttributeOptions* options) {
+  queries->clear();
+  queries->reserve(static_cast<size_t>(request.queries_size()));
+  for (int i = 0; i < request.queries_size(); ++i) {
+    const v1::Query& q = request.queries(i);
+    Query query;
+    switch (q.input_case()) {
+      case v1::Query::kSampleId:
+        if (q.sample_id().empty()) {
+          return absl::InvalidArgumentError(absl::StrCat("query ", i, ": sample_id is empty"));
+        }
+        query.sample_id = q.sample_id();
+        break;
+      case v1::Query::kRaw:
+        query.features.assign(q.raw().features().begin(), q.raw().features().end());
+        break;
+      case v1::Query::INPUT_NOT_SET:
+        return absl::InvalidArgumentError(
+            absl::StrCat("query ", i, ": set either sample_id or raw input"));
+    }
+    if (q.has_label()) {
+      if (q.label() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("query ", i, ": label must be >= 0, got ", q.label()));
+      }
+      query.label = q.label();
+    }
+    queries->push_back(std::move(query));
+  }
+  *options = AttributeOptions{};
+  options->top_k = request.has_top_k() ? request.top_k() : kDefaultTopK;
+  auto method = MethodFromProto(request.method());
+  if (!method.ok()) return method.status();
+  options->method = *method;
+  switch (request.damping().kind_case()) {
+    case v1::Damping::kRelative:
+      options->damping = Damping{request.damping().relative(), std::nullopt};
+      break;
+    case v1::Damping::kAbsolute:
+      options->damping = Damping{0.0, request.damping().absolute()};
+      break;
+    case v1::Damping::KIND_NOT_SET:
+      break;
+  }
+  options->return_scores = request.return_scores();
+  return absl::OkStatus();
+}
+
+namespace {
+
+void HitToProto(const Hit& hit, v1::Hit* out) {
+  out->set_row(hit.row);
+  out->set_sample_id(hit.id);
+  out->set_source(hit.source);
+  out->set_label(hit.label);
+  out->set_score(hit.score);
+}
+
+Hit HitFromProto(const v1::Hit& hit) {
+  return Hit{hit.row(), hit.sample_id(), hit.source(), hit.label(), hit.score()};
+}
+
+}  // namespace
+
+void QueryResultToProto(const QueryResult& result, v1::QueryResult* out) {
+  out->set_query_id(result.query_id);
+  out->set_label(result.label);
+  if (result.true_label >= 0) out->set_true_label(result.true_label);
+  out->set_predicted_label(result.predicted_label);
+  out->set_label_probability(result.label_probability);
+  out->set_loss(result.loss);
+  for (const Hit& hit : result.proponents) HitToProto(hit, out->add_proponents());
+  for (const Hit& hit : result.opponents) HitToProto(hit, out->add_opponents());
+  out->mutable_scores()->Add(result.scores.begin(), result.scores.end());
+}
+
+QueryResult QueryResultFromProto(const v1::QueryResult& result) {
+  QueryResult out;
+  out.query_id = result.query_id();
+  out.label = result.label();
+  out.true_label = result.has_true_label() ? result.true_label() : -1;
+  out.predicted_label = result.predicted_label();
+  out.label_probability = result.label_probability();
+  out.loss = result.loss();
+  for (const v1::Hit& hit : result.proponents()) out.proponents.push_back(HitFromProto(hit));
+  for (const v1::Hit& hit : result.opponents()) out.opponents.push_back(HitFromProto(hit));
+  out.scores.assign(result.scores().begin(), result.scores().end());
+  return out;
+}
+
+v1::AttributeResponse AttributeResponseToProto(const std::vector<QueryResult>& results,
+                                               Method method, int64_t index_rows) {
+  v1::AttributeResponse response;
+  for (const QueryResult& result : results) QueryResultToProto(result, response.add_results());
+  response.set_method(MethodToProto(method));
+  response.set_index_rows(index_rows);
+  return response;
+}
+
+std::vector<QueryResult> AttributeResponseFromProto(const v1::AttributeResponse& response) {
+  std::vector<QueryResult> results;
+  results.reserve(static_cast<size_t>(response.results_size()));
+  for (const v1::QueryResult& result : response.results()) {
+    results.push_back(QueryResultFromProto(result));
+  }
+  return results;
+}
+
+v1::GetSampleResponse SampleToProto(const SampleData& sample, int64_t row) {
+  v1::GetSampleResponse out;
+  out.set_sample_id(sample.record.id);
+  out.set_source(sample.record.source);
+  out.set_label(sample.record.label);
+  out.set_class_name(sample.class_name);
+  out.set_preview(sample.record.preview);
+  if (row >= 0) out.set_row(row);
+  out.mutable_features()->Add(sample.features.begin(), sample.features.end());
+  return out;
+}
+
+SampleData SampleFromProto(const v1::GetSampleResponse& sample) {
+  SampleData out;
+  out.record.id = sample.sample_id();
+  out.record.source = sample.source();
+  out.record.label = sample.label();
+  out.record.preview = sample.preview();
+  out.class_name = sample.class_name();
+  out.features.assign(sample.features().begin(), sample.features().end());
+  return out;
+}
+
+namespace {
+
+// The recipe saved beside the served model, if readable.
+bool ReadRecipe(const std::string& index_dir, TrainRecipe* recipe) {
+  const std::string path = index_dir + "/model/config.json";
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream text;
+  text << in.rdbuf();
+  ModelConfig config;
+  return ModelConfigFromJson(text.str(), path, &config, recipe).ok();
+}
+
+}  // namespace
+
+v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor) {
+  const GradientIndex& index = attributor.index();
+  const Manifest& manifest = index.manifest();
+  v1::DescribeIndexResponse out;
+  out.set_format_version(manifest.format_version);
+  out.set_rows(manifest.rows);
+  out.set_dim(manifest.dim);
+  out.set_dtype(manifest.dtype);
+  out.set_dataset(manifest.dataset);
+  out.set_data_dir(manifest.data_dir);
+  const int64_t dtype_bytes = manifest.dtype == "f32" ? 4 : 2;
+  out.set_gradient_bytes(manifest.rows * manifest.dim * dtype_bytes);
+
+  v1::Projection* projection = out.mutable_projection();
+  projection->set_kind(manifest.projection_kind);
+  projection->set_dim_per_side(manifest.projection_dim_per_side);
+  projection->set_seed(manifest.projection_seed);
+  projection->mutable_layer_dims()->Add(manifest.layer_dims.begin(), manifest.layer_dims.end());
+
+  const Model& model = attributor.model();
+  const ModelConfig& config = model.config();
+  v1::ModelInfo* info = out.mutable_model();
+  info->set_fingerprint(manifest.model_fingerprint);
+  info->set_kind(config.kind);
+  info->set_input_dim(config.input_dim);
+  info->mutable_hidden()->Add(config.hidden.begin(), config.hidden.end());
+  info->set_num_classes(config.num_classes);
+  info->set_activation(config.activation);
+  for (const TrackedLayer& layer : model.layout().layers) {
+    v1::Layer* l = info->add_layers();
+    l->set_name(layer.name);
+    l->set_out(layer.out);
+    l->set_in(layer.in);
+    l->set_has_bias(layer.has_bias);
+  }
+  info->set_parameters(model.layout().total());
+  TrainRecipe recipe;
+  if (ReadRecipe(index.dir(), &recipe)) {
+    v1::TrainingRecipe* r = info->mutable_recipe();
+    r->set_optimizer(recipe.optimizer);
+    r->set_learning_rate(recipe.learning_rate);
+    r->set_weight_decay(recipe.weight_decay);
+    r->set_epochs(recipe.epochs);
+    r->set_batch_size(recipe.batch_size);
+    r->set_seed(recipe.seed);
+    r->set_train_size(recipe.train_size);
+  }
+
+  v1::FactorsInfo* factors = out.mutable_factors();
+  factors->set_fisher(manifest.fisher);
+  factors->set_examples(manifest.factor_examples);
+  factors->set_default_relative_damping(Damping{}.relative);
+
+  for (const std::string& name : attributor.class_names()) out.add_class_names(name);
+  for (v1::Method m : {v1::METHOD_EKFAC, v1::METHOD_KFAC, v1::METHOD_GRADIENT_DOT}) {
+    out.add_methods(m);
+  }
+  return out;
+}
+
+}  // namespace tda

@@ -1,0 +1,33 @@
+// tda.v1.AttributionService on top of an open Attributor. A thin adapter in the manner of
+// TensorFlow Serving's model_servers/: each method translates the request (api_conversion.h),
+// calls the engine, and translates the reply; engine errors become gRPC status codes through
+// ToGrpcStatus (a malformed request is INVALID_ARGUMENT with the engine's message, and the
+// server stays up).
+//
+// Thread-safety: all methods may run concurrently (Attributor's query methods are const and
+// thread-safe); the service holds no mutable state.
+#pragma once
+
+#include <memory>
+
+#include "attribution/attributor.h"
+#include "tda/v1/attribution.grpc.pb.h"
+
+namespace tda {
+
+class AttributionServiceImpl final : public v1::AttributionService::Service {
+ public:
+  explicit AttributionServiceImpl(std::shared_ptr<const Attributor> attributor);
+
+  grpc::Status Attribute(grpc::ServerContext* context, const v1::AttributeRequest* request,
+                         v1::AttributeResponse* response) override;
+  grpc::Status DescribeIndex(grpc::ServerContext* context, const v1::DescribeIndexRequest* request,
+                             v1::DescribeIndexResponse* response) override;
+  grpc::Status GetSample(grpc::ServerContext* context, const v1::GetSampleRequest* request,
+                         v1::GetSampleResponse* response) override;
+
+ private:
+  std::shared_ptr<const Attributor> attributor_;
+};
+
+}  // namespace tda

@@ -1,0 +1,78 @@
+#include "server/tda_server.h"
+
+#include <chrono>
+#include <climits>
+#include <utility>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/attribution_service.h"
+
+namespace tda {
+
+absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions& options) {
+  absl::StatusOr<std::unique_ptr<Attributor>> attributor = Attributor::Open(options.index_dir);
+  if (!attributor.ok()) return attributor.status();
+  return Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)));
+}
+
+absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
+    const ServerOptions& options, std::shared_ptr<const Attributor> attributor) {
+  if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("max message bytes must be in [1, ", INT_MAX,
+                                                   "], got ", options.max_message_bytes));
+  }
+  const size_t colon = options.listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == options.listen.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address '", options.listen, "' is not HOST:PORT"));
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  auto server = std::unique_ptr<TdaServer>(new TdaServer());
+  server->service_ = std::make_unique<AttributionServiceImpl>(std::move(attributor));
+  grpc::ServerBuilder builder;
+  // TODO(auth issue): TLS and bearer-token auth; loopback/plaintext until then.
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on '", options.listen,
+                                               "' (address in use or not local?)"));
+  }
+  server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus(true);
+    health->SetServingStatus(v1::AttributionService::service_full_name(), true);
+  }
+  return server;
+}
+
+TdaServer::~TdaServer() {
+  Shutdown(0);
+  Wait();
+}
+
+void TdaServer::Shutdown(double grace_seconds) {
+  if (server_ == nullptr || shut_down_.exchange(true)) return;
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  server_->Shutdown(deadline);
+}
+
+void TdaServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace tda
