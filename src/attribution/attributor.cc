@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "curvature/exact.h"
 #include "curvature/gradient_dot.h"
 #include "data/fashion_mnist.h"
 #include "grad/per_sample_gradients.h"
@@ -26,6 +28,15 @@ struct Attributor::Splits {
     if (!data[s].ok()) return data[s].status();
     return &*data[s];
   }
+};
+
+// What LiSSA and the exact method need beyond the index: the index's training rows with their
+// features, and the explicit curvature matrices (built once per kind, on first use).
+struct Attributor::FullCurvature {
+  std::once_flag once;
+  absl::StatusOr<Dataset> train = absl::UnknownError("not loaded");
+  std::mutex mu;
+  std::map<Curvature, std::shared_ptr<const Eigen::MatrixXd>> matrices;  // guarded by mu
 };
 
 Attributor::~Attributor() = default;
@@ -58,6 +69,7 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   }
   attributor->splits_ = std::make_unique<Splits>();
   attributor->splits_->data_dir = manifest.data_dir;
+  attributor->full_ = std::make_unique<FullCurvature>();
   return attributor;
 }
 
@@ -102,11 +114,100 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakePreconditioner(
           std::make_unique<GradientDotPreconditioner>(projection_->output_dim()));
     case Method::kExact:
     case Method::kLissa:
-      break;
+      return MakeFullPreconditioner(options);
   }
   return absl::UnimplementedError(absl::StrCat(
       "method '", MethodName(options.method),
       "' is not served from an index yet; use ekfac, kfac or gradient-dot"));
+}
+
+absl::StatusOr<const Dataset*> Attributor::TrainingData() const {
+  std::call_once(full_->once, [&] {
+    full_->train = [&]() -> absl::StatusOr<Dataset> {
+      absl::StatusOr<const Dataset*> split = splits_->Get(Split::kTrain);
+      if (!split.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "LiSSA and exact influence need the training data the index was built from; "
+            "loading it from data_dir '", splits_->data_dir, "' failed: ",
+            split.status().message()));
+      }
+      const Dataset& all = **split;
+      if (all.feature_dim != model_->config().input_dim) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "training data in '", splits_->data_dir, "' has ", all.feature_dim,
+            " features, the index's model expects ", model_->config().input_dim));
+      }
+      Dataset rows;
+      rows.name = absl::StrCat(all.name, " (index rows)");
+      rows.feature_dim = all.feature_dim;
+      rows.class_names = all.class_names;
+      for (int64_t r = 0; r < index_->rows(); ++r) {
+        const std::string& id = index_->sample(r).id;
+        Split split_of_row;
+        int64_t ordinal = 0;
+        absl::Status parsed = ParseFashionMnistId(id, &split_of_row, &ordinal);
+        if (!parsed.ok() || split_of_row != Split::kTrain || ordinal >= all.size()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "index row ", r, " ('", id, "') is not a sample of ", all.name, " (", all.size(),
+              " samples in '", splits_->data_dir, "')"));
+        }
+        rows.features.insert(rows.features.end(), all.row(ordinal), all.row(ordinal) + all.feature_dim);
+        rows.labels.push_back(all.labels[ordinal]);
+        rows.ids.push_back(all.ids[ordinal]);
+        rows.sources.push_back(all.sources[ordinal]);
+      }
+      return rows;
+    }();
+  });
+  if (!full_->train.ok()) return full_->train.status();
+  return &*full_->train;
+}
+
+absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakeFullPreconditioner(
+    const AttributeOptions& options) const {
+  const Manifest& manifest = index_->manifest();
+  if (manifest.projection_dim_per_side != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "method '", MethodName(options.method), "' needs an index of full gradients (projection "
+        "dimension 0); this index projects each layer to ", manifest.projection_dim_per_side,
+        " per side. Rebuild the index with projection dimension 0 or use ekfac, kfac or "
+        "gradient-dot"));
+  }
+  const Damping damping = options.damping.value_or(Damping{});
+  double lambda = 0;
+  if (damping.absolute.has_value()) {
+    lambda = *damping.absolute;
+  } else {
+    double eigen_sum = 0;
+    for (const LayerFactors& f : factors_->layers) eigen_sum += f.corrected.sum();
+    lambda = damping.relative * eigen_sum / static_cast<double>(factors_->layout.total());
+  }
+  if (!std::isfinite(lambda) || lambda < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("damping must be a finite number >= 0, got ", lambda));
+  }
+  ASSIGN_OR_RETURN(const Dataset* train, TrainingData());
+  if (options.method == Method::kLissa) {
+    LissaOptions lissa = options.lissa;
+    lissa.damping = lambda;
+    ASSIGN_OR_RETURN(std::unique_ptr<LissaPreconditioner> p,
+                     LissaPreconditioner::Create(*model_, *train, lissa));
+    return std::unique_ptr<Preconditioner>(std::move(p));
+  }
+  std::shared_ptr<const Eigen::MatrixXd> matrix;
+  {
+    // Built under the lock: concurrent first queries wait instead of building it twice.
+    std::lock_guard<std::mutex> lock(full_->mu);
+    auto it = full_->matrices.find(options.exact_curvature);
+    if (it == full_->matrices.end()) {
+      ASSIGN_OR_RETURN(Eigen::MatrixXd built, CurvatureMatrix(*model_, *train, options.exact_curvature));
+      it = full_->matrices
+               .emplace(options.exact_curvature, std::make_shared<const Eigen::MatrixXd>(std::move(built)))
+               .first;
+    }
+    matrix = it->second;
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ExactPreconditioner> p, ExactPreconditioner::Create(*matrix, lambda));
+  return std::unique_ptr<Preconditioner>(std::move(p));
 }
 
 namespace {

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "curvature/ekfac.h"
+#include "curvature/lissa.h"
 #include "curvature/preconditioner.h"
 #include "grad/projection.h"
 #include "data/dataset.h"
@@ -59,6 +60,12 @@ struct AttributeOptions {
   Method method = Method::kEkfac;
   std::optional<Damping> damping;  // default: the index's (0.1 x mean eigenvalue per layer)
   bool return_scores = false;
+  // kLissa and kExact (indexes of full gradients only, projection dimension 0): both invert
+  // curvature + lambda I with lambda = damping->absolute when set, else damping->relative
+  // (default 0.1) x the mean EK-FAC eigenvalue of the whole model (~ trace(GN) / D).
+  // lissa.damping is ignored in favour of that lambda; the rest of `lissa` is used as given.
+  LissaOptions lissa;
+  Curvature exact_curvature = Curvature::kGaussNewton;  // the matrix kExact factorises
 };
 
 struct SampleData {
@@ -74,8 +81,10 @@ class Attributor {
   ~Attributor();
 
   // kInvalidArgument for malformed queries (unknown id, wrong feature count, NaN, label out
-  // of range, top_k out of [1, kMaxTopK], too many queries); kUnimplemented for methods the
-  // index cannot serve yet.
+  // of range, top_k out of [1, kMaxTopK], too many queries). kLissa and kExact need an index
+  // of full gradients and the training data it was built from (read from the manifest's
+  // data_dir): kFailedPrecondition when the index is projected, the data cannot be loaded or
+  // LiSSA diverges; kExact also refuses models over kMaxExactParameters.
   absl::StatusOr<std::vector<QueryResult>> Attribute(const std::vector<Query>& queries,
                                                      const AttributeOptions& options) const;
 
@@ -89,6 +98,11 @@ class Attributor {
  private:
   Attributor() = default;
   struct Splits;
+  struct FullCurvature;
+  // The training rows of the index (features read from the data directory), for LiSSA/exact.
+  absl::StatusOr<const Dataset*> TrainingData() const;
+  absl::StatusOr<std::unique_ptr<Preconditioner>> MakeFullPreconditioner(
+      const AttributeOptions& options) const;
   absl::StatusOr<const Dataset*> DatasetFor(const std::string& id, int64_t* ordinal) const;
   absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       const AttributeOptions& options) const;
@@ -99,6 +113,7 @@ class Attributor {
   std::unique_ptr<Preconditioner> default_ekfac_;
   std::unique_ptr<Projection> projection_;
   std::unique_ptr<Splits> splits_;
+  std::unique_ptr<FullCurvature> full_;
 };
 
 }  // namespace tda

@@ -2,6 +2,7 @@
 
 #include <Eigen/Cholesky>
 #include <algorithm>
+#include <string>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -71,6 +72,55 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
     return absl::InternalError("the Gauss-Newton matrix holds NaN or Inf");
   }
   return gn;
+}
+
+absl::StatusOr<Eigen::MatrixXd> CurvatureMatrix(const Model& model, const Dataset& data,
+                                                Curvature kind, const ProgressFn& progress) {
+  const int64_t dim = model.layout().total();
+  if (dim > kMaxExactParameters) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
+                     kMaxExactParameters));
+  }
+  if (data.feature_dim != model.config().input_dim) {
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
+                                                   data.feature_dim, " features, model expects ",
+                                                   model.config().input_dim));
+  }
+  const int64_t n = data.size();
+  if (n == 0) return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
+  // Few large data batches (each costs one forward and first backward) and column blocks
+  // small enough to keep D x block doubles modest.
+  constexpr int64_t kRowsPerBatch = 4096;
+  const int64_t block = std::max<int64_t>(1, std::min<int64_t>(dim, (int64_t{32} << 20) / (8 * dim)));
+  const std::string stage = absl::StrCat(CurvatureName(kind), " matrix");
+  Eigen::MatrixXd matrix = Eigen::MatrixXd::Zero(dim, dim);
+  const int64_t batches = (n + kRowsPerBatch - 1) / kRowsPerBatch;
+  const int64_t blocks = (dim + block - 1) / block;
+  ReportProgress(progress, stage, 0, batches * blocks);
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t begin = b * kRowsPerBatch, rows = std::min(kRowsPerBatch, n - begin);
+    for (int64_t c = 0; c < blocks; ++c) {
+      const int64_t col = c * block, cols = std::min(block, dim - col);
+      Eigen::MatrixXd basis = Eigen::MatrixXd::Zero(dim, cols);
+      for (int64_t j = 0; j < cols; ++j) basis(col + j, j) = 1.0;
+      ASSIGN_OR_RETURN(Eigen::MatrixXd product,
+                       model.CurvatureProduct(data.row(begin), data.labels.data() + begin, rows,
+                                              basis, kind));
+      matrix.middleCols(col, cols) += (static_cast<double>(rows) / static_cast<double>(n)) * product;
+      ReportProgress(progress, stage, b * blocks + c + 1, batches * blocks);
+    }
+  }
+  Eigen::MatrixXd symmetric = 0.5 * (matrix + matrix.transpose());
+  if (!symmetric.allFinite()) {
+    return absl::InternalError(absl::StrCat("the ", stage, " holds NaN or Inf"));
+  }
+  return symmetric;
+}
+
+absl::StatusOr<Eigen::MatrixXd> HessianMatrix(const Model& model, const Dataset& data,
+                                              const ProgressFn& progress) {
+  return CurvatureMatrix(model, data, Curvature::kHessian, progress);
 }
 
 struct ExactPreconditioner::Impl {

@@ -24,6 +24,18 @@ inline constexpr int64_t kMaxExactParameters = 20000;
 absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
                                                   const ProgressFn& progress = {});
 
+// D x D curvature matrix of the mean cross-entropy over `data`, built column by column from the
+// model's curvature-vector products (Model::CurvatureProduct, float64, symmetrised). With
+// Curvature::kGaussNewton it equals GaussNewtonMatrix; kHessian gives the true Hessian (the
+// one LiSSA inverts by default). No weight-decay term: add it as damping. Refuses models with
+// more than kMaxExactParameters parameters (kFailedPrecondition).
+absl::StatusOr<Eigen::MatrixXd> CurvatureMatrix(const Model& model, const Dataset& data,
+                                                Curvature kind, const ProgressFn& progress = {});
+
+// The true Hessian of the mean cross-entropy over `data` (CurvatureMatrix with kHessian).
+absl::StatusOr<Eigen::MatrixXd> HessianMatrix(const Model& model, const Dataset& data,
+                                              const ProgressFn& progress = {});
+
 class ExactPreconditioner : public Preconditioner {
  public:
   // Factorises (curvature + damping I) once. kInvalidArgument for negative damping or a

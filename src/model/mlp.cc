@@ -147,6 +147,118 @@ class Mlp final : public TorchModel {
     return capture;
   }
 
+  absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const float* inputs, const int32_t* labels,
+                                                   int64_t rows, const Eigen::MatrixXd& vectors,
+                                                   Curvature kind) const override {
+    RETURN_IF_ERROR(CheckInputs(inputs, rows));
+    for (int64_t i = 0; i < rows; ++i) {
+      if (labels[i] < 0 || labels[i] >= config_.num_classes) {
+        return absl::InvalidArgumentError(absl::StrCat("label ", labels[i], " of row ", i,
+                                                       " is not in [0, ", config_.num_classes, ")"));
+      }
+    }
+    if (vectors.rows() != layout_.total()) {
+      return absl::InvalidArgumentError(absl::StrCat("curvature product: vectors have ", vectors.rows(),
+                                                     " rows, the model has ", layout_.total(),
+                                                     " parameters"));
+    }
+    if (!vectors.allFinite()) {
+      return absl::InvalidArgumentError("curvature product: vectors hold NaN or Inf");
+    }
+    return CatchTorchErrors("mlp curvature product", [&]() -> absl::StatusOr<Eigen::MatrixXd> {
+      return CurvatureProductUnchecked(inputs, labels, rows, vectors, kind);
+    });
+  }
+
+  // Per-parameter float64 tensors (w0, b0, w1, b1, ...) holding the flat vector `flat`.
+  std::vector<torch::Tensor> SplitFlat(const double* flat) const {
+    std::vector<torch::Tensor> out;
+    for (const TrackedLayer& layer : layout_.layers) {
+      torch::Tensor block = torch::from_blob(const_cast<double*>(flat + layer.offset),
+                                             {layer.out, layer.cols()}, torch::kFloat64);
+      out.push_back(block.slice(1, 0, layer.in).clone());
+      out.push_back(block.select(1, layer.in).clone());
+    }
+    return out;
+  }
+
+  // Writes per-parameter tensors (as SplitFlat returns them; undefined = zero) into `flat`.
+  void JoinFlat(const std::vector<torch::Tensor>& parts, double* flat) const {
+    for (size_t i = 0; i < layout_.layers.size(); ++i) {
+      const TrackedLayer& layer = layout_.layers[i];
+      Eigen::Map<RowMatrixXd> block(flat + layer.offset, layer.out, layer.cols());
+      const torch::Tensor& w = parts[2 * i];
+      const torch::Tensor& b = parts[2 * i + 1];
+      if (w.defined()) {
+        torch::Tensor wc = w.contiguous();
+        block.leftCols(layer.in) = Eigen::Map<const RowMatrixXd>(wc.data_ptr<double>(), layer.out, layer.in);
+      } else {
+        block.leftCols(layer.in).setZero();
+      }
+      if (b.defined()) {
+        torch::Tensor bc = b.contiguous();
+        block.col(layer.in) = Eigen::Map<const Eigen::VectorXd>(bc.data_ptr<double>(), layer.out);
+      } else {
+        block.col(layer.in).setZero();
+      }
+    }
+  }
+
+  Eigen::MatrixXd CurvatureProductUnchecked(const float* inputs, const int32_t* labels, int64_t rows,
+                                            const Eigen::MatrixXd& vectors, Curvature kind) const {
+    // float64 copies of the parameters as local leaves: precise, and no autograd state shared
+    // with other threads.
+    std::vector<torch::Tensor> params;
+    for (size_t i = 0; i < weights_.size(); ++i) {
+      params.push_back(weights_[i].detach().to(torch::kFloat64).set_requires_grad(true));
+      params.push_back(biases_[i].detach().to(torch::kFloat64).set_requires_grad(true));
+    }
+    torch::Tensor target = torch::from_blob(const_cast<int32_t*>(labels), {rows}, torch::kInt32)
+                               .to(torch::kInt64);
+    torch::Tensor h = ViewRows(inputs, rows, config_.input_dim).to(torch::kFloat64);
+    for (size_t i = 0; i < weights_.size(); ++i) {
+      h = torch::addmm(params[2 * i + 1], h, params[2 * i].t());
+      if (i + 1 < weights_.size()) h = Activation(h);
+    }
+    const torch::Tensor logits = h;
+    Eigen::MatrixXd out(vectors.rows(), vectors.cols());
+    auto dot = [&](const std::vector<torch::Tensor>& a, const double* flat) {
+      std::vector<torch::Tensor> v = SplitFlat(flat);
+      torch::Tensor sum = torch::zeros({}, torch::kFloat64);
+      for (size_t k = 0; k < a.size(); ++k) sum = sum + (a[k] * v[k]).sum();
+      return sum;
+    };
+    if (kind == Curvature::kHessian) {
+      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, target);  // mean
+      std::vector<torch::Tensor> grads =
+          torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+      for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
+        std::vector<torch::Tensor> hv = torch::autograd::grad(
+            {dot(grads, vectors.col(c).data())}, params, {}, /*retain_graph=*/true,
+            /*create_graph=*/false, /*allow_unused=*/true);
+        JoinFlat(hv, out.col(c).data());
+      }
+      return out;
+    }
+    // Gauss-Newton: J^T H_out J v. J v comes from the double-backward trick: jtu = J^T u is
+    // linear in a dummy output gradient u, so d(jtu . v)/du = J v.
+    torch::Tensor u = torch::zeros_like(logits).set_requires_grad(true);
+    std::vector<torch::Tensor> jtu =
+        torch::autograd::grad({logits}, params, {u}, /*retain_graph=*/true, /*create_graph=*/true);
+    const torch::Tensor probs = torch::softmax(logits.detach(), 1);
+    for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
+      torch::Tensor jv = torch::autograd::grad({dot(jtu, vectors.col(c).data())}, {u}, {},
+                                               /*retain_graph=*/true)[0];
+      // Output-space Hessian of the mean cross-entropy: (diag(p) - p p^T) / rows per sample.
+      torch::Tensor hjv = (probs * jv - probs * (probs * jv).sum(1, /*keepdim=*/true)) /
+                          static_cast<double>(rows);
+      std::vector<torch::Tensor> jt = torch::autograd::grad({logits}, params, {hjv},
+                                                            /*retain_graph=*/true);
+      JoinFlat(jt, out.col(c).data());
+    }
+    return out;
+  }
+
   Eigen::VectorXf Parameters() const override {
     Eigen::VectorXf flat(layout_.total());
     for (size_t i = 0; i < weights_.size(); ++i) {
@@ -218,6 +330,24 @@ class Mlp final : public TorchModel {
 };
 
 }  // namespace
+
+const char* CurvatureName(Curvature kind) {
+  return kind == Curvature::kHessian ? "hessian" : "gauss-newton";
+}
+
+absl::StatusOr<Eigen::MatrixXd> Model::CurvatureProduct(const float*, const int32_t*, int64_t,
+                                                        const Eigen::MatrixXd&, Curvature) const {
+  return absl::UnimplementedError(
+      absl::StrCat("model kind '", config().kind, "' has no curvature-vector products"));
+}
+
+absl::StatusOr<Eigen::VectorXd> Model::CurvatureVectorProduct(const float* inputs,
+                                                              const int32_t* labels, int64_t rows,
+                                                              const Eigen::VectorXd& v,
+                                                              Curvature kind) const {
+  ASSIGN_OR_RETURN(Eigen::MatrixXd out, CurvatureProduct(inputs, labels, rows, v, kind));
+  return Eigen::VectorXd(out.col(0));
+}
 
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed) {
   RETURN_IF_ERROR(ValidateModelConfig(config));

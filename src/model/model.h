@@ -20,6 +20,13 @@
 
 namespace tda {
 
+// Which curvature of the loss a curvature-vector product uses. For softmax cross-entropy the
+// Gauss-Newton matrix J^T (diag(p) - p p^T) J equals the true Fisher; the Hessian adds the
+// second-order terms of the network (it can be indefinite for non-linear models).
+enum class Curvature { kHessian, kGaussNewton };
+
+const char* CurvatureName(Curvature kind);  // "hessian", "gauss-newton"
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -35,6 +42,23 @@ class Model {
   // kInvalidArgument for labels out of range or non-finite inputs.
   virtual absl::StatusOr<BatchCapture> Capture(const float* inputs, const int32_t* labels,
                                                int64_t rows) const = 0;
+
+  // Curvature-matrix products of the MEAN cross-entropy over the batch, in float64:
+  //   out = (1/rows) sum_i C_i v      for every column v of `vectors` (D x K, ParamLayout order),
+  // where C_i is sample i's Hessian or Gauss-Newton matrix with respect to all tracked
+  // parameters. No weight-decay term is included: callers add it as damping (lambda I).
+  // Computed with double backward (Hessian) or the R-op via a double backward through a dummy
+  // output gradient (Gauss-Newton); never touches parameter .grad, so it is thread-safe.
+  // kInvalidArgument for bad labels/inputs or a row count of `vectors` other than D.
+  // The default implementation returns kUnimplemented.
+  virtual absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const float* inputs, const int32_t* labels,
+                                                           int64_t rows, const Eigen::MatrixXd& vectors,
+                                                           Curvature kind) const;
+
+  // One vector: CurvatureProduct with K = 1.
+  absl::StatusOr<Eigen::VectorXd> CurvatureVectorProduct(const float* inputs, const int32_t* labels,
+                                                         int64_t rows, const Eigen::VectorXd& v,
+                                                         Curvature kind) const;
 
   // All tracked parameters as one flat vector in ParamLayout order, and back.
   virtual Eigen::VectorXf Parameters() const = 0;

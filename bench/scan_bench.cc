@@ -1,0 +1,107 @@
+// Index scan throughput against the machine's memory bandwidth, measured in the same process.
+//   scan_bench [--gb 1.0] [--dim 1344] [--reps 5]
+// Baseline: STREAM triad a[i] = b[i] + s * c[i] over arrays far larger than cache (bytes moved
+// = 3 x array bytes). Scan: GradientIndex::Score over an f32 index written to a temp directory.
+// Prints single-query GB/s, its ratio to triad, and the time of one 64-query batch divided by
+// 64 single queries.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "index/gradient_index.h"
+#include "index/index_writer.h"
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+double TriadGBps(size_t n, int reps) {
+  std::vector<double> a(n), b(n, 1.0), c(n, 2.0);
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; ++i) a[i] = 0;  // first touch by the threads that use it
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    auto t = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i) a[i] = b[i] + 3.0 * c[i];
+    best = std::max(best, 3.0 * n * sizeof(double) / Seconds(t) / 1e9);
+  }
+  if (a[n / 2] != 7.0) std::abort();
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  double gb = 1.0;
+  int64_t dim = 1344;  // the default Fashion-MNIST index (784-128-10, 32 per side)
+  int reps = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--gb")) gb = std::atof(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dim")) dim = std::atoll(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+  }
+  const int64_t rows = static_cast<int64_t>(gb * 1e9 / (dim * 4.0));
+  std::printf("threads %d, index %lld rows x %lld dims f32 = %.2f GB\n", omp_get_max_threads(),
+              static_cast<long long>(rows), static_cast<long long>(dim), rows * dim * 4 / 1e9);
+
+  const double triad = TriadGBps(static_cast<size_t>(1) << 26, reps);  // 3 x 512 MiB
+  std::printf("STREAM triad:            %7.1f GB/s\n", triad);
+
+  const std::string dir = (std::filesystem::temp_directory_path() / "tda-scan-bench").string();
+  std::filesystem::remove_all(dir);
+  {
+    auto writer = tda::IndexWriter::Create(dir, dim).value();
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal;
+    const int64_t chunk = 8192;
+    std::vector<float> block(static_cast<size_t>(chunk * dim));
+    for (float& v : block) v = normal(rng);
+    for (int64_t begin = 0; begin < rows; begin += chunk) {
+      const int64_t n = std::min(chunk, rows - begin);
+      std::vector<tda::SampleRecord> samples;
+      for (int64_t i = begin; i < begin + n; ++i) samples.push_back({"row/" + std::to_string(i), "bench", 0, ""});
+      if (!writer->AppendRows(block.data(), samples).ok()) return 1;
+    }
+    for (const char* f : {"factors.safetensors", "model/model.safetensors", "model/config.json"}) {
+      std::filesystem::create_directories(dir + "/model");
+      std::FILE* file = std::fopen((dir + "/" + f).c_str(), "w");
+      std::fputs("{}", file);
+      std::fclose(file);
+    }
+    tda::Manifest manifest;
+    manifest.layer_dims = {dim};
+    if (auto s = writer->Finish(manifest); !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+  auto index = tda::GradientIndex::Open(dir, tda::GradientIndex::Verify::kSizes).value();
+  const double bytes = static_cast<double>(rows) * dim * 4;
+  Eigen::MatrixXf one = Eigen::MatrixXf::Random(dim, 1), batch = Eigen::MatrixXf::Random(dim, 64);
+  index->Score(one);  // page in
+  double single = 1e30, batched = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    auto t = std::chrono::steady_clock::now();
+    Eigen::MatrixXf s = index->Score(one);
+    single = std::min(single, Seconds(t));
+    t = std::chrono::steady_clock::now();
+    Eigen::MatrixXf b = index->Score(batch);
+    batched = std::min(batched, Seconds(t));
+  }
+  std::printf("scan, 1 query:           %7.1f GB/s  (%.1f ms)  ratio to triad %.2f\n", bytes / single / 1e9,
+              single * 1e3, bytes / single / 1e9 / triad);
+  std::printf("scan, 64 queries batched: %6.1f ms = %.3f x the time of 64 single queries\n", batched * 1e3,
+              batched / (64 * single));
+  std::filesystem::remove_all(dir);
+  return 0;
+}
