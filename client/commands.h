@@ -12,10 +12,10 @@ namespace tda {
 
 using Args = std::vector<std::string>;
 
-int RunTrain(const Args& args);        // tda train
-int RunIndexBuild(const Args& args);   // tda index build
-int RunQuery(const Args& args);        // tda query
-int RunDescribe(const Args& args);     // tda describe
+int RunTrain(const Args& args);       // tda train
+int RunIndexBuild(const Args& args);  // tda index build
+int RunQuery(const Args& args);       // tda query
+int RunDescribe(const Args& args);    // tda describe
 
 // Prints "tda: error: <message>" to stderr and returns 1.
 int RuntimeError(const absl::Status& status);

@@ -180,7 +180,8 @@ int FlagParser::UsageError(const std::string& message) const {
 }
 
 std::string FlagParser::Help() const {
-  std::string out = absl::StrCat("Usage: ", command_, " ", usage_, "\n\n", summary_, "\n\nFlags:\n");
+  std::string out =
+      absl::StrCat("Usage: ", command_, " ", usage_, "\n\n", summary_, "\n\nFlags:\n");
   auto row = [&out](const std::string& left, const std::string& help) {
     if (left.size() <= 26) {
       absl::StrAppendFormat(&out, "  %-26s %s\n", left, help);

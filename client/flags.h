@@ -39,8 +39,7 @@ class FlagParser {
   // A switch, false unless given.
   void AddBool(const std::string& name, const std::string& help);
   // May be given several times; GetRepeated returns the values in order.
-  void AddRepeated(const std::string& name, const std::string& value_name,
-                   const std::string& help);
+  void AddRepeated(const std::string& name, const std::string& value_name, const std::string& help);
   // Free text appended to --help (e.g. examples).
   void AddNote(const std::string& text);
 

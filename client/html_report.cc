@@ -30,11 +30,20 @@ std::string Escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -57,11 +66,11 @@ void AppendHits(std::string* out, const ReportInput& input, const std::vector<Hi
   absl::StrAppend(out, "<div class=\"row\">\n");
   for (size_t i = 0; i < hits.size(); ++i) {
     const Hit& hit = hits[i];
-    absl::StrAppend(out, "<div class=\"card ", css_class, "\">", Image(input, hit.id),
-                    absl::StrFormat("#%d %s<br><b>%+.3e</b><br><span class=\"id\">%s</span>",
-                                    i + 1, Escape(ClassName(input.class_names, hit.label)),
-                                    hit.score, Escape(hit.id)),
-                    "</div>\n");
+    absl::StrAppend(
+        out, "<div class=\"card ", css_class, "\">", Image(input, hit.id),
+        absl::StrFormat("#%d %s<br><b>%+.3e</b><br><span class=\"id\">%s</span>", i + 1,
+                        Escape(ClassName(input.class_names, hit.label)), hit.score, Escape(hit.id)),
+        "</div>\n");
   }
   absl::StrAppend(out, "</div>\n");
 }
@@ -72,8 +81,11 @@ std::string RenderHtmlReport(const ReportInput& input) {
   std::string out = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>",
       Escape(input.title), "</title>\n<style>", kStyle, "</style></head><body>\n<h1>",
-      Escape(input.title), "</h1>\n<p class=\"note\">Influence of each training image on the "
-      "loss of the query's label (method: ", Escape(input.method), "). <b>Proponents</b> "
+      Escape(input.title),
+      "</h1>\n<p class=\"note\">Influence of each training image on the "
+      "loss of the query's label (method: ",
+      Escape(input.method),
+      "). <b>Proponents</b> "
       "(green, positive scores): removing them from training would raise the query's loss. "
       "<b>Opponents</b> (red, negative scores): removing them would lower it.</p>\n");
   for (const QueryResult& r : input.results) {

@@ -20,7 +20,8 @@ int RunIndexBuild(const Args& args) {
       "the model and the factors, to the index directory that tda-server and\n"
       "'tda query --index' read.");
   flags.AddRequiredString("model", "DIR", "model directory written by 'tda train'");
-  flags.AddRequiredString("out", "DIR", "index directory to write (an old index there is replaced)");
+  flags.AddRequiredString("out", "DIR",
+                          "index directory to write (an old index there is replaced)");
   flags.AddInt("projection-dim", "K", 32,
                "random projection to K x K per layer (K per side of each layer's gradient); "
                "0 = exact gradients");
@@ -63,7 +64,8 @@ int RunIndexBuild(const Args& args) {
   absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(options.model_dir, &recipe);
   if (!model.ok()) return RuntimeError(model.status());
   std::string data_dir = flags.GetString("data-dir");
-  if (data_dir.empty()) data_dir = recipe.data_dir.empty() ? kFashionMnistDefaultDir : recipe.data_dir;
+  if (data_dir.empty())
+    data_dir = recipe.data_dir.empty() ? kFashionMnistDefaultDir : recipe.data_dir;
   const int64_t train_size =
       flags.GetInt("train-size") >= 0 ? flags.GetInt("train-size") : recipe.train_size;
   absl::StatusOr<Dataset> train = LoadFashionMnist(data_dir, Split::kTrain, train_size);

@@ -35,8 +35,8 @@ absl::StatusOr<std::string> EncodeGrayPng(const std::vector<uint8_t>& pixels, in
                                           int height) {
   if (width <= 0 || height <= 0 ||
       pixels.size() != static_cast<size_t>(width) * static_cast<size_t>(height)) {
-    return absl::InvalidArgumentError(absl::StrCat("PNG: ", pixels.size(), " pixels for a ",
-                                                   width, " x ", height, " image"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PNG: ", pixels.size(), " pixels for a ", width, " x ", height, " image"));
   }
   // Scanlines, each preceded by filter type 0 (None).
   std::string raw;

@@ -36,8 +36,8 @@ std::string ProgressBar::Render(double elapsed) const {
     const double fraction = std::clamp(static_cast<double>(done_) / total_, 0.0, 1.0);
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(fraction * kWidth);
-    absl::StrAppend(&line, " [", std::string(filled, '#'), std::string(kWidth - filled, '.'),
-                    "] ", done_, "/", total_, absl::StrFormat(" %3.0f%%", 100 * fraction));
+    absl::StrAppend(&line, " [", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ",
+                    done_, "/", total_, absl::StrFormat(" %3.0f%%", 100 * fraction));
     if (done_ >= total_) {
       absl::StrAppend(&line, " in ", FormatDuration(elapsed));
     } else if (done_ > 0 && elapsed > 0.5) {

@@ -47,7 +47,7 @@ class ProgressBar {
   std::string detail_;
   Clock::time_point stage_start_;
   Clock::time_point last_draw_;
-  int last_decile_ = -1;   // non-TTY: last 10% step printed
+  int last_decile_ = -1;    // non-TTY: last 10% step printed
   bool line_open_ = false;  // TTY: a line was drawn and not yet ended
   bool drawn_final_ = false;
 };

@@ -82,14 +82,16 @@ int RunQuery(const Args& args) {
   flags.AddString("label", "C", "",
                   "measure the loss of class C (index or name) instead of the true label");
   flags.AddInt("top-k", "K", 10, "proponents and opponents to show per query");
-  flags.AddString("method", "M", "ekfac", "ekfac, kfac or gradient-dot");
+  flags.AddString("method", "M", "ekfac",
+                  "ekfac, kfac, gradient-dot; lissa or exact for unprojected indexes");
   flags.AddDouble("damping", "X", 0.1, "damping lambda = X x mean eigenvalue per layer");
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
   flags.AddString("scores-out", "FILE.npy", "",
                   "write every training row's score (float32; shape (N,) or (queries, N))");
   flags.AddString("html", "FILE", "", "write a self-contained HTML page with the images");
   flags.AddInt("threads", "N", 0, "compute threads for --index (0 = OMP_NUM_THREADS or all)");
-  flags.AddNote("Example:\n  tda query --server 127.0.0.1:50051 --id fashion-mnist/test/12 --top-k 5");
+  flags.AddNote(
+      "Example:\n  tda query --server 127.0.0.1:50051 --id fashion-mnist/test/12 --top-k 5");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
   const std::string server = flags.GetString("server");

@@ -1,11 +1,11 @@
 #include "client/remote_attributor.h"
 
-#include <chrono>
-
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+
+#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "server/api_conversion.h"
@@ -37,8 +37,7 @@ absl::StatusOr<std::unique_ptr<RemoteAttributor>> RemoteAttributor::Connect(
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
   // TODO(auth issue): TLS and bearer tokens; plaintext (loopback) until then.
-  remote->channel_ =
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  remote->channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   if (!remote->channel_->WaitForConnected(After(options.connect_timeout_seconds))) {
     return absl::UnavailableError(absl::StrCat("cannot connect to tda-server at ", address,
                                                " within ", options.connect_timeout_seconds,
@@ -97,8 +96,8 @@ absl::StatusOr<v1::DescribeIndexResponse> RemoteAttributor::Describe() const {
   return response;
 }
 
-absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus>
-RemoteAttributor::CheckHealth(const std::string& service) const {
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> RemoteAttributor::CheckHealth(
+    const std::string& service) const {
   grpc::ClientContext context;
   PrepareContext(&context);
   grpc::health::v1::HealthCheckRequest request;

@@ -6,11 +6,11 @@
 // Thread-safety: all methods may be called concurrently (one shared channel).
 #pragma once
 
+#include <grpcpp/channel.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
 
 #include "absl/status/statusor.h"
 #include "client/attribution_backend.h"

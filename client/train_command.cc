@@ -64,7 +64,7 @@ int RunTrain(const Args& args) {
   flags.AddString("hidden", "W[,W...]", "128", "hidden layer widths ('none' for a linear model)");
   flags.AddString("activation", "relu|tanh", "relu", "hidden activation");
   flags.AddInt("train-size", "N", 0, "train on the first N training images (0 = all 60000)");
-  flags.AddInt("epochs", "N", 5, "passes over the training data");
+  flags.AddInt("epochs", "N", 15, "passes over the training data");
   flags.AddInt("batch-size", "N", 128, "minibatch size");
   flags.AddDouble("lr", "X", 1e-3, "learning rate");
   flags.AddDouble("weight-decay", "X", 0.0, "L2 coefficient on all parameters");
@@ -102,7 +102,8 @@ int RunTrain(const Args& args) {
   }
   InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
 
-  absl::StatusOr<Dataset> train = LoadFashionMnist(recipe.data_dir, Split::kTrain, recipe.train_size);
+  absl::StatusOr<Dataset> train =
+      LoadFashionMnist(recipe.data_dir, Split::kTrain, recipe.train_size);
   if (!train.ok()) return RuntimeError(train.status());
   absl::StatusOr<Dataset> test = LoadFashionMnist(recipe.data_dir, Split::kTest);
   if (!test.ok()) return RuntimeError(test.status());
@@ -113,8 +114,8 @@ int RunTrain(const Args& args) {
                                flags.GetString("hidden") == "none"
                                    ? "a linear model"
                                    : absl::StrCat("MLP 784-", flags.GetString("hidden"), "-10"),
-                               train->size(), recipe.epochs, recipe.optimizer,
-                               recipe.learning_rate, recipe.batch_size);
+                               train->size(), recipe.epochs, recipe.optimizer, recipe.learning_rate,
+                               recipe.batch_size);
   absl::StatusOr<TrainReport> report;
   {
     ProgressBar bar;

@@ -43,8 +43,8 @@ absl::StatusOr<Method> MethodFromProto(v1::Method method) {
     default:
       break;
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown method enum value ",
-                                                 static_cast<int>(method)));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown method enum value ", static_cast<int>(method)));
 }
 
 v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
@@ -59,9 +59,8 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
     }
     if (query.label >= 0) q->set_label(query.label);
   }
-  request.set_top_k(static_cast<int32_t>(
-      std::clamp<int64_t>(options.top_k, std::numeric_limits<int32_t>::min(),
-                          std::numeric_limits<int32_t>::max())));
+  request.set_top_k(static_cast<int32_t>(std::clamp<int64_t>(
+      options.top_k, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max())));
   request.set_method(MethodToProto(options.method));
   if (options.damping.has_value()) {
     if (options.damping->absolute.has_value()) {
@@ -277,6 +276,10 @@ v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor) {
   for (const std::string& name : attributor.class_names()) out.add_class_names(name);
   for (v1::Method m : {v1::METHOD_EKFAC, v1::METHOD_KFAC, v1::METHOD_GRADIENT_DOT}) {
     out.add_methods(m);
+  }
+  if (manifest.projection_dim_per_side == 0) {  // full gradients: LiSSA and exact work too
+    out.add_methods(v1::METHOD_LISSA);
+    out.add_methods(v1::METHOD_EXACT);
   }
   return out;
 }

@@ -1,13 +1,13 @@
 #include "server/tda_server.h"
 
-#include <chrono>
-#include <climits>
-#include <utility>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+
+#include <chrono>
+#include <climits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/attribution_service.h"
@@ -44,8 +44,8 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on '", options.listen,
-                                               "' (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on '", options.listen, "' (address in use or not local?)"));
   }
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();

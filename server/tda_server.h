@@ -5,12 +5,12 @@
 // Thread-safety: Shutdown may be called from any thread, once; Wait blocks until shutdown.
 #pragma once
 
+#include <grpcpp/server.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include <grpcpp/server.h>
 
 #include "absl/status/statusor.h"
 #include "attribution/attributor.h"
@@ -19,8 +19,8 @@ namespace tda {
 
 struct ServerOptions {
   std::string index_dir;
-  std::string listen = "127.0.0.1:50051";      // host:port; port 0 picks a free port
-  int64_t max_message_bytes = 64 << 20;        // per request and per response
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
+  int64_t max_message_bytes = 64 << 20;    // per request and per response
 };
 
 class AttributionServiceImpl;

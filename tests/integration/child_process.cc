@@ -75,7 +75,8 @@ absl::StatusOr<bool> ChildProcess::ReadSome(int timeout_ms) {
   if (ready <= 0) return true;
   char chunk[4096];
   const ssize_t n = read(stdout_fd_, chunk, sizeof(chunk));
-  if (n < 0 && errno != EINTR) return absl::InternalError(absl::StrCat("read: ", std::strerror(errno)));
+  if (n < 0 && errno != EINTR)
+    return absl::InternalError(absl::StrCat("read: ", std::strerror(errno)));
   if (n == 0) return false;
   if (n > 0) buffer_.append(chunk, static_cast<size_t>(n));
   return true;
@@ -92,8 +93,8 @@ absl::StatusOr<std::string> ChildProcess::ReadLineContaining(const std::string& 
       if (line.find(needle) != std::string::npos) return line;
     }
     if (RemainingMs(deadline) == 0) {
-      return absl::DeadlineExceededError(absl::StrCat("no line with '", needle, "' within ",
-                                                      timeout_seconds, " s"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("no line with '", needle, "' within ", timeout_seconds, " s"));
     }
     absl::StatusOr<bool> open = ReadSome(RemainingMs(deadline));
     if (!open.ok()) return open.status();

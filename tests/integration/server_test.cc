@@ -4,6 +4,8 @@
 // service says SERVING; malformed requests are INVALID_ARGUMENT and the server keeps answering;
 // DescribeIndex and GetSample report the index; the tda CLI works against the server; SIGTERM
 // stops the server cleanly.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <cmath>
@@ -12,9 +14,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "attribution/attributor.h"
@@ -27,21 +26,20 @@
 namespace tda {
 namespace {
 
-using ::testing::HasSubstr;
 using ::tda::testing::ChildProcess;
 using ::tda::testing::StatusIs;
+using ::testing::HasSubstr;
 using ServingStatus = grpc::health::v1::HealthCheckResponse;
 
 constexpr int64_t kTrainSize = 1000;
 
 // Starts tda-server on 127.0.0.1:0 and reads the bound address from its "listening" line.
 absl::StatusOr<std::unique_ptr<ChildProcess>> StartServer(const std::string& index_dir,
-                                                         std::string* address) {
+                                                          std::string* address) {
   absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(
       {TDA_SERVER_BINARY, "--index", index_dir, "--listen", "127.0.0.1:0", "--threads", "1"});
   if (!child.ok()) return child.status();
-  absl::StatusOr<std::string> line =
-      (*child)->ReadLineContaining("tda-server listening on ", 120);
+  absl::StatusOr<std::string> line = (*child)->ReadLineContaining("tda-server listening on ", 120);
   if (!line.ok()) return line.status();
   *address = line->substr(line->rfind(' ') + 1);
   return child;
@@ -79,9 +77,7 @@ class ServerTest : public ::testing::Test {
     delete dir_;
   }
 
-  void SetUp() override {
-    ASSERT_NE(remote_, nullptr) << "suite setup failed";
-  }
+  void SetUp() override { ASSERT_NE(remote_, nullptr) << "suite setup failed"; }
 
   static std::vector<float> TestFeatures(int64_t n) {
     absl::StatusOr<SampleData> sample = offline_->GetSample(absl::StrCat("fashion-mnist/test/", n));
@@ -117,8 +113,7 @@ void ExpectHitsEqual(const std::vector<Hit>& remote, const std::vector<Hit>& off
 
 TEST_F(ServerTest, RemoteResultsEqualOfflineResults) {
   const std::vector<Query> queries = {
-      {"fashion-mnist/test/0", {}, -1},
-      {"fashion-mnist/test/1", {}, -1},
+      {"fashion-mnist/test/0", {}, -1},  {"fashion-mnist/test/1", {}, -1},
       {"fashion-mnist/test/2", {}, 3},    // label override
       {"fashion-mnist/train/5", {}, -1},  // a training sample as query
       {"", TestFeatures(7), 4},           // raw input
@@ -248,6 +243,14 @@ TEST_F(ServerTest, DescribeIndexAndGetSample) {
   ASSERT_EQ(d->class_names_size(), 10);
   EXPECT_EQ(d->class_names(9), offline_->class_names()[9]);
   EXPECT_EQ(d->factors().fisher(), manifest.fisher);
+  // A projected index serves the Kronecker methods and gradient-dot, not LiSSA or exact ...
+  EXPECT_THAT(d->methods(),
+              ::testing::ElementsAre(v1::METHOD_EKFAC, v1::METHOD_KFAC, v1::METHOD_GRADIENT_DOT));
+  // ... and asking for them anyway is FAILED_PRECONDITION, not a crash.
+  AttributeOptions lissa;
+  lissa.method = Method::kLissa;
+  EXPECT_THAT(remote_->Attribute({Query{"fashion-mnist/test/0", {}, -1}}, lissa),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
 
   absl::StatusOr<v1::GetSampleResponse> test_sample = remote_->GetSampleRaw("fashion-mnist/test/3");
   TDA_ASSERT_OK(test_sample);
@@ -259,7 +262,8 @@ TEST_F(ServerTest, DescribeIndexAndGetSample) {
   EXPECT_EQ(std::vector<float>(test_sample->features().begin(), test_sample->features().end()),
             offline_test->features);
 
-  absl::StatusOr<v1::GetSampleResponse> train_sample = remote_->GetSampleRaw("fashion-mnist/train/7");
+  absl::StatusOr<v1::GetSampleResponse> train_sample =
+      remote_->GetSampleRaw("fashion-mnist/train/7");
   TDA_ASSERT_OK(train_sample);
   ASSERT_TRUE(train_sample->has_row());
   EXPECT_EQ(train_sample->row(), 7);
@@ -290,8 +294,8 @@ TEST_F(ServerTest, CliQueriesTheServer) {
   EXPECT_THAT(text, HasSubstr("data:image/png;base64,iVBORw0KGgo"));  // PNG signature
   EXPECT_THAT(text, HasSubstr("fashion-mnist/test/1"));
 
-  absl::StatusOr<testing::CommandResult> json = testing::RunCommand(
-      {TDA_CLI_BINARY, "describe", "--server", address_, "--json"}, 60);
+  absl::StatusOr<testing::CommandResult> json =
+      testing::RunCommand({TDA_CLI_BINARY, "describe", "--server", address_, "--json"}, 60);
   TDA_ASSERT_OK(json);
   EXPECT_EQ(json->exit_code, 0);
   EXPECT_THAT(json->stdout_text, HasSubstr("\"rows\": \"1000\""));
@@ -308,8 +312,7 @@ TEST_F(ServerTest, CliQueriesTheServer) {
 
 TEST_F(ServerTest, ServerStopsCleanlyOnSigtermAndRefusesAMissingIndex) {
   std::string address;
-  absl::StatusOr<std::unique_ptr<ChildProcess>> second =
-      StartServer(dir_->file("index"), &address);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> second = StartServer(dir_->file("index"), &address);
   TDA_ASSERT_OK(second);
   (*second)->Signal(SIGTERM);
   absl::StatusOr<int> code = (*second)->Wait(30);
