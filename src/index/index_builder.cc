@@ -48,7 +48,7 @@ absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
     for (int64_t i = begin; i < begin + rows; ++i) {
       const int32_t label = train.labels[i];
       samples.push_back({train.ids[i], train.sources[i], label,
-                         label < static_cast<int32_t>(train.class_names.size())
+                         label >= 0 && label < static_cast<int32_t>(train.class_names.size())
                              ? train.class_names[label]
                              : absl::StrCat("class ", label)});
     }
