@@ -21,6 +21,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 2em; }
 .card img, .card .blank { width: 84px; height: 84px; image-rendering: pixelated;
          border: 3px solid #999; display: block; margin: 0 auto 2px auto; background: #000; }
 .pro img { border-color: #2a7; } .opp img { border-color: #c33; }
+.card.big { width: 180px; flex-shrink: 0; }
 .big img { width: 168px; height: 168px; border-color: #246; }
 .wrong { color: #c33; font-weight: bold; } .right { color: #2a7; }
 .id { color: #666; word-break: break-all; }
