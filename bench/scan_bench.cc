@@ -1,8 +1,9 @@
 // Index scan throughput against the machine's memory bandwidth, measured in the same process.
-//   scan_bench [--gb 1.0] [--dim 1344] [--reps 5]
+//   scan_bench [--gb 1.0] [--dim 1344] [--reps 5] [--dtype f32|bf16|f16]
 // Baseline: STREAM triad a[i] = b[i] + s * c[i] over arrays far larger than cache (bytes moved
-// = 3 x array bytes). Scan: GradientIndex::Score over an f32 index written to a temp directory.
-// Prints single-query GB/s, its ratio to triad, and the time of one 64-query batch divided by
+// = 3 x array bytes). Scan: GradientIndex::Score over an index of --gb GB of rows stored as
+// --dtype, written to a temp directory. Prints single-query GB/s (bytes of the index read per
+// second: 2 per element for bf16 / f16, 4 for f32), its ratio to triad, and the time of one 64-query batch divided by
 // 64 single queries.
 #include <omp.h>
 
@@ -17,6 +18,7 @@
 
 #include "index/gradient_index.h"
 #include "index/index_writer.h"
+#include "index/row_dtype.h"
 
 namespace {
 
@@ -45,14 +47,25 @@ int main(int argc, char** argv) {
   double gb = 1.0;
   int64_t dim = 1344;  // the default Fashion-MNIST index (784-128-10, 32 per side)
   int reps = 5;
+  tda::RowDType dtype = tda::RowDType::kF32;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--gb")) gb = std::atof(argv[i + 1]);
     if (!std::strcmp(argv[i], "--dim")) dim = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--dtype")) {
+      auto parsed = tda::ParseRowDType(argv[i + 1]);
+      if (!parsed.ok()) {
+        std::fprintf(stderr, "%s\n", parsed.status().ToString().c_str());
+        return 2;
+      }
+      dtype = *parsed;
+    }
   }
-  const int64_t rows = static_cast<int64_t>(gb * 1e9 / (dim * 4.0));
-  std::printf("threads %d, index %lld rows x %lld dims f32 = %.2f GB\n", omp_get_max_threads(),
-              static_cast<long long>(rows), static_cast<long long>(dim), rows * dim * 4 / 1e9);
+  const double element_bytes = static_cast<double>(tda::RowDTypeBytes(dtype));
+  const int64_t rows = static_cast<int64_t>(gb * 1e9 / (dim * element_bytes));
+  std::printf("threads %d, index %lld rows x %lld dims %s = %.2f GB\n", omp_get_max_threads(),
+              static_cast<long long>(rows), static_cast<long long>(dim), tda::RowDTypeName(dtype),
+              rows * dim * element_bytes / 1e9);
 
   const double triad = TriadGBps(static_cast<size_t>(1) << 26, reps);  // 3 x 512 MiB
   std::printf("STREAM triad:            %7.1f GB/s\n", triad);
@@ -60,7 +73,7 @@ int main(int argc, char** argv) {
   const std::string dir = (std::filesystem::temp_directory_path() / "tda-scan-bench").string();
   std::filesystem::remove_all(dir);
   {
-    auto writer = tda::IndexWriter::Create(dir, dim).value();
+    auto writer = tda::IndexWriter::Create(dir, dim, 1 << 16, dtype).value();
     std::mt19937 rng(1);
     std::normal_distribution<float> normal;
     const int64_t chunk = 8192;
@@ -86,7 +99,7 @@ int main(int argc, char** argv) {
     }
   }
   auto index = tda::GradientIndex::Open(dir, tda::GradientIndex::Verify::kSizes).value();
-  const double bytes = static_cast<double>(rows) * dim * 4;
+  const double bytes = static_cast<double>(rows) * dim * element_bytes;
   Eigen::MatrixXf one = Eigen::MatrixXf::Random(dim, 1), batch = Eigen::MatrixXf::Random(dim, 64);
   index->Score(one);  // page in
   double single = 1e30, batched = 1e30;
@@ -98,8 +111,9 @@ int main(int argc, char** argv) {
     Eigen::MatrixXf b = index->Score(batch);
     batched = std::min(batched, Seconds(t));
   }
-  std::printf("scan, 1 query:           %7.1f GB/s  (%.1f ms)  ratio to triad %.2f\n", bytes / single / 1e9,
-              single * 1e3, bytes / single / 1e9 / triad);
+  std::printf("scan %-4s, 1 query:      %7.1f GB/s  (%.1f ms)  ratio to triad %.2f\n",
+              tda::RowDTypeName(dtype), bytes / single / 1e9, single * 1e3,
+              bytes / single / 1e9 / triad);
   std::printf("scan, 64 queries batched: %6.1f ms = %.3f x the time of 64 single queries\n", batched * 1e3,
               batched / (64 * single));
   std::filesystem::remove_all(dir);

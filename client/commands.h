@@ -14,8 +14,10 @@ using Args = std::vector<std::string>;
 
 int RunTrain(const Args& args);       // tda train
 int RunIndexBuild(const Args& args);  // tda index build
+int RunIndexVerify(const Args& args);  // tda index verify
 int RunQuery(const Args& args);       // tda query
 int RunDescribe(const Args& args);    // tda describe
+int RunEval(const Args& args);        // tda eval loo | lds
 
 // Prints "tda: error: <message>" to stderr and returns 1.
 int RuntimeError(const absl::Status& status);

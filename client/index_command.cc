@@ -31,6 +31,9 @@ int RunIndexBuild(const Args& args) {
                   "labels for the curvature: sampled from the model (true) or the data's own");
   flags.AddInt("factor-examples", "N", 100000, "training images used to fit the factors (at most)");
   flags.AddInt("batch-size", "N", 512, "images per gradient batch");
+  flags.AddString("dtype", "f32|bf16|f16", "f32",
+                  "how gradient rows are stored: f32, or bf16 / f16 (half the bytes, rounded to "
+                  "nearest even)");
   flags.AddInt("seed", "N", 0, "seed of the projection and of the Fisher label sampling");
   flags.AddString("data-dir", "DIR", "", "Fashion-MNIST IDX files (default: the model's)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
@@ -46,6 +49,9 @@ int RunIndexBuild(const Args& args) {
   options.batch_size = flags.GetInt("batch-size");
   options.fit.batch_size = options.batch_size;
   const std::string fisher = flags.GetString("fisher");
+  absl::StatusOr<RowDType> dtype = ParseRowDType(flags.GetString("dtype"));
+  if (!dtype.ok()) return flags.UsageError("--dtype must be f32, bf16 or f16");
+  options.dtype = *dtype;
   if (fisher == "true") {
     options.fit.fisher = FisherKind::kTrue;
   } else if (fisher == "empirical") {
@@ -71,8 +77,9 @@ int RunIndexBuild(const Args& args) {
   absl::StatusOr<Dataset> train = LoadFashionMnist(data_dir, Split::kTrain, train_size);
   if (!train.ok()) return RuntimeError(train.status());
 
-  std::cerr << absl::StrFormat("indexing %d training images (projection %d per side, %s Fisher)\n",
-                               train->size(), options.projection_dim_per_side, fisher);
+  std::cerr << absl::StrFormat(
+      "indexing %d training images (projection %d per side, %s Fisher, %s rows)\n", train->size(),
+      options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
   absl::Status built;
   {
     ProgressBar bar;
@@ -84,7 +91,8 @@ int RunIndexBuild(const Args& args) {
   if (!index.ok()) return RuntimeError(index.status());
   std::cout << absl::StrFormat("index written to %s: %d rows x %d dims (%.1f MiB)\n",
                                options.out_dir, (*index)->rows(), (*index)->dim(),
-                               4.0 * (*index)->rows() * (*index)->dim() / (1 << 20));
+                               static_cast<double>(RowDTypeBytes((*index)->dtype())) *
+                                   (*index)->rows() * (*index)->dim() / (1 << 20));
   return 0;
 }
 

@@ -24,8 +24,10 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  train         train a Fashion-MNIST MLP\n"
     "  index build   fit curvature factors and write the gradient index of a model\n"
+    "  index verify  check every file of an index against its manifest checksums\n"
     "  query         top proponents and opponents of query images (server or offline)\n"
     "  describe      what an index holds (server or offline)\n"
+    "  eval loo|lds  how faithful each method is: leave-one-out and LDS retraining\n"
     "\n"
     "Run 'tda <command> --help' for the flags of a command.\n";
 
@@ -48,13 +50,21 @@ int main(int argc, char** argv) {
   if (command == "train") return tda::RunTrain(args);
   if (command == "query") return tda::RunQuery(args);
   if (command == "describe") return tda::RunDescribe(args);
+  if (command == "eval") return tda::RunEval(args);
   if (command == "index") {
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
       std::cout << "Usage: tda index build --model DIR --out DIR [flags]\n"
+                   "       tda index verify --index DIR [--json]\n"
                    "Run 'tda index build --help' for the flags.\n";
       return 0;
     }
-    if (args.empty() || args[0] != "build") return Usage("'tda index' needs a subcommand: build");
+    if (!args.empty() && args[0] == "verify") {
+      args.erase(args.begin());
+      return tda::RunIndexVerify(args);
+    }
+    if (args.empty() || args[0] != "build") {
+      return Usage("'tda index' needs a subcommand: build or verify");
+    }
     args.erase(args.begin());
     return tda::RunIndexBuild(args);
   }

@@ -10,6 +10,7 @@
 #include "data/fashion_mnist.h"
 #include "grad/per_sample_gradients.h"
 #include "index/index_builder.h"
+#include "common/statistics.h"
 #include "test_support.h"
 
 namespace tda {
@@ -112,12 +113,7 @@ TEST(Attributor, ExactIndexScoresEqualDirectInfluence) {
   }
 }
 
-double Pearson(const std::vector<float>& a, const std::vector<float>& b) {
-  Eigen::Map<const Eigen::VectorXf> x(a.data(), a.size()), y(b.data(), b.size());
-  Eigen::VectorXd dx = (x.cast<double>().array() - x.mean()).matrix();
-  Eigen::VectorXd dy = (y.cast<double>().array() - y.mean()).matrix();
-  return dx.dot(dy) / std::sqrt(dx.squaredNorm() * dy.squaredNorm());
-}
+std::vector<double> AsDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 TEST(Attributor, ReopenedIndexGivesIdenticalScores) {
   const Built& b = BuildOnce();
@@ -160,7 +156,7 @@ TEST(Attributor, ProjectedScoresConvergeToExactGradientScores) {
     TDA_ASSERT_OK(projected);
     const auto results = (*projected)->Attribute(queries, options).value();
     double mean = 0;
-    for (size_t q = 0; q < queries.size(); ++q) mean += Pearson(results[q].scores, reference[q].scores) / queries.size();
+    for (size_t q = 0; q < queries.size(); ++q) mean += Pearson(AsDouble(results[q].scores), AsDouble(reference[q].scores)) / queries.size();
     std::cout << "EK-FAC, projection " << k << " per side (" << (*projected)->index().dim()
               << " dims): mean Pearson vs exact gradients " << mean << "\n";
     RecordProperty(absl::StrCat("pearson_k", k), std::to_string(mean));

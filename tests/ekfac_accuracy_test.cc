@@ -16,6 +16,7 @@
 #include "curvature/factor_fitting.h"
 #include "curvature/gradient_dot.h"
 #include "grad/per_sample_gradients.h"
+#include "common/statistics.h"
 #include "test_support.h"
 
 namespace tda {
@@ -24,11 +25,6 @@ namespace {
 constexpr int64_t kSide = 14;  // 14x14 inputs, hidden 16: D = 16 * 197 + 10 * 17 = 3322
 constexpr int64_t kTrain = 1000;
 constexpr int64_t kQueries = 10;
-
-double Pearson(const Eigen::VectorXd& x, const Eigen::VectorXd& y) {
-  const Eigen::ArrayXd dx = x.array() - x.mean(), dy = y.array() - y.mean();
-  return (dx * dy).sum() / std::sqrt(dx.square().sum() * dy.square().sum());
-}
 
 Eigen::MatrixXd Gradients(const Model& model, const Dataset& data) {
   auto capture = model.Capture(data.row(0), data.labels.data(), data.size());

@@ -132,13 +132,16 @@ TEST(IndexStorage, RoundTripGivesIdenticalRowsSamplesAndScores) {
   EXPECT_EQ(idx.manifest().dataset, "fashion-mnist/train");
   EXPECT_EQ(idx.manifest().layer_dims, (std::vector<int64_t>{32, 16}));
   EXPECT_EQ(idx.manifest().projection_seed, 42u);
+  std::vector<float> row(static_cast<size_t>(dim));
   for (int64_t i = 0; i < n; ++i) {
-    ASSERT_EQ(std::memcmp(idx.row(i), built.rows.row(i).data(), dim * sizeof(float)), 0) << i;
+    ASSERT_TRUE(idx.CopyRow(i, row.data()));
+    ASSERT_EQ(std::memcmp(row.data(), built.rows.row(i).data(), dim * sizeof(float)), 0) << i;
     ASSERT_EQ(idx.sample(i).id, built.samples[i].id);
     ASSERT_EQ(idx.sample(i).label, built.samples[i].label);
     ASSERT_EQ(idx.sample(i).preview, built.samples[i].preview);
   }
-  EXPECT_EQ(idx.row(n), nullptr);
+  EXPECT_FALSE(idx.CopyRow(n, row.data()));
+  EXPECT_FALSE(idx.CopyRow(-1, row.data()));
   EXPECT_EQ(idx.FindRow("fashion-mnist/train/4500"), 4500);
   EXPECT_EQ(idx.FindRow("fashion-mnist/test/0"), -1);
 
@@ -364,7 +367,9 @@ TEST(IndexStorage, InterruptedBuildLeavesNoIndexAndRebuildSucceeds) {
   auto index = GradientIndex::Open(dir.path());
   TDA_ASSERT_OK(index);
   EXPECT_EQ((*index)->rows(), 30);
-  EXPECT_EQ(std::memcmp((*index)->row(29), built.rows.row(29).data(), 8 * sizeof(float)), 0);
+  float row[8];
+  ASSERT_TRUE((*index)->CopyRow(29, row));
+  EXPECT_EQ(std::memcmp(row, built.rows.row(29).data(), 8 * sizeof(float)), 0);
 }
 
 // Named *DeathTest so that gtest runs it first, before any OpenMP threads exist to fork.
@@ -396,7 +401,9 @@ TEST(IndexStorageDeathTest, BuildKilledBySignalLeavesNoIndexAndRebuildSucceeds) 
   auto index = GradientIndex::Open(dir.path());
   TDA_ASSERT_OK(index);
   EXPECT_EQ((*index)->rows(), 25);
-  EXPECT_EQ(std::memcmp((*index)->row(24), built.rows.row(24).data(), 8 * sizeof(float)), 0);
+  float row[8];
+  ASSERT_TRUE((*index)->CopyRow(24, row));
+  EXPECT_EQ(std::memcmp(row, built.rows.row(24).data(), 8 * sizeof(float)), 0);
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos)
         << "stale temporary not cleaned by the rebuild: " << entry.path();
@@ -425,7 +432,9 @@ TEST(IndexStorage, CreateOverValidIndexInvalidatesItUntilFinish) {
   TDA_ASSERT_OK(index);
   EXPECT_EQ((*index)->rows(), 30);
   EXPECT_EQ((*index)->FindRow("new/29"), 29);
-  EXPECT_EQ((*index)->row(0)[0], -1.0f);
+  float row[8];
+  ASSERT_TRUE((*index)->CopyRow(0, row));
+  EXPECT_EQ(row[0], -1.0f);
   // The old build's extra shards are gone.
   EXPECT_FALSE(std::filesystem::exists(dir.file("grads-00002.f32")));
 }

@@ -17,6 +17,7 @@
 #include "data/fashion_mnist.h"
 #include "grad/per_sample_gradients.h"
 #include "index/index_builder.h"
+#include "common/statistics.h"
 #include "test_support.h"
 
 namespace tda {
@@ -28,11 +29,6 @@ using testing::StatusIs;
 constexpr int64_t kSide = 7;
 constexpr int64_t kTrain = 300;
 constexpr int64_t kQueries = 8;
-
-double Pearson(const Eigen::VectorXd& x, const Eigen::VectorXd& y) {
-  const Eigen::ArrayXd dx = x.array() - x.mean(), dy = y.array() - y.mean();
-  return (dx * dy).sum() / std::sqrt(dx.square().sum() * dy.square().sum());
-}
 
 Eigen::MatrixXd Gradients(const Model& model, const Dataset& data) {
   auto capture = model.Capture(data.row(0), data.labels.data(), data.size());

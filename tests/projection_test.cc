@@ -3,16 +3,12 @@
 // projecting the full per-sample gradient.
 #include "grad/projection.h"
 
+#include "common/statistics.h"
 #include "grad/per_sample_gradients.h"
 #include "test_support.h"
 
 namespace tda {
 namespace {
-
-double Pearson(const Eigen::VectorXd& x, const Eigen::VectorXd& y) {
-  Eigen::VectorXd a = x.array() - x.mean(), b = y.array() - y.mean();
-  return a.dot(b) / std::sqrt(a.squaredNorm() * b.squaredNorm());
-}
 
 struct Fixture {
   std::unique_ptr<Model> model;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/statistics.h"
 #include "common/status_macros.h"
 #include "grad/per_sample_gradients.h"
 
@@ -79,12 +80,6 @@ absl::StatusOr<std::unique_ptr<Model>> CopyModel(const Model& model) {
 }
 
 }  // namespace
-
-double PearsonCorrelation(const Eigen::VectorXd& x, const Eigen::VectorXd& y) {
-  const Eigen::ArrayXd dx = x.array() - x.mean(), dy = y.array() - y.mean();
-  const double denom = std::sqrt(dx.square().sum() * dy.square().sum());
-  return denom > 0 ? (dx * dy).sum() / denom : 0.0;
-}
 
 absl::StatusOr<NewtonReport> MinimizeRegularizedLoss(Model& model, const Dataset& data,
                                                      int64_t excluded,
@@ -209,7 +204,7 @@ absl::StatusOr<LooResult> LeaveOneOut(const Model& model, const Dataset& train, 
     Eigen::VectorXd predicted(k);
     for (int64_t j = 0; j < k; ++j) predicted(j) = m.predicted(result.removed[j]);
     result.methods.push_back(m.name);
-    result.pearson.push_back(PearsonCorrelation(predicted, result.actual));
+    result.pearson.push_back(Pearson(predicted, result.actual));
     result.predicted.push_back(std::move(predicted));
   }
   return result;

@@ -85,6 +85,4 @@ absl::StatusOr<LooResult> LeaveOneOut(const Model& model, const Dataset& train, 
                                       int32_t query_label, const std::vector<LooMethod>& methods,
                                       const LooOptions& options, const ProgressFn& progress = {});
 
-double PearsonCorrelation(const Eigen::VectorXd& x, const Eigen::VectorXd& y);
-
 }  // namespace tda

@@ -30,7 +30,8 @@ absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
                               options.projection_seed);
   // Create first: it invalidates any index already in out_dir until Finish writes a manifest.
   ASSIGN_OR_RETURN(std::unique_ptr<IndexWriter> writer,
-                   IndexWriter::Create(options.out_dir, projection.output_dim(), options.rows_per_shard));
+                   IndexWriter::Create(options.out_dir, projection.output_dim(),
+                                       options.rows_per_shard, options.dtype));
   RETURN_IF_ERROR(model->Save(options.out_dir + "/model", recipe));
 
   ASSIGN_OR_RETURN(KroneckerFactors factors,

@@ -12,6 +12,7 @@
 #include "common/progress.h"
 #include "curvature/factor_fitting.h"
 #include "data/dataset.h"
+#include "index/row_dtype.h"
 
 namespace tda {
 
@@ -23,6 +24,7 @@ struct IndexBuildOptions {
   FitOptions fit;
   int64_t batch_size = 512;
   int64_t rows_per_shard = 1 << 16;
+  RowDType dtype = RowDType::kF32;  // how rows are stored: f32, or bf16 / f16 (half the bytes)
 };
 
 // `train` must be the data set the model was trained on (its ids become the row ids).

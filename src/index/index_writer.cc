@@ -21,10 +21,16 @@ constexpr char kFactorsFile[] = "factors.safetensors";
 constexpr char kModelWeightsFile[] = "model/model.safetensors";
 constexpr char kModelConfigFile[] = "model/config.json";
 
-std::string ShardName(size_t index) {
+std::string ShardName(size_t index, RowDType dtype) {
   char name[32];
-  std::snprintf(name, sizeof(name), "grads-%05zu.f32", index);
+  std::snprintf(name, sizeof(name), "grads-%05zu.%s", index, RowDTypeName(dtype));
   return name;
+}
+
+bool IsShardName(const std::string& name) {
+  return absl::StartsWith(name, "grads-") &&
+         (absl::EndsWith(name, ".f32") || absl::EndsWith(name, ".bf16") ||
+          absl::EndsWith(name, ".f16"));
 }
 
 std::string Join(const std::string& dir, const std::string& file) { return dir + "/" + file; }
@@ -36,7 +42,7 @@ bool IsStaleBuildFile(const std::string& name) {
     return absl::StartsWith(name, "grads-") || absl::StartsWith(name, "samples.tsv") ||
            absl::StartsWith(name, kManifestFile);
   }
-  return name == kSamplesFile || (absl::StartsWith(name, "grads-") && absl::EndsWith(name, ".f32"));
+  return name == kSamplesFile || IsShardName(name);
 }
 
 bool HasFieldSeparator(const std::string& s) {
@@ -54,7 +60,8 @@ std::string SanitizePreview(std::string preview) {
 
 absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::string& dir,
                                                                  int64_t dim,
-                                                                 int64_t rows_per_shard) {
+                                                                 int64_t rows_per_shard,
+                                                                 RowDType dtype) {
   if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat("index dim must be > 0, got ", dim));
   if (rows_per_shard <= 0) {
     return absl::InvalidArgumentError(
@@ -87,6 +94,7 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::stri
   writer->dir_ = dir;
   writer->dim_ = dim;
   writer->rows_per_shard_ = rows_per_shard;
+  writer->dtype_ = dtype;
   return writer;
 }
 
@@ -107,15 +115,21 @@ absl::Status IndexWriter::AppendRows(const float* rows, const std::vector<Sample
   if (samples.empty()) return absl::OkStatus();
   if (rows == nullptr) return absl::InvalidArgumentError("AppendRows: rows is null");
 
-  const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
+  const size_t row_bytes = static_cast<size_t>(dim_) * RowDTypeBytes(dtype_);
   const char* data = reinterpret_cast<const char*>(rows);
+  if (dtype_ != RowDType::kF32) {
+    const size_t count = samples.size() * static_cast<size_t>(dim_);
+    converted_.resize(count * RowDTypeBytes(dtype_));
+    ConvertFromF32(rows, count, dtype_, converted_.data());
+    data = converted_.data();
+  }
   int64_t remaining = static_cast<int64_t>(samples.size());
   while (remaining > 0) {
     if (!shard_) {
       shard_ = std::make_unique<AtomicFileWriter>();
       shard_hash_ = std::make_unique<Xxh3Stream>();
       shard_begin_ = rows_;
-      absl::Status opened = shard_->Open(Join(dir_, ShardName(shards_.size())));
+      absl::Status opened = shard_->Open(Join(dir_, ShardName(shards_.size(), dtype_)));
       if (!opened.ok()) {
         closed_ = true;
         return opened;
@@ -150,7 +164,7 @@ absl::Status IndexWriter::AppendRows(const float* rows, const std::vector<Sample
 absl::Status IndexWriter::CloseShard() {
   RETURN_IF_ERROR(shard_->Commit());
   ShardEntry entry;
-  entry.file.file = ShardName(shards_.size());
+  entry.file.file = ShardName(shards_.size(), dtype_);
   entry.file.bytes = shard_->bytes_written();
   entry.file.xxh3 = ChecksumHex(shard_hash_->Digest());
   entry.row_begin = shard_begin_;
@@ -182,7 +196,7 @@ absl::Status IndexWriter::Finish(Manifest manifest) {
   RETURN_IF_ERROR(WriteFileAtomically(Join(dir_, kSamplesFile), table));
 
   manifest.format_version = kIndexFormatVersion;
-  manifest.dtype = "f32";
+  manifest.dtype = RowDTypeName(dtype_);
   manifest.rows = rows_;
   manifest.dim = dim_;
   manifest.shards = shards_;

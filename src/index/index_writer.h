@@ -2,7 +2,8 @@
 // interrupted build never leaves an index that opens), AppendRows any number of times (rows are
 // streamed into shard files, each written temp + fsync + rename with a running XXH3), then
 // Finish with the remaining fields, which writes samples.tsv and, last, the manifest.
-// Not thread-safe.
+// Rows arrive as f32 and are stored as `dtype` (bf16 / f16 rounded to nearest even), in shards
+// named grads-NNNNN.<dtype>. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "common/atomic_file.h"
 #include "common/checksum.h"
 #include "index/manifest.h"
+#include "index/row_dtype.h"
 
 namespace tda {
 
@@ -28,10 +30,11 @@ struct SampleRecord {
 class IndexWriter {
  public:
   static absl::StatusOr<std::unique_ptr<IndexWriter>> Create(const std::string& dir, int64_t dim,
-                                                             int64_t rows_per_shard = 1 << 16);
+                                                             int64_t rows_per_shard = 1 << 16,
+                                                             RowDType dtype = RowDType::kF32);
   ~IndexWriter();
 
-  // `rows` is count x dim float32, row-major; `samples` has count entries.
+  // `rows` is count x dim float32, row-major; `samples` has count entries. Stored as dtype().
   [[nodiscard]] absl::Status AppendRows(const float* rows, const std::vector<SampleRecord>& samples);
 
   // Files already written into the directory by the caller (factors, model) are checksummed
@@ -41,6 +44,7 @@ class IndexWriter {
 
   const std::string& dir() const { return dir_; }
   int64_t rows() const { return rows_; }
+  RowDType dtype() const { return dtype_; }
 
  private:
   IndexWriter() = default;
@@ -49,6 +53,8 @@ class IndexWriter {
   std::string dir_;
   int64_t dim_ = 0;
   int64_t rows_per_shard_ = 0;
+  RowDType dtype_ = RowDType::kF32;
+  std::vector<char> converted_;  // rows converted to dtype_ before they are written
   int64_t rows_ = 0;
   std::vector<SampleRecord> samples_;
   std::vector<ShardEntry> shards_;
