@@ -17,12 +17,9 @@ namespace {
 // Per batch the Jacobian block holds D x (rows * classes) doubles; keep it near 64 MiB.
 constexpr int64_t kJacobianBytes = int64_t{64} << 20;
 
-}  // namespace
-
-absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
-                                                  const ProgressFn& progress) {
-  const ParamLayout& layout = model.layout();
-  const int64_t dim = layout.total();
+// Shared preconditions of the explicit D x D matrices: a small enough model, matching data.
+absl::Status CheckExactInputs(const Model& model, const Dataset& data) {
+  const int64_t dim = model.layout().total();
   if (dim > kMaxExactParameters) {
     return absl::FailedPreconditionError(
         absl::StrCat("exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
@@ -33,8 +30,20 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
                                                    data.feature_dim, " features, model expects ",
                                                    model.config().input_dim));
   }
+  if (data.size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
+                                                  const ProgressFn& progress) {
+  RETURN_IF_ERROR(CheckExactInputs(model, data));
+  const ParamLayout& layout = model.layout();
+  const int64_t dim = layout.total();
   const int64_t n = data.size();
-  if (n == 0) return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
   const int64_t classes = model.config().num_classes;
   const int64_t batch =
       std::max<int64_t>(1, kJacobianBytes / (static_cast<int64_t>(sizeof(double)) * dim * classes));
@@ -76,19 +85,9 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
 
 absl::StatusOr<Eigen::MatrixXd> CurvatureMatrix(const Model& model, const Dataset& data,
                                                 Curvature kind, const ProgressFn& progress) {
+  RETURN_IF_ERROR(CheckExactInputs(model, data));
   const int64_t dim = model.layout().total();
-  if (dim > kMaxExactParameters) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
-                     kMaxExactParameters));
-  }
-  if (data.feature_dim != model.config().input_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
-                                                   data.feature_dim, " features, model expects ",
-                                                   model.config().input_dim));
-  }
   const int64_t n = data.size();
-  if (n == 0) return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
   // Few large data batches (each costs one forward and first backward) and column blocks
   // small enough to keep D x block doubles modest.
   constexpr int64_t kRowsPerBatch = 4096;
