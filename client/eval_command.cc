@@ -54,20 +54,6 @@ void CompareWithExact(const std::vector<Eigen::MatrixXd>& scores, std::vector<Ro
   }
 }
 
-absl::Status ParseHidden(const std::string& text, std::vector<int64_t>* hidden) {
-  hidden->clear();
-  if (text.empty() || text == "none") return absl::OkStatus();
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
-    int64_t width = 0;
-    if (!absl::SimpleAtoi(part, &width) || width <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--hidden takes positive widths separated by commas or 'none', got '", text, "'"));
-    }
-    hidden->push_back(width);
-  }
-  return absl::OkStatus();
-}
-
 // "auto": ekfac, kfac, gradient-dot, and exact + lissa when the model has at
 // most kMaxExactParameters parameters.
 absl::StatusOr<std::vector<Method>> ParseMethods(const std::string& text, int64_t params) {
@@ -326,7 +312,7 @@ int RunLds(const Args& args) {
   if (absl::Status s = CheckCommonFlags(flags); !s.ok())
     return flags.UsageError(std::string(s.message()));
   ModelConfig config;
-  if (absl::Status s = ParseHidden(flags.GetString("hidden"), &config.hidden); !s.ok())
+  if (absl::Status s = ParseLayerWidths(flags.GetString("hidden"), &config.hidden); !s.ok())
     return flags.UsageError(std::string(s.message()));
   if (flags.GetInt("queries") < 1) return flags.UsageError("--queries must be >= 1");
   LdsOptions options;

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 
 namespace tda {
 
@@ -251,6 +252,21 @@ bool FlagParser::GetBool(const std::string& name) const {
 
 std::vector<std::string> FlagParser::GetRepeated(const std::string& name) const {
   return Find(name, Kind::kRepeated).values;
+}
+
+absl::Status ParseLayerWidths(const std::string& text, std::vector<int64_t>* widths) {
+  widths->clear();
+  if (text.empty() || text == "none") return absl::OkStatus();
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int64_t width = 0;
+    if (!absl::SimpleAtoi(part, &width) || width <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--hidden takes positive layer widths separated by commas (e.g. 128,64) or 'none', got '",
+          text, "'"));
+    }
+    widths->push_back(width);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tda

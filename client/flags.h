@@ -88,4 +88,8 @@ class FlagParser {
   bool help_requested_ = false;
 };
 
+// Parses a --hidden value: layer widths separated by commas ("128,64"), or "none" / empty for
+// no hidden layer. kInvalidArgument naming the text otherwise.
+absl::Status ParseLayerWidths(const std::string& text, std::vector<int64_t>* widths);
+
 }  // namespace tda

@@ -18,21 +18,6 @@ namespace tda {
 
 namespace {
 
-absl::Status ParseHidden(const std::string& text, std::vector<int64_t>* hidden) {
-  hidden->clear();
-  if (text.empty() || text == "none") return absl::OkStatus();
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
-    int64_t width = 0;
-    if (!absl::SimpleAtoi(part, &width) || width <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--hidden takes positive layer widths separated by commas (e.g. 128,64), got '", text,
-          "'"));
-    }
-    hidden->push_back(width);
-  }
-  return absl::OkStatus();
-}
-
 // Writes the misclassified test ids (one per line: id, true, predicted) next to the model, so
 // that demos and users can pick interesting queries; returns how many there are.
 absl::StatusOr<int64_t> WriteMisclassified(const Model& model, const Dataset& test,
@@ -76,7 +61,7 @@ int RunTrain(const Args& args) {
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
   ModelConfig config;
-  if (absl::Status s = ParseHidden(flags.GetString("hidden"), &config.hidden); !s.ok()) {
+  if (absl::Status s = ParseLayerWidths(flags.GetString("hidden"), &config.hidden); !s.ok()) {
     return flags.UsageError(std::string(s.message()));
   }
   config.activation = flags.GetString("activation");
