@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   t = std::chrono::steady_clock::now();
   double checksum = 0;
   for (int64_t b = 0; b < batches; ++b) {
-    auto capture = model->Capture(data.row(b * batch), data.labels.data() + b * batch, batch).value();
+    auto capture = model->Capture(data.Rows(b * batch, (b + 1) * batch)).value();
     tda::RowMatrixXf rows = proj.ProjectCapture(capture);
     checksum += rows(0, 0);
   }

@@ -13,11 +13,18 @@ namespace tda {
 using Args = std::vector<std::string>;
 
 int RunTrain(const Args& args);       // tda train
+int RunTrainGpt(const Args& args);    // tda train --model-kind gpt
+int RunGenerate(const Args& args);    // tda generate
+int RunImportGpt2(const Args& args);  // tda import-gpt2
 int RunIndexBuild(const Args& args);  // tda index build
 int RunIndexVerify(const Args& args);  // tda index verify
+int RunIndexDelete(const Args& args);  // tda index delete
+int RunIndexAppend(const Args& args);  // tda index append
+int RunIndexSelfInfluence(const Args& args);  // tda index self-influence
 int RunQuery(const Args& args);       // tda query
 int RunDescribe(const Args& args);    // tda describe
 int RunEval(const Args& args);        // tda eval loo | lds
+int RunJobs(const Args& args);        // tda jobs submit | list | get | watch | cancel | schedule
 
 // Prints "tda: error: <message>" to stderr and returns 1.
 int RuntimeError(const absl::Status& status);

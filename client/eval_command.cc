@@ -231,11 +231,11 @@ int RunLoo(const Args& args) {
 
   int64_t query = flags.GetInt("query");
   if (query < 0) {
-    absl::StatusOr<BatchCapture> c = (*model)->Capture(test.row(0), test.labels.data(), 20);
+    absl::StatusOr<BatchCapture> c = (*model)->Capture(test.Rows(0, 20));
     if (!c.ok()) return RuntimeError(c.status());
     query = std::max_element(c->losses.begin(), c->losses.end()) - c->losses.begin();
   }
-  const Dataset query_set = SelectRows(test, {query});
+  const Dataset query_set = test.Select({query});
   MethodSettings settings;
   settings.damping = wd;
   settings.curvature = Curvature::kHessian;

@@ -6,6 +6,7 @@
 #include "client/flags.h"
 #include "client/progress_bar.h"
 #include "data/fashion_mnist.h"
+#include "data/fortunes.h"
 #include "index/gradient_index.h"
 #include "index/index_builder.h"
 #include "model/model.h"
@@ -16,7 +17,8 @@ int RunIndexBuild(const Args& args) {
   FlagParser flags(
       "tda index build", "--model DIR --out DIR [options]",
       "Builds the gradient index of a model trained by 'tda train': fits the EK-FAC curvature\n"
-      "factors, then writes the projected per-sample gradient of every training image, with\n"
+      "factors, then writes the projected per-sample gradient of every training image (gpt\n"
+      "models: every training fortune, its loss summed over its bytes), with\n"
       "the model and the factors, to the index directory that tda-server and\n"
       "'tda query --index' read.");
   flags.AddRequiredString("model", "DIR", "model directory written by 'tda train'");
@@ -69,16 +71,32 @@ int RunIndexBuild(const Args& args) {
   TrainRecipe recipe;
   absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(options.model_dir, &recipe);
   if (!model.ok()) return RuntimeError(model.status());
+  const bool documents = (*model)->config().is_sequence();
   std::string data_dir = flags.GetString("data-dir");
-  if (data_dir.empty())
-    data_dir = recipe.data_dir.empty() ? kFashionMnistDefaultDir : recipe.data_dir;
+  if (data_dir.empty()) {
+    data_dir = !recipe.data_dir.empty() ? recipe.data_dir
+               : documents              ? kFortunesDefaultDir
+                                        : kFashionMnistDefaultDir;
+  }
   const int64_t train_size =
       flags.GetInt("train-size") >= 0 ? flags.GetInt("train-size") : recipe.train_size;
-  absl::StatusOr<Dataset> train = LoadFashionMnist(data_dir, Split::kTrain, train_size);
+  absl::StatusOr<Dataset> train;
+  int64_t truncated = 0;
+  if (documents) {  // one row per training fortune, as the model was trained
+    FortunesOptions fortunes;
+    fortunes.context_length = (*model)->config().context_length;
+    fortunes.limit = train_size;
+    train = LoadFortunes(data_dir, Split::kTrain, fortunes, &truncated);
+  } else {
+    train = LoadFashionMnist(data_dir, Split::kTrain, train_size);
+  }
   if (!train.ok()) return RuntimeError(train.status());
 
   std::cerr << absl::StrFormat(
-      "indexing %d training images (projection %d per side, %s Fisher, %s rows)\n", train->size(),
+      "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", train->size(),
+      documents ? absl::StrFormat("documents (%d truncated at the context of %d bytes)", truncated,
+                                  (*model)->config().context_length)
+                : std::string("images"),
       options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
   absl::Status built;
   {

@@ -9,39 +9,12 @@
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
 #include "client/flags.h"
+#include "client/json_string.h"
 #include "client/progress_bar.h"
 #include "index/gradient_index.h"
 
 namespace tda {
 namespace {
-
-// A JSON string literal (quotes included) for arbitrary bytes of text.
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 std::string StatusText(const absl::Status& status) {
   return absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message());

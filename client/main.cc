@@ -22,12 +22,18 @@ constexpr char kUsage[] =
     "Training-data attribution with influence functions (EK-FAC).\n"
     "\n"
     "Commands:\n"
-    "  train         train a Fashion-MNIST MLP\n"
+    "  train         train a Fashion-MNIST MLP (--model-kind gpt: a byte-level GPT on fortunes)\n"
+    "  generate      sample a completion from a gpt model\n"
+    "  import-gpt2   convert a GPT-2-named safetensors file into a gpt model\n"
     "  index build   fit curvature factors and write the gradient index of a model\n"
     "  index verify  check every file of an index against its manifest checksums\n"
+    "  index delete  mark training samples deleted (tombstones)\n"
+    "  index append  add rows for new samples without rebuilding\n"
+    "  index self-influence  the training samples the model memorised most\n"
     "  query         top proponents and opponents of query images (server or offline)\n"
     "  describe      what an index holds (server or offline)\n"
     "  eval loo|lds  how faithful each method is: leave-one-out and LDS retraining\n"
+    "  jobs          background jobs and schedules on a tda-server (submit, watch, ...)\n"
     "\n"
     "Run 'tda <command> --help' for the flags of a command.\n";
 
@@ -48,22 +54,40 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "train") return tda::RunTrain(args);
+  if (command == "generate") return tda::RunGenerate(args);
+  if (command == "import-gpt2") return tda::RunImportGpt2(args);
   if (command == "query") return tda::RunQuery(args);
   if (command == "describe") return tda::RunDescribe(args);
   if (command == "eval") return tda::RunEval(args);
+  if (command == "jobs") return tda::RunJobs(args);
   if (command == "index") {
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
       std::cout << "Usage: tda index build --model DIR --out DIR [flags]\n"
                    "       tda index verify --index DIR [--json]\n"
+                   "       tda index delete --index DIR --ids ID,ID,... [--json]\n"
+                   "       tda index append --index DIR --count N [--split train|test] [flags]\n"
+                   "       tda index self-influence --index DIR [--top N] [--json]\n"
                    "Run 'tda index build --help' for the flags.\n";
       return 0;
+    }
+    if (!args.empty() && args[0] == "self-influence") {
+      args.erase(args.begin());
+      return tda::RunIndexSelfInfluence(args);
     }
     if (!args.empty() && args[0] == "verify") {
       args.erase(args.begin());
       return tda::RunIndexVerify(args);
     }
+    if (!args.empty() && args[0] == "delete") {
+      args.erase(args.begin());
+      return tda::RunIndexDelete(args);
+    }
+    if (!args.empty() && args[0] == "append") {
+      args.erase(args.begin());
+      return tda::RunIndexAppend(args);
+    }
     if (args.empty() || args[0] != "build") {
-      return Usage("'tda index' needs a subcommand: build or verify");
+      return Usage("'tda index' needs a subcommand: build, verify, delete, append or self-influence");
     }
     args.erase(args.begin());
     return tda::RunIndexBuild(args);

@@ -79,6 +79,10 @@ int RunQuery(const Args& args) {
   flags.AddString("server", "ADDR", "", "address of a running tda-server (host:port)");
   flags.AddString("index", "DIR", "", "index directory (offline, no server)");
   flags.AddRepeated("id", "ID", "query sample id, e.g. fashion-mnist/test/12");
+  flags.AddString("prompt", "TEXT", "", "language-model index: the prompt of a text query");
+  flags.AddString("completion", "TEXT", "",
+                  "language-model index: the completion whose log-loss given --prompt is measured "
+                  "(e.g. from 'tda generate')");
   flags.AddString("label", "C", "",
                   "measure the loss of class C (index or name) instead of the true label");
   flags.AddInt("top-k", "K", 10, "proponents and opponents to show per query");
@@ -91,7 +95,9 @@ int RunQuery(const Args& args) {
   flags.AddString("html", "FILE", "", "write a self-contained HTML page with the images");
   flags.AddInt("threads", "N", 0, "compute threads for --index (0 = OMP_NUM_THREADS or all)");
   flags.AddNote(
-      "Example:\n  tda query --server 127.0.0.1:50051 --id fashion-mnist/test/12 --top-k 5");
+      "Examples:\n  tda query --server 127.0.0.1:50051 --id fashion-mnist/test/12 --top-k 5\n"
+      "  tda query --index fortunes-index --prompt 'Q: What is a computer?' \\\n"
+      "      --completion ' A: a machine'");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
   const std::string server = flags.GetString("server");
@@ -100,7 +106,11 @@ int RunQuery(const Args& args) {
     return flags.UsageError("give exactly one of --server ADDR or --index DIR");
   }
   const std::vector<std::string> ids = flags.GetRepeated("id");
-  if (ids.empty()) return flags.UsageError("give at least one --id");
+  const bool text_query = flags.IsSet("completion");
+  if (ids.empty() && !text_query) return flags.UsageError("give at least one --id or --completion");
+  if (text_query && (!ids.empty() || flags.GetString("completion").empty())) {
+    return flags.UsageError("--completion needs a non-empty value and no --id");
+  }
   AttributeOptions options;
   options.top_k = flags.GetInt("top-k");
   absl::StatusOr<Method> method = ParseMethod(flags.GetString("method"));
@@ -130,6 +140,11 @@ int RunQuery(const Args& args) {
   }
   std::vector<Query> queries;
   for (const std::string& id : ids) queries.push_back(Query{id, {}, label});
+  if (text_query) {
+    Query query;
+    query.text = TextQuery{flags.GetString("prompt"), flags.GetString("completion")};
+    queries.push_back(std::move(query));
+  }
 
   absl::StatusOr<std::vector<QueryResult>> results = (*backend)->Attribute(queries, options);
   if (!results.ok()) return RuntimeError(results.status());

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -23,8 +24,29 @@ std::string ToJson(const google::protobuf::Message& message) {
   return out;
 }
 
+// Documents (no label): id, source, score and the start of the text.
+void AppendDocumentHits(std::string* out, const char* title, const std::vector<Hit>& hits) {
+  constexpr size_t kPreviewBytes = 60;
+  absl::StrAppend(out, "  ", title, "\n");
+  absl::StrAppendFormat(out, "  %4s  %-26s  %-14s  %12s  %s\n", "rank", "document", "source",
+                        "score", "text");
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const Hit& hit = hits[i];
+    std::string preview = hit.preview.substr(0, kPreviewBytes);
+    // Do not cut inside a UTF-8 sequence.
+    while (!preview.empty() && preview.size() < hit.preview.size() &&
+           (static_cast<unsigned char>(hit.preview[preview.size()]) & 0xC0) == 0x80) {
+      preview.pop_back();
+    }
+    if (preview.size() < hit.preview.size()) preview += "\u2026";
+    absl::StrAppendFormat(out, "  %4d  %-26s  %-14s  %+12.4e  %s\n", i + 1, hit.id, hit.source,
+                          hit.score, preview);
+  }
+}
+
 void AppendHits(std::string* out, const char* title, const std::vector<Hit>& hits,
                 const std::vector<std::string>& class_names) {
+  if (!hits.empty() && hits[0].label < 0) return AppendDocumentHits(out, title, hits);
   absl::StrAppend(out, "  ", title, "\n");
   absl::StrAppendFormat(out, "  %4s  %-28s  %-12s  %12s\n", "rank", "train id", "label", "score");
   for (size_t i = 0; i < hits.size(); ++i) {
@@ -34,7 +56,21 @@ void AppendHits(std::string* out, const char* title, const std::vector<Hit>& hit
   }
 }
 
+// The query's scores summed per data source (deleted rows excluded).
+void AppendSourceTotals(std::string* out, const std::vector<SourceTotal>& totals) {
+  if (totals.empty()) return;
+  absl::StrAppend(out, "  per data source (all rows, not only the top-k)\n");
+  absl::StrAppendFormat(out, "  %-28s  %8s  %12s  %12s\n", "source", "rows", "sum of scores",
+                        "mean score");
+  for (const SourceTotal& total : totals) {
+    absl::StrAppendFormat(out, "  %-28s  %8d  %+12.4e  %+12.4e\n", total.source, total.count,
+                          total.sum, total.mean());
+  }
+}
+
 }  // namespace
+
+std::string MessageToJson(const google::protobuf::Message& message) { return ToJson(message); }
 
 std::string ClassName(const std::vector<std::string>& class_names, int32_t label) {
   if (label < 0) return "-";
@@ -47,6 +83,17 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
   std::string out;
   for (const QueryResult& r : results) {
     absl::StrAppend(&out, "query ", r.query_id, "\n");
+    if (absl::StartsWith(r.query_id, "text:")) {
+      absl::StrAppendFormat(&out, "  completion loss = %.4f nats (p = %.3g)\n", r.loss,
+                            r.label_probability);
+      AppendHits(&out, "proponents (positive: removing them would raise the completion's loss)",
+                 r.proponents, class_names);
+      AppendHits(&out, "opponents (negative: removing them would lower the completion's loss)",
+                 r.opponents, class_names);
+      AppendSourceTotals(&out, r.source_totals);
+      absl::StrAppend(&out, "\n");
+      continue;
+    }
     absl::StrAppend(&out, "  true label: ", ClassName(class_names, r.true_label),
                     "   predicted: ", ClassName(class_names, r.predicted_label));
     if (r.true_label >= 0) {
@@ -58,6 +105,7 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
                r.proponents, class_names);
     AppendHits(&out, "opponents (negative: removing them would lower the query's loss)",
                r.opponents, class_names);
+    AppendSourceTotals(&out, r.source_totals);
     absl::StrAppend(&out, "\n");
   }
   return out;

@@ -26,6 +26,9 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
 std::string FormatResultsJson(const std::vector<QueryResult>& results, Method method,
                               int64_t index_rows);
 
+// Any API message in the same JSON mapping (snake_case field names, defaults printed).
+std::string MessageToJson(const google::protobuf::Message& message);
+
 std::string FormatDescriptionText(const v1::DescribeIndexResponse& description);
 std::string FormatDescriptionJson(const v1::DescribeIndexResponse& description);
 

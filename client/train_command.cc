@@ -22,7 +22,7 @@ namespace {
 // that demos and users can pick interesting queries; returns how many there are.
 absl::StatusOr<int64_t> WriteMisclassified(const Model& model, const Dataset& test,
                                            const std::string& path) {
-  absl::StatusOr<Eigen::MatrixXf> probs = model.Predict(test.features.data(), test.size());
+  absl::StatusOr<Eigen::MatrixXf> probs = model.Predict(test.Rows(0, test.size()));
   if (!probs.ok()) return probs.status();
   std::string text = "# test id\ttrue label\tpredicted label\n";
   int64_t count = 0;
@@ -41,11 +41,19 @@ absl::StatusOr<int64_t> WriteMisclassified(const Model& model, const Dataset& te
 }  // namespace
 
 int RunTrain(const Args& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--model-kind=gpt" || (args[i] == "--model-kind" && i + 1 < args.size() &&
+                                          args[i + 1] == "gpt")) {
+      return RunTrainGpt(args);
+    }
+  }
   FlagParser flags("tda train", "--out DIR [options]",
                    "Trains an MLP classifier on Fashion-MNIST and saves it to DIR as\n"
                    "model.safetensors (PyTorch-style names) and config.json (architecture and\n"
                    "recipe). Also writes DIR/misclassified.tsv: the test images it gets wrong.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
+  flags.AddString("model-kind", "mlp|gpt", "mlp",
+                  "mlp, or gpt: a byte-level GPT on fortunes (see --model-kind gpt --help)");
   flags.AddString("hidden", "W[,W...]", "128", "hidden layer widths ('none' for a linear model)");
   flags.AddString("activation", "relu|tanh", "relu", "hidden activation");
   flags.AddInt("train-size", "N", 0, "train on the first N training images (0 = all 60000)");

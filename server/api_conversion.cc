@@ -52,7 +52,10 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
   v1::AttributeRequest request;
   for (const Query& query : queries) {
     v1::Query* q = request.add_queries();
-    if (!query.sample_id.empty()) {
+    if (query.text.has_value()) {
+      q->mutable_text()->set_prompt(query.text->prompt);
+      q->mutable_text()->set_completion(query.text->completion);
+    } else if (!query.sample_id.empty()) {
       q->set_sample_id(query.sample_id);
     } else {
       q->mutable_raw()->mutable_features()->Add(query.features.begin(), query.features.end());
@@ -90,9 +93,12 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
       case v1::Query::kRaw:
         query.features.assign(q.raw().features().begin(), q.raw().features().end());
         break;
+      case v1::Query::kText:
+        query.text = TextQuery{q.text().prompt(), q.text().completion()};
+        break;
       case v1::Query::INPUT_NOT_SET:
         return absl::InvalidArgumentError(
-            absl::StrCat("query ", i, ": set either sample_id or raw input"));
+            absl::StrCat("query ", i, ": set sample_id or raw input (text for a language model)"));
     }
     if (q.has_label()) {
       if (q.label() < 0) {
@@ -130,10 +136,11 @@ void HitToProto(const Hit& hit, v1::Hit* out) {
   out->set_source(hit.source);
   out->set_label(hit.label);
   out->set_score(hit.score);
+  out->set_preview(hit.preview);
 }
 
 Hit HitFromProto(const v1::Hit& hit) {
-  return Hit{hit.row(), hit.sample_id(), hit.source(), hit.label(), hit.score()};
+  return Hit{hit.row(), hit.sample_id(), hit.source(), hit.label(), hit.score(), hit.preview()};
 }
 
 }  // namespace
@@ -148,6 +155,13 @@ void QueryResultToProto(const QueryResult& result, v1::QueryResult* out) {
   for (const Hit& hit : result.proponents) HitToProto(hit, out->add_proponents());
   for (const Hit& hit : result.opponents) HitToProto(hit, out->add_opponents());
   out->mutable_scores()->Add(result.scores.begin(), result.scores.end());
+  for (const SourceTotal& total : result.source_totals) {
+    v1::SourceTotal* t = out->add_source_totals();
+    t->set_source(total.source);
+    t->set_sum(total.sum);
+    t->set_count(total.count);
+    t->set_mean(total.mean());
+  }
 }
 
 QueryResult QueryResultFromProto(const v1::QueryResult& result) {
@@ -161,6 +175,9 @@ QueryResult QueryResultFromProto(const v1::QueryResult& result) {
   for (const v1::Hit& hit : result.proponents()) out.proponents.push_back(HitFromProto(hit));
   for (const v1::Hit& hit : result.opponents()) out.opponents.push_back(HitFromProto(hit));
   out.scores.assign(result.scores().begin(), result.scores().end());
+  for (const v1::SourceTotal& total : result.source_totals()) {
+    out.source_totals.push_back({total.source(), total.sum(), total.count()});
+  }
   return out;
 }
 
@@ -232,6 +249,7 @@ v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor) {
   out.set_data_dir(manifest.data_dir);
   const int64_t dtype_bytes = manifest.dtype == "f32" ? 4 : 2;
   out.set_gradient_bytes(manifest.rows * manifest.dim * dtype_bytes);
+  out.set_deleted_rows(attributor.index().deleted_rows());
 
   v1::Projection* projection = out.mutable_projection();
   projection->set_kind(manifest.projection_kind);

@@ -8,12 +8,14 @@
 
 namespace tda {
 
-AttributionServiceImpl::AttributionServiceImpl(std::shared_ptr<const Attributor> attributor)
-    : attributor_(std::move(attributor)) {}
+AttributionServiceImpl::AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
+                                               std::shared_ptr<const IndexVerifier> verifier)
+    : attributor_(std::move(attributor)), verifier_(std::move(verifier)) {}
 
 grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
                                                const v1::AttributeRequest* request,
                                                v1::AttributeResponse* response) {
+  if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
   std::vector<Query> queries;
   AttributeOptions options;
   if (absl::Status s = AttributeRequestFromProto(*request, &queries, &options); !s.ok()) {
@@ -29,12 +31,32 @@ grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
                                                    const v1::DescribeIndexRequest* request,
                                                    v1::DescribeIndexResponse* response) {
   *response = DescribeAttributor(*attributor_);
+  v1::IndexVerification* verification = response->mutable_verification();
+  if (verifier_ == nullptr) {  // opened with full verification
+    verification->set_state(v1::IndexVerification::VERIFIED);
+  } else {
+    switch (verifier_->state()) {
+      case IndexVerifier::State::kVerifying:
+        verification->set_state(v1::IndexVerification::VERIFYING);
+        break;
+      case IndexVerifier::State::kVerified:
+        verification->set_state(v1::IndexVerification::VERIFIED);
+        break;
+      case IndexVerifier::State::kFailed:
+        verification->set_state(v1::IndexVerification::FAILED);
+        verification->set_error(std::string(verifier_->status().message()));
+        break;
+    }
+    verification->set_bytes_checked(verifier_->bytes_checked());
+    verification->set_bytes_total(verifier_->bytes_total());
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status AttributionServiceImpl::GetSample(grpc::ServerContext* context,
                                                const v1::GetSampleRequest* request,
                                                v1::GetSampleResponse* response) {
+  if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
   absl::StatusOr<SampleData> sample = attributor_->GetSample(request->sample_id());
   if (!sample.ok()) return ToGrpcStatus(sample.status());
   *response = SampleToProto(*sample, attributor_->index().FindRow(request->sample_id()));

@@ -4,6 +4,10 @@
 // ToGrpcStatus (a malformed request is INVALID_ARGUMENT with the engine's message, and the
 // server stays up).
 //
+// With an IndexVerifier (tda-server verifies checksums in the background), Attribute and
+// GetSample answer DATA_LOSS naming the damaged file once verification has failed, and
+// DescribeIndex reports the verification state.
+//
 // Thread-safety: all methods may run concurrently (Attributor's query methods are const and
 // thread-safe); the service holds no mutable state.
 #pragma once
@@ -11,13 +15,15 @@
 #include <memory>
 
 #include "attribution/attributor.h"
+#include "server/index_verifier.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
 namespace tda {
 
 class AttributionServiceImpl final : public v1::AttributionService::Service {
  public:
-  explicit AttributionServiceImpl(std::shared_ptr<const Attributor> attributor);
+  explicit AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
+                                  std::shared_ptr<const IndexVerifier> verifier = nullptr);
 
   grpc::Status Attribute(grpc::ServerContext* context, const v1::AttributeRequest* request,
                          v1::AttributeResponse* response) override;
@@ -28,6 +34,7 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
 
  private:
   std::shared_ptr<const Attributor> attributor_;
+  std::shared_ptr<const IndexVerifier> verifier_;
 };
 
 }  // namespace tda

@@ -1,9 +1,11 @@
 // tda-server: serves one gradient index over gRPC (tda.v1.AttributionService, the standard
-// health service and server reflection) until SIGINT or SIGTERM, then shuts down gracefully.
+// health service and server reflection; with --state-dir also tda.v1.JobService, background
+// jobs run by tda-job-worker processes) until SIGINT or SIGTERM, then shuts down gracefully.
 #include <pthread.h>
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -25,6 +27,13 @@ int main(int argc, char** argv) {
   flags.AddInt("threads", "N", 0, "compute threads per query (0 = OMP_NUM_THREADS or all cores)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
+  flags.AddString("state-dir", "DIR", "",
+                  "keep server state here: the job database DIR/jobs.db (enables JobService)");
+  flags.AddInt("job-slots", "N", 1, "background jobs running at once");
+  flags.AddInt("job-threads", "N", 1, "compute threads of each background job");
+  flags.AddInt("job-nice", "N", 10, "CPU priority of job workers relative to queries (0-19)");
+  flags.AddString("job-worker", "PATH", "",
+                  "tda-job-worker executable (default: the one beside tda-server)");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
@@ -41,6 +50,16 @@ int main(int argc, char** argv) {
   options.index_dir = flags.GetString("index");
   options.listen = flags.GetString("listen");
   options.max_message_bytes = flags.GetInt("max-message-bytes");
+  options.state_dir = flags.GetString("state-dir");
+  options.jobs.max_running = static_cast<int>(flags.GetInt("job-slots"));
+  options.jobs.worker_threads = static_cast<int>(flags.GetInt("job-threads"));
+  options.jobs.worker_nice = static_cast<int>(flags.GetInt("job-nice"));
+  options.jobs.worker_binary = flags.GetString("job-worker");
+  if (options.jobs.worker_binary.empty()) {
+    options.jobs.worker_binary =
+        (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker")
+            .string();
+  }
   absl::StatusOr<std::unique_ptr<tda::TdaServer>> server = tda::TdaServer::Start(options);
   if (!server.ok()) {
     std::cerr << "tda-server: error: " << server.status().message() << "\n";

@@ -11,17 +11,31 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/attribution_service.h"
+#include "server/index_verifier.h"
+#include "server/job_service.h"
 
 namespace tda {
 
 absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions& options) {
-  absl::StatusOr<std::unique_ptr<Attributor>> attributor = Attributor::Open(options.index_dir);
+  absl::StatusOr<std::unique_ptr<Attributor>> attributor =
+      Attributor::Open(options.index_dir, GradientIndex::Verify::kSizes);
   if (!attributor.ok()) return attributor.status();
-  return Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)));
+  auto verifier = std::make_shared<IndexVerifier>(options.index_dir);
+  absl::StatusOr<std::unique_ptr<TdaServer>> server =
+      Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)), verifier);
+  if (!server.ok()) return server.status();
+  TdaServer* running = server->get();
+  verifier->Start([running](const absl::Status& error) {
+    if (grpc::HealthCheckServiceInterface* health = running->server_->GetHealthCheckService()) {
+      health->SetServingStatus(false);
+    }
+  });
+  return server;
 }
 
 absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
-    const ServerOptions& options, std::shared_ptr<const Attributor> attributor) {
+    const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
+    std::shared_ptr<IndexVerifier> verifier) {
   if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("max message bytes must be in [1, ", INT_MAX,
                                                    "], got ", options.max_message_bytes));
@@ -35,11 +49,22 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto server = std::unique_ptr<TdaServer>(new TdaServer());
-  server->service_ = std::make_unique<AttributionServiceImpl>(std::move(attributor));
+  server->verifier_ = verifier;
+  server->service_ = std::make_unique<AttributionServiceImpl>(std::move(attributor),
+                                                              std::move(verifier));
   grpc::ServerBuilder builder;
   // TODO(auth issue): TLS and bearer-token auth; loopback/plaintext until then.
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
+  if (!options.state_dir.empty()) {
+    JobRunnerOptions jobs = options.jobs;
+    jobs.db_path = options.state_dir + "/jobs.db";
+    absl::StatusOr<std::unique_ptr<JobRunner>> runner = JobRunner::Start(jobs);
+    if (!runner.ok()) return runner.status();
+    server->job_runner_ = std::move(*runner);
+    server->job_service_ = std::make_unique<JobServiceImpl>(server->job_runner_.get());
+    builder.RegisterService(server->job_service_.get());
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   server->server_ = builder.BuildAndStart();
@@ -59,6 +84,8 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
 TdaServer::~TdaServer() {
   Shutdown(0);
   Wait();
+  // Its failure callback uses server_: let it finish before server_ goes.
+  if (verifier_ != nullptr) verifier_->Wait();
 }
 
 void TdaServer::Shutdown(double grace_seconds) {
@@ -69,6 +96,7 @@ void TdaServer::Shutdown(double grace_seconds) {
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   server_->Shutdown(deadline);
+  if (job_runner_ != nullptr) job_runner_->Shutdown();
 }
 
 void TdaServer::Wait() {

@@ -1,4 +1,5 @@
-// A running tda gRPC server: AttributionService for one index, the standard health service
+// A running tda gRPC server: AttributionService for one index, JobService (with a state
+// directory: background jobs and schedules, src/jobs), the standard health service
 // (grpc.health.v1.Health, SERVING once started) and server reflection, on one listening
 // address. Used by tda-server's main and by tests that want a server in-process.
 //
@@ -14,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "attribution/attributor.h"
+#include "jobs/job_runner.h"
 
 namespace tda {
 
@@ -21,18 +23,28 @@ struct ServerOptions {
   std::string index_dir;
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
   int64_t max_message_bytes = 64 << 20;    // per request and per response
+  // Where the server keeps its state: the job database "<state_dir>/jobs.db". Empty: no
+  // JobService (its calls answer UNIMPLEMENTED).
+  std::string state_dir;
+  JobRunnerOptions jobs;  // db_path is set from state_dir
 };
 
 class AttributionServiceImpl;
+class IndexVerifier;
+class JobServiceImpl;
 
 class TdaServer {
  public:
-  // Opens options.index_dir (errors as Attributor::Open) and starts serving it.
+  // Opens options.index_dir checking versions and sizes (errors as Attributor::Open), starts
+  // serving it, and verifies every file's checksum in the background (IndexVerifier): on a
+  // mismatch health turns NOT_SERVING and queries fail with DATA_LOSS naming the file.
   static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
-  // Serves an attributor that is already open (options.index_dir is ignored).
+  // Serves an attributor that is already open (options.index_dir is ignored); with a
+  // `verifier`, its state gates queries (the caller starts it).
   // kUnavailable when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<TdaServer>> Start(
-      const ServerOptions& options, std::shared_ptr<const Attributor> attributor);
+      const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
+      std::shared_ptr<IndexVerifier> verifier = nullptr);
   ~TdaServer();  // shuts down if still running
 
   // The bound address, with the actual port (e.g. "127.0.0.1:40123").
@@ -46,7 +58,10 @@ class TdaServer {
 
  private:
   TdaServer() = default;
+  std::shared_ptr<IndexVerifier> verifier_;  // only when Start opened the index itself
   std::unique_ptr<AttributionServiceImpl> service_;
+  std::unique_ptr<JobRunner> job_runner_;  // with state_dir only
+  std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

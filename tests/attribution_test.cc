@@ -62,8 +62,8 @@ TEST(Attributor, ExactIndexScoresEqualDirectInfluence) {
   const Model& model = (*attributor)->model();
   const Dataset& train = testing::FashionTrain(kTrain);
   const Dataset& test = testing::FashionTest(3);
-  auto train_capture = model.Capture(train.row(0), train.labels.data(), train.size());
-  auto query_capture = model.Capture(test.row(0), test.labels.data(), 3);
+  auto train_capture = model.Capture(train.Rows(0, train.size()));
+  auto query_capture = model.Capture(test.Rows(0, 3));
   TDA_ASSERT_OK(train_capture);
   TDA_ASSERT_OK(query_capture);
   const Eigen::MatrixXd g_train = PerSampleGradientColumns(*train_capture, model.layout());

@@ -27,7 +27,7 @@ constexpr int64_t kTrain = 1000;
 constexpr int64_t kQueries = 10;
 
 Eigen::MatrixXd Gradients(const Model& model, const Dataset& data) {
-  auto capture = model.Capture(data.row(0), data.labels.data(), data.size());
+  auto capture = model.Capture(data.Rows(0, data.size()));
   EXPECT_TRUE(capture.ok()) << capture.status();
   return PerSampleGradientColumns(*capture, model.layout());
 }
@@ -46,8 +46,8 @@ TEST(EkfacAccuracy, GaussNewtonMatrixMatchesClosedFormForLastLayer) {
   auto gn = GaussNewtonMatrix(*model, data);
   TDA_ASSERT_OK(gn);
   const TrackedLayer& last = model->layout().layers.back();
-  auto probs = model->Predict(data.row(0), data.size());
-  auto capture = model->Capture(data.row(0), data.labels.data(), data.size());
+  auto probs = model->Predict(data.Rows(0, data.size()));
+  auto capture = model->Capture(data.Rows(0, data.size()));
   TDA_ASSERT_OK(probs);
   TDA_ASSERT_OK(capture);
   Eigen::MatrixXd want = Eigen::MatrixXd::Zero(last.size(), last.size());

@@ -92,7 +92,7 @@ TEST(Ekfac, FactorsEqualIndependentComputationFromCaptures) {
   const KroneckerFactors& factors = *fx.factors;
   EXPECT_EQ(factors.examples, kFitSamples);
   EXPECT_EQ(factors.fisher, "empirical");
-  auto capture = fx.model->Capture(fx.data.row(0), fx.data.labels.data(), fx.data.size());
+  auto capture = fx.model->Capture(fx.data.Rows(0, fx.data.size()));
   TDA_ASSERT_OK(capture);
   const RowMatrixXf grads = PerSampleGradients(*capture, fx.model->layout());
   const double n = static_cast<double>(fx.data.size());
@@ -149,7 +149,7 @@ TEST(Ekfac, ekfac_inverse_matches_dense_kronecker_computation) {
   const ParamLayout& layout = fx.factors->layout;
   // Test vectors: real per-sample gradients of other samples, and seeded Gaussian vectors.
   const Dataset probe = testing::Downsample(testing::FashionTrain(kFitSamples + 3), kSide);
-  auto capture = fx.model->Capture(probe.row(kFitSamples), probe.labels.data() + kFitSamples, 3);
+  auto capture = fx.model->Capture(probe.Rows(kFitSamples, kFitSamples + 3));
   TDA_ASSERT_OK(capture);
   Eigen::MatrixXd v(layout.total(), 5);
   v.leftCols(3) = PerSampleGradientColumns(*capture, layout);
@@ -204,7 +204,7 @@ TEST(Ekfac, ProjectedFactorsDescribeProjectedGradients) {
   TDA_ASSERT_OK(fitted);
   const ParamLayout& layout = fitted->layout;
   ASSERT_EQ(layout.total(), projection.output_dim());
-  auto capture = fx.model->Capture(fx.data.row(0), fx.data.labels.data(), fx.data.size());
+  auto capture = fx.model->Capture(fx.data.Rows(0, fx.data.size()));
   TDA_ASSERT_OK(capture);
   const RowMatrixXf projected = projection.ProjectCapture(*capture);  // samples x output_dim
   for (size_t l = 0; l < layout.layers.size(); ++l) {

@@ -17,6 +17,7 @@
 #include "common/atomic_file.h"
 #include "data/fashion_mnist.h"
 #include "grad/projection.h"
+#include "index/block_scorer.h"
 #include "index/gradient_index.h"
 #include "index/index_builder.h"
 #include "index/index_writer.h"
@@ -213,7 +214,7 @@ TEST(IndexDtype, Bf16RanksTheSameTopKAsF32OnFashionMnistGradients) {
   const Dataset& test = testing::FashionTest(kQueries);
   const Projection projection(model->layout(), options.projection_dim_per_side,
                               options.projection_seed);
-  auto capture = model->Capture(test.row(0), test.labels.data(), kQueries);
+  auto capture = model->Capture(test.Rows(0, kQueries));
   TDA_ASSERT_OK(capture);
   Eigen::MatrixXf queries = projection.ProjectCapture(*capture).transpose();  // dim x Q
   ASSERT_EQ(queries.rows(), dim);
@@ -233,6 +234,33 @@ TEST(IndexDtype, Bf16RanksTheSameTopKAsF32OnFashionMnistGradients) {
       (rows.cast<double>().cwiseAbs() * queries.cast<double>().cwiseAbs());
   EXPECT_LE(((s16 - s32).cast<double>().cwiseAbs().array() - tol.array()).maxCoeff(), 0.0)
       << "a bf16 score moved further than bf16 rounding allows";
+  // The kQueries = 8 queries take the fused bf16 kernel (index/block_scorer.h); the same
+  // queries in a batch of 16 take the convert-then-GEMM path. Both are f32 products of the same
+  // stored elements, so they differ only by f32 summation order (dim * 2^-23 S_i at most).
+  ASSERT_TRUE(UsesFusedKernel(RowDType::kBF16, kQueries));
+  Eigen::MatrixXf doubled(dim, 2 * kQueries);
+  doubled << queries, queries;
+  ASSERT_FALSE(UsesFusedKernel(RowDType::kBF16, doubled.cols()));
+  const Eigen::MatrixXf gemm = (*bf16)->Score(doubled).leftCols(kQueries);
+  const Eigen::MatrixXd scale = rows.cast<double>().cwiseAbs() * queries.cast<double>().cwiseAbs();
+  EXPECT_LE(((gemm - s16).cast<double>().cwiseAbs().array() -
+             (1 + std::ldexp(1.0, -7)) * dim * std::ldexp(1.0, -23) * scale.array())
+                .maxCoeff(),
+            0.0)
+      << "the fused bf16 kernel and the GEMM path disagree beyond f32 rounding";
+  // Scan's top-k (heaps filled in the same pass) is the top-k of the full score vector.
+  ScanOptions scan_options;
+  scan_options.top_k = kTop;
+  const ScanResult scan = (*bf16)->Scan(queries, scan_options);
+  for (int64_t q = 0; q < kQueries; ++q) {
+    for (bool largest : {true, false}) {
+      std::vector<int64_t> ids;
+      for (const ScoredRow& hit : largest ? scan.proponents[q] : scan.opponents[q]) {
+        ids.push_back(hit.row);
+      }
+      EXPECT_EQ(ids, TopK(s16.col(q), kTop, largest)) << "query " << q;
+    }
+  }
   int differing = 0;
   for (int64_t q = 0; q < kQueries; ++q) {
     for (bool largest : {true, false}) {

@@ -317,11 +317,11 @@ TEST(IndexStorage, NewerFormatVersionIsRefused) {
   std::string text = ReadAll(dir.file("manifest.json"));
   ASSERT_NE(text.find("\"format_version\": 1"), std::string::npos);
   Overwrite(dir.file("manifest.json"),
-            absl::StrReplaceAll(text, {{"\"format_version\": 1", "\"format_version\": 2"}}));
+            absl::StrReplaceAll(text, {{"\"format_version\": 1", "\"format_version\": 3"}}));
   EXPECT_THAT(GradientIndex::Open(dir.path()),
               StatusIs(absl::StatusCode::kFailedPrecondition,
-                       AllOf(HasSubstr("manifest.json"), HasSubstr("format version 2"),
-                             HasSubstr("reads up to 1; upgrade tda"))));
+                       AllOf(HasSubstr("manifest.json"), HasSubstr("format version 3"),
+                             HasSubstr("reads up to 2; upgrade tda"))));
 }
 
 TEST(IndexStorage, MalformedManifestIsRefused) {

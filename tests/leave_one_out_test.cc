@@ -73,7 +73,7 @@ TEST(LeaveOneOut, exact_influence_predicts_leave_one_out_on_logistic_regression)
   int64_t query = 0;
   double worst = -1;
   for (int64_t q = 0; q < test.size(); ++q) {
-    auto capture = model->Capture(test.row(q), &test.labels[q], 1);
+    auto capture = model->Capture(test.Rows(q, q + 1));
     TDA_ASSERT_OK(capture);
     if (capture->losses[0] > worst) worst = capture->losses[0], query = q;
   }

@@ -31,7 +31,7 @@ constexpr int64_t kTrain = 300;
 constexpr int64_t kQueries = 8;
 
 Eigen::MatrixXd Gradients(const Model& model, const Dataset& data) {
-  auto capture = model.Capture(data.row(0), data.labels.data(), data.size());
+  auto capture = model.Capture(data.Rows(0, data.size()));
   EXPECT_TRUE(capture.ok()) << capture.status();
   return PerSampleGradientColumns(*capture, model.layout());
 }
@@ -69,7 +69,7 @@ TEST(CurvatureProduct, gauss_newton_product_matches_explicit_matrix) {
   auto gn = GaussNewtonMatrix(*f.model, f.train);
   TDA_ASSERT_OK(gn);
   const Eigen::MatrixXd v = Eigen::MatrixXd::Random(gn->rows(), 3);
-  auto product = f.model->CurvatureProduct(f.train.row(0), f.train.labels.data(), f.train.size(), v,
+  auto product = f.model->CurvatureProduct(f.train.Rows(0, f.train.size()), v,
                                            Curvature::kGaussNewton);
   TDA_ASSERT_OK(product);
   const Eigen::MatrixXd want = *gn * v;
@@ -87,15 +87,15 @@ TEST(CurvatureProduct, hessian_product_is_exact) {
   auto gn = GaussNewtonMatrix(*logreg.model, logreg.train);
   TDA_ASSERT_OK(gn);
   const Eigen::MatrixXd v = Eigen::MatrixXd::Random(gn->rows(), 2);
-  auto hv = logreg.model->CurvatureProduct(logreg.train.row(0), logreg.train.labels.data(),
-                                           logreg.train.size(), v, Curvature::kHessian);
+  auto hv = logreg.model->CurvatureProduct(logreg.train.Rows(0, logreg.train.size()), v,
+                                           Curvature::kHessian);
   TDA_ASSERT_OK(hv);
   EXPECT_LT((*hv - *gn * v).norm() / (*gn * v).norm(), 1e-5);
 
   const Fixture& f = Tiny();
   ASSERT_NE(f.model, nullptr);
   const int64_t dim = f.model->layout().total();
-  auto raw = f.model->CurvatureProduct(f.train.row(0), f.train.labels.data(), f.train.size(),
+  auto raw = f.model->CurvatureProduct(f.train.Rows(0, f.train.size()),
                                        Eigen::MatrixXd::Identity(dim, dim), Curvature::kHessian);
   TDA_ASSERT_OK(raw);
   const double asym = (*raw - raw->transpose()).norm() / raw->norm();
@@ -121,7 +121,7 @@ TEST(CurvatureProduct, hessian_product_is_exact) {
 double FiniteDifferenceError(const Model& model, const Dataset& data) {
   const int64_t dim = model.layout().total();
   Eigen::VectorXd u = Eigen::VectorXd::Random(dim).normalized();
-  auto hu = model.CurvatureVectorProduct(data.row(0), data.labels.data(), data.size(), u,
+  auto hu = model.CurvatureVectorProduct(data.Rows(0, data.size()), u,
                                          Curvature::kHessian);
   EXPECT_TRUE(hu.ok()) << hu.status();
   auto copy = CreateModel(model.config(), 0);

@@ -44,7 +44,7 @@ TEST(Model, TrainsToUsefulAccuracyAndRoundTripsThroughSafetensors) {
   EXPECT_EQ(loaded_recipe.epochs, recipe.epochs);
   EXPECT_EQ(loaded_recipe.train_size, recipe.train_size);
   const Dataset& test = testing::FashionTest(50);
-  EXPECT_EQ((*loaded)->Predict(test.row(0), 50).value(), model->Predict(test.row(0), 50).value());
+  EXPECT_EQ((*loaded)->Predict(test.Rows(0, 50)).value(), model->Predict(test.Rows(0, 50)).value());
 }
 
 TEST(Model, TrainingIsDeterministicForASeed) {
@@ -99,7 +99,7 @@ TEST(Model, LibTorchUsesOpenBlas) {
   // slower. scripts/setup installs libopenblas0-pthread: check it is what got loaded.
   auto model = CreateModel(ModelConfig{}, 0);
   const Dataset& test = testing::FashionTest(256);
-  TDA_ASSERT_OK((*model)->Predict(test.row(0), 256));
+  TDA_ASSERT_OK((*model)->Predict(test.Rows(0, 256)));
   std::ifstream maps("/proc/self/maps");
   std::string line;
   bool openblas = false, reference = false;

@@ -56,7 +56,7 @@ TEST(PerSampleGradients, EqualBatchSizeOneBackwardOnTrainedMlp) {
   TDA_ASSERT_OK(weights);
 
   const Dataset& data = FashionTrain(64);
-  auto capture = model->Capture(data.row(0), data.labels.data(), data.size());
+  auto capture = model->Capture(data.Rows(0, data.size()));
   TDA_ASSERT_OK(capture);
   RowMatrixXf grads = PerSampleGradients(*capture, model->layout());
   ASSERT_EQ(grads.rows(), 64);
@@ -85,8 +85,8 @@ TEST(PerSampleGradients, CaptureLossesMatchPredictedProbabilities) {
   std::unique_ptr<Model> model = testing::TrainTinyModel(spec);
   ASSERT_NE(model, nullptr);
   const Dataset& data = FashionTrain(32);
-  auto capture = model->Capture(data.row(0), data.labels.data(), data.size());
-  auto probs = model->Predict(data.row(0), data.size());
+  auto capture = model->Capture(data.Rows(0, data.size()));
+  auto probs = model->Predict(data.Rows(0, data.size()));
   TDA_ASSERT_OK(capture);
   TDA_ASSERT_OK(probs);
   for (int64_t i = 0; i < data.size(); ++i) {
@@ -99,11 +99,11 @@ TEST(PerSampleGradients, RejectsBadLabelsAndNonFiniteInputs) {
   TDA_ASSERT_OK(model);
   std::vector<float> x(784, 0.5f);
   int32_t bad_label = 10;
-  EXPECT_THAT((*model)->Capture(x.data(), &bad_label, 1),
+  EXPECT_THAT((*model)->Capture(Batch::Classification(x.data(), &bad_label, 1)),
               testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("label 10")));
   x[3] = std::nanf("");
   int32_t label = 1;
-  EXPECT_THAT((*model)->Capture(x.data(), &label, 1),
+  EXPECT_THAT((*model)->Capture(Batch::Classification(x.data(), &label, 1)),
               testing::StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("not finite")));
 }
 

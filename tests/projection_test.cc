@@ -25,7 +25,7 @@ const Fixture& TrainedFixture() {
     spec.epochs = 2;
     fx->model = testing::TrainTinyModel(spec);
     const Dataset& data = testing::FashionTrain(400);
-    fx->capture = fx->model->Capture(data.row(0), data.labels.data(), data.size()).value();
+    fx->capture = fx->model->Capture(data.Rows(0, data.size())).value();
     fx->grads = PerSampleGradients(fx->capture, fx->model->layout());
     return fx;
   }();

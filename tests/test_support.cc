@@ -5,7 +5,11 @@
 #include <map>
 #include <mutex>
 
+#include "curvature/ekfac.h"
+#include "curvature/factor_fitting.h"
 #include "data/fashion_mnist.h"
+#include "data/fortunes.h"
+#include "grad/per_sample_gradients.h"
 #include "model/trainer.h"
 
 namespace tda::testing {
@@ -71,6 +75,55 @@ Dataset Downsample(const Dataset& data, int64_t side) {
   return out;
 }
 
+const Dataset& FortunesTrain(int64_t n, int64_t context) {
+  static std::mutex mu;
+  static std::map<std::pair<int64_t, int64_t>, Dataset> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = std::make_pair(n, context);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    FortunesOptions options;
+    options.context_length = context;
+    options.limit = n;
+    absl::StatusOr<Dataset> data = LoadFortunes(kFortunesDefaultDir, Split::kTrain, options);
+    if (!data.ok()) {
+      ADD_FAILURE() << data.status();
+      std::abort();
+    }
+    it = cache.emplace(key, std::move(*data)).first;
+  }
+  return it->second;
+}
+
+std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs,
+                                    int64_t epochs, uint64_t seed, TrainRecipe* recipe_out) {
+  InitComputeThreads();
+  TrainRecipe recipe;
+  recipe.optimizer = "adamw";
+  recipe.schedule = "cosine";
+  recipe.learning_rate = 3e-3;
+  recipe.weight_decay = 0.1;
+  recipe.clip_norm = 1.0;
+  recipe.warmup_steps = 5;
+  recipe.epochs = epochs;
+  recipe.batch_size = 16;
+  recipe.seed = seed;
+  recipe.dataset = "fortunes";
+  recipe.data_dir = kFortunesDefaultDir;
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, seed);
+  if (!model.ok()) {
+    ADD_FAILURE() << model.status();
+    return nullptr;
+  }
+  absl::StatusOr<TrainReport> report = Train(**model, docs, recipe);
+  if (!report.ok()) {
+    ADD_FAILURE() << report.status();
+    return nullptr;
+  }
+  if (recipe_out != nullptr) *recipe_out = recipe;
+  return std::move(*model);
+}
+
 std::unique_ptr<Model> TrainTinyModel(const TinyModelSpec& spec, TrainRecipe* recipe_out) {
   InitComputeThreads();
   Dataset train = FashionTrain(spec.train_size);
@@ -97,6 +150,42 @@ std::unique_ptr<Model> TrainTinyModel(const TinyModelSpec& spec, TrainRecipe* re
   }
   if (recipe_out != nullptr) *recipe_out = recipe;
   return std::move(*model);
+}
+
+InMemoryEkfacScorer::InMemoryEkfacScorer(const Model& model, const Dataset& train)
+    : model_(model), train_gradients_(model.layout().total(), train.size()) {
+  for (int64_t begin = 0; begin < train.size(); begin += 256) {
+    const int64_t end = std::min(train.size(), begin + 256);
+    absl::StatusOr<BatchCapture> capture = model.Capture(train.Rows(begin, end));
+    if (!capture.ok()) {
+      ADD_FAILURE() << capture.status();
+      return;
+    }
+    train_gradients_.middleCols(begin, end - begin) =
+        PerSampleGradientColumns(*capture, model.layout());
+  }
+  absl::StatusOr<KroneckerFactors> factors = FitKroneckerFactors(model, train, FitOptions{});
+  if (!factors.ok()) {
+    ADD_FAILURE() << factors.status();
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<KroneckerPreconditioner>> p = KroneckerPreconditioner::Create(
+      std::make_shared<const KroneckerFactors>(std::move(*factors)), Method::kEkfac, Damping{});
+  if (!p.ok()) {
+    ADD_FAILURE() << p.status();
+    return;
+  }
+  preconditioner_ = std::move(*p);
+}
+
+absl::StatusOr<Eigen::MatrixXf> InMemoryEkfacScorer::Score(const Batch& queries) const {
+  if (preconditioner_ == nullptr) return absl::FailedPreconditionError("scorer failed to build");
+  absl::StatusOr<BatchCapture> capture = model_.Capture(queries);
+  if (!capture.ok()) return capture.status();
+  absl::StatusOr<Eigen::MatrixXd> preconditioned =
+      preconditioner_->Apply(PerSampleGradientColumns(*capture, model_.layout()));
+  if (!preconditioned.ok()) return preconditioned.status();
+  return (train_gradients_.transpose() * *preconditioned).cast<float>();
 }
 
 }  // namespace tda::testing

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "curvature/preconditioner.h"
 #include "data/dataset.h"
 #include "model/model.h"
 
@@ -85,5 +87,32 @@ std::unique_ptr<Model> TrainTinyModel(const TinyModelSpec& spec, TrainRecipe* re
 
 // Downsamples 28x28 Fashion-MNIST images to side x side by area averaging.
 Dataset Downsample(const Dataset& data, int64_t side);
+
+// The first `n` training documents of the real fortunes corpus (held-out fraction 0.05, split
+// seed 0) as rows of `context` tokens (cached per process).
+const Dataset& FortunesTrain(int64_t n, int64_t context);
+
+// A gpt of `config` trained for real (AdamW, warmup + cosine, clipping) on all of `docs`.
+std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs,
+                                    int64_t epochs, uint64_t seed = 0,
+                                    TrainRecipe* recipe_out = nullptr);
+
+// EK-FAC influence without an index, for models small enough to hold every training
+// gradient in memory: factors fitted on `train` (true Fisher, default damping), full
+// per-sample gradients; Score(queries) = N x Q scores in tda's sign convention. Immutable.
+class InMemoryEkfacScorer {
+ public:
+  InMemoryEkfacScorer(const Model& model, const Dataset& train);
+  absl::StatusOr<Eigen::MatrixXf> Score(const Batch& queries) const;
+  // As a TrainingScoreFn (removal_ablation.h); this scorer must outlive it.
+  std::function<absl::StatusOr<Eigen::MatrixXf>(const Batch&)> AsFunction() const {
+    return [this](const Batch& queries) { return Score(queries); };
+  }
+
+ private:
+  const Model& model_;
+  Eigen::MatrixXd train_gradients_;  // D x N
+  std::unique_ptr<Preconditioner> preconditioner_;
+};
 
 }  // namespace tda::testing

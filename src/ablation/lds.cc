@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "ablation/removal_ablation.h"
 #include "absl/strings/str_cat.h"
 #include "common/statistics.h"
 #include "common/status_macros.h"
@@ -55,21 +56,6 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> SampleSubsets(int64_t n,
   return subsets;
 }
 
-Dataset SelectRows(const Dataset& data, const std::vector<int64_t>& rows) {
-  Dataset out;
-  out.name = data.name;
-  out.feature_dim = data.feature_dim;
-  out.class_names = data.class_names;
-  out.features.reserve(rows.size() * static_cast<size_t>(data.feature_dim));
-  for (int64_t r : rows) {
-    out.features.insert(out.features.end(), data.row(r), data.row(r) + data.feature_dim);
-    out.labels.push_back(data.labels[r]);
-    if (static_cast<size_t>(r) < data.ids.size()) out.ids.push_back(data.ids[r]);
-    if (static_cast<size_t>(r) < data.sources.size()) out.sources.push_back(data.sources[r]);
-  }
-  return out;
-}
-
 absl::StatusOr<LdsRetraining> RetrainOnSubsets(const ModelConfig& config, const TrainRecipe& recipe,
                                                const Dataset& train, const Dataset& queries,
                                                const LdsOptions& options,
@@ -88,16 +74,13 @@ absl::StatusOr<LdsRetraining> RetrainOnSubsets(const ModelConfig& config, const 
   TrainRecipe sub_recipe = recipe;
   sub_recipe.train_size = 0;
   for (int64_t m = 0; m < m_total; ++m) {
-    const Dataset subset = SelectRows(train, out.subsets[m]);
+    const Dataset subset = train.Select(out.subsets[m]);
     for (int64_t k = 0; k < seeds; ++k) {
       sub_recipe.seed = recipe.seed + static_cast<uint64_t>(k);
       ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, sub_recipe.seed));
       ASSIGN_OR_RETURN(TrainReport report, Train(*model, subset, sub_recipe));
-      ASSIGN_OR_RETURN(BatchCapture capture,
-                       model->Capture(queries.row(0), queries.labels.data(), queries.size()));
-      for (int64_t q = 0; q < queries.size(); ++q) {
-        out.measured(m, q) += static_cast<double>(capture.losses[q]) / static_cast<double>(seeds);
-      }
+      ASSIGN_OR_RETURN(Eigen::VectorXd losses, QueryLosses(*model, queries));
+      out.measured.row(m) += losses.transpose() / static_cast<double>(seeds);
       ReportProgress(progress, "retrain", m * seeds + k + 1, m_total * seeds,
                      absl::StrCat("subset ", m + 1, "/", m_total, ", final epoch loss ",
                                   report.final_epoch_loss));

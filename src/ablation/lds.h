@@ -51,9 +51,6 @@ absl::Status ValidateLdsOptions(const LdsOptions& options, int64_t n);
 absl::StatusOr<std::vector<std::vector<int64_t>>> SampleSubsets(int64_t n,
                                                                 const LdsOptions& options);
 
-// The rows `rows` of `data`, in that order.
-Dataset SelectRows(const Dataset& data, const std::vector<int64_t>& rows);
-
 struct LdsRetraining {
   int64_t train_size = 0;                     // N
   std::vector<std::vector<int64_t>> subsets;  // M kept-index lists

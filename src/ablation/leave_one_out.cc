@@ -31,8 +31,7 @@ absl::StatusOr<Objective> EvaluateObjective(const Model& model, const Dataset& d
   out.grad = Eigen::VectorXd::Zero(theta.size());
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     const int64_t rows = std::min(kChunk, n - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture,
-                     model.Capture(data.row(begin), data.labels.data() + begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.Rows(begin, begin + rows)));
     Eigen::MatrixXd grads = PerSampleGradientColumns(capture, model.layout());
     if (excluded >= begin && excluded < begin + rows) {
       grads.col(excluded - begin).setZero();
@@ -55,13 +54,13 @@ absl::StatusOr<Eigen::VectorXd> ObjectiveHvp(const Model& model, const Dataset& 
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     const int64_t rows = std::min(kChunk, n - begin);
     ASSIGN_OR_RETURN(Eigen::VectorXd hv,
-                     model.CurvatureVectorProduct(data.row(begin), data.labels.data() + begin, rows,
-                                                  v, Curvature::kHessian));
+                     model.CurvatureVectorProduct(data.Rows(begin, begin + rows), v,
+                                                  Curvature::kHessian));
     out += (static_cast<double>(rows) / static_cast<double>(n)) * hv;
   }
   if (excluded >= 0) {
     ASSIGN_OR_RETURN(Eigen::VectorXd hv,
-                     model.CurvatureVectorProduct(data.row(excluded), &data.labels[excluded], 1, v,
+                     model.CurvatureVectorProduct(data.Rows(excluded, excluded + 1), v,
                                                   Curvature::kHessian));
     out -= hv / static_cast<double>(n);
   }
@@ -69,7 +68,7 @@ absl::StatusOr<Eigen::VectorXd> ObjectiveHvp(const Model& model, const Dataset& 
 }
 
 absl::StatusOr<double> QueryLoss(const Model& model, const float* query, int32_t label) {
-  ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(query, &label, 1));
+  ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(Batch::Classification(query, &label, 1)));
   return static_cast<double>(capture.losses[0]);
 }
 
@@ -142,14 +141,14 @@ absl::StatusOr<Eigen::VectorXd> PredictRemovalEffects(const Model& model, const 
                                                       const Preconditioner& preconditioner) {
   const int64_t n = train.size();
   if (n == 0) return absl::InvalidArgumentError("training set is empty");
-  ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(query, &query_label, 1));
+  ASSIGN_OR_RETURN(BatchCapture capture,
+                   model.Capture(Batch::Classification(query, &query_label, 1)));
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned,
                    preconditioner.Apply(PerSampleGradientColumns(capture, model.layout())));
   Eigen::VectorXd out(n);
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     const int64_t rows = std::min(kChunk, n - begin);
-    ASSIGN_OR_RETURN(BatchCapture batch,
-                     model.Capture(train.row(begin), train.labels.data() + begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture batch, model.Capture(train.Rows(begin, begin + rows)));
     out.segment(begin, rows) =
         PerSampleGradientColumns(batch, model.layout()).transpose() * preconditioned.col(0);
   }

@@ -119,8 +119,7 @@ absl::StatusOr<Eigen::MatrixXd> GradientColumns(const Model& model, const Datase
   Eigen::MatrixXd out(model.layout().total(), data.size());
   for (int64_t begin = 0; begin < data.size(); begin += kChunk) {
     const int64_t rows = std::min(kChunk, data.size() - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture,
-                     model.Capture(data.row(begin), data.labels.data() + begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.Rows(begin, begin + rows)));
     out.middleCols(begin, rows) = PerSampleGradientColumns(capture, model.layout());
   }
   return out;
@@ -160,8 +159,7 @@ absl::StatusOr<MethodScores> ComputeMethodScores(Method method, const Model& mod
   out.scores.resize(train.size(), queries.size());
   for (int64_t begin = 0; begin < train.size(); begin += kChunk) {
     const int64_t rows = std::min(kChunk, train.size() - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture,
-                     model.Capture(train.row(begin), train.labels.data() + begin, rows));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(train.Rows(begin, begin + rows)));
     out.scores.middleRows(begin, rows) =
         PerSampleGradientColumns(capture, model.layout()).transpose() * preconditioned;
   }

@@ -1,15 +1,16 @@
 #include "attribution/attributor.h"
+#include "attribution/self_influence.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <mutex>
-#include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "curvature/exact.h"
 #include "curvature/gradient_dot.h"
+#include "data/byte_tokenizer.h"
 #include "data/fashion_mnist.h"
 #include "grad/per_sample_gradients.h"
 
@@ -41,9 +42,10 @@ struct Attributor::FullCurvature {
 
 Attributor::~Attributor() = default;
 
-absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& index_dir) {
+absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& index_dir,
+                                                             GradientIndex::Verify verify) {
   auto attributor = std::unique_ptr<Attributor>(new Attributor());
-  ASSIGN_OR_RETURN(attributor->index_, GradientIndex::Open(index_dir, GradientIndex::Verify::kFull));
+  ASSIGN_OR_RETURN(attributor->index_, GradientIndex::Open(index_dir, verify));
   const Manifest& manifest = attributor->index_->manifest();
   ASSIGN_OR_RETURN(attributor->model_, LoadModel(index_dir + "/model"));
   if (attributor->model_->Fingerprint() != manifest.model_fingerprint) {
@@ -97,6 +99,12 @@ absl::StatusOr<SampleData> Attributor::GetSample(const std::string& id) const {
   out.features.assign(data->row(ordinal), data->row(ordinal) + data->feature_dim);
   out.class_name = data->class_names[label];
   return out;
+}
+
+absl::StatusOr<Eigen::VectorXd> Attributor::SelfInfluence(const AttributeOptions& options,
+                                                          const ProgressFn& progress) const {
+  ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, MakePreconditioner(options));
+  return tda::SelfInfluence(*index_, *preconditioner, progress);
 }
 
 absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakePreconditioner(
@@ -212,20 +220,12 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakeFullPrecondition
 
 namespace {
 
-std::vector<Hit> TopHits(const GradientIndex& index, const Eigen::VectorXf& scores, int64_t k,
-                         bool largest) {
-  std::vector<int64_t> order(static_cast<size_t>(scores.size()));
-  std::iota(order.begin(), order.end(), 0);
-  k = std::min<int64_t>(k, scores.size());
-  auto better = [&](int64_t a, int64_t b) {
-    if (scores[a] != scores[b]) return largest ? scores[a] > scores[b] : scores[a] < scores[b];
-    return a < b;  // ties: lower row first, so results are deterministic
-  };
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
+std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>& rows) {
   std::vector<Hit> hits;
-  for (int64_t i = 0; i < k; ++i) {
-    const SampleRecord& s = index.sample(order[i]);
-    hits.push_back({order[i], s.id, s.source, s.label, scores[order[i]]});
+  hits.reserve(rows.size());
+  for (const ScoredRow& row : rows) {
+    const SampleRecord& s = index.sample(row.row);
+    hits.push_back({row.row, s.id, s.source, s.label, row.score, s.preview});
   }
   return hits;
 }
@@ -244,6 +244,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
   }
   const ModelConfig& config = model_->config();
   const int64_t q_count = static_cast<int64_t>(queries.size());
+  if (config.is_sequence()) return AttributeText(queries, options);
   std::vector<float> inputs(static_cast<size_t>(q_count * config.input_dim));
   std::vector<int32_t> labels(static_cast<size_t>(q_count));
   std::vector<QueryResult> results(static_cast<size_t>(q_count));
@@ -275,8 +276,59 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
     labels[q] = result.label;
   }
   // Model::Capture / Predict validate non-finite inputs and name the offending row.
-  ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model_->Predict(inputs.data(), q_count));
-  ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(inputs.data(), labels.data(), q_count));
+  const Batch batch = Batch::Classification(inputs.data(), labels.data(), q_count);
+  ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model_->Predict(batch));
+  ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(batch));
+  for (int64_t q = 0; q < q_count; ++q) {
+    QueryResult& result = results[q];
+    Eigen::Index predicted;
+    probs.row(q).maxCoeff(&predicted);
+    result.predicted_label = static_cast<int32_t>(predicted);
+    result.label_probability = probs(q, result.label);
+    result.loss = capture.losses[q];
+  }
+  RETURN_IF_ERROR(ScoreQueries(capture, options, &results));
+  return results;
+}
+
+absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
+    const std::vector<Query>& queries, const AttributeOptions& options) const {
+  const int64_t q_count = static_cast<int64_t>(queries.size());
+  std::vector<std::vector<int32_t>> tokens(queries.size()), targets(queries.size());
+  int64_t length = 1;
+  for (int64_t q = 0; q < q_count; ++q) {
+    if (!queries[q].text.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", q, ": the index's model is a ", model_->config().kind,
+          " language model; it takes text queries (prompt and completion)"));
+    }
+    absl::Status row = MakeCompletionRow(queries[q].text->prompt, queries[q].text->completion,
+                                         model_->config().context_length, &tokens[q], &targets[q]);
+    if (!row.ok()) return absl::InvalidArgumentError(absl::StrCat("query ", q, ": ", row.message()));
+    length = std::max<int64_t>(length, static_cast<int64_t>(tokens[q].size()));
+  }
+  // One batch, rows padded after their completion (no targets there).
+  std::vector<int32_t> batch_tokens(static_cast<size_t>(q_count * length), kEndOfDocument);
+  std::vector<int32_t> batch_targets(static_cast<size_t>(q_count * length), kNoTarget);
+  for (int64_t q = 0; q < q_count; ++q) {
+    std::copy(tokens[q].begin(), tokens[q].end(), batch_tokens.begin() + q * length);
+    std::copy(targets[q].begin(), targets[q].end(), batch_targets.begin() + q * length);
+  }
+  ASSIGN_OR_RETURN(BatchCapture capture,
+                   model_->Capture(Batch::Sequences(batch_tokens.data(), batch_targets.data(),
+                                                    q_count, length)));
+  std::vector<QueryResult> results(static_cast<size_t>(q_count));
+  for (int64_t q = 0; q < q_count; ++q) {
+    results[q].query_id = absl::StrCat("text:", q);
+    results[q].loss = capture.losses[q];
+    results[q].label_probability = std::exp(-static_cast<double>(capture.losses[q]));
+  }
+  RETURN_IF_ERROR(ScoreQueries(capture, options, &results));
+  return results;
+}
+
+absl::Status Attributor::ScoreQueries(const BatchCapture& capture, const AttributeOptions& options,
+                                      std::vector<QueryResult>* results) const {
   std::unique_ptr<Preconditioner> owned;
   const Preconditioner* preconditioner = default_ekfac_.get();
   if (options.method != Method::kEkfac || options.damping.has_value()) {
@@ -288,21 +340,27 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
   const Eigen::MatrixXd projected =
       projection_->ProjectColumns(PerSampleGradientColumns(capture, model_->layout()));
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, preconditioner->Apply(projected));
-  const Eigen::MatrixXf scores = index_->Score(preconditioned.cast<float>());  // N x Q
+  // One pass: top-k heaps and per-source sums are filled while each block's scores are in cache.
+  ScanOptions scan_options;
+  scan_options.top_k = options.top_k;
+  scan_options.source_sums = true;
+  scan_options.keep_scores = options.return_scores;
+  const ScanResult scan = index_->Scan(preconditioned.cast<float>(), scan_options);
 
-  for (int64_t q = 0; q < q_count; ++q) {
-    QueryResult& result = results[q];
-    Eigen::Index predicted;
-    probs.row(q).maxCoeff(&predicted);
-    result.predicted_label = static_cast<int32_t>(predicted);
-    result.label_probability = probs(q, result.label);
-    result.loss = capture.losses[q];
-    const Eigen::VectorXf column = scores.col(q);
-    result.proponents = TopHits(*index_, column, options.top_k, /*largest=*/true);
-    result.opponents = TopHits(*index_, column, options.top_k, /*largest=*/false);
-    if (options.return_scores) result.scores.assign(column.data(), column.data() + column.size());
+  for (size_t q = 0; q < results->size(); ++q) {
+    QueryResult& result = (*results)[q];
+    result.proponents = ToHits(*index_, scan.proponents[q]);
+    result.opponents = ToHits(*index_, scan.opponents[q]);
+    for (size_t s = 0; s < index_->sources().size(); ++s) {
+      result.source_totals.push_back(
+          {index_->sources()[s], scan.source_sums[q][s], index_->live_rows_of_source(s)});
+    }
+    if (options.return_scores) {
+      const auto column = scan.scores.col(static_cast<Eigen::Index>(q));
+      result.scores.assign(column.data(), column.data() + column.size());
+    }
   }
-  return results;
+  return absl::OkStatus();
 }
 
 }  // namespace tda

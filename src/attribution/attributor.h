@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/progress.h"
 #include "curvature/ekfac.h"
 #include "curvature/lissa.h"
 #include "curvature/preconditioner.h"
@@ -29,10 +30,18 @@ namespace tda {
 inline constexpr int64_t kMaxTopK = 10000;
 inline constexpr int64_t kMaxQueriesPerRequest = 1024;
 
+// A text query of a sequence (gpt) model: the measurement is the summed log-loss of the
+// completion's tokens given the prompt (the prompt's own tokens carry no loss).
+struct TextQuery {
+  std::string prompt;
+  std::string completion;  // non-empty
+};
+
 struct Query {
   std::string sample_id;        // a train or test sample id; empty for raw input
   std::vector<float> features;  // raw input (model input_dim floats) when sample_id is empty
   int32_t label = -1;           // measured label; -1 = the sample's own label (required for raw)
+  std::optional<TextQuery> text;  // sequence models: the only kind of query they take
 };
 
 struct Hit {
@@ -41,18 +50,30 @@ struct Hit {
   std::string source;
   int32_t label = -1;
   double score = 0;
+  std::string preview;  // the index's one-line preview of the sample (documents: their text)
+};
+
+// The scores of one query summed over the live (not deleted) rows of one data source.
+struct SourceTotal {
+  std::string source;  // as in samples.tsv, e.g. "fashion-mnist/train"
+  double sum = 0;      // in double, over `count` rows
+  int64_t count = 0;
+  double mean() const { return count > 0 ? sum / static_cast<double>(count) : 0.0; }
 };
 
 struct QueryResult {
-  std::string query_id;          // sample id, or "raw:<n>" for raw input
+  std::string query_id;          // sample id, "raw:<n>" for raw input, "text:<n>" for text
   int32_t label = -1;            // label whose loss was measured
   int32_t true_label = -1;       // the sample's own label when known
   int32_t predicted_label = -1;
-  double label_probability = 0;  // model's probability of `label`
-  double loss = 0;               // cross-entropy of `label`
+  double label_probability = 0;  // model's probability of `label` (text: of the completion)
+  double loss = 0;               // cross-entropy of `label` (text: summed over the completion)
   std::vector<Hit> proponents;   // descending score
   std::vector<Hit> opponents;    // ascending score (most negative first)
-  std::vector<float> scores;     // every index row, index order, when requested
+  std::vector<float> scores;     // every index row, index order, when requested (deleted: NaN)
+  // Per data source of the index (order of first appearance), always: computed in the same
+  // pass as the top-k.
+  std::vector<SourceTotal> source_totals;
 };
 
 struct AttributeOptions {
@@ -77,7 +98,10 @@ struct SampleData {
 class Attributor {
  public:
   // Opens DIR (verifying checksums) and loads the model and factors stored in it.
-  static absl::StatusOr<std::unique_ptr<Attributor>> Open(const std::string& index_dir);
+  // With Verify::kSizes the shards' checksums are not read (a fast start); the caller then
+  // verifies them itself (tda-server does, in the background: server/index_verifier.h).
+  static absl::StatusOr<std::unique_ptr<Attributor>> Open(
+      const std::string& index_dir, GradientIndex::Verify verify = GradientIndex::Verify::kFull);
   ~Attributor();
 
   // kInvalidArgument for malformed queries (unknown id, wrong feature count, NaN, label out
@@ -90,6 +114,11 @@ class Attributor {
 
   // A train or test sample by id, with its features (read from the index's data directory).
   absl::StatusOr<SampleData> GetSample(const std::string& id) const;
+
+  // Self-influence g_i^T (H + lambda I)^-1 g_i of every index row (index order) with the method
+  // and damping of `options` (see self_influence.h); the rest of `options` is ignored.
+  absl::StatusOr<Eigen::VectorXd> SelfInfluence(const AttributeOptions& options,
+                                                const ProgressFn& progress = {}) const;
 
   const GradientIndex& index() const { return *index_; }
   const Model& model() const { return *model_; }
@@ -106,6 +135,12 @@ class Attributor {
   absl::StatusOr<const Dataset*> DatasetFor(const std::string& id, int64_t* ordinal) const;
   absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       const AttributeOptions& options) const;
+  // Queries of a sequence model (all must be text queries).
+  absl::StatusOr<std::vector<QueryResult>> AttributeText(const std::vector<Query>& queries,
+                                                         const AttributeOptions& options) const;
+  // From the queries' capture: the scan of the index and the top hits (and scores) of each.
+  absl::Status ScoreQueries(const BatchCapture& capture, const AttributeOptions& options,
+                            std::vector<QueryResult>* results) const;
 
   std::unique_ptr<GradientIndex> index_;
   std::unique_ptr<Model> model_;

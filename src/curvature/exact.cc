@@ -25,11 +25,7 @@ absl::Status CheckExactInputs(const Model& model, const Dataset& data) {
         absl::StrCat("exact curvature needs a D x D matrix; model has ", dim, " parameters, limit ",
                      kMaxExactParameters));
   }
-  if (data.feature_dim != model.config().input_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
-                                                   data.feature_dim, " features, model expects ",
-                                                   model.config().input_dim));
-  }
+  RETURN_IF_ERROR(CheckDataFitsModel(data, model.config(), "exact curvature"));
   if (data.size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
   }
@@ -41,6 +37,9 @@ absl::Status CheckExactInputs(const Model& model, const Dataset& data) {
 absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
                                                   const ProgressFn& progress) {
   RETURN_IF_ERROR(CheckExactInputs(model, data));
+  // A sequence's Gauss-Newton matrix sums per-position terms, which the one-label-per-row
+  // Jacobian below cannot separate: build it from Gauss-Newton-vector products instead.
+  if (data.is_sequence()) return CurvatureMatrix(model, data, Curvature::kGaussNewton, progress);
   const ParamLayout& layout = model.layout();
   const int64_t dim = layout.total();
   const int64_t n = data.size();
@@ -53,7 +52,8 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
   ReportProgress(progress, "gauss-newton", 0, n);
   for (int64_t begin = 0; begin < n; begin += batch) {
     const int64_t rows = std::min(batch, n - begin);
-    ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(data.row(begin), rows));
+    const Batch inputs = data.Rows(begin, begin + rows);
+    ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(inputs));
     if (probs.rows() != rows || probs.cols() != classes) {
       return absl::InternalError(absl::StrCat("model predicted ", probs.rows(), "x", probs.cols(),
                                               " probabilities, expected ", rows, "x", classes));
@@ -61,7 +61,7 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
     jac.resize(dim, rows * classes);
     for (int64_t c = 0; c < classes; ++c) {
       const std::vector<int32_t> labels(rows, static_cast<int32_t>(c));
-      ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
+      ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(inputs.WithOutputs(labels.data())));
       Eigen::MatrixXd grads = PerSampleGradientColumns(capture, layout);  // D x rows
       if (grads.rows() != dim || grads.cols() != rows) {
         return absl::InternalError(absl::StrCat("per-sample gradients are ", grads.rows(), "x",
@@ -104,8 +104,7 @@ absl::StatusOr<Eigen::MatrixXd> CurvatureMatrix(const Model& model, const Datase
       Eigen::MatrixXd basis = Eigen::MatrixXd::Zero(dim, cols);
       for (int64_t j = 0; j < cols; ++j) basis(col + j, j) = 1.0;
       ASSIGN_OR_RETURN(Eigen::MatrixXd product,
-                       model.CurvatureProduct(data.row(begin), data.labels.data() + begin, rows,
-                                              basis, kind));
+                       model.CurvatureProduct(data.Rows(begin, begin + rows), basis, kind));
       matrix.middleCols(col, cols) += (static_cast<double>(rows) / static_cast<double>(n)) * product;
       ReportProgress(progress, stage, b * blocks + c + 1, batches * blocks);
     }

@@ -27,15 +27,12 @@ uint64_t MixSeed(uint64_t x) {
 }
 
 absl::Status ValidateInputs(const Model& model, const Dataset& data, const FitOptions& options) {
-  if (data.feature_dim != model.config().input_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " has ",
-                                                   data.feature_dim, " features, model expects ",
-                                                   model.config().input_dim));
-  }
+  RETURN_IF_ERROR(CheckDataFitsModel(data, model.config(), "factor fitting"));
   if (data.size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
   }
-  if (static_cast<int64_t>(data.features.size()) != data.size() * data.feature_dim) {
+  if (!data.is_sequence() &&
+      static_cast<int64_t>(data.features.size()) != data.size() * data.feature_dim) {
     return absl::InvalidArgumentError(
         absl::StrCat("data set ", data.name, " holds ", data.features.size(),
                      " feature values, expected ", data.size() * data.feature_dim));
@@ -70,16 +67,25 @@ absl::Status CheckCapture(const BatchCapture& capture, const ParamLayout& layout
   return absl::OkStatus();
 }
 
-// Labels of samples [begin, begin + rows): the data's own, or drawn from the model's predictive
-// distribution with a seed derived from (options.seed, begin), so both passes see the same.
-absl::StatusOr<std::vector<int32_t>> BatchLabels(const Model& model, const Dataset& data,
-                                                 const FitOptions& options, int64_t begin,
-                                                 int64_t rows) {
-  if (options.fisher == FisherKind::kEmpirical) {
-    return std::vector<int32_t>(data.labels.begin() + begin, data.labels.begin() + begin + rows);
+// Labels (targets) of samples [begin, begin + rows): the data's own, or drawn from the model's
+// predictive distribution with a seed derived from (options.seed, begin), so both passes see
+// the same. Sequences: one draw per position that has a target in the data (-1 elsewhere).
+absl::StatusOr<std::vector<int32_t>> BatchLabels(const Model& model, const Batch& batch,
+                                                 const FitOptions& options, int64_t begin) {
+  const int32_t* own = batch.outputs();
+  const int64_t count = batch.rows * batch.positions();
+  if (options.fisher == FisherKind::kEmpirical) return std::vector<int32_t>(own, own + count);
+  ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(batch));
+  std::vector<int32_t> labels =
+      SampleLabels(probs, MixSeed(options.seed ^ MixSeed(static_cast<uint64_t>(begin))));
+  if (static_cast<int64_t>(labels.size()) != count) {
+    return absl::InternalError(absl::StrCat("model predicted ", labels.size(), " outputs for ",
+                                            count, " positions"));
   }
-  ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(data.row(begin), rows));
-  return SampleLabels(probs, MixSeed(options.seed ^ MixSeed(static_cast<uint64_t>(begin))));
+  for (int64_t i = 0; i < count; ++i) {
+    if (own[i] < 0) labels[i] = own[i];
+  }
+  return labels;
 }
 
 }  // namespace
@@ -124,8 +130,9 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
       projection != nullptr ? projection->projected_layout() : model.layout();
   // The capture of the layers the factors describe: the model's own or the projected ones.
   auto capture_batch = [&](int64_t begin, int64_t rows) -> absl::StatusOr<BatchCapture> {
-    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, data, options, begin, rows));
-    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.row(begin), labels.data(), rows));
+    const Batch batch = data.Rows(begin, begin + rows);
+    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, batch, options, begin));
+    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(batch.WithOutputs(labels.data())));
     RETURN_IF_ERROR(CheckCapture(capture, model.layout(), rows));
     if (projection == nullptr) return capture;
     BatchCapture projected = projection->ProjectCaptureSides(capture);

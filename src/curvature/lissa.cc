@@ -42,11 +42,7 @@ absl::StatusOr<std::unique_ptr<LissaPreconditioner>> LissaPreconditioner::Create
     return absl::InvalidArgumentError(
         absl::StrCat("LiSSA needs training batches; data set '", data.name, "' is empty"));
   }
-  if (data.feature_dim != model.config().input_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("LiSSA: data set '", data.name, "' has ",
-                                                   data.feature_dim, " features, model expects ",
-                                                   model.config().input_dim));
-  }
+  RETURN_IF_ERROR(CheckDataFitsModel(data, model.config(), "LiSSA"));
   return std::unique_ptr<LissaPreconditioner>(new LissaPreconditioner(model, data, options));
 }
 
@@ -64,28 +60,20 @@ absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd
   const int64_t rows = full ? n : options_.batch_size;
   const Eigen::ArrayXd v_norms = grads.colwise().norm().transpose().array();
 
-  std::vector<float> features(full ? 0 : static_cast<size_t>(rows * data_.feature_dim));
-  std::vector<int32_t> labels(full ? 0 : static_cast<size_t>(rows));
+  std::vector<int64_t> picked(full ? 0 : static_cast<size_t>(rows));
   Eigen::MatrixXd total = Eigen::MatrixXd::Zero(grads.rows(), grads.cols());
   for (int64_t r = 0; r < options_.repeats; ++r) {
     std::mt19937_64 rng(options_.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1));
     std::uniform_int_distribution<int64_t> pick(0, n - 1);
     Eigen::MatrixXd h = grads;
     for (int64_t t = 1; t <= options_.depth; ++t) {
-      const float* x = data_.row(0);
-      const int32_t* y = data_.labels.data();
+      Dataset sampled;
       if (!full) {
-        for (int64_t i = 0; i < rows; ++i) {
-          const int64_t j = pick(rng);
-          std::copy(data_.row(j), data_.row(j) + data_.feature_dim,
-                    features.begin() + i * data_.feature_dim);
-          labels[i] = data_.labels[j];
-        }
-        x = features.data();
-        y = labels.data();
+        for (int64_t i = 0; i < rows; ++i) picked[i] = pick(rng);
+        sampled = data_.Select(picked);
       }
-      ASSIGN_OR_RETURN(Eigen::MatrixXd ch,
-                       model_.CurvatureProduct(x, y, rows, h, options_.curvature));
+      const Batch batch = full ? data_.Rows(0, n) : sampled.Rows(0, rows);
+      ASSIGN_OR_RETURN(Eigen::MatrixXd ch, model_.CurvatureProduct(batch, h, options_.curvature));
       h = grads + (1.0 - d) * h - ch / s;
       const Eigen::ArrayXd norms = h.colwise().norm().transpose().array();
       for (Eigen::Index q = 0; q < norms.size(); ++q) {

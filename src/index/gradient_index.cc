@@ -7,9 +7,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <system_error>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,17 +23,14 @@
 #include "common/atomic_file.h"
 #include "common/checksum.h"
 #include "common/status_macros.h"
+#include "index/block_scorer.h"
 
 namespace tda {
 namespace {
 
-// Rows scored per task in Score(): small enough to spread one query over all cores, large
+// Rows scored per task in Scan(): small enough to spread one query over all cores, large
 // enough that a batch of queries runs as a real GEMM.
 constexpr int64_t kScoreBlockRows = 4096;
-// bf16 / f16 blocks are converted to f32 a tile at a time: up to 256 rows and at most 1 MiB of
-// f32 (256 rows at dim 1024), so the tile stays in L2 while the GEMM reads it.
-constexpr int64_t kConvertTileRows = 256;
-constexpr int64_t kConvertTileFloats = 1 << 18;
 
 std::string Join(const std::string& dir, const std::string& file) { return dir + "/" + file; }
 
@@ -107,6 +110,59 @@ absl::Status ParseSamples(const std::string& text, const std::string& source, in
   return absl::OkStatus();
 }
 
+// The tombstone file: one line per deleted row, "row \t id \n", rows strictly ascending, each
+// naming the id samples.tsv gives that row.
+absl::Status ParseTombstones(const std::string& text, const std::string& source,
+                             const std::vector<SampleRecord>& samples,
+                             std::vector<uint8_t>* deleted, int64_t* count) {
+  if (!text.empty() && text.back() != '\n') {
+    return absl::DataLossError(
+        absl::StrCat("index tombstones ", source, ": last line has no newline (truncated?)"));
+  }
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
+  lines.pop_back();
+  deleted->assign(samples.size(), 0);
+  int64_t previous = -1;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::vector<absl::string_view> fields = absl::StrSplit(lines[i], '\t');
+    int64_t row = -1;
+    if (fields.size() != 2 || !absl::SimpleAtoi(fields[0], &row) || row <= previous ||
+        row >= static_cast<int64_t>(samples.size())) {
+      return absl::DataLossError(absl::StrCat(
+          "index tombstones ", source, " line ", i + 1,
+          ": expected \"row<TAB>id\" with rows ascending in [0, ", samples.size(), "), found '",
+          lines[i], "'"));
+    }
+    if (fields[1] != samples[static_cast<size_t>(row)].id) {
+      return absl::DataLossError(absl::StrCat("index tombstones ", source, " line ", i + 1,
+                                              ": row ", row, " is '",
+                                              samples[static_cast<size_t>(row)].id,
+                                              "' in the sample table, not '", fields[1], "'"));
+    }
+    (*deleted)[static_cast<size_t>(row)] = 1;
+    previous = row;
+  }
+  *count = static_cast<int64_t>(lines.size());
+  if (*count == 0) deleted->clear();
+  return absl::OkStatus();
+}
+
+// Reads a small listed file whole, checking its size and, with kFull, its checksum.
+absl::StatusOr<std::string> ReadListedFile(const std::string& dir, const FileEntry& entry,
+                                           GradientIndex::Verify verify) {
+  const std::string path = Join(dir, entry.file);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return Missing(entry, false, dir);
+  std::string text;
+  RETURN_IF_ERROR(ReadFile(path, &text));
+  if (text.size() != entry.bytes) return SizeMismatch(entry, false, text.size());
+  if (verify == GradientIndex::Verify::kFull) {
+    uint64_t checksum = Xxh3(text);
+    if (ChecksumHex(checksum) != entry.xxh3) return ChecksumMismatch(entry, false, checksum);
+  }
+  return text;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GradientIndex>> GradientIndex::Open(const std::string& dir,
@@ -169,20 +225,26 @@ absl::StatusOr<std::unique_ptr<GradientIndex>> GradientIndex::Open(const std::st
   }
 
   const std::string samples_path = Join(dir, m.samples.file);
-  if (!std::filesystem::is_regular_file(samples_path, ec)) return Missing(m.samples, false, dir);
-  std::string samples_text;
-  RETURN_IF_ERROR(ReadFile(samples_path, &samples_text));
-  if (samples_text.size() != m.samples.bytes) {
-    return SizeMismatch(m.samples, false, samples_text.size());
-  }
-  if (verify == Verify::kFull) {
-    uint64_t checksum = Xxh3(samples_text);
-    if (ChecksumHex(checksum) != m.samples.xxh3) {
-      return ChecksumMismatch(m.samples, false, checksum);
-    }
-  }
+  ASSIGN_OR_RETURN(std::string samples_text, ReadListedFile(dir, m.samples, verify));
   RETURN_IF_ERROR(
       ParseSamples(samples_text, samples_path, m.rows, &index->samples_, &index->row_of_id_));
+  if (!m.tombstones.file.empty()) {
+    ASSIGN_OR_RETURN(std::string tombstones, ReadListedFile(dir, m.tombstones, verify));
+    RETURN_IF_ERROR(ParseTombstones(tombstones, Join(dir, m.tombstones.file), index->samples_,
+                                    &index->deleted_, &index->deleted_count_));
+  }
+  std::unordered_map<std::string, int32_t> source_number;
+  index->source_of_row_.reserve(index->samples_.size());
+  for (size_t r = 0; r < index->samples_.size(); ++r) {
+    auto [it, added] = source_number.emplace(index->samples_[r].source,
+                                             static_cast<int32_t>(index->sources_.size()));
+    if (added) {
+      index->sources_.push_back(it->first);
+      index->live_rows_per_source_.push_back(0);
+    }
+    index->source_of_row_.push_back(it->second);
+    if (!index->is_deleted(static_cast<int64_t>(r))) ++index->live_rows_per_source_[it->second];
+  }
   return index;
 }
 
@@ -209,11 +271,59 @@ bool GradientIndex::CopyRow(int64_t row, float* out) const {
 }
 
 Eigen::MatrixXf GradientIndex::Score(const Eigen::MatrixXf& queries) const {
-  if (queries.rows() != dim()) return Eigen::MatrixXf();
-  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Eigen::MatrixXf scores(rows(), queries.cols());
-  // Blocks never straddle shards; each block is one GEMM (GEMV for a single query). Parallel
-  // over blocks, so Eigen runs single-threaded inside each.
+  ScanOptions options;
+  options.keep_scores = true;
+  return Scan(queries, options).scores;
+}
+
+namespace {
+
+// "a ranks before b" for proponents (largest first) or opponents; ties: lower row first.
+struct Ranks {
+  bool largest;
+  bool operator()(const ScoredRow& a, const ScoredRow& b) const {
+    if (a.score != b.score) return largest ? a.score > b.score : a.score < b.score;
+    return a.row < b.row;
+  }
+};
+
+// The k best rows seen so far: a heap whose top is the worst one kept.
+class TopK {
+ public:
+  TopK(int64_t k, bool largest) : k_(static_cast<size_t>(k)), ranks_{largest} {}
+  void Offer(int64_t row, float score) {
+    const ScoredRow candidate{row, score};
+    if (heap_.size() < k_) {
+      heap_.push_back(candidate);
+      std::push_heap(heap_.begin(), heap_.end(), ranks_);
+    } else if (ranks_(candidate, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), ranks_);
+      heap_.back() = candidate;
+      std::push_heap(heap_.begin(), heap_.end(), ranks_);
+    }
+  }
+  const std::vector<ScoredRow>& rows() const { return heap_; }
+
+ private:
+  size_t k_;
+  Ranks ranks_;
+  std::vector<ScoredRow> heap_;
+};
+
+// The k best of several threads' candidates, best first.
+std::vector<ScoredRow> Best(std::vector<ScoredRow> candidates, int64_t k, bool largest) {
+  std::sort(candidates.begin(), candidates.end(), Ranks{largest});
+  if (static_cast<int64_t>(candidates.size()) > k) candidates.resize(static_cast<size_t>(k));
+  return candidates;
+}
+
+}  // namespace
+
+ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions& options) const {
+  ScanResult result;
+  if (queries.rows() != dim()) return result;
+  const int64_t q_count = queries.cols();
+  // Blocks never straddle shards.
   struct Block {
     const char* data;
     int64_t row_begin, count;
@@ -227,31 +337,92 @@ Eigen::MatrixXf GradientIndex::Score(const Eigen::MatrixXf& queries) const {
                         count});
     }
   }
+  if (options.keep_scores) result.scores.resize(rows(), q_count);
   const int64_t num_blocks = static_cast<int64_t>(blocks.size());
-  const int64_t d = dim();
-  const RowDType dtype = dtype_;
-  const int64_t tile_rows =
-      std::max<int64_t>(1, std::min(kConvertTileRows, kConvertTileFloats / d));
-#pragma omp parallel for schedule(dynamic, 1)
+  const int64_t top_k = std::max<int64_t>(0, options.top_k);
+  const size_t num_sources = sources_.size();
+#ifdef _OPENMP
+  const int threads = std::max(1, omp_get_max_threads());
+#else
+  const int threads = 1;
+#endif
+  // Per thread: top-k heaps and source sums of every query.
+  struct ThreadState {
+    std::vector<TopK> proponents, opponents;
+    std::vector<double> sums;  // q * num_sources + s
+  };
+  std::vector<ThreadState> states(static_cast<size_t>(threads));
+  for (ThreadState& state : states) {
+    if (top_k > 0) {
+      state.proponents.assign(static_cast<size_t>(q_count), TopK(top_k, true));
+      state.opponents.assign(static_cast<size_t>(q_count), TopK(top_k, false));
+    }
+    if (options.source_sums) state.sums.assign(static_cast<size_t>(q_count) * num_sources, 0.0);
+  }
+  const bool reduce = top_k > 0 || options.source_sums;
+  // Static schedule: each thread takes fixed blocks in order, so per-thread sums (and their
+  // merge in thread order) are the same from run to run.
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
   for (int64_t b = 0; b < num_blocks; ++b) {
     const Block& block = blocks[b];
-    if (dtype == RowDType::kF32) {
-      Eigen::Map<const RowMajor> rows(reinterpret_cast<const float*>(block.data), block.count, d);
-      scores.middleRows(block.row_begin, block.count).noalias() = rows * queries;
-      continue;
-    }
-    // Convert a cache-sized tile to f32, then the same GEMM as for f32 rows.
-    thread_local std::vector<float> tile;
-    tile.resize(static_cast<size_t>(tile_rows * d));
-    for (int64_t t = 0; t < block.count; t += tile_rows) {
-      const int64_t count = std::min(tile_rows, block.count - t);
-      ConvertToF32(block.data + static_cast<size_t>(t) * row_bytes,
-                   static_cast<size_t>(count * d), dtype, tile.data());
-      Eigen::Map<const RowMajor> rows(tile.data(), count, d);
-      scores.middleRows(block.row_begin + t, count).noalias() = rows * queries;
+#ifdef _OPENMP
+    ThreadState& state = states[static_cast<size_t>(omp_get_thread_num())];
+#else
+    ThreadState& state = states[0];
+#endif
+    thread_local Eigen::MatrixXf buffer;
+    Eigen::Ref<Eigen::MatrixXf> out = [&]() -> Eigen::Ref<Eigen::MatrixXf> {
+      if (options.keep_scores) return result.scores.middleRows(block.row_begin, block.count);
+      buffer.resize(block.count, q_count);
+      return buffer;
+    }();
+    ScoreRows(block.data, block.count, dim(), dtype_, queries, out);
+    const bool any_deleted = !deleted_.empty();
+    for (int64_t q = 0; q < q_count; ++q) {
+      float* column = out.col(q).data();
+      double* sums = options.source_sums ? state.sums.data() + q * num_sources : nullptr;
+      for (int64_t i = 0; i < block.count; ++i) {
+        const int64_t row = block.row_begin + i;
+        if (any_deleted && deleted_[static_cast<size_t>(row)] != 0) {
+          column[i] = std::numeric_limits<float>::quiet_NaN();
+          continue;
+        }
+        if (!reduce) continue;
+        const float score = column[i];
+        if (sums != nullptr) sums[source_of_row_[static_cast<size_t>(row)]] += score;
+        if (top_k > 0 && !std::isnan(score)) {
+          state.proponents[q].Offer(row, score);
+          state.opponents[q].Offer(row, score);
+        }
+      }
     }
   }
-  return scores;
+  if (top_k > 0) {
+    result.proponents.resize(static_cast<size_t>(q_count));
+    result.opponents.resize(static_cast<size_t>(q_count));
+    for (int64_t q = 0; q < q_count; ++q) {
+      std::vector<ScoredRow> best, worst;
+      for (const ThreadState& state : states) {
+        const auto& p = state.proponents[q].rows();
+        const auto& o = state.opponents[q].rows();
+        best.insert(best.end(), p.begin(), p.end());
+        worst.insert(worst.end(), o.begin(), o.end());
+      }
+      result.proponents[q] = Best(std::move(best), top_k, true);
+      result.opponents[q] = Best(std::move(worst), top_k, false);
+    }
+  }
+  if (options.source_sums) {
+    result.source_sums.assign(static_cast<size_t>(q_count), std::vector<double>(num_sources, 0));
+    for (const ThreadState& state : states) {
+      for (int64_t q = 0; q < q_count; ++q) {
+        for (size_t s = 0; s < num_sources; ++s) {
+          result.source_sums[q][s] += state.sums[q * num_sources + s];
+        }
+      }
+    }
+  }
+  return result;
 }
 
 absl::Status VerifyIndex(const std::string& dir,
@@ -272,6 +443,7 @@ absl::Status VerifyIndex(const std::string& dir,
   for (const FileEntry* entry : {&m.samples, &m.factors, &m.model_weights, &m.model_config}) {
     files.push_back({entry, false});
   }
+  if (!m.tombstones.file.empty()) files.push_back({&m.tombstones, false});
   int64_t total = 0, done = 0;
   for (const auto& [entry, shard] : files) total += static_cast<int64_t>(entry->bytes);
   absl::Status first;

@@ -2,8 +2,9 @@
 // (shards mmapped read-only). Opening checks the format version and every file's size; with
 // Verify::kFull it also checks every file's XXH3 checksum. Any mismatch is kDataLoss naming the
 // file; a missing manifest is kNotFound ("no index at DIR"). Rows may be stored as f32, bf16 or
-// f16 (manifest "dtype"); Score and CopyRow always answer in f32. Immutable and thread-safe once
-// open.
+// f16 (manifest "dtype"); Score, Scan and CopyRow always answer in f32. Deleted rows (the
+// manifest's tombstone file) keep their row numbers but score NaN and never appear in a top-k
+// or a per-source total. Immutable and thread-safe once open.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,31 @@
 
 namespace tda {
 
+// One scored row of a scan's top-k.
+struct ScoredRow {
+  int64_t row = 0;
+  float score = 0;
+};
+
+struct ScanOptions {
+  int64_t top_k = 0;         // proponents and opponents kept per query (0: none)
+  bool source_sums = false;  // per-source sums of the scores
+  bool keep_scores = false;  // the full rows() x Q score matrix
+};
+
+// What one pass over the index computes, per query q (a column of the queries).
+struct ScanResult {
+  // The top_k largest scores, descending, and the top_k smallest, ascending; ties go to the
+  // lower row. Deleted rows and NaN scores are never ranked.
+  std::vector<std::vector<ScoredRow>> proponents, opponents;
+  // source_sums[q][s]: sum (in double) of the scores of the live rows of source s
+  // (GradientIndex::sources()[s]). Threads add their blocks in a fixed order, so a scan with
+  // the same thread count gives the same bits.
+  std::vector<std::vector<double>> source_sums;
+  // rows() x Q, deleted rows NaN; empty unless ScanOptions::keep_scores.
+  Eigen::MatrixXf scores;
+};
+
 class GradientIndex {
  public:
   enum class Verify { kSizes, kFull };
@@ -39,12 +65,23 @@ class GradientIndex {
   // Row of a training sample id, or -1.
   int64_t FindRow(const std::string& id) const;
 
-  // Scores of every row against each query: rows() x Q = R * queries, where queries is dim x Q.
-  // REQUIRES queries.rows() == dim(); otherwise returns an empty 0 x 0 matrix. Multithreaded
-  // (OpenMP) over row blocks. bf16 / f16 rows are converted to f32 in tiles of a few hundred
-  // rows (a per-thread buffer that stays in cache) and scored by the same GEMM, so the scores
-  // are exact f32 products of the stored (rounded) rows.
+  // Distinct data sources of the rows (samples.tsv), in order of first appearance, and how
+  // many rows of each are not deleted.
+  const std::vector<std::string>& sources() const { return sources_; }
+  int64_t live_rows_of_source(size_t s) const { return live_rows_per_source_[s]; }
+  bool is_deleted(int64_t row) const { return !deleted_.empty() && deleted_[row] != 0; }
+  int64_t deleted_rows() const { return deleted_count_; }
+
+  // Scores of every row against each query: rows() x Q = R * queries, where queries is dim x Q
+  // (deleted rows NaN). REQUIRES queries.rows() == dim(); otherwise returns an empty 0 x 0
+  // matrix. Scan(queries, {.keep_scores = true}).scores.
   Eigen::MatrixXf Score(const Eigen::MatrixXf& queries) const;
+  // One pass over the rows computing, per query, what `options` asks for. Multithreaded
+  // (OpenMP) over blocks of rows; each block is scored by ScoreRows (index/block_scorer.h:
+  // GEMM, or a fused bf16/f16 kernel for small batches), and its scores go into per-thread
+  // top-k heaps and per-source sums while still in cache. REQUIRES queries.rows() == dim();
+  // otherwise returns an empty result.
+  ScanResult Scan(const Eigen::MatrixXf& queries, const ScanOptions& options) const;
   // Copies row `row` (dim() values, converted to f32) into `out`. Returns false, writing
   // nothing, when `row` is out of range.
   bool CopyRow(int64_t row, float* out) const;
@@ -61,6 +98,11 @@ class GradientIndex {
   RowDType dtype_ = RowDType::kF32;
   std::vector<SampleRecord> samples_;
   std::unordered_map<std::string, int64_t> row_of_id_;
+  std::vector<std::string> sources_;
+  std::vector<int32_t> source_of_row_;  // index into sources_
+  std::vector<int64_t> live_rows_per_source_;
+  std::vector<uint8_t> deleted_;        // per row, empty when no row is deleted
+  int64_t deleted_count_ = 0;
   std::vector<Shard> shards_;
 };
 

@@ -1,11 +1,10 @@
 #include "index/index_builder.h"
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "curvature/ekfac.h"
 #include "grad/projection.h"
+#include "index/gradient_rows.h"
 #include "index/index_writer.h"
 #include "model/model.h"
 
@@ -21,11 +20,7 @@ absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
   if (train.size() == 0) return absl::InvalidArgumentError("training set is empty");
   TrainRecipe recipe;
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(options.model_dir, &recipe));
-  if (train.feature_dim != model->config().input_dim) {
-    return absl::InvalidArgumentError(absl::StrCat("training data has ", train.feature_dim,
-                                                   " features, model expects ",
-                                                   model->config().input_dim));
-  }
+  RETURN_IF_ERROR(CheckDataFitsModel(train, model->config(), "index build"));
   const Projection projection(model->layout(), options.projection_dim_per_side,
                               options.projection_seed);
   // Create first: it invalidates any index already in out_dir until Finish writes a manifest.
@@ -38,24 +33,8 @@ absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
                    FitKroneckerFactors(*model, train, options.fit, progress, &projection));
   RETURN_IF_ERROR(SaveFactors(factors, options.out_dir + "/factors.safetensors"));
 
-  const int64_t n = train.size();
-  for (int64_t begin = 0; begin < n; begin += options.batch_size) {
-    const int64_t rows = std::min(options.batch_size, n - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture,
-                     model->Capture(train.row(begin), train.labels.data() + begin, rows));
-    RowMatrixXf projected = projection.ProjectCapture(capture);
-    std::vector<SampleRecord> samples;
-    samples.reserve(static_cast<size_t>(rows));
-    for (int64_t i = begin; i < begin + rows; ++i) {
-      const int32_t label = train.labels[i];
-      samples.push_back({train.ids[i], train.sources[i], label,
-                         label >= 0 && label < static_cast<int32_t>(train.class_names.size())
-                             ? train.class_names[label]
-                             : absl::StrCat("class ", label)});
-    }
-    RETURN_IF_ERROR(writer->AppendRows(projected.data(), samples));
-    ReportProgress(progress, "gradients", begin + rows, n);
-  }
+  RETURN_IF_ERROR(
+      WriteGradientRows(*model, projection, train, options.batch_size, writer.get(), progress));
 
   Manifest manifest;
   manifest.model_fingerprint = model->Fingerprint();

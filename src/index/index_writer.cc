@@ -38,11 +38,12 @@ std::string Join(const std::string& dir, const std::string& file) { return dir +
 // Files a previous build may have left: its shards, its sample table, and temporaries of a
 // build that was killed. Never the caller's factors or model files.
 bool IsStaleBuildFile(const std::string& name) {
+  const bool table = absl::StartsWith(name, "samples") || absl::StartsWith(name, "tombstones-");
   if (absl::StrContains(name, ".tmp-")) {
-    return absl::StartsWith(name, "grads-") || absl::StartsWith(name, "samples.tsv") ||
-           absl::StartsWith(name, kManifestFile);
+    return absl::StartsWith(name, "grads-") || table || absl::StartsWith(name, kManifestFile);
   }
-  return name == kSamplesFile || IsShardName(name);
+  return IsShardName(name) || (table && (absl::EndsWith(name, ".tsv") ||
+                                         absl::EndsWith(name, ".txt")));
 }
 
 bool HasFieldSeparator(const std::string& s) {
@@ -95,6 +96,31 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::stri
   writer->dim_ = dim;
   writer->rows_per_shard_ = rows_per_shard;
   writer->dtype_ = dtype;
+  return writer;
+}
+
+absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::OpenForAppend(
+    const std::string& dir, const Manifest& current, std::vector<SampleRecord> samples,
+    int64_t rows_per_shard) {
+  if (rows_per_shard <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows_per_shard must be > 0, got ", rows_per_shard));
+  }
+  if (static_cast<int64_t>(samples.size()) != current.rows) {
+    return absl::InvalidArgumentError(absl::StrCat("OpenForAppend: ", samples.size(),
+                                                   " sample records for ", current.rows, " rows"));
+  }
+  ASSIGN_OR_RETURN(RowDType dtype, ParseRowDType(current.dtype));
+  std::unique_ptr<IndexWriter> writer(new IndexWriter());
+  writer->dir_ = dir;
+  writer->dim_ = current.dim;
+  writer->rows_per_shard_ = rows_per_shard;
+  writer->dtype_ = dtype;
+  writer->rows_ = current.rows;
+  writer->shard_begin_ = current.rows;
+  writer->shards_ = current.shards;
+  writer->samples_ = std::move(samples);
+  writer->replaced_samples_file_ = current.samples.file;
   return writer;
 }
 
@@ -193,14 +219,15 @@ absl::Status IndexWriter::Finish(Manifest manifest) {
     absl::StrAppend(&table, sample.id, "\t", sample.source, "\t", sample.label, "\t",
                     sample.preview, "\n");
   }
-  RETURN_IF_ERROR(WriteFileAtomically(Join(dir_, kSamplesFile), table));
+  const std::string samples_file = SamplesFileName(manifest.generation);
+  RETURN_IF_ERROR(WriteFileAtomically(Join(dir_, samples_file), table));
 
-  manifest.format_version = kIndexFormatVersion;
+  manifest.format_version = RequiredFormatVersion(manifest);
   manifest.dtype = RowDTypeName(dtype_);
   manifest.rows = rows_;
   manifest.dim = dim_;
   manifest.shards = shards_;
-  manifest.samples = {kSamplesFile, table.size(), ChecksumHex(Xxh3(table))};
+  manifest.samples = {samples_file, table.size(), ChecksumHex(Xxh3(table))};
   ASSIGN_OR_RETURN(manifest.factors, DescribeFile(dir_, kFactorsFile));
   ASSIGN_OR_RETURN(manifest.model_weights, DescribeFile(dir_, kModelWeightsFile));
   ASSIGN_OR_RETURN(manifest.model_config, DescribeFile(dir_, kModelConfigFile));
@@ -215,7 +242,18 @@ absl::Status IndexWriter::Finish(Manifest manifest) {
   }
   RETURN_IF_ERROR(WriteFileAtomically(path, text));
   closed_ = true;
+  if (!replaced_samples_file_.empty() && replaced_samples_file_ != samples_file) {
+    std::error_code ec;  // Unlisted now; a leftover would only waste space.
+    std::filesystem::remove(Join(dir_, replaced_samples_file_), ec);
+  }
   return absl::OkStatus();
+}
+
+std::string SamplesFileName(int64_t generation) {
+  if (generation == 0) return kSamplesFile;
+  char name[40];
+  std::snprintf(name, sizeof(name), "samples-%05lld.tsv", static_cast<long long>(generation));
+  return name;
 }
 
 absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path) {

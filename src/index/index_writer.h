@@ -32,14 +32,23 @@ class IndexWriter {
   static absl::StatusOr<std::unique_ptr<IndexWriter>> Create(const std::string& dir, int64_t dim,
                                                              int64_t rows_per_shard = 1 << 16,
                                                              RowDType dtype = RowDType::kF32);
+  // Continues an existing index (tda index append) without invalidating it: its manifest,
+  // shards and `samples` (one per existing row) are kept; new rows go into new shards. Finish
+  // then writes a sample table named after the manifest's generation and the new manifest, and
+  // only after that removes the sample table the old manifest listed. Until then the old index
+  // stays valid (the new files are not listed by it).
+  static absl::StatusOr<std::unique_ptr<IndexWriter>> OpenForAppend(
+      const std::string& dir, const Manifest& current, std::vector<SampleRecord> samples,
+      int64_t rows_per_shard = 1 << 16);
   ~IndexWriter();
 
   // `rows` is count x dim float32, row-major; `samples` has count entries. Stored as dtype().
   [[nodiscard]] absl::Status AppendRows(const float* rows, const std::vector<SampleRecord>& samples);
 
   // Files already written into the directory by the caller (factors, model) are checksummed
-  // here: pass their paths relative to dir. `manifest` supplies the descriptive fields; rows,
-  // dim, shards and the file entries are filled in.
+  // here: pass their paths relative to dir. `manifest` supplies the descriptive fields (and the
+  // tombstone entry and generation); rows, dim, shards and the file entries are filled in. The
+  // sample table is samples.tsv at generation 0, samples-NNNNN.tsv after appends.
   [[nodiscard]] absl::Status Finish(Manifest manifest);
 
   const std::string& dir() const { return dir_; }
@@ -62,7 +71,12 @@ class IndexWriter {
   std::unique_ptr<Xxh3Stream> shard_hash_;
   int64_t shard_begin_ = 0;
   bool closed_ = false;  // after Finish, or after a failed AppendRows
+  std::string replaced_samples_file_;  // OpenForAppend: removed once the new manifest is in
 };
+
+// Name of the sample table of an index generation: "samples.tsv" for 0, else
+// "samples-NNNNN.tsv".
+std::string SamplesFileName(int64_t generation);
 
 // Checksums an existing file of the index directory into a FileEntry.
 absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path);

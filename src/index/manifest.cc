@@ -210,6 +210,7 @@ absl::Status Validate(const Manifest& m, const std::string& source) {
   RETURN_IF_ERROR(unique(m.samples));
   RETURN_IF_ERROR(unique(m.model_weights));
   RETURN_IF_ERROR(unique(m.model_config));
+  if (!m.tombstones.file.empty()) RETURN_IF_ERROR(unique(m.tombstones));
   if (names.count(kManifestFile) > 0) {
     return Inconsistent(source, "the manifest must not list itself");
   }
@@ -217,6 +218,10 @@ absl::Status Validate(const Manifest& m, const std::string& source) {
 }
 
 }  // namespace
+
+int RequiredFormatVersion(const Manifest& manifest) {
+  return manifest.tombstones.file.empty() ? 1 : 2;
+}
 
 std::string ManifestToJson(const Manifest& m) {
   json shards = json::array();
@@ -227,7 +232,7 @@ std::string ManifestToJson(const Manifest& m) {
     shards.push_back(std::move(entry));
   }
   json root = {
-      {"format_version", m.format_version},
+      {"format_version", RequiredFormatVersion(m)},
       {"model_fingerprint", m.model_fingerprint},
       {"dataset", m.dataset},
       {"data_dir", m.data_dir},
@@ -247,6 +252,8 @@ std::string ManifestToJson(const Manifest& m) {
         {"model_weights", FileEntryToJson(m.model_weights)},
         {"model_config", FileEntryToJson(m.model_config)}}},
   };
+  if (m.generation != 0) root["generation"] = m.generation;
+  if (!m.tombstones.file.empty()) root["files"]["tombstones"] = FileEntryToJson(m.tombstones);
   // `replace` keeps dump() from throwing on strings that are not valid UTF-8 (e.g. a data_dir).
   return root.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -317,6 +324,11 @@ absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::st
   RETURN_IF_ERROR(files.FileEntryField("samples", &m.samples));
   RETURN_IF_ERROR(files.FileEntryField("model_weights", &m.model_weights));
   RETURN_IF_ERROR(files.FileEntryField("model_config", &m.model_config));
+  // Version 2: optional deleted rows, and the generation counter of appends and deletes.
+  if (version >= 2 && files_json->contains("tombstones")) {
+    RETURN_IF_ERROR(files.FileEntryField("tombstones", &m.tombstones));
+  }
+  if (root.contains("generation")) RETURN_IF_ERROR(top.Int64("generation", &m.generation));
 
   RETURN_IF_ERROR(Validate(m, source));
   return m;

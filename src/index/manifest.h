@@ -11,7 +11,9 @@
 
 namespace tda {
 
-inline constexpr int kIndexFormatVersion = 1;
+// Version 2 adds deleted rows (a tombstone file); a manifest without one is written as version
+// 1, so older readers keep reading indexes that have no deletions.
+inline constexpr int kIndexFormatVersion = 2;
 inline constexpr char kManifestFile[] = "manifest.json";
 
 struct FileEntry {
@@ -47,8 +49,16 @@ struct Manifest {
   FileEntry samples;            // samples.tsv
   FileEntry model_weights;      // model/model.safetensors
   FileEntry model_config;       // model/config.json
+  // Deleted rows (tombstones-NNNNN.txt); file empty when no row is deleted. Format version 2.
+  FileEntry tombstones;
+  // Incremented by every append or delete; names the sample and tombstone files it writes.
+  int64_t generation = 0;
 };
 
+// The version ManifestToJson writes: 2 when rows are deleted, else 1.
+int RequiredFormatVersion(const Manifest& manifest);
+
+// Writes format_version RequiredFormatVersion(manifest) (manifest.format_version is ignored).
 std::string ManifestToJson(const Manifest& manifest);
 // kDataLoss for malformed JSON or inconsistent fields, kFailedPrecondition for a newer
 // format version; messages name `source`.

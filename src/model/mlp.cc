@@ -2,9 +2,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <random>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
@@ -70,22 +68,34 @@ class Mlp final : public TorchModel {
     return out;
   }
 
-  absl::Status CheckInputs(const float* inputs, int64_t rows) const {
-    if (rows <= 0) return absl::InvalidArgumentError("empty batch");
-    const int64_t n = rows * config_.input_dim;
+  // Inputs (and, when `need_labels`, labels) of a classification batch.
+  absl::Status CheckBatch(const Batch& batch, bool need_labels) const {
+    if (batch.rows <= 0) return absl::InvalidArgumentError("empty batch");
+    if (batch.is_sequence() || batch.features == nullptr) {
+      return absl::InvalidArgumentError("the mlp takes feature vectors, not token sequences");
+    }
+    const int64_t n = batch.rows * config_.input_dim;
     for (int64_t i = 0; i < n; ++i) {
-      if (!std::isfinite(inputs[i])) {
+      if (!std::isfinite(batch.features[i])) {
         return absl::InvalidArgumentError(absl::StrCat("input ", i / config_.input_dim, " feature ",
                                                        i % config_.input_dim, " is not finite"));
+      }
+    }
+    if (!need_labels) return absl::OkStatus();
+    if (batch.labels == nullptr) return absl::InvalidArgumentError("the batch has no labels");
+    for (int64_t i = 0; i < batch.rows; ++i) {
+      if (batch.labels[i] < 0 || batch.labels[i] >= config_.num_classes) {
+        return absl::InvalidArgumentError(absl::StrCat("label ", batch.labels[i], " of row ", i,
+                                                       " is not in [0, ", config_.num_classes, ")"));
       }
     }
     return absl::OkStatus();
   }
 
-  absl::StatusOr<Eigen::MatrixXf> Predict(const float* inputs, int64_t rows) const override {
-    RETURN_IF_ERROR(CheckInputs(inputs, rows));
+  absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const override {
+    RETURN_IF_ERROR(CheckBatch(batch, /*need_labels=*/false));
     return CatchTorchErrors("mlp forward", [&]() -> absl::StatusOr<Eigen::MatrixXf> {
-      return PredictUnchecked(inputs, rows);
+      return PredictUnchecked(batch.features, batch.rows);
     });
   }
 
@@ -98,17 +108,10 @@ class Mlp final : public TorchModel {
     return out;
   }
 
-  absl::StatusOr<BatchCapture> Capture(const float* inputs, const int32_t* labels,
-                                       int64_t rows) const override {
-    RETURN_IF_ERROR(CheckInputs(inputs, rows));
-    for (int64_t i = 0; i < rows; ++i) {
-      if (labels[i] < 0 || labels[i] >= config_.num_classes) {
-        return absl::InvalidArgumentError(absl::StrCat("label ", labels[i], " of row ", i,
-                                                       " is not in [0, ", config_.num_classes, ")"));
-      }
-    }
+  absl::StatusOr<BatchCapture> Capture(const Batch& batch) const override {
+    RETURN_IF_ERROR(CheckBatch(batch, /*need_labels=*/true));
     return CatchTorchErrors("mlp capture", [&]() -> absl::StatusOr<BatchCapture> {
-      return CaptureUnchecked(inputs, labels, rows);
+      return CaptureUnchecked(batch.features, batch.labels, batch.rows);
     });
   }
 
@@ -147,61 +150,14 @@ class Mlp final : public TorchModel {
     return capture;
   }
 
-  absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const float* inputs, const int32_t* labels,
-                                                   int64_t rows, const Eigen::MatrixXd& vectors,
+  absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
+                                                   const Eigen::MatrixXd& vectors,
                                                    Curvature kind) const override {
-    RETURN_IF_ERROR(CheckInputs(inputs, rows));
-    for (int64_t i = 0; i < rows; ++i) {
-      if (labels[i] < 0 || labels[i] >= config_.num_classes) {
-        return absl::InvalidArgumentError(absl::StrCat("label ", labels[i], " of row ", i,
-                                                       " is not in [0, ", config_.num_classes, ")"));
-      }
-    }
-    if (vectors.rows() != layout_.total()) {
-      return absl::InvalidArgumentError(absl::StrCat("curvature product: vectors have ", vectors.rows(),
-                                                     " rows, the model has ", layout_.total(),
-                                                     " parameters"));
-    }
-    if (!vectors.allFinite()) {
-      return absl::InvalidArgumentError("curvature product: vectors hold NaN or Inf");
-    }
+    RETURN_IF_ERROR(CheckBatch(batch, /*need_labels=*/true));
+    RETURN_IF_ERROR(CheckCurvatureVectors(vectors, layout_.total()));
     return CatchTorchErrors("mlp curvature product", [&]() -> absl::StatusOr<Eigen::MatrixXd> {
-      return CurvatureProductUnchecked(inputs, labels, rows, vectors, kind);
+      return CurvatureProductUnchecked(batch.features, batch.labels, batch.rows, vectors, kind);
     });
-  }
-
-  // Per-parameter float64 tensors (w0, b0, w1, b1, ...) holding the flat vector `flat`.
-  std::vector<torch::Tensor> SplitFlat(const double* flat) const {
-    std::vector<torch::Tensor> out;
-    for (const TrackedLayer& layer : layout_.layers) {
-      torch::Tensor block = torch::from_blob(const_cast<double*>(flat + layer.offset),
-                                             {layer.out, layer.cols()}, torch::kFloat64);
-      out.push_back(block.slice(1, 0, layer.in).clone());
-      out.push_back(block.select(1, layer.in).clone());
-    }
-    return out;
-  }
-
-  // Writes per-parameter tensors (as SplitFlat returns them; undefined = zero) into `flat`.
-  void JoinFlat(const std::vector<torch::Tensor>& parts, double* flat) const {
-    for (size_t i = 0; i < layout_.layers.size(); ++i) {
-      const TrackedLayer& layer = layout_.layers[i];
-      Eigen::Map<RowMatrixXd> block(flat + layer.offset, layer.out, layer.cols());
-      const torch::Tensor& w = parts[2 * i];
-      const torch::Tensor& b = parts[2 * i + 1];
-      if (w.defined()) {
-        torch::Tensor wc = w.contiguous();
-        block.leftCols(layer.in) = Eigen::Map<const RowMatrixXd>(wc.data_ptr<double>(), layer.out, layer.in);
-      } else {
-        block.leftCols(layer.in).setZero();
-      }
-      if (b.defined()) {
-        torch::Tensor bc = b.contiguous();
-        block.col(layer.in) = Eigen::Map<const Eigen::VectorXd>(bc.data_ptr<double>(), layer.out);
-      } else {
-        block.col(layer.in).setZero();
-      }
-    }
   }
 
   Eigen::MatrixXd CurvatureProductUnchecked(const float* inputs, const int32_t* labels, int64_t rows,
@@ -223,7 +179,7 @@ class Mlp final : public TorchModel {
     const torch::Tensor logits = h;
     Eigen::MatrixXd out(vectors.rows(), vectors.cols());
     auto dot = [&](const std::vector<torch::Tensor>& a, const double* flat) {
-      std::vector<torch::Tensor> v = SplitFlat(flat);
+      std::vector<torch::Tensor> v = SplitFlat(layout_, flat);
       torch::Tensor sum = torch::zeros({}, torch::kFloat64);
       for (size_t k = 0; k < a.size(); ++k) sum = sum + (a[k] * v[k]).sum();
       return sum;
@@ -236,7 +192,7 @@ class Mlp final : public TorchModel {
         std::vector<torch::Tensor> hv = torch::autograd::grad(
             {dot(grads, vectors.col(c).data())}, params, {}, /*retain_graph=*/true,
             /*create_graph=*/false, /*allow_unused=*/true);
-        JoinFlat(hv, out.col(c).data());
+        JoinFlat(layout_, hv, out.col(c).data());
       }
       return out;
     }
@@ -254,7 +210,7 @@ class Mlp final : public TorchModel {
                           static_cast<double>(rows);
       std::vector<torch::Tensor> jt = torch::autograd::grad({logits}, params, {hjv},
                                                             /*retain_graph=*/true);
-      JoinFlat(jt, out.col(c).data());
+      JoinFlat(layout_, jt, out.col(c).data());
     }
     return out;
   }
@@ -331,52 +287,17 @@ class Mlp final : public TorchModel {
 
 }  // namespace
 
-const char* CurvatureName(Curvature kind) {
-  return kind == Curvature::kHessian ? "hessian" : "gauss-newton";
-}
-
-absl::StatusOr<Eigen::MatrixXd> Model::CurvatureProduct(const float*, const int32_t*, int64_t,
-                                                        const Eigen::MatrixXd&, Curvature) const {
-  return absl::UnimplementedError(
-      absl::StrCat("model kind '", config().kind, "' has no curvature-vector products"));
-}
-
-absl::StatusOr<Eigen::VectorXd> Model::CurvatureVectorProduct(const float* inputs,
-                                                              const int32_t* labels, int64_t rows,
-                                                              const Eigen::VectorXd& v,
-                                                              Curvature kind) const {
-  ASSIGN_OR_RETURN(Eigen::MatrixXd out, CurvatureProduct(inputs, labels, rows, v, kind));
-  return Eigen::VectorXd(out.col(0));
-}
-
-absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed) {
-  RETURN_IF_ERROR(ValidateModelConfig(config));
+std::unique_ptr<TorchModel> CreateMlp(const ModelConfig& config, uint64_t seed) {
   auto mlp = std::make_unique<Mlp>(config);
   mlp->Initialise(seed);
-  return std::unique_ptr<Model>(std::move(mlp));
+  return mlp;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRecipe* recipe) {
-  std::string text;
-  RETURN_IF_ERROR(ReadFile(dir + "/config.json", &text));
-  ModelConfig config;
-  TrainRecipe ignored;
-  RETURN_IF_ERROR(ModelConfigFromJson(text, dir + "/config.json", &config, recipe ? recipe : &ignored));
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights,
-                   SafetensorsFile::Read(dir + "/model.safetensors"));
+absl::StatusOr<std::unique_ptr<TorchModel>> LoadMlp(const ModelConfig& config,
+                                                    const SafetensorsFile& weights) {
   auto mlp = std::make_unique<Mlp>(config);
-  RETURN_IF_ERROR(mlp->LoadWeights(*weights));
-  return std::unique_ptr<Model>(std::move(mlp));
-}
-
-void InitComputeThreads(int threads) {
-  if (threads <= 0) {
-    const char* env = std::getenv("OMP_NUM_THREADS");
-    threads = env != nullptr ? std::atoi(env) : 0;
-  }
-  if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
-  if (threads <= 0) threads = 1;
-  torch::set_num_threads(threads);
+  RETURN_IF_ERROR(mlp->LoadWeights(weights));
+  return std::unique_ptr<TorchModel>(std::move(mlp));
 }
 
 }  // namespace tda

@@ -14,6 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "data/batch.h"
+#include "data/dataset.h"
 #include "model/layer_capture.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
@@ -34,16 +36,18 @@ class Model {
   virtual const ModelConfig& config() const = 0;
   virtual const ParamLayout& layout() const = 0;
 
-  // Class probabilities, rows x num_classes, for `rows` inputs of config().input_dim floats.
-  virtual absl::StatusOr<Eigen::MatrixXf> Predict(const float* inputs, int64_t rows) const = 0;
+  // Output probabilities, (rows * positions) x num_classes, row r * positions + t for row r at
+  // position t: class probabilities for a classifier (positions = 1), next-token
+  // probabilities for a sequence model. Reads only the batch's inputs.
+  virtual absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const = 0;
 
-  // Forward and backward pass of the sum over the batch of cross-entropy(inputs_i, labels_i):
-  // records a and g of every tracked layer and the per-sample losses.
-  // kInvalidArgument for labels out of range or non-finite inputs.
-  virtual absl::StatusOr<BatchCapture> Capture(const float* inputs, const int32_t* labels,
-                                               int64_t rows) const = 0;
+  // Forward and backward pass of the sum over the batch of each row's loss: records a and g of
+  // every tracked layer and the per-sample losses. A row's loss is the cross-entropy of its
+  // label (classifier) or the SUM of the cross-entropies of its targets >= 0 (sequences).
+  // kInvalidArgument for labels/targets out of range, non-finite inputs or the wrong shape.
+  virtual absl::StatusOr<BatchCapture> Capture(const Batch& batch) const = 0;
 
-  // Curvature-matrix products of the MEAN cross-entropy over the batch, in float64:
+  // Curvature-matrix products of the MEAN per-row loss over the batch, in float64:
   //   out = (1/rows) sum_i C_i v      for every column v of `vectors` (D x K, ParamLayout order),
   // where C_i is sample i's Hessian or Gauss-Newton matrix with respect to all tracked
   // parameters. No weight-decay term is included: callers add it as damping (lambda I).
@@ -51,13 +55,13 @@ class Model {
   // output gradient (Gauss-Newton); never touches parameter .grad, so it is thread-safe.
   // kInvalidArgument for bad labels/inputs or a row count of `vectors` other than D.
   // The default implementation returns kUnimplemented.
-  virtual absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const float* inputs, const int32_t* labels,
-                                                           int64_t rows, const Eigen::MatrixXd& vectors,
+  virtual absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
+                                                           const Eigen::MatrixXd& vectors,
                                                            Curvature kind) const;
 
   // One vector: CurvatureProduct with K = 1.
-  absl::StatusOr<Eigen::VectorXd> CurvatureVectorProduct(const float* inputs, const int32_t* labels,
-                                                         int64_t rows, const Eigen::VectorXd& v,
+  absl::StatusOr<Eigen::VectorXd> CurvatureVectorProduct(const Batch& batch,
+                                                         const Eigen::VectorXd& v,
                                                          Curvature kind) const;
 
   // All tracked parameters as one flat vector in ParamLayout order, and back.
@@ -67,9 +71,16 @@ class Model {
   // XXH3 of the weights: ties an index to the exact model that produced it.
   virtual std::string Fingerprint() const = 0;
 
-  // Writes model.safetensors (PyTorch-style names, e.g. layers.0.weight) and config.json.
+  // Writes model.safetensors (PyTorch-style names, e.g. layers.0.weight; GPT-2 names for the
+  // gpt kind) and config.json.
   virtual absl::Status Save(const std::string& dir, const TrainRecipe& recipe) const = 0;
 };
+
+// kInvalidArgument unless `data` holds the inputs `config` takes: feature vectors of
+// config.input_dim for a classifier, token sequences for a sequence model. `what` names the
+// caller in the message.
+absl::Status CheckDataFitsModel(const Dataset& data, const ModelConfig& config,
+                                const std::string& what);
 
 // A freshly initialised model (PyTorch's default Linear initialisation, seeded).
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed);

@@ -3,20 +3,47 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "data/byte_tokenizer.h"
 
 namespace tda {
 namespace {
 using json = nlohmann::json;
 }  // namespace
 
+ModelConfig GptConfig(int64_t context_length, int64_t d_model, int64_t layers, int64_t heads,
+                      int64_t mlp_width, bool tied_head) {
+  ModelConfig config;
+  config.kind = "gpt";
+  config.input_dim = 0;
+  config.hidden.clear();
+  config.num_classes = kByteVocabulary;
+  config.context_length = context_length;
+  config.d_model = d_model;
+  config.layers = layers;
+  config.heads = heads;
+  config.mlp_width = mlp_width;
+  config.tied_head = tied_head;
+  return config;
+}
+
 std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& recipe) {
+  json model = {{"kind", config.kind}};
+  if (config.is_sequence()) {
+    model["vocab_size"] = config.num_classes;
+    model["context_length"] = config.context_length;
+    model["d_model"] = config.d_model;
+    model["layers"] = config.layers;
+    model["heads"] = config.heads;
+    model["mlp_width"] = config.mlp_width;
+    model["tied_head"] = config.tied_head;
+  } else {
+    model["input_dim"] = config.input_dim;
+    model["hidden"] = config.hidden;
+    model["num_classes"] = config.num_classes;
+    model["activation"] = config.activation;
+  }
   json out = {
-      {"model",
-       {{"kind", config.kind},
-        {"input_dim", config.input_dim},
-        {"hidden", config.hidden},
-        {"num_classes", config.num_classes},
-        {"activation", config.activation}}},
+      {"model", model},
       {"recipe",
        {{"optimizer", recipe.optimizer},
         {"learning_rate", recipe.learning_rate},
@@ -26,7 +53,12 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
         {"batch_size", recipe.batch_size},
         {"seed", recipe.seed},
         {"train_size", recipe.train_size},
-        {"data_dir", recipe.data_dir}}},
+        {"data_dir", recipe.data_dir},
+        {"schedule", recipe.schedule},
+        {"warmup_steps", recipe.warmup_steps},
+        {"clip_norm", recipe.clip_norm},
+        {"dataset", recipe.dataset},
+        {"truncated", recipe.truncated}}},
   };
   return out.dump(2) + "\n";
 }
@@ -43,10 +75,17 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
   const json& m = in["model"];
   try {
     config->kind = m.at("kind").get<std::string>();
-    config->input_dim = m.at("input_dim").get<int64_t>();
-    config->hidden = m.at("hidden").get<std::vector<int64_t>>();
-    config->num_classes = m.at("num_classes").get<int64_t>();
-    config->activation = m.value("activation", std::string("relu"));
+    if (config->kind == "gpt") {
+      *config = GptConfig(m.at("context_length").get<int64_t>(), m.at("d_model").get<int64_t>(),
+                          m.at("layers").get<int64_t>(), m.at("heads").get<int64_t>(),
+                          m.at("mlp_width").get<int64_t>(), m.at("tied_head").get<bool>());
+      config->num_classes = m.at("vocab_size").get<int64_t>();
+    } else {
+      config->input_dim = m.at("input_dim").get<int64_t>();
+      config->hidden = m.at("hidden").get<std::vector<int64_t>>();
+      config->num_classes = m.at("num_classes").get<int64_t>();
+      config->activation = m.value("activation", std::string("relu"));
+    }
     if (recipe != nullptr && in.contains("recipe")) {
       const json& r = in["recipe"];
       recipe->optimizer = r.at("optimizer").get<std::string>();
@@ -58,6 +97,11 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
       recipe->seed = r.at("seed").get<uint64_t>();
       recipe->train_size = r.at("train_size").get<int64_t>();
       recipe->data_dir = r.value("data_dir", std::string());
+      recipe->schedule = r.value("schedule", std::string("constant"));
+      recipe->warmup_steps = r.value("warmup_steps", int64_t{0});
+      recipe->clip_norm = r.value("clip_norm", 0.0);
+      recipe->dataset = r.value("dataset", std::string());
+      recipe->truncated = r.value("truncated", int64_t{0});
     }
   } catch (const json::exception& e) {
     return bad(e.what());
@@ -67,9 +111,33 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
   return absl::OkStatus();
 }
 
+absl::Status ValidateGptConfig(const ModelConfig& config) {
+  if (config.num_classes != kByteVocabulary) {
+    return absl::InvalidArgumentError(absl::StrCat("gpt vocabulary must be ", kByteVocabulary,
+                                                   " (256 bytes + end of document), got ",
+                                                   config.num_classes));
+  }
+  for (int64_t v : {config.context_length, config.d_model, config.layers, config.heads,
+                    config.mlp_width}) {
+    if (v <= 0 || v > 65536) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "gpt context_length, d_model, layers, heads and mlp_width must be in [1, 65536], got ",
+          config.context_length, ", ", config.d_model, ", ", config.layers, ", ", config.heads,
+          ", ", config.mlp_width));
+    }
+  }
+  if (config.d_model % config.heads != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("gpt d_model ", config.d_model,
+                                                   " is not a multiple of heads ", config.heads));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateModelConfig(const ModelConfig& config) {
+  if (config.kind == "gpt") return ValidateGptConfig(config);
   if (config.kind != "mlp") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown model kind '", config.kind, "' (known: mlp)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown model kind '", config.kind, "' (known: mlp, gpt)"));
   }
   if (config.input_dim <= 0 || config.num_classes < 2) {
     return absl::InvalidArgumentError(absl::StrCat("input_dim must be > 0 and num_classes >= 2, got ",

@@ -6,13 +6,15 @@
 
 #include <vector>
 
+#include "common/safetensors.h"
 #include "model/model.h"
 
 namespace tda {
 
 class TorchModel : public Model {
  public:
-  // Logits (rows x num_classes) for inputs (rows x input_dim), differentiable.
+  // Logits, differentiable: rows x num_classes for float inputs (rows x input_dim) of a
+  // classifier; rows x length x vocabulary for int64 tokens (rows x length) of a sequence model.
   virtual torch::Tensor Logits(const torch::Tensor& inputs) const = 0;
   // The leaf parameter tensors an optimizer updates (requires_grad).
   virtual std::vector<torch::Tensor> TrainableParameters() = 0;
@@ -22,6 +24,23 @@ class TorchModel : public Model {
 inline torch::Tensor ViewRows(const float* data, int64_t rows, int64_t cols) {
   return torch::from_blob(const_cast<float*>(data), {rows, cols}, torch::kFloat32);
 }
+
+// The architectures (mlp.cc, gpt.cc): freshly initialised with `seed`, or with saved weights.
+std::unique_ptr<TorchModel> CreateMlp(const ModelConfig& config, uint64_t seed);
+absl::StatusOr<std::unique_ptr<TorchModel>> LoadMlp(const ModelConfig& config,
+                                                    const SafetensorsFile& weights);
+std::unique_ptr<TorchModel> CreateGpt(const ModelConfig& config, uint64_t seed);
+absl::StatusOr<std::unique_ptr<TorchModel>> LoadGpt(const ModelConfig& config,
+                                                    const SafetensorsFile& weights);
+
+// The flat float64 vector `flat` (ParamLayout order) as per-parameter tensors: for each tracked
+// layer its weight (out x in) and, when it has one, its bias (out). Copies.
+std::vector<torch::Tensor> SplitFlat(const ParamLayout& layout, const double* flat);
+// The inverse: writes per-parameter tensors (undefined = zero) into `flat`.
+void JoinFlat(const ParamLayout& layout, const std::vector<torch::Tensor>& parts, double* flat);
+
+// kInvalidArgument unless `vectors` has `dim` rows and finite entries (CurvatureProduct input).
+absl::Status CheckCurvatureVectors(const Eigen::MatrixXd& vectors, int64_t dim);
 
 }  // namespace tda
 

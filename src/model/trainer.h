@@ -1,5 +1,7 @@
-// Trains a model on a data set with a TrainRecipe (Adam or SGD, L2 weight decay, seeded
-// shuffling), and evaluates loss / accuracy. Deterministic for a given recipe and thread count.
+// Trains a model on a data set with a TrainRecipe (Adam or SGD with L2 weight decay, or AdamW
+// with decoupled decay; constant or warmup + cosine learning rate; optional gradient-norm
+// clipping; seeded shuffling), and evaluates loss / accuracy. Deterministic for a given recipe
+// and thread count. Sequence models train on the mean cross-entropy per target token.
 #pragma once
 
 #include "absl/status/statusor.h"
@@ -10,6 +12,8 @@
 
 namespace tda {
 
+// Classifiers: per sample. Sequences: per target token (nats/byte for byte tokens), accuracy
+// of the most likely next token.
 struct Evaluation {
   double mean_loss = 0;
   double accuracy = 0;
@@ -25,5 +29,9 @@ absl::StatusOr<TrainReport> Train(Model& model, const Dataset& train, const Trai
                                   const ProgressFn& progress = {});
 
 absl::StatusOr<Evaluation> Evaluate(const Model& model, const Dataset& data);
+
+// Baseline for sequence models: the mean cross-entropy per target token of `data` under the
+// unigram (token frequency, add-one smoothed) distribution of `train`'s targets.
+double UnigramCrossEntropy(const Dataset& train, const Dataset& data, int64_t classes);
 
 }  // namespace tda

@@ -8,8 +8,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 #include <limits>
 #include <memory>
 #include <string>
@@ -150,6 +153,14 @@ TEST_F(ServerTest, RemoteResultsEqualOfflineResults) {
       }
       ExpectHitsEqual(r.proponents, o.proponents, tolerance);
       ExpectHitsEqual(r.opponents, o.opponents, tolerance);
+      // Per-source totals travel too (one source here: the training split).
+      ASSERT_EQ(r.source_totals.size(), o.source_totals.size());
+      ASSERT_EQ(o.source_totals.size(), 1u);
+      for (size_t t = 0; t < o.source_totals.size(); ++t) {
+        EXPECT_EQ(r.source_totals[t].source, o.source_totals[t].source);
+        EXPECT_EQ(r.source_totals[t].count, o.source_totals[t].count);
+        EXPECT_NEAR(r.source_totals[t].sum, o.source_totals[t].sum, kTrainSize * tolerance);
+      }
       ASSERT_EQ(r.proponents.size(), 7u);
       EXPECT_GT(r.proponents[0].score, 0);
       EXPECT_LT(r.opponents[0].score, 0);
@@ -324,6 +335,51 @@ TEST_F(ServerTest, ServerStopsCleanlyOnSigtermAndRefusesAMissingIndex) {
   TDA_ASSERT_OK(missing);
   EXPECT_EQ(missing->exit_code, 1);
   ExpectServerAnswers();
+}
+
+// The server opens an index checking sizes only and verifies checksums in the background: a
+// shard with one flipped byte is served at first, then refused with DATA_LOSS naming the file.
+TEST_F(ServerTest, DamagedShardFoundByBackgroundVerificationFailsQueriesWithDataLoss) {
+  const std::string damaged = dir_->file("damaged");
+  std::filesystem::copy(dir_->file("index"), damaged, std::filesystem::copy_options::recursive);
+  {
+    std::fstream shard(damaged + "/grads-00000.f32", std::ios::in | std::ios::out | std::ios::binary);
+    shard.seekg(4000);
+    char byte = 0;
+    shard.read(&byte, 1);
+    byte ^= 0x10;
+    shard.seekp(4000);
+    shard.write(&byte, 1);
+  }
+  std::string address;
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server = StartServer(damaged, &address);
+  TDA_ASSERT_OK(server);
+  absl::StatusOr<std::unique_ptr<RemoteAttributor>> remote = RemoteAttributor::Connect(address);
+  TDA_ASSERT_OK(remote);
+  absl::Status status;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    status = (*remote)->Attribute({Query{"fashion-mnist/test/0", {}, -1}}, AttributeOptions{})
+                 .status();
+    if (!status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kDataLoss,
+                               ::testing::AllOf(HasSubstr("grads-00000.f32"),
+                                                HasSubstr("checksum"))));
+  EXPECT_THAT((*remote)->GetSample("fashion-mnist/test/0"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("grads-00000.f32")));
+  absl::StatusOr<ServingStatus::ServingStatus> health = (*remote)->CheckHealth();
+  TDA_ASSERT_OK(health);
+  EXPECT_EQ(*health, ServingStatus::NOT_SERVING);
+  absl::StatusOr<v1::DescribeIndexResponse> described = (*remote)->Describe();
+  TDA_ASSERT_OK(described);
+  EXPECT_EQ(described->verification().state(), v1::IndexVerification::FAILED);
+  EXPECT_THAT(described->verification().error(), HasSubstr("grads-00000.f32"));
+  // The intact index of the suite's server verified fine.
+  absl::StatusOr<v1::DescribeIndexResponse> intact = remote_->Describe();
+  TDA_ASSERT_OK(intact);
+  EXPECT_EQ(intact->verification().state(), v1::IndexVerification::VERIFIED);
 }
 
 }  // namespace

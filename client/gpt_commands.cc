@@ -1,0 +1,216 @@
+// The gpt commands of the tda CLI: `tda train --model-kind gpt` (byte-level GPT on the fortunes
+// corpus), `tda generate` and `tda import-gpt2`.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/commands.h"
+#include "client/flags.h"
+#include "client/progress_bar.h"
+#include "data/fortunes.h"
+#include "model/generate.h"
+#include "model/gpt2_import.h"
+#include "model/model.h"
+#include "model/trainer.h"
+
+namespace tda {
+namespace {
+
+// A named starting point for `tda train --model-kind gpt`; explicit flags override it.
+struct GptRecipe {
+  ModelConfig config;
+  TrainRecipe train;
+};
+
+GptRecipe NamedRecipe(const std::string& name) {
+  GptRecipe r;
+  r.train.optimizer = "adamw";
+  r.train.schedule = "cosine";
+  r.train.weight_decay = 0.1;
+  r.train.clip_norm = 1.0;
+  r.train.dataset = "fortunes";
+  if (name == "tiny") {  // seconds: tests and smoke runs
+    r.config = GptConfig(/*context_length=*/64, /*d_model=*/32, /*layers=*/2, /*heads=*/2,
+                         /*mlp_width=*/64, /*tied_head=*/true);
+    r.train.learning_rate = 3e-3;
+    r.train.epochs = 2;
+    r.train.batch_size = 16;
+    r.train.train_size = 400;
+    r.train.warmup_steps = 5;
+  } else {  // default: ~15 minutes on 2 cores
+    r.config = GptConfig(/*context_length=*/256, /*d_model=*/64, /*layers=*/4, /*heads=*/4,
+                         /*mlp_width=*/256, /*tied_head=*/true);
+    r.train.learning_rate = 3e-3;
+    r.train.epochs = 2;
+    r.train.batch_size = 32;
+    r.train.warmup_steps = 100;
+  }
+  return r;
+}
+
+}  // namespace
+
+int RunTrainGpt(const Args& args) {
+  FlagParser flags("tda train --model-kind gpt", "--out DIR [options]",
+                   "Trains a byte-level GPT on the Debian fortunes corpus (one document per\n"
+                   "fortune, held-out split by id hash) and saves it to DIR as model.safetensors\n"
+                   "(GPT-2 names) and config.json. Reports held-out loss in nats/byte against the\n"
+                   "unigram baseline.");
+  flags.AddRequiredString("out", "DIR", "model directory to write");
+  flags.AddString("model-kind", "gpt", "gpt", "model kind (mlp: see 'tda train --help')");
+  flags.AddString("recipe", "default|tiny", "default",
+                  "starting recipe: default (~15 min on 2 cores) or tiny (seconds)");
+  flags.AddInt("context", "N", 0, "context length in bytes (0 = recipe's)");
+  flags.AddInt("d-model", "N", 0, "model width (0 = recipe's)");
+  flags.AddInt("layers", "N", 0, "transformer blocks (0 = recipe's)");
+  flags.AddInt("heads", "N", 0, "attention heads (0 = recipe's)");
+  flags.AddInt("mlp-width", "N", 0, "MLP hidden width (0 = recipe's)");
+  flags.AddBool("untied-head", "give the output head its own (tracked) weights");
+  flags.AddInt("epochs", "N", 0, "passes over the training documents (0 = recipe's)");
+  flags.AddInt("batch-size", "N", 0, "documents per step (0 = recipe's)");
+  flags.AddInt("train-size", "N", -1,
+               "train on the first N training documents (0 = all, "
+               "-1 = recipe's)");
+  flags.AddDouble("lr", "X", 0, "peak learning rate (0 = recipe's)");
+  flags.AddDouble("weight-decay", "X", -1, "AdamW decoupled weight decay (-1 = recipe's)");
+  flags.AddInt("warmup", "N", -1, "warmup steps (-1 = recipe's)");
+  flags.AddDouble("clip", "X", -1, "gradient-norm clipping (0 = off, -1 = recipe's)");
+  flags.AddInt("seed", "N", 0, "seed of initialisation and shuffling");
+  flags.AddDouble("held-out", "X", 0.05, "fraction of documents held out (by id hash)");
+  flags.AddString("data-dir", "DIR", kFortunesDefaultDir, "the fortunes corpus");
+  flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  if (flags.GetString("model-kind") != "gpt") return flags.UsageError("--model-kind must be gpt");
+  if (flags.GetString("recipe") != "default" && flags.GetString("recipe") != "tiny") {
+    return flags.UsageError("--recipe must be default or tiny");
+  }
+  GptRecipe r = NamedRecipe(flags.GetString("recipe"));
+  ModelConfig& config = r.config;
+  TrainRecipe& recipe = r.train;
+  auto override_int = [&](const char* flag, int64_t* field, int64_t unset) {
+    if (flags.GetInt(flag) != unset) *field = flags.GetInt(flag);
+  };
+  override_int("context", &config.context_length, 0);
+  override_int("d-model", &config.d_model, 0);
+  override_int("layers", &config.layers, 0);
+  override_int("heads", &config.heads, 0);
+  override_int("mlp-width", &config.mlp_width, 0);
+  if (flags.GetBool("untied-head")) config.tied_head = false;
+  override_int("epochs", &recipe.epochs, 0);
+  override_int("batch-size", &recipe.batch_size, 0);
+  override_int("train-size", &recipe.train_size, -1);
+  override_int("warmup", &recipe.warmup_steps, -1);
+  if (flags.GetDouble("lr") != 0) recipe.learning_rate = flags.GetDouble("lr");
+  if (flags.GetDouble("weight-decay") != -1) recipe.weight_decay = flags.GetDouble("weight-decay");
+  if (flags.GetDouble("clip") != -1) recipe.clip_norm = flags.GetDouble("clip");
+  recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  recipe.data_dir = flags.GetString("data-dir");
+  if (recipe.epochs <= 0 || recipe.batch_size <= 0 || recipe.train_size < 0) {
+    return flags.UsageError("--epochs and --batch-size must be > 0, --train-size >= 0");
+  }
+  if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
+    return flags.UsageError(std::string(s.message()));
+  }
+  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+
+  FortunesOptions data_options;
+  data_options.context_length = config.context_length;
+  data_options.held_out_fraction = flags.GetDouble("held-out");
+  absl::StatusOr<Dataset> train =
+      LoadFortunes(recipe.data_dir, Split::kTrain, data_options, &recipe.truncated);
+  if (!train.ok()) return RuntimeError(train.status());
+  absl::StatusOr<Dataset> held_out = LoadFortunes(recipe.data_dir, Split::kTest, data_options);
+  if (!held_out.ok()) return RuntimeError(held_out.status());
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
+  if (!model.ok()) return RuntimeError(model.status());
+
+  const int64_t used =
+      recipe.train_size > 0 ? std::min(recipe.train_size, train->size()) : train->size();
+  std::cerr << absl::StrFormat(
+      "training a byte-level GPT (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
+      "%d tracked parameters) on %d fortunes (%d truncated at the context) for %d epochs "
+      "(adamw, lr %g, batch %d)\n",
+      config.layers, config.d_model, config.heads, config.mlp_width, config.context_length,
+      config.tied_head ? "tied" : "untied", (*model)->layout().total(), used, recipe.truncated,
+      recipe.epochs, recipe.learning_rate, recipe.batch_size);
+  absl::StatusOr<TrainReport> report;
+  {
+    ProgressBar bar;
+    report = Train(**model, *train, recipe, bar.Callback());
+  }
+  if (!report.ok()) return RuntimeError(report.status());
+  absl::StatusOr<Evaluation> eval = Evaluate(**model, *held_out);
+  if (!eval.ok()) return RuntimeError(eval.status());
+  const double unigram = UnigramCrossEntropy(*train, *held_out, config.num_classes);
+
+  const std::string out = flags.GetString("out");
+  if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
+  std::cout << absl::StrFormat(
+      "trained in %.1f s, final epoch loss %.4f nats/byte\n"
+      "held-out loss %.4f nats/byte on %d fortunes (unigram baseline %.4f), next-byte accuracy "
+      "%.1f%%\nmodel saved to %s\n",
+      report->seconds, report->final_epoch_loss, eval->mean_loss, held_out->size(), unigram,
+      100 * eval->accuracy, out);
+  return 0;
+}
+
+int RunGenerate(const Args& args) {
+  FlagParser flags(
+      "tda generate", "--model DIR --prompt TEXT [options]",
+      "Samples a completion of TEXT from a gpt model and prints it (prompt not\n"
+      "repeated), so that it can be attributed with 'tda query --prompt --completion'.");
+  flags.AddRequiredString("model", "DIR", "gpt model directory (tda train --model-kind gpt)");
+  flags.AddString("prompt", "TEXT", "", "text to continue");
+  flags.AddInt("max-tokens", "N", 200, "most bytes to generate (stops at end of document)");
+  flags.AddDouble("temperature", "T", 0.8, "sampling temperature (0 = greedy)");
+  flags.AddInt("top-k", "K", 40, "sample among the K most likely bytes (0 = all)");
+  flags.AddInt("seed", "N", 0, "sampling seed");
+  flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  GenerateOptions options;
+  options.max_tokens = flags.GetInt("max-tokens");
+  options.temperature = flags.GetDouble("temperature");
+  options.top_k = flags.GetInt("top-k");
+  options.seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  if (options.max_tokens < 0 || options.top_k < 0 || !(options.temperature >= 0)) {
+    return flags.UsageError("--max-tokens, --top-k and --temperature must be >= 0");
+  }
+  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(flags.GetString("model"));
+  if (!model.ok()) return RuntimeError(model.status());
+  absl::StatusOr<std::string> text = Generate(**model, flags.GetString("prompt"), options);
+  if (!text.ok()) return RuntimeError(text.status());
+  std::cout << *text;
+  if (text->empty() || text->back() != '\n') std::cout << "\n";
+  return 0;
+}
+
+int RunImportGpt2(const Args& args) {
+  FlagParser flags("tda import-gpt2", "--in FILE --heads N --out DIR",
+                   "Converts a safetensors file with Hugging Face GPT-2 names (Conv1D weights\n"
+                   "stored in x out) into a tda gpt model directory. The vocabulary must be\n"
+                   "tda's 257 byte tokens; the shape is read from the tensors, except the number\n"
+                   "of attention heads.");
+  flags.AddRequiredString("in", "FILE", "GPT-2-named safetensors file");
+  flags.AddRequiredString("out", "DIR", "model directory to write");
+  flags.AddInt("heads", "N", 0, "attention heads (not visible in the tensor shapes)");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  if (flags.GetInt("heads") <= 0) return flags.UsageError("--heads must be > 0");
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      ImportGpt2(flags.GetString("in"), flags.GetInt("heads"));
+  if (!model.ok()) return RuntimeError(model.status());
+  TrainRecipe recipe;
+  recipe.dataset = "fortunes";
+  recipe.data_dir = kFortunesDefaultDir;
+  if (absl::Status s = (*model)->Save(flags.GetString("out"), recipe); !s.ok()) {
+    return RuntimeError(s);
+  }
+  const ModelConfig& c = (*model)->config();
+  std::cout << absl::StrFormat("imported %d blocks, width %d, context %d, %s head into %s\n",
+                               c.layers, c.d_model, c.context_length,
+                               c.tied_head ? "tied" : "untied", flags.GetString("out"));
+  return 0;
+}
+
+}  // namespace tda

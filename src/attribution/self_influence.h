@@ -1,0 +1,24 @@
+// Self-influence of every training row: s_i = g_i^T (H + lambda I)^-1 g_i, the score of a sample
+// against itself. High self-influence marks samples the model fits by memorising them (outliers,
+// mislabelled images, duplicated or unusual documents): removing one changes its own loss most.
+#pragma once
+
+#include <Eigen/Core>
+
+#include "absl/status/statusor.h"
+#include "common/progress.h"
+#include "curvature/preconditioner.h"
+#include "index/gradient_index.h"
+
+namespace tda {
+
+// One value per index row (index order), from the stored rows and a preconditioner of the
+// index's space (Attributor::MakePreconditioner). Rows are preconditioned in blocks of
+// `block_rows`, so memory stays O(block_rows x dim). kInvalidArgument when the preconditioner's
+// dimension does not match the index.
+absl::StatusOr<Eigen::VectorXd> SelfInfluence(const GradientIndex& index,
+                                              const Preconditioner& preconditioner,
+                                              const ProgressFn& progress = {},
+                                              int64_t block_rows = 2048);
+
+}  // namespace tda

@@ -1,0 +1,66 @@
+#include "data/byte_tokenizer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace tda {
+
+std::vector<int32_t> EncodeBytes(std::string_view text) {
+  std::vector<int32_t> out(text.size());
+  for (size_t i = 0; i < text.size(); ++i) out[i] = static_cast<unsigned char>(text[i]);
+  return out;
+}
+
+std::string DecodeBytes(const std::vector<int32_t>& tokens) {
+  std::string out;
+  for (int32_t t : tokens) {
+    if (t >= 0 && t < 256) out.push_back(static_cast<char>(t));
+  }
+  return out;
+}
+
+bool WriteDocumentRow(std::string_view text, int64_t length, int32_t* tokens, int32_t* targets) {
+  const int64_t n = static_cast<int64_t>(text.size());
+  for (int64_t t = 0; t < length; ++t) {
+    tokens[t] = t == 0   ? kEndOfDocument
+                : t <= n ? static_cast<unsigned char>(text[t - 1])
+                         : kEndOfDocument;
+    targets[t] = t < n ? static_cast<unsigned char>(text[t]) : t == n ? kEndOfDocument : kNoTarget;
+  }
+  return n + 1 > length;
+}
+
+absl::Status MakeCompletionRow(std::string_view prompt, std::string_view completion,
+                               int64_t max_length, std::vector<int32_t>* tokens,
+                               std::vector<int32_t>* targets) {
+  if (completion.empty()) return absl::InvalidArgumentError("the completion is empty");
+  const int64_t length = static_cast<int64_t>(prompt.size() + completion.size());
+  if (length > max_length) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt + completion are ", length, " bytes; the model's context holds ", max_length));
+  }
+  const std::string text = std::string(prompt) + std::string(completion);
+  tokens->assign(static_cast<size_t>(length), kNoTarget);
+  targets->assign(static_cast<size_t>(length), kNoTarget);
+  WriteDocumentRow(text, length, tokens->data(), targets->data());
+  std::fill(targets->begin(), targets->begin() + static_cast<int64_t>(prompt.size()), kNoTarget);
+  return absl::OkStatus();
+}
+
+std::string OneLinePreview(std::string_view text, size_t max_bytes) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < max_bytes; ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      out += "\u23ce";
+    } else {
+      out.push_back(c == '\t' || c == '\r' ? ' ' : c);
+    }
+  }
+  if (text.size() > max_bytes) out += "\u2026";
+  return out;
+}
+
+}  // namespace tda

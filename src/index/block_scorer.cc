@@ -1,0 +1,163 @@
+#include "index/block_scorer.h"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define TDA_FUSED_SCAN 1
+#endif
+
+namespace tda {
+namespace {
+
+// bf16 / f16 rows converted to f32 per tile: up to 256 rows and at most 1 MiB of f32, so the
+// tile stays in L2 while the GEMM reads it.
+constexpr int64_t kConvertTileRows = 256;
+constexpr int64_t kConvertTileFloats = 1 << 18;
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+void ConvertThenGemm(const char* rows, int64_t count, int64_t dim, RowDType dtype,
+                     const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
+  const size_t row_bytes = static_cast<size_t>(dim) * RowDTypeBytes(dtype);
+  const int64_t tile_rows =
+      std::max<int64_t>(1, std::min(kConvertTileRows, kConvertTileFloats / dim));
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(tile_rows * dim));
+  for (int64_t t = 0; t < count; t += tile_rows) {
+    const int64_t n = std::min(tile_rows, count - t);
+    ConvertToF32(rows + static_cast<size_t>(t) * row_bytes, static_cast<size_t>(n * dim), dtype,
+                 tile.data());
+    Eigen::Map<const RowMajor> converted(tile.data(), n, dim);
+    out.middleRows(t, n).noalias() = converted * queries;
+  }
+}
+
+#if TDA_FUSED_SCAN
+
+template <RowDType D>
+inline __m256 Load8(const uint16_t* p) {
+  const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (D == RowDType::kBF16) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+  } else {
+    return _mm256_cvtph_ps(bits);
+  }
+}
+
+inline float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Q <= 4 queries, two rows at a time: 2Q independent FMA chains, and each query vector loaded
+// once per pair of rows.
+template <RowDType D, int Q>
+void FusedRows(const uint16_t* rows, int64_t count, int64_t dim, const float* queries,
+               int64_t query_stride, float* out, int64_t out_stride) {
+  static_assert(Q >= 1 && Q <= 4, "8 accumulators at most");
+  const float* q_ptr[Q];
+  for (int q = 0; q < Q; ++q) q_ptr[q] = queries + q * query_stride;
+  auto tail = [&](const uint16_t* row, int64_t from, int q) {
+    float sum = 0;
+    for (int64_t j = from; j < dim; ++j) {
+      float x = 0;
+      ConvertToF32(row + j, 1, D, &x);
+      sum += x * q_ptr[q][j];
+    }
+    return sum;
+  };
+  int64_t r = 0;
+  for (; r + 2 <= count; r += 2) {
+    const uint16_t* row0 = rows + r * dim;
+    const uint16_t* row1 = row0 + dim;
+    __m256 acc0[Q], acc1[Q];
+    for (int q = 0; q < Q; ++q) acc0[q] = acc1[q] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+      const __m256 x0 = Load8<D>(row0 + i), x1 = Load8<D>(row1 + i);
+      for (int q = 0; q < Q; ++q) {
+        const __m256 v = _mm256_loadu_ps(q_ptr[q] + i);
+        acc0[q] = _mm256_fmadd_ps(x0, v, acc0[q]);
+        acc1[q] = _mm256_fmadd_ps(x1, v, acc1[q]);
+      }
+    }
+    for (int q = 0; q < Q; ++q) {
+      out[r + q * out_stride] = HorizontalSum(acc0[q]) + tail(row0, i, q);
+      out[r + 1 + q * out_stride] = HorizontalSum(acc1[q]) + tail(row1, i, q);
+    }
+  }
+  for (; r < count; ++r) {  // an odd last row
+    const uint16_t* row = rows + r * dim;
+    __m256 acc[Q];
+    for (int q = 0; q < Q; ++q) acc[q] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= dim; i += 8) {
+      const __m256 x = Load8<D>(row + i);
+      for (int q = 0; q < Q; ++q) acc[q] = _mm256_fmadd_ps(x, _mm256_loadu_ps(q_ptr[q] + i), acc[q]);
+    }
+    for (int q = 0; q < Q; ++q) out[r + q * out_stride] = HorizontalSum(acc[q]) + tail(row, i, q);
+  }
+}
+
+using FusedFn = void (*)(const uint16_t*, int64_t, int64_t, const float*, int64_t, float*,
+                         int64_t);
+
+constexpr int kFusedGroup = 4;  // queries per pass of the fused kernel
+
+const std::array<FusedFn, kFusedGroup> kFusedBF16 = {
+    &FusedRows<RowDType::kBF16, 1>, &FusedRows<RowDType::kBF16, 2>,
+    &FusedRows<RowDType::kBF16, 3>, &FusedRows<RowDType::kBF16, 4>};
+const std::array<FusedFn, kFusedGroup> kFusedF16 = {
+    &FusedRows<RowDType::kF16, 1>, &FusedRows<RowDType::kF16, 2>, &FusedRows<RowDType::kF16, 3>,
+    &FusedRows<RowDType::kF16, 4>};
+
+#endif  // TDA_FUSED_SCAN
+
+}  // namespace
+
+bool UsesFusedKernel(RowDType dtype, int64_t queries) {
+#if TDA_FUSED_SCAN
+  if (queries < 1 || queries > kFusedMaxQueries) return false;
+  if (dtype == RowDType::kBF16) return true;
+#if defined(__F16C__)
+  if (dtype == RowDType::kF16) return true;
+#endif
+#endif
+  return false;
+}
+
+void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
+               const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
+  if (count <= 0) return;
+  if (dtype == RowDType::kF32) {
+    Eigen::Map<const RowMajor> f32(reinterpret_cast<const float*>(rows), count, dim);
+    out.noalias() = f32 * queries;
+    return;
+  }
+#if TDA_FUSED_SCAN
+  if (UsesFusedKernel(dtype, queries.cols())) {
+    // Groups of up to 4 queries over chunks of 64 rows: a second group re-reads the chunk from
+    // L2, not from memory.
+    constexpr int64_t kChunkRows = 64;
+    const auto& table = dtype == RowDType::kBF16 ? kFusedBF16 : kFusedF16;
+    const auto* elements = reinterpret_cast<const uint16_t*>(rows);
+    for (int64_t c = 0; c < count; c += kChunkRows) {
+      const int64_t n_rows = std::min(kChunkRows, count - c);
+      for (int64_t q = 0; q < queries.cols(); q += kFusedGroup) {
+        const int64_t n = std::min<int64_t>(kFusedGroup, queries.cols() - q);
+        table[static_cast<size_t>(n - 1)](elements + c * dim, n_rows, dim, queries.col(q).data(),
+                                          queries.outerStride(), &out(c, q), out.outerStride());
+      }
+    }
+    return;
+  }
+#endif
+  ConvertThenGemm(rows, count, dim, dtype, queries, out);
+}
+
+}  // namespace tda

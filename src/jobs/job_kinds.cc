@@ -1,0 +1,423 @@
+#include "jobs/job_kinds.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "ablation/lds.h"
+#include "ablation/method_scores.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "attribution/attributor.h"
+#include "common/atomic_file.h"
+#include "common/npy.h"
+#include "common/status_macros.h"
+#include "data/fashion_mnist.h"
+#include "index/index_builder.h"
+#include "model/model.h"
+#include "model/trainer.h"
+
+namespace tda {
+
+namespace {
+
+using json = nlohmann::json;
+using Type = JobSpecField::Type;
+
+const std::vector<JobKind>& AllKinds() {
+  static const std::vector<JobKind>* kinds = new std::vector<JobKind>{
+      {"build-index",
+       "fit curvature factors and write the gradient index of a trained model",
+       {{"model_dir", Type::kString, "", "model directory written by 'tda train'", true},
+        {"out_dir", Type::kString, "", "index directory to write (replaced when complete)", true},
+        {"projection_dim", Type::kInt, "32", "projection K x K per layer; 0 = exact gradients"},
+        {"dtype", Type::kString, "\"f32\"", "row storage: f32, bf16 or f16"},
+        {"train_size", Type::kInt, "-1", "index the first N training images (-1: the model's)"},
+        {"fisher", Type::kString, "\"true\"", "true or empirical Fisher for the curvature"},
+        {"factor_examples", Type::kInt, "100000", "training images used to fit the factors"},
+        {"batch_size", Type::kInt, "512", "images per gradient batch"},
+        {"seed", Type::kInt, "0", "seed of the projection and the Fisher label sampling"},
+        {"data_dir", Type::kString, "\"\"", "Fashion-MNIST IDX files (default: the model's)",
+         true}},
+       {"covariance", "eigen-correction", "gradients"},
+       true},
+      {"batch-attribute",
+       "attribute a JSONL file of queries: results as JSONL, scores as .npy",
+       {{"index", Type::kString, "", "index directory", true},
+        {"queries", Type::kString, "",
+         "JSONL input, one query per line: {\"sample_id\": ID} or {\"raw\": {\"features\": "
+         "[...]}, \"label\": L}",
+         true},
+        {"out", Type::kString, "", "JSONL output, one result per query (written atomically)", true},
+        {"scores_out", Type::kString, "\"\"",
+         "also write every row's score, (queries, rows) float32 .npy", true},
+        {"top_k", Type::kInt, "10", "proponents and opponents per query"},
+        {"method", Type::kString, "\"ekfac\"", "ekfac, kfac, gradient-dot (lissa, exact)"},
+        {"damping", Type::kDouble, "-1",
+         "damping = X x mean eigenvalue per layer (-1: the index's default)"},
+        {"batch", Type::kInt, "32", "queries per engine call (cancellation granularity)"}},
+       {"attribute"},
+       true},
+      {"evaluate-lds",
+       "linear datamodeling score of attribution methods on Fashion-MNIST (retrains subsets)",
+       {{"out", Type::kString, "", "JSON result file (written atomically)", true},
+        {"train_size", Type::kInt, "1000", "first N Fashion-MNIST training images"},
+        {"queries", Type::kInt, "20", "first Q test images are the queries"},
+        {"hidden", Type::kString, "\"16\"", "hidden layer widths, comma-separated ('' = none)"},
+        {"epochs", Type::kInt, "40", "Adam epochs of every training run"},
+        {"batch_size", Type::kInt, "64", "minibatch size"},
+        {"lr", Type::kDouble, "0.001", "Adam learning rate"},
+        {"weight_decay", Type::kDouble, "0.001", "L2 coefficient of the training objective"},
+        {"subsets", Type::kInt, "50", "random training subsets M"},
+        {"alpha", Type::kDouble, "0.5", "fraction of the training set in each subset"},
+        {"methods", Type::kString, "\"ekfac,kfac,gradient-dot\"", "methods, comma-separated"},
+        {"seed", Type::kInt, "0", "seed of initialisation, shuffling and sampling"}},
+       {"train", "retrain", "covariance", "eigen-correction"},
+       false},
+      {"sleep",
+       "wait a number of seconds, reporting progress (diagnostic: exercises the runner)",
+       {{"seconds", Type::kDouble, "", "how long to wait"}},
+       {"sleep"},
+       true},
+  };
+  return *kinds;
+}
+
+json ParseDefault(const JobSpecField& field) { return json::parse(field.default_value); }
+
+bool HasType(const json& value, Type type) {
+  switch (type) {
+    case Type::kString:
+      return value.is_string();
+    case Type::kInt:
+      return value.is_number_integer();
+    case Type::kDouble:
+      return value.is_number();
+  }
+  return false;
+}
+
+const char* TypeName(Type type) {
+  switch (type) {
+    case Type::kString:
+      return "a string";
+    case Type::kInt:
+      return "an integer";
+    case Type::kDouble:
+      return "a number";
+  }
+  return "?";
+}
+
+// Moves a complete directory `from` over `to` (the old `to`, if any, is removed), and syncs
+// the parent directory. A crash in between leaves `to` either complete or absent.
+absl::Status ReplaceDirectory(const std::string& from, const std::string& to,
+                              const std::string& old) {
+  std::error_code error;
+  std::filesystem::remove_all(old, error);
+  if (std::filesystem::exists(to)) {
+    std::filesystem::rename(to, old, error);
+    if (error) return absl::InternalError(absl::StrCat("rename ", to, ": ", error.message()));
+  }
+  std::filesystem::rename(from, to, error);
+  if (error) return absl::InternalError(absl::StrCat("rename ", from, ": ", error.message()));
+  std::filesystem::remove_all(old, error);
+  const std::string parent = std::filesystem::path(to).parent_path().string();
+  return SyncDirectory(parent.empty() ? "." : parent);
+}
+
+absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context) {
+  IndexBuildOptions options;
+  options.model_dir = spec["model_dir"].get<std::string>();
+  const std::string out_dir = spec["out_dir"].get<std::string>();
+  options.projection_dim_per_side = spec["projection_dim"].get<int64_t>();
+  options.projection_seed = spec["seed"].get<uint64_t>();
+  options.fit.seed = options.projection_seed;
+  options.fit.max_examples = spec["factor_examples"].get<int64_t>();
+  options.batch_size = spec["batch_size"].get<int64_t>();
+  options.fit.batch_size = options.batch_size;
+  ASSIGN_OR_RETURN(options.dtype, ParseRowDType(spec["dtype"].get<std::string>()));
+  const std::string fisher = spec["fisher"].get<std::string>();
+  if (fisher != "true" && fisher != "empirical") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fisher must be true or empirical, got '", fisher, "'"));
+  }
+  options.fit.fisher = fisher == "true" ? FisherKind::kTrue : FisherKind::kEmpirical;
+
+  TrainRecipe recipe;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(options.model_dir, &recipe));
+  if (!recipe.dataset.empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat("build-index jobs index Fashion-MNIST models; this model was trained on '",
+                     recipe.dataset, "' (use 'tda index build')"));
+  }
+  std::string data_dir = spec["data_dir"].get<std::string>();
+  if (data_dir.empty())
+    data_dir = recipe.data_dir.empty() ? kFashionMnistDefaultDir : recipe.data_dir;
+  const int64_t train_size = spec["train_size"].get<int64_t>() >= 0
+                                 ? spec["train_size"].get<int64_t>()
+                                 : recipe.train_size;
+  ASSIGN_OR_RETURN(Dataset train, LoadFashionMnist(data_dir, Split::kTrain, train_size));
+
+  // Every attempt starts from scratch in its own temporary directory.
+  const std::string temp = absl::StrCat(out_dir, ".job", context.job_id(), "-tmp");
+  const std::string old = absl::StrCat(out_dir, ".job", context.job_id(), "-old");
+  std::error_code error;
+  std::filesystem::remove_all(temp, error);
+  context.RemoveOnCancel(temp);
+  options.out_dir = temp;
+  context.Log(absl::StrCat("indexing ", train.size(), " training images of ", data_dir,
+                           " (attempt ", context.attempt(), ", into ", temp, ")"));
+  RETURN_IF_ERROR(BuildIndex(train, data_dir, options, context.progress()));
+  RETURN_IF_ERROR(ReplaceDirectory(temp, out_dir, old));
+  context.Log(absl::StrCat("index written to ", out_dir));
+  return out_dir;
+}
+
+absl::StatusOr<Query> ParseQueryLine(const std::string& line, const std::string& where) {
+  const json q = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!q.is_object()) return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
+  Query query;
+  if (q.contains("label")) {
+    if (!q["label"].is_number_integer()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": label must be an integer"));
+    }
+    query.label = q["label"].get<int32_t>();
+  }
+  if (q.contains("sample_id") && q["sample_id"].is_string()) {
+    query.sample_id = q["sample_id"].get<std::string>();
+  } else if (q.contains("raw") && q["raw"].is_object() && q["raw"].contains("features") &&
+             q["raw"]["features"].is_array()) {
+    for (const json& v : q["raw"]["features"]) {
+      if (!v.is_number()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": features must be numbers"));
+      }
+      query.features.push_back(v.get<float>());
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": expected \"sample_id\" or \"raw\": {\"features\": [...]}"));
+  }
+  return query;
+}
+
+json HitsJson(const std::vector<Hit>& hits) {
+  json out = json::array();
+  for (const Hit& h : hits) {
+    out.push_back({{"row", h.row},
+                   {"sample_id", h.id},
+                   {"source", h.source},
+                   {"label", h.label},
+                   {"score", h.score}});
+  }
+  return out;
+}
+
+// One result line, with the field names of tda.v1.QueryResult's JSON mapping.
+std::string ResultLine(const QueryResult& r) {
+  json line = {{"query_id", r.query_id},
+               {"label", r.label},
+               {"predicted_label", r.predicted_label},
+               {"label_probability", r.label_probability},
+               {"loss", r.loss},
+               {"proponents", HitsJson(r.proponents)},
+               {"opponents", HitsJson(r.opponents)}};
+  if (r.true_label >= 0) line["true_label"] = r.true_label;
+  return line.dump() + "\n";
+}
+
+absl::StatusOr<std::string> RunBatchAttribute(const json& spec, JobContext& context) {
+  const std::string queries_path = spec["queries"].get<std::string>();
+  const std::string out_path = spec["out"].get<std::string>();
+  const std::string scores_path = spec["scores_out"].get<std::string>();
+  const int64_t batch = spec["batch"].get<int64_t>();
+  if (batch <= 0) return absl::InvalidArgumentError(absl::StrCat("batch must be > 0, got ", batch));
+  std::ifstream in(queries_path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read queries file ", queries_path));
+  std::vector<Query> queries;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    ASSIGN_OR_RETURN(Query q, ParseQueryLine(line, absl::StrCat(queries_path, ":", number)));
+    queries.push_back(std::move(q));
+  }
+  if (queries.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("queries file ", queries_path, " is empty"));
+  }
+  AttributeOptions options;
+  options.top_k = spec["top_k"].get<int64_t>();
+  ASSIGN_OR_RETURN(options.method, ParseMethod(spec["method"].get<std::string>()));
+  if (spec["damping"].get<double>() >= 0) {
+    options.damping = Damping{spec["damping"].get<double>(), std::nullopt};
+  }
+  options.return_scores = !scores_path.empty();
+  ASSIGN_OR_RETURN(std::unique_ptr<Attributor> attributor,
+                   Attributor::Open(spec["index"].get<std::string>()));
+  context.Log(absl::StrCat(queries.size(), " queries against ", attributor->index().rows(),
+                           " index rows (", MethodName(options.method), ")"));
+
+  AtomicFileWriter out;
+  RETURN_IF_ERROR(out.Open(out_path));
+  std::vector<float> scores;
+  const int64_t n = static_cast<int64_t>(queries.size());
+  ReportProgress(context.progress(), "attribute", 0, n);
+  for (int64_t begin = 0; begin < n; begin += batch) {
+    if (context.cancelled()) return absl::CancelledError("cancelled");
+    const std::vector<Query> chunk(queries.begin() + begin,
+                                   queries.begin() + std::min(n, begin + batch));
+    ASSIGN_OR_RETURN(std::vector<QueryResult> results, attributor->Attribute(chunk, options));
+    for (const QueryResult& r : results) {
+      const std::string text = ResultLine(r);
+      RETURN_IF_ERROR(out.Append(text.data(), text.size()));
+      scores.insert(scores.end(), r.scores.begin(), r.scores.end());
+    }
+    ReportProgress(context.progress(), "attribute", begin + static_cast<int64_t>(chunk.size()), n);
+  }
+  if (!scores_path.empty()) {
+    RETURN_IF_ERROR(WriteNpyF32(scores_path, {n, attributor->index().rows()}, scores.data()));
+    context.Log(absl::StrCat("scores written to ", scores_path));
+  }
+  RETURN_IF_ERROR(out.Commit());
+  context.Log(absl::StrCat("results written to ", out_path));
+  return out_path;
+}
+
+// The `tda eval lds` protocol (src/ablation/lds.h) on 28x28 images; one JSON object out.
+absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context) {
+  ModelConfig config;
+  config.hidden.clear();
+  for (absl::string_view width :
+       absl::StrSplit(spec["hidden"].get<std::string>(), ',', absl::SkipEmpty())) {
+    int64_t w = 0;
+    if (!absl::SimpleAtoi(width, &w) || w <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("hidden: '", std::string(width), "' is not a positive width"));
+    }
+    config.hidden.push_back(w);
+  }
+  std::vector<Method> methods;
+  for (absl::string_view name : absl::StrSplit(spec["methods"].get<std::string>(), ',')) {
+    ASSIGN_OR_RETURN(Method m, ParseMethod(std::string(name)));
+    methods.push_back(m);
+  }
+  LdsOptions options;
+  options.subsets = spec["subsets"].get<int64_t>();
+  options.alpha = spec["alpha"].get<double>();
+  options.seed = spec["seed"].get<uint64_t>();
+  RETURN_IF_ERROR(ValidateLdsOptions(options, spec["train_size"].get<int64_t>()));
+  ASSIGN_OR_RETURN(Dataset train, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTrain,
+                                                   spec["train_size"].get<int64_t>()));
+  ASSIGN_OR_RETURN(Dataset queries, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTest,
+                                                     spec["queries"].get<int64_t>()));
+  config.input_dim = train.feature_dim;
+  TrainRecipe recipe;
+  recipe.epochs = spec["epochs"].get<int64_t>();
+  recipe.batch_size = spec["batch_size"].get<int64_t>();
+  recipe.learning_rate = spec["lr"].get<double>();
+  recipe.weight_decay = spec["weight_decay"].get<double>();
+  recipe.seed = options.seed;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, recipe.seed));
+  RETURN_IF_ERROR(Train(*model, train, recipe, context.progress()).status());
+  ASSIGN_OR_RETURN(LdsRetraining retraining,
+                   RetrainOnSubsets(config, recipe, train, queries, options, context.progress()));
+  MethodSettings settings;
+  ASSIGN_OR_RETURN(settings.damping,
+                   DefaultDamping(*model, train, recipe.weight_decay, settings.fit));
+  json result = {{"experiment", "lds"},
+                 {"train_size", train.size()},
+                 {"queries", queries.size()},
+                 {"subsets", options.subsets},
+                 {"alpha", options.alpha},
+                 {"damping", settings.damping},
+                 {"retrain_seconds", retraining.seconds},
+                 {"methods", json::array()}};
+  for (Method m : methods) {
+    if (context.cancelled()) return absl::CancelledError("cancelled");
+    ASSIGN_OR_RETURN(MethodScores scores,
+                     ComputeMethodScores(m, *model, train, queries, settings, context.progress()));
+    ASSIGN_OR_RETURN(LdsScore lds, LinearDatamodelingScore(retraining, scores.scores));
+    context.Log(absl::StrFormat("%s: LDS %.4f (%.2f s)", MethodName(m), lds.mean, scores.seconds));
+    result["methods"].push_back(
+        {{"method", MethodName(m)}, {"lds", lds.mean}, {"seconds", scores.seconds}});
+  }
+  const std::string out = spec["out"].get<std::string>();
+  RETURN_IF_ERROR(WriteFileAtomically(out, result.dump(2) + "\n"));
+  return out;
+}
+
+absl::StatusOr<std::string> RunSleep(const json& spec, JobContext& context) {
+  const double seconds = spec["seconds"].get<double>();
+  if (!(seconds >= 0)) return absl::InvalidArgumentError("seconds must be >= 0");
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t total = static_cast<int64_t>(seconds * 10);
+  for (int64_t step = 0; step < total; ++step) {
+    if (context.cancelled()) return absl::CancelledError("cancelled");
+    std::this_thread::sleep_until(start + std::chrono::milliseconds(100 * (step + 1)));
+    ReportProgress(context.progress(), "sleep", step + 1, total);
+  }
+  return std::string();
+}
+
+}  // namespace
+
+const std::vector<JobKind>& JobKinds() { return AllKinds(); }
+
+absl::StatusOr<const JobKind*> FindJobKind(const std::string& name) {
+  std::vector<std::string> names;
+  for (const JobKind& kind : AllKinds()) {
+    if (kind.name == name) return &kind;
+    names.push_back(kind.name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown job kind '", name, "' (known: ", absl::StrJoin(names, ", "), ")"));
+}
+
+absl::StatusOr<std::string> NormalizeJobSpec(const std::string& kind_name,
+                                             const std::string& spec_json) {
+  ASSIGN_OR_RETURN(const JobKind* kind, FindJobKind(kind_name));
+  json spec = json::parse(spec_json.empty() ? "{}" : spec_json, nullptr, false);
+  if (!spec.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kind_name, " spec is not a JSON object: '", spec_json, "'"));
+  }
+  for (const auto& item : spec.items()) {
+    bool known = false;
+    for (const JobSpecField& f : kind->fields) known = known || f.name == item.key();
+    if (!known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind_name, " spec: unknown field '", item.key(), "'"));
+    }
+  }
+  for (const JobSpecField& f : kind->fields) {
+    if (!spec.contains(f.name)) {
+      if (f.default_value.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(kind_name, " spec: required field '", f.name, "' is missing"));
+      }
+      spec[f.name] = ParseDefault(f);
+    } else if (!HasType(spec[f.name], f.type)) {
+      return absl::InvalidArgumentError(absl::StrCat(kind_name, " spec: field '", f.name,
+                                                     "' must be ", TypeName(f.type), ", got ",
+                                                     spec[f.name].dump()));
+    }
+  }
+  return spec.dump();
+}
+
+absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& spec_json,
+                                   JobContext& context) {
+  ASSIGN_OR_RETURN(const std::string normalized, NormalizeJobSpec(kind, spec_json));
+  const json spec = json::parse(normalized);
+  if (kind == "build-index") return RunBuildIndex(spec, context);
+  if (kind == "batch-attribute") return RunBatchAttribute(spec, context);
+  if (kind == "evaluate-lds") return RunEvaluateLds(spec, context);
+  if (kind == "sleep") return RunSleep(spec, context);
+  return absl::UnimplementedError(absl::StrCat("job kind '", kind, "' has no runner"));
+}
+
+}  // namespace tda
