@@ -37,11 +37,11 @@ GptRecipe NamedRecipe(const std::string& name) {
     r.train.batch_size = 16;
     r.train.train_size = 400;
     r.train.warmup_steps = 5;
-  } else {  // default: ~15 minutes on 2 cores
+  } else {  // default: 452 steps, ~2 s each on 2 cores (~15 minutes)
     r.config = GptConfig(/*context_length=*/256, /*d_model=*/64, /*layers=*/4, /*heads=*/4,
                          /*mlp_width=*/256, /*tied_head=*/true);
     r.train.learning_rate = 3e-3;
-    r.train.epochs = 2;
+    r.train.epochs = 1;
     r.train.batch_size = 32;
     r.train.warmup_steps = 100;
   }

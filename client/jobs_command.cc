@@ -262,7 +262,7 @@ int RunSubmit(Args args) {
       has_kind ? FindJobKind(kind_name) : absl::StatusOr<const JobKind*>(nullptr);
   FlagParser flags("tda jobs submit", "KIND --server ADDR [--FIELD VALUE ...] [--watch]",
                    has_kind && kind.ok()
-                       ? absl::StrCat("Queues a ", kind_name, " job: ", (*kind)->summary, ".")
+                       ? absl::StrCat("Queues one ", kind_name, " job: ", (*kind)->summary, ".")
                        : "Queues a background job on a tda-server.");
   AddServerFlags(flags);
   flags.AddBool("watch", "follow the job's progress until it finishes (exit 1 unless it succeeds)");

@@ -1,4 +1,5 @@
 // tda: the command-line interface. Dispatches to the subcommands in commands.h.
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ constexpr char kUsage[] =
     "  describe      what an index holds (server or offline)\n"
     "  eval loo|lds  how faithful each method is: leave-one-out and LDS retraining\n"
     "  jobs          background jobs and schedules on a tda-server (submit, watch, ...)\n"
+    "  ablate        remove samples or a data source: predicted vs unlearned vs retrained\n"
+    "                ('tda ablate matrix': the source x task map); runs as a server job\n"
     "\n"
     "Run 'tda <command> --help' for the flags of a command.\n";
 
@@ -60,6 +63,13 @@ int main(int argc, char** argv) {
   if (command == "describe") return tda::RunDescribe(args);
   if (command == "eval") return tda::RunEval(args);
   if (command == "jobs") return tda::RunJobs(args);
+  if (command == "ablate") {  // a job submitted and watched: 'tda jobs submit ablation --watch'
+    const bool matrix = !args.empty() && args[0] == "matrix";
+    if (matrix) args.erase(args.begin());
+    args.insert(args.begin(), {"submit", matrix ? "source-task-matrix" : "ablation"});
+    if (std::find(args.begin(), args.end(), "--help") == args.end()) args.push_back("--watch");
+    return tda::RunJobs(args);
+  }
   if (command == "index") {
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
       std::cout << "Usage: tda index build --model DIR --out DIR [flags]\n"

@@ -1,4 +1,6 @@
 // tda query: which training images drove the model's output on some test images.
+#include <unistd.h>
+
 #include <iostream>
 #include <map>
 
@@ -80,6 +82,8 @@ int RunQuery(const Args& args) {
   flags.AddString("index", "DIR", "", "index directory (offline, no server)");
   flags.AddRepeated("id", "ID", "query sample id, e.g. fashion-mnist/test/12");
   flags.AddString("prompt", "TEXT", "", "language-model index: the prompt of a text query");
+  flags.AddBool("token-scores", "text queries: per-token influence within each listed document "
+                "(shaded in a terminal)");
   flags.AddString("completion", "TEXT", "",
                   "language-model index: the completion whose log-loss given --prompt is measured "
                   "(e.g. from 'tda generate')");
@@ -123,6 +127,7 @@ int RunQuery(const Args& args) {
   const std::string scores_out = flags.GetString("scores-out");
   const std::string html = flags.GetString("html");
   options.return_scores = !scores_out.empty();
+  options.token_scores = flags.GetBool("token-scores");
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (!index_dir.empty()) InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
 
@@ -151,7 +156,7 @@ int RunQuery(const Args& args) {
   if (flags.GetBool("json")) {
     std::cout << FormatResultsJson(*results, options.method, description->rows());
   } else {
-    std::cout << FormatResultsTable(*results, class_names);
+    std::cout << FormatResultsTable(*results, class_names, isatty(STDOUT_FILENO) != 0);
   }
   if (!scores_out.empty()) {
     if (absl::Status s = WriteScores(scores_out, *results); !s.ok()) return RuntimeError(s);

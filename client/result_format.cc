@@ -24,12 +24,67 @@ std::string ToJson(const google::protobuf::Message& message) {
   return out;
 }
 
-// Documents (no label): id, source, score and the start of the text.
-void AppendDocumentHits(std::string* out, const char* title, const std::vector<Hit>& hits) {
+// A document's text with each character shaded by its tokens' influence: ANSI background
+// colours (red = raises the completion's loss when removed, blue = lowers it) when `ansi`,
+// otherwise the plain text followed by its five most influential characters. Line breaks are
+// shown as U+23CE; a multi-byte UTF-8 character takes the sum of its bytes' scores.
+std::string HighlightTokens(const std::string& text, const std::vector<float>& scores, bool ansi) {
+  struct Char {
+    std::string bytes;
+    double score = 0;
+  };
+  std::vector<Char> chars;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const bool continuation = (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80;
+    if (!continuation || chars.empty()) chars.push_back({});
+    chars.back().bytes += text[i] == '\n' ? std::string("\u23ce") : std::string(1, text[i]);
+    if (i < scores.size()) chars.back().score += scores[i];
+  }
+  double scale = 0;
+  for (const Char& c : chars) scale = std::max(scale, std::abs(c.score));
+  if (scale == 0) scale = 1;
+  std::string out = "      ";
+  if (ansi) {
+    static const int kRed[] = {224, 217, 210, 203, 196}, kBlue[] = {195, 153, 111, 69, 27};
+    for (const Char& c : chars) {
+      const double v = c.score / scale;
+      const int level = std::min(4, static_cast<int>(std::abs(v) * 5));
+      if (std::abs(v) < 0.1) {
+        out += c.bytes;
+      } else {
+        absl::StrAppend(&out, "\x1b[48;5;", v > 0 ? kRed[level] : kBlue[level], "m", c.bytes,
+                        "\x1b[0m");
+      }
+    }
+    return out + "\n";
+  }
+  out += absl::StrCat(text.size() > 0 ? "" : "(empty)");
+  for (const Char& c : chars) out += c.bytes;
+  std::vector<size_t> order(chars.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const size_t top = std::min<size_t>(5, order.size());
+  std::partial_sort(order.begin(), order.begin() + top, order.end(), [&](size_t a, size_t b) {
+    return std::abs(chars[a].score) > std::abs(chars[b].score);
+  });
+  absl::StrAppend(&out, "\n      most influential characters:");
+  for (size_t k = 0; k < top; ++k) {
+    const size_t i = order[k];
+    const size_t from = i >= 8 ? i - 8 : 0;
+    std::string context;
+    for (size_t j = from; j <= i; ++j) context += chars[j].bytes;
+    absl::StrAppendFormat(&out, "  \"%s\" %+.3g", context, chars[i].score);
+  }
+  return out + "\n";
+}
+
+// Documents (no label): id, source, score, the longest span shared verbatim with the
+// completion, the start of the text, and per-token influence when it was requested.
+void AppendDocumentHits(std::string* out, const char* title, const std::vector<Hit>& hits,
+                        bool ansi) {
   constexpr size_t kPreviewBytes = 60;
   absl::StrAppend(out, "  ", title, "\n");
-  absl::StrAppendFormat(out, "  %4s  %-26s  %-14s  %12s  %s\n", "rank", "document", "source",
-                        "score", "text");
+  absl::StrAppendFormat(out, "  %4s  %-26s  %-14s  %12s  %8s  %s\n", "rank", "document",
+                        "source", "score", "verbatim", "text");
   for (size_t i = 0; i < hits.size(); ++i) {
     const Hit& hit = hits[i];
     std::string preview = hit.preview.substr(0, kPreviewBytes);
@@ -39,14 +94,17 @@ void AppendDocumentHits(std::string* out, const char* title, const std::vector<H
       preview.pop_back();
     }
     if (preview.size() < hit.preview.size()) preview += "\u2026";
-    absl::StrAppendFormat(out, "  %4d  %-26s  %-14s  %+12.4e  %s\n", i + 1, hit.id, hit.source,
-                          hit.score, preview);
+    const std::string verbatim =
+        hit.shared_span ? absl::StrCat(hit.shared_span->length, " B") : std::string("-");
+    absl::StrAppendFormat(out, "  %4d  %-26s  %-14s  %+12.4e  %8s  %s\n", i + 1, hit.id,
+                          hit.source, hit.score, verbatim, preview);
+    if (!hit.token_scores.empty()) absl::StrAppend(out, HighlightTokens(hit.text, hit.token_scores, ansi));
   }
 }
 
 void AppendHits(std::string* out, const char* title, const std::vector<Hit>& hits,
-                const std::vector<std::string>& class_names) {
-  if (!hits.empty() && hits[0].label < 0) return AppendDocumentHits(out, title, hits);
+                const std::vector<std::string>& class_names, bool ansi) {
+  if (!hits.empty() && hits[0].label < 0) return AppendDocumentHits(out, title, hits, ansi);
   absl::StrAppend(out, "  ", title, "\n");
   absl::StrAppendFormat(out, "  %4s  %-28s  %-12s  %12s\n", "rank", "train id", "label", "score");
   for (size_t i = 0; i < hits.size(); ++i) {
@@ -79,7 +137,7 @@ std::string ClassName(const std::vector<std::string>& class_names, int32_t label
 }
 
 std::string FormatResultsTable(const std::vector<QueryResult>& results,
-                               const std::vector<std::string>& class_names) {
+                               const std::vector<std::string>& class_names, bool ansi) {
   std::string out;
   for (const QueryResult& r : results) {
     absl::StrAppend(&out, "query ", r.query_id, "\n");
@@ -87,9 +145,9 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
       absl::StrAppendFormat(&out, "  completion loss = %.4f nats (p = %.3g)\n", r.loss,
                             r.label_probability);
       AppendHits(&out, "proponents (positive: removing them would raise the completion's loss)",
-                 r.proponents, class_names);
+                 r.proponents, class_names, ansi);
       AppendHits(&out, "opponents (negative: removing them would lower the completion's loss)",
-                 r.opponents, class_names);
+                 r.opponents, class_names, ansi);
       AppendSourceTotals(&out, r.source_totals);
       absl::StrAppend(&out, "\n");
       continue;
@@ -102,9 +160,9 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
     absl::StrAppendFormat(&out, "\n  measured label: %s   p = %.4f   loss = %.4f\n",
                           ClassName(class_names, r.label), r.label_probability, r.loss);
     AppendHits(&out, "proponents (positive: removing them would raise the query's loss)",
-               r.proponents, class_names);
+               r.proponents, class_names, ansi);
     AppendHits(&out, "opponents (negative: removing them would lower the query's loss)",
-               r.opponents, class_names);
+               r.opponents, class_names, ansi);
     AppendSourceTotals(&out, r.source_totals);
     absl::StrAppend(&out, "\n");
   }

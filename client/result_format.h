@@ -19,8 +19,10 @@ std::string ClassName(const std::vector<std::string>& class_names, int32_t label
 
 // Per query: id, true / predicted / measured label names, probability and loss, then
 // "rank | train id | label | score" tables of proponents and opponents.
+// Text queries: documents with the verbatim overlap, and per-token influence shaded with ANSI
+// colours when `ansi` (a terminal), else listed as the most influential characters.
 std::string FormatResultsTable(const std::vector<QueryResult>& results,
-                               const std::vector<std::string>& class_names);
+                               const std::vector<std::string>& class_names, bool ansi = false);
 
 // AttributeResponse as JSON (score vectors left out: they belong in --scores-out).
 std::string FormatResultsJson(const std::vector<QueryResult>& results, Method method,

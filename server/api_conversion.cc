@@ -73,6 +73,7 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
     }
   }
   request.set_return_scores(options.return_scores);
+  request.set_token_scores(options.token_scores);
   return request;
 }
 
@@ -125,6 +126,7 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
       break;
   }
   options->return_scores = request.return_scores();
+  options->token_scores = request.token_scores();
   return absl::OkStatus();
 }
 
@@ -137,10 +139,25 @@ void HitToProto(const Hit& hit, v1::Hit* out) {
   out->set_label(hit.label);
   out->set_score(hit.score);
   out->set_preview(hit.preview);
+  if (hit.shared_span) {
+    v1::SharedSpan* span = out->mutable_shared_span();
+    span->set_completion_offset(hit.shared_span->query_offset);
+    span->set_document_offset(hit.shared_span->document_offset);
+    span->set_length(hit.shared_span->length);
+  }
+  out->set_text(hit.text);
+  out->mutable_token_scores()->Add(hit.token_scores.begin(), hit.token_scores.end());
 }
 
 Hit HitFromProto(const v1::Hit& hit) {
-  return Hit{hit.row(), hit.sample_id(), hit.source(), hit.label(), hit.score(), hit.preview()};
+  Hit out{hit.row(), hit.sample_id(), hit.source(), hit.label(), hit.score(), hit.preview()};
+  if (hit.has_shared_span()) {
+    out.shared_span = SharedSpan{hit.shared_span().completion_offset(),
+                                 hit.shared_span().document_offset(), hit.shared_span().length()};
+  }
+  out.text = hit.text();
+  out.token_scores.assign(hit.token_scores().begin(), hit.token_scores().end());
+  return out;
 }
 
 }  // namespace

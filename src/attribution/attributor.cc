@@ -13,6 +13,8 @@
 #include "data/byte_tokenizer.h"
 #include "data/fashion_mnist.h"
 #include "grad/per_sample_gradients.h"
+#include "grad/position_scores.h"
+#include "model/recipe_data.h"
 
 namespace tda {
 
@@ -40,6 +42,12 @@ struct Attributor::FullCurvature {
   std::map<Curvature, std::shared_ptr<const Eigen::MatrixXd>> matrices;  // guarded by mu
 };
 
+// A sequence model's training documents (tokens and full texts), loaded on first use.
+struct Attributor::Documents {
+  std::once_flag once;
+  absl::StatusOr<Dataset> data = absl::UnknownError("not loaded");
+};
+
 Attributor::~Attributor() = default;
 
 absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& index_dir,
@@ -47,7 +55,7 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   auto attributor = std::unique_ptr<Attributor>(new Attributor());
   ASSIGN_OR_RETURN(attributor->index_, GradientIndex::Open(index_dir, verify));
   const Manifest& manifest = attributor->index_->manifest();
-  ASSIGN_OR_RETURN(attributor->model_, LoadModel(index_dir + "/model"));
+  ASSIGN_OR_RETURN(attributor->model_, LoadModel(index_dir + "/model", &attributor->recipe_));
   if (attributor->model_->Fingerprint() != manifest.model_fingerprint) {
     return absl::DataLossError(absl::StrCat("index ", index_dir, ": model fingerprint ",
                                             attributor->model_->Fingerprint(),
@@ -72,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   attributor->splits_ = std::make_unique<Splits>();
   attributor->splits_->data_dir = manifest.data_dir;
   attributor->full_ = std::make_unique<FullCurvature>();
+  attributor->documents_ = std::make_unique<Documents>();
   return attributor;
 }
 
@@ -287,7 +296,8 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
     result.label_probability = probs(q, result.label);
     result.loss = capture.losses[q];
   }
-  RETURN_IF_ERROR(ScoreQueries(capture, options, &results));
+  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
+  RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
   return results;
 }
 
@@ -323,23 +333,104 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
     results[q].loss = capture.losses[q];
     results[q].label_probability = std::exp(-static_cast<double>(capture.losses[q]));
   }
-  RETURN_IF_ERROR(ScoreQueries(capture, options, &results));
+  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
+  RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
+  for (int64_t q = 0; q < q_count; ++q) {
+    RETURN_IF_ERROR(ExplainDocuments(*queries[q].text, preconditioned.col(q), options, &results[q]));
+  }
   return results;
 }
 
-absl::Status Attributor::ScoreQueries(const BatchCapture& capture, const AttributeOptions& options,
-                                      std::vector<QueryResult>* results) const {
+absl::StatusOr<const Dataset*> Attributor::TrainingDocuments() const {
+  std::call_once(documents_->once, [&] {
+    documents_->data = [&]() -> absl::StatusOr<Dataset> {
+      absl::StatusOr<Dataset> data = LoadRecipeData(model_->config(), recipe_, Split::kTrain,
+                                                    index_->manifest().data_dir);
+      if (!data.ok()) return data.status();
+      // Rows of the index are training documents by id (appended rows included).
+      std::map<std::string, int64_t> ordinal;
+      for (int64_t i = 0; i < data->size(); ++i) ordinal[data->ids[i]] = i;
+      std::vector<int64_t> rows;
+      for (int64_t r = 0; r < index_->rows(); ++r) {
+        auto it = ordinal.find(index_->sample(r).id);
+        if (it == ordinal.end()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "index row ", r, " ('", index_->sample(r).id, "') is not a training document in '",
+              index_->manifest().data_dir, "'"));
+        }
+        rows.push_back(it->second);
+      }
+      return data->Select(rows);
+    }();
+  });
+  if (!documents_->data.ok()) return documents_->data.status();
+  return &*documents_->data;
+}
+
+absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
+                                          const AttributeOptions& options,
+                                          QueryResult* result) const {
+  absl::StatusOr<const Dataset*> docs = TrainingDocuments();
+  if (!docs.ok()) {
+    // The parroting check is best effort; per-token scores were asked for explicitly.
+    if (!options.token_scores) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "per-token scores need the training documents: ", docs.status().message()));
+  }
+  std::vector<Hit*> hits;
+  for (Hit& hit : result->proponents) hits.push_back(&hit);
+  for (Hit& hit : result->opponents) hits.push_back(&hit);
+  std::vector<int64_t> rows;
+  for (Hit* hit : hits) {
+    const std::string& text = (*docs)->previews[hit->row];
+    const SharedSpan span = LongestSharedSpan(query.completion, text);
+    hit->shared_span = span;
+    rows.push_back(hit->row);
+  }
+  if (!options.token_scores || rows.empty()) return absl::OkStatus();
+  const Dataset selected = (*docs)->Select(rows);
+  ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(selected.Rows(0, selected.size())));
+  const Eigen::MatrixXd per_position = PerPositionScores(
+      projection_->ProjectCaptureSides(capture), projection_->projected_layout(), direction);
+  for (size_t h = 0; h < hits.size(); ++h) {
+    // Position t predicts byte t of the document (then its end); positions without a target
+    // (padding) contribute nothing and are dropped.
+    const std::string& text = selected.previews[h];
+    const int64_t scored = std::min<int64_t>(static_cast<int64_t>(text.size()) + 1,
+                                             per_position.cols());
+    hits[h]->text = text.substr(0, static_cast<size_t>(std::min<int64_t>(scored, text.size())));
+    hits[h]->token_scores.resize(static_cast<size_t>(scored));
+    for (int64_t t = 0; t < scored; ++t) {
+      hits[h]->token_scores[t] = static_cast<float>(per_position(static_cast<Eigen::Index>(h), t));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Eigen::MatrixXd> Attributor::PreconditionedQueries(
+    const BatchCapture& capture, const AttributeOptions& options) const {
   std::unique_ptr<Preconditioner> owned;
   const Preconditioner* preconditioner = default_ekfac_.get();
   if (options.method != Method::kEkfac || options.damping.has_value()) {
     ASSIGN_OR_RETURN(owned, MakePreconditioner(options));
     preconditioner = owned.get();
   }
-  // Project the query gradients into the index's subspace, precondition there (the factors
-  // were fitted in the same subspace), then scan.
-  const Eigen::MatrixXd projected =
-      projection_->ProjectColumns(PerSampleGradientColumns(capture, model_->layout()));
-  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, preconditioner->Apply(projected));
+  // Project the query gradients into the index's subspace and precondition there (the factors
+  // were fitted in the same subspace).
+  return preconditioner->Apply(
+      projection_->ProjectColumns(PerSampleGradientColumns(capture, model_->layout())));
+}
+
+absl::StatusOr<Eigen::MatrixXf> Attributor::ScoreBatch(const Batch& queries,
+                                                       const AttributeOptions& options) const {
+  ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(queries));
+  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
+  return index_->Score(preconditioned.cast<float>());
+}
+
+absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
+                                      const AttributeOptions& options,
+                                      std::vector<QueryResult>* results) const {
   // One pass: top-k heaps and per-source sums are filled while each block's scores are in cache.
   ScanOptions scan_options;
   scan_options.top_k = options.top_k;

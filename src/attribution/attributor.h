@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "attribution/shared_span.h"
 #include "common/progress.h"
 #include "curvature/ekfac.h"
 #include "curvature/lissa.h"
@@ -51,6 +52,10 @@ struct Hit {
   int32_t label = -1;
   double score = 0;
   std::string preview;  // the index's one-line preview of the sample (documents: their text)
+  // Text queries only (training documents read from the index's data directory):
+  std::optional<SharedSpan> shared_span;  // longest verbatim overlap with the completion
+  std::string text;                 // with token_scores: the document as scored (cut at context)
+  std::vector<float> token_scores;  // per byte of `text` (+ end of document): sums to `score`
 };
 
 // The scores of one query summed over the live (not deleted) rows of one data source.
@@ -81,6 +86,8 @@ struct AttributeOptions {
   Method method = Method::kEkfac;
   std::optional<Damping> damping;  // default: the index's (0.1 x mean eigenvalue per layer)
   bool return_scores = false;
+  // Text queries: per-token influence within each returned document (Hit::token_scores).
+  bool token_scores = false;
   // kLissa and kExact (indexes of full gradients only, projection dimension 0): both invert
   // curvature + lambda I with lambda = damping->absolute when set, else damping->relative
   // (default 0.1) x the mean EK-FAC eigenvalue of the whole model (~ trace(GN) / D).
@@ -115,6 +122,13 @@ class Attributor {
   // A train or test sample by id, with its features (read from the index's data directory).
   absl::StatusOr<SampleData> GetSample(const std::string& id) const;
 
+  // Scores of every index row against each row of `queries` (a batch of model inputs with
+  // their labels or targets): rows() x Q, tda's sign convention, deleted rows NaN. The method
+  // and damping of `options` apply; the rest is ignored. For ablations and batch jobs that
+  // measure many queries of a data set at once.
+  absl::StatusOr<Eigen::MatrixXf> ScoreBatch(const Batch& queries,
+                                             const AttributeOptions& options) const;
+
   // Self-influence g_i^T (H + lambda I)^-1 g_i of every index row (index order) with the method
   // and damping of `options` (see self_influence.h); the rest of `options` is ignored.
   absl::StatusOr<Eigen::VectorXd> SelfInfluence(const AttributeOptions& options,
@@ -139,8 +153,19 @@ class Attributor {
   absl::StatusOr<std::vector<QueryResult>> AttributeText(const std::vector<Query>& queries,
                                                          const AttributeOptions& options) const;
   // From the queries' capture: the scan of the index and the top hits (and scores) of each.
-  absl::Status ScoreQueries(const BatchCapture& capture, const AttributeOptions& options,
+  // Query gradients of `capture`, projected into the index's space and preconditioned there:
+  // dim() x Q.
+  absl::StatusOr<Eigen::MatrixXd> PreconditionedQueries(const BatchCapture& capture,
+                                                        const AttributeOptions& options) const;
+  absl::Status ScoreQueries(const Eigen::MatrixXd& preconditioned, const AttributeOptions& options,
                             std::vector<QueryResult>* results) const;
+  // The training documents of a sequence model's index, in row order (loaded on first use
+  // from the manifest's data directory with the model's recipe).
+  absl::StatusOr<const Dataset*> TrainingDocuments() const;
+  // Shared spans with the completion and, when requested, per-token scores for every hit of a
+  // text query; `direction` is the query's preconditioned gradient (dim()).
+  absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
+                                const AttributeOptions& options, QueryResult* result) const;
 
   std::unique_ptr<GradientIndex> index_;
   std::unique_ptr<Model> model_;
@@ -149,6 +174,9 @@ class Attributor {
   std::unique_ptr<Projection> projection_;
   std::unique_ptr<Splits> splits_;
   std::unique_ptr<FullCurvature> full_;
+  TrainRecipe recipe_;
+  struct Documents;
+  std::unique_ptr<Documents> documents_;
 };
 
 }  // namespace tda

@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "data/fashion_mnist.h"
 #include "index/index_builder.h"
+#include "jobs/ablation_jobs.h"
 #include "model/model.h"
 #include "model/trainer.h"
 
@@ -84,6 +85,8 @@ const std::vector<JobKind>& AllKinds() {
        {{"seconds", Type::kDouble, "", "how long to wait"}},
        {"sleep"},
        true},
+      AblationJobKind(),
+      SourceTaskMatrixJobKind(),
   };
   return *kinds;
 }
@@ -417,6 +420,8 @@ absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& s
   if (kind == "batch-attribute") return RunBatchAttribute(spec, context);
   if (kind == "evaluate-lds") return RunEvaluateLds(spec, context);
   if (kind == "sleep") return RunSleep(spec, context);
+  if (kind == "ablation") return RunAblationJob(normalized, context);
+  if (kind == "source-task-matrix") return RunSourceTaskMatrixJob(normalized, context);
   return absl::UnimplementedError(absl::StrCat("job kind '", kind, "' has no runner"));
 }
 

@@ -75,6 +75,13 @@ class JobsTest : public ::testing::Test {
     std::unique_ptr<Model> model = testing::TrainTinyModel({}, &recipe);
     ASSERT_NE(model, nullptr);
     TDA_ASSERT_OK(model->Save(dir_->file("model"), recipe));
+    // An untrained 784-512-512-10 MLP: indexing 60,000 images with it takes long enough (tens
+    // of seconds) to cancel or kill the build mid-way even on an idle machine.
+    ModelConfig wide;
+    wide.hidden = {512, 512};
+    absl::StatusOr<std::unique_ptr<Model>> wide_model = CreateModel(wide, 0);
+    TDA_ASSERT_OK(wide_model);
+    TDA_ASSERT_OK((*wide_model)->Save(dir_->file("wide-model"), recipe));
     IndexBuildOptions options;
     options.model_dir = dir_->file("model");
     options.out_dir = dir_->file("index");
@@ -143,7 +150,7 @@ class JobsTest : public ::testing::Test {
   }
 
   nlohmann::json LongBuildSpec(const std::string& out) const {
-    return {{"model_dir", dir_->file("model")},
+    return {{"model_dir", dir_->file("wide-model")},
             {"out_dir", out},
             {"train_size", kLongBuildRows},
             {"projection_dim", 8}};
@@ -416,6 +423,54 @@ TEST_F(JobsTest, BatchAttributeAndEvaluateLdsWriteTheirResults) {
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_THAT(help.stdout_text, HasSubstr("--model-dir"));
   EXPECT_THAT(help.stdout_text, HasSubstr("--projection-dim"));
+}
+
+// 'tda ablate' submits an ablation job and follows it: removing the top proponents of a test
+// image, measured on its class and another, with the unlearned model saved and loadable; and
+// 'tda ablate matrix' writes the source x task map as JSON, CSV and SVG.
+TEST_F(JobsTest, AblateRemovesTopProponentsAndWritesTheUnlearnedModel) {
+  StartServer();
+  const std::string out = dir_->file("ablation.json");
+  const std::string unlearned = dir_->file("unlearned");
+  const CommandResult run =
+      Cli({"ablate", "--server", address_, "--index", dir_->file("index"), "--tasks",
+           "class:Ankle boot:20;class:Trouser:20", "--remove-top-k", "30", "--top-k-of",
+           "fashion-mnist/test/0", "--out", out, "--unlearned-out", unlearned});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text;
+  std::ifstream in(out);
+  const nlohmann::json result = nlohmann::json::parse(in);
+  EXPECT_EQ(result["removed"], 30);
+  ASSERT_EQ(result["tasks"].size(), 2u);
+  EXPECT_EQ(result["tasks"][0]["task"], "class:Ankle boot:20");
+  ASSERT_EQ(result["tasks"][0]["queries"].size(), 20u);
+  for (const nlohmann::json& task : result["tasks"]) {
+    for (const char* field : {"mean_predicted", "mean_newton", "mean_retrained"}) {
+      EXPECT_TRUE(task[field].is_number()) << field;
+    }
+  }
+  // fashion-mnist/test/0 is an ankle boot: its top proponents are ankle boots, so the
+  // prediction puts the larger loss increase on that class.
+  EXPECT_GT(result["tasks"][0]["mean_predicted"].get<double>(),
+            result["tasks"][1]["mean_predicted"].get<double>());
+  EXPECT_TRUE(result["pearson_predicted_retrained"].is_number());
+  TDA_ASSERT_OK(LoadModel(unlearned));
+
+  const CommandResult bad = Cli({"ablate", "--server", address_, "--index", dir_->file("index"),
+                                 "--tasks", "source:zippy", "--out", out, "--remove-ids",
+                                 "fashion-mnist/train/1"});
+  EXPECT_EQ(bad.exit_code, 1) << "a language-model task on an image model fails the job";
+
+  const std::string csv = dir_->file("matrix.csv"), svg = dir_->file("matrix.svg");
+  const CommandResult matrix =
+      Cli({"ablate", "matrix", "--server", address_, "--index", dir_->file("index"), "--tasks",
+           "class:0:10;class:1:10;class:9:10", "--out", dir_->file("matrix.json"), "--csv", csv,
+           "--svg", svg});
+  ASSERT_EQ(matrix.exit_code, 0) << matrix.stdout_text;
+  std::ifstream csv_in(csv);
+  std::string header;
+  std::getline(csv_in, header);
+  EXPECT_EQ(header, "source,samples,class:0:10,class:1:10,class:9:10");
+  EXPECT_TRUE(std::filesystem::file_size(svg) > 500);
 }
 
 }  // namespace
