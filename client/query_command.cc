@@ -144,7 +144,12 @@ int RunQuery(const Args& args) {
     label = *parsed;
   }
   std::vector<Query> queries;
-  for (const std::string& id : ids) queries.push_back(Query{id, {}, label});
+  for (const std::string& id : ids) {
+    Query query;
+    query.sample_id = id;
+    query.label = label;
+    queries.push_back(std::move(query));
+  }
   if (text_query) {
     Query query;
     query.text = TextQuery{flags.GetString("prompt"), flags.GetString("completion")};

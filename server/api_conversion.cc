@@ -150,7 +150,13 @@ void HitToProto(const Hit& hit, v1::Hit* out) {
 }
 
 Hit HitFromProto(const v1::Hit& hit) {
-  Hit out{hit.row(), hit.sample_id(), hit.source(), hit.label(), hit.score(), hit.preview()};
+  Hit out;
+  out.row = hit.row();
+  out.id = hit.sample_id();
+  out.source = hit.source();
+  out.label = hit.label();
+  out.score = hit.score();
+  out.preview = hit.preview();
   if (hit.has_shared_span()) {
     out.shared_span = SharedSpan{hit.shared_span().completion_offset(),
                                  hit.shared_span().document_offset(), hit.shared_span().length()};

@@ -2,6 +2,8 @@
 // fortunes corpus: removing one category and retraining raises the held-out loss of that
 // category more than of the others, and the predicted source x task map puts each source's
 // largest effect on its own task.
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -68,7 +70,11 @@ TEST(SourceAblation, ForgettingACategoryHurtsThatCategoryMost) {
     own_task_first += static_cast<size_t>(best) == own;
   }
   EXPECT_GE(own_task_first, 3) << "of 4 sources";
-  const std::string svg = SourceTaskMatrixSvg(*matrix, "fortunes: source x task");
+  const std::string svg =
+      SourceTaskMatrixSvg(*matrix, "fortunes, 4 categories: predicted loss change if removed");
+  if (const char* path = std::getenv("TDA_EXAMPLE_SVG")) {  // docs/images/source_task_fortunes.svg
+    std::ofstream(path) << svg;
+  }
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find("startrek"), std::string::npos);
 

@@ -124,10 +124,12 @@ std::string SourceTaskMatrixCsv(const SourceTaskMatrix& matrix) {
 }
 
 std::string SourceTaskMatrixSvg(const SourceTaskMatrix& matrix, const std::string& title) {
-  constexpr int kCellW = 64, kCellH = 22, kLeft = 170, kTop = 150, kLegend = 40;
+  constexpr int kCellW = 64, kCellH = 22, kLeft = 170, kTop = 150, kLegend = 50;
   const int cols = static_cast<int>(matrix.tasks.size());
   const int rows = static_cast<int>(matrix.sources.size());
-  const int width = kLeft + cols * kCellW + 20, height = kTop + rows * kCellH + kLegend;
+  // Room on the right for the last rotated column label, and at least the legend's width.
+  const int width = std::max(kLeft + cols * kCellW + 120, 600);
+  const int height = kTop + rows * kCellH + kLegend;
   const double scale = std::max(matrix.effect.cwiseAbs().maxCoeff(), 1e-30);
   std::string svg = absl::StrFormat(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -158,9 +160,9 @@ std::string SourceTaskMatrixSvg(const SourceTaskMatrix& matrix, const std::strin
   }
   absl::StrAppend(&svg, absl::StrFormat(
       "<text x=\"10\" y=\"%d\">red: removing the source raises the task's loss (it helps); "
-      "blue: removing it lowers the loss. Predicted mean change per query, max |value| %.3g."
-      "</text>\n</svg>\n",
-      height - 14, scale));
+      "blue: removing it lowers the loss.</text>\n<text x=\"10\" y=\"%d\">Predicted mean "
+      "change of a query's loss, max |value| %.3g.</text>\n</svg>\n",
+      height - 26, height - 10, scale));
   return svg;
 }
 

@@ -234,7 +234,14 @@ std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>
   hits.reserve(rows.size());
   for (const ScoredRow& row : rows) {
     const SampleRecord& s = index.sample(row.row);
-    hits.push_back({row.row, s.id, s.source, s.label, row.score, s.preview});
+    Hit hit;
+    hit.row = row.row;
+    hit.id = s.id;
+    hit.source = s.source;
+    hit.label = s.label;
+    hit.score = row.score;
+    hit.preview = s.preview;
+    hits.push_back(std::move(hit));
   }
   return hits;
 }
