@@ -20,7 +20,9 @@
 #include "data/fashion_mnist.h"
 #include "index/index_builder.h"
 #include "jobs/ablation_jobs.h"
+#include "data/fortunes.h"
 #include "model/model.h"
+#include "model/recipe_data.h"
 #include "model/trainer.h"
 
 namespace tda {
@@ -38,12 +40,12 @@ const std::vector<JobKind>& AllKinds() {
         {"out_dir", Type::kString, "", "index directory to write (replaced when complete)", true},
         {"projection_dim", Type::kInt, "32", "projection K x K per layer; 0 = exact gradients"},
         {"dtype", Type::kString, "\"f32\"", "row storage: f32, bf16 or f16"},
-        {"train_size", Type::kInt, "-1", "index the first N training images (-1: the model's)"},
+        {"train_size", Type::kInt, "-1", "index the first N training samples (-1: the model's)"},
         {"fisher", Type::kString, "\"true\"", "true or empirical Fisher for the curvature"},
         {"factor_examples", Type::kInt, "100000", "training images used to fit the factors"},
         {"batch_size", Type::kInt, "512", "images per gradient batch"},
         {"seed", Type::kInt, "0", "seed of the projection and the Fisher label sampling"},
-        {"data_dir", Type::kString, "\"\"", "Fashion-MNIST IDX files (default: the model's)",
+        {"data_dir", Type::kString, "\"\"", "training data directory (default: the model's)",
          true}},
        {"covariance", "eigen-correction", "gradients"},
        true},
@@ -154,18 +156,18 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
 
   TrainRecipe recipe;
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(options.model_dir, &recipe));
-  if (!recipe.dataset.empty()) {
-    return absl::UnimplementedError(
-        absl::StrCat("build-index jobs index Fashion-MNIST models; this model was trained on '",
-                     recipe.dataset, "' (use 'tda index build')"));
+  // The model's own training data (Fashion-MNIST images or fortunes documents).
+  TrainRecipe data_recipe = recipe;
+  if (spec["train_size"].get<int64_t>() >= 0) {
+    data_recipe.train_size = spec["train_size"].get<int64_t>();
   }
   std::string data_dir = spec["data_dir"].get<std::string>();
-  if (data_dir.empty())
-    data_dir = recipe.data_dir.empty() ? kFashionMnistDefaultDir : recipe.data_dir;
-  const int64_t train_size = spec["train_size"].get<int64_t>() >= 0
-                                 ? spec["train_size"].get<int64_t>()
-                                 : recipe.train_size;
-  ASSIGN_OR_RETURN(Dataset train, LoadFashionMnist(data_dir, Split::kTrain, train_size));
+  if (data_dir.empty()) data_dir = recipe.data_dir;
+  if (data_dir.empty()) {
+    data_dir = model->config().is_sequence() ? kFortunesDefaultDir : kFashionMnistDefaultDir;
+  }
+  ASSIGN_OR_RETURN(Dataset train,
+                   LoadRecipeData(model->config(), data_recipe, Split::kTrain, data_dir));
 
   // Every attempt starts from scratch in its own temporary directory.
   const std::string temp = absl::StrCat(out_dir, ".job", context.job_id(), "-tmp");
@@ -174,7 +176,7 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   std::filesystem::remove_all(temp, error);
   context.RemoveOnCancel(temp);
   options.out_dir = temp;
-  context.Log(absl::StrCat("indexing ", train.size(), " training images of ", data_dir,
+  context.Log(absl::StrCat("indexing ", train.size(), " training samples of ", data_dir,
                            " (attempt ", context.attempt(), ", into ", temp, ")"));
   RETURN_IF_ERROR(BuildIndex(train, data_dir, options, context.progress()));
   RETURN_IF_ERROR(ReplaceDirectory(temp, out_dir, old));

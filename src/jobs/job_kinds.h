@@ -4,7 +4,7 @@
 // here, and both the server (validating a submission) and the CLI (generating
 // `tda jobs submit KIND --field value` flags) use that declaration.
 //
-//   build-index      BuildIndex of a trained model into out_dir. Written into a fresh temporary
+//   build-index      BuildIndex of a trained model (mlp or gpt) into out_dir. Written into a fresh temporary
 //                    directory "<out_dir>.job<ID>-tmp" and renamed over out_dir when complete,
 //                    so out_dir holds either the old index or the complete new one. Not
 //                    resumable by shard (the writer has no resume point yet): after a crash the
