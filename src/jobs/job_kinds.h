@@ -4,9 +4,9 @@
 // here, and both the server (validating a submission) and the CLI (generating
 // `tda jobs submit KIND --field value` flags) use that declaration.
 //
-//   build-index      BuildIndex of a trained model (mlp or gpt) into out_dir. Written into a fresh temporary
-//                    directory "<out_dir>.job<ID>-tmp" and renamed over out_dir when complete,
-//                    so out_dir holds either the old index or the complete new one. Not
+//   build-index      BuildIndex of a trained model (mlp or gpt) into out_dir. Written into a
+//                    fresh temporary directory "<out_dir>.job<ID>-tmp" and renamed over out_dir
+//                    when complete, so out_dir holds either the old index or the new one. Not
 //                    resumable by shard (the writer has no resume point yet): after a crash the
 //                    job restarts from scratch into a fresh temporary directory.
 //   batch-attribute  a JSONL file of queries in ({"sample_id": "fashion-mnist/test/3"} or
