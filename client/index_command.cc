@@ -7,6 +7,7 @@
 #include "client/progress_bar.h"
 #include "data/fashion_mnist.h"
 #include "data/fortunes.h"
+#include "model/recipe_data.h"
 #include "index/gradient_index.h"
 #include "index/index_builder.h"
 #include "model/model.h"
@@ -78,18 +79,12 @@ int RunIndexBuild(const Args& args) {
                : documents              ? kFortunesDefaultDir
                                         : kFashionMnistDefaultDir;
   }
-  const int64_t train_size =
-      flags.GetInt("train-size") >= 0 ? flags.GetInt("train-size") : recipe.train_size;
-  absl::StatusOr<Dataset> train;
+  // The model's training data as its recipe records it (one row per fortune for a gpt).
+  TrainRecipe data_recipe = recipe;
+  if (flags.GetInt("train-size") >= 0) data_recipe.train_size = flags.GetInt("train-size");
   int64_t truncated = 0;
-  if (documents) {  // one row per training fortune, as the model was trained
-    FortunesOptions fortunes;
-    fortunes.context_length = (*model)->config().context_length;
-    fortunes.limit = train_size;
-    train = LoadFortunes(data_dir, Split::kTrain, fortunes, &truncated);
-  } else {
-    train = LoadFashionMnist(data_dir, Split::kTrain, train_size);
-  }
+  absl::StatusOr<Dataset> train =
+      LoadRecipeData((*model)->config(), data_recipe, Split::kTrain, data_dir, &truncated);
   if (!train.ok()) return RuntimeError(train.status());
 
   std::cerr << absl::StrFormat(
