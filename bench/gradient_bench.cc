@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--projection")) projection = std::atoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--batches")) batches = std::atoll(argv[i + 1]);
   }
-  tda::InitComputeThreads();
+  tda::InitCompute();
   auto data = tda::LoadFashionMnist(tda::kFashionMnistDefaultDir, tda::Split::kTrain, batch * batches).value();
   tda::ModelConfig config;
   config.hidden = {hidden};

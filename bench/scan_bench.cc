@@ -5,7 +5,8 @@
 // sums in the same pass) over an index of --gb GB of rows stored as --dtype, written to a temp
 // directory. Prints GB/s for 1 and 8 queries (bytes of the index read per second: 2 per element
 // for bf16 / f16, 4 for f32; bf16/f16 take the fused kernel there), its ratio to triad, and the
-// time of one 64-query batch divided by 64 single queries.
+// time of one 64-query batch divided by 64 single queries, and that batch's floor: its
+// multiply-adds at the SGEMM rate measured on cached tiles in the same run.
 #include <omp.h>
 
 #include <chrono>
@@ -40,6 +41,33 @@ double TriadGBps(size_t n, int reps) {
     best = std::max(best, 3.0 * n * sizeof(double) / Seconds(t) / 1e9);
   }
   if (a[n / 2] != 7.0) std::abort();
+  return best;
+}
+
+// SGEMM throughput of the scan's own GEMM path (ScoreRows on f32 rows, OpenBLAS) on tiles
+// that stay in cache, every thread scoring its own tile against the same `queries`: the most
+// any 64-query batch can get from these cores.
+double GemmGflops(int64_t dim, const Eigen::MatrixXf& queries, int reps) {
+  constexpr int64_t kRows = 256;
+  const int threads = omp_get_max_threads();
+  std::vector<std::vector<float>> tiles(static_cast<size_t>(threads));
+  for (auto& tile : tiles) tile.assign(static_cast<size_t>(kRows * dim), 0.5f);
+  tda::BlasOnCallingThread blas_on_this_thread;
+  constexpr int kCalls = 200;
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    auto t = std::chrono::steady_clock::now();
+#pragma omp parallel
+    {
+      Eigen::MatrixXf out(kRows, queries.cols());
+      const char* rows = reinterpret_cast<const char*>(tiles[omp_get_thread_num()].data());
+      for (int c = 0; c < kCalls; ++c) {
+        tda::ScoreRows(rows, kRows, dim, tda::RowDType::kF32, queries, out);
+      }
+    }
+    const double flops = 2.0 * kRows * dim * queries.cols() * kCalls * threads;
+    best = std::max(best, flops / Seconds(t) / 1e9);
+  }
   return best;
 }
 
@@ -130,6 +158,12 @@ int main(int argc, char** argv) {
               bytes / small_batch / 1e9 / triad);
   std::printf("scan, 64 queries batched: %6.1f ms = %.3f x the time of 64 single queries\n",
               batched * 1e3, batched / (64 * single));
+  // The floor of a 64-query batch: its multiply-adds at the SGEMM rate these cores reach.
+  const double gflops = GemmGflops(dim, batch, reps);
+  const double floor = 2.0 * static_cast<double>(rows) * dim * 64 / (gflops * 1e9);
+  std::printf("SGEMM in cache:          %7.1f GFLOP/s; a 64-query batch needs >= %.1f ms at that "
+              "rate = %.3f x 64 single queries (batch reached %.2f of it)\n",
+              gflops, floor * 1e3, floor / (64 * single), floor / batched);
   std::filesystem::remove_all(dir);
   return 0;
 }

@@ -201,7 +201,7 @@ int RunLoo(const Args& args) {
   const double wd = flags.GetDouble("weight-decay");
   if (!(wd > 0))
     return flags.UsageError("leave-one-out needs --weight-decay > 0 (a convex objective)");
-  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  InitCompute(static_cast<int>(flags.GetInt("threads")));
 
   Dataset train, test;
   const int64_t n_test = std::max<int64_t>(20, flags.GetInt("query") + 1);
@@ -322,7 +322,7 @@ int RunLds(const Args& args) {
   options.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   if (absl::Status s = ValidateLdsOptions(options, flags.GetInt("train-size")); !s.ok())
     return flags.UsageError(std::string(s.message()));
-  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  InitCompute(static_cast<int>(flags.GetInt("threads")));
 
   Dataset train, queries;
   if (absl::Status s =

@@ -29,16 +29,18 @@ int RunIndexBuild(const Args& args) {
                "random projection to K x K per layer (K per side of each layer's gradient); "
                "0 = exact gradients");
   flags.AddInt("train-size", "N", -1,
-               "index the first N training images (default: those the model was trained on)");
+               "index the first N training samples (default: those the model was trained on)");
   flags.AddString("fisher", "true|empirical", "true",
                   "labels for the curvature: sampled from the model (true) or the data's own");
-  flags.AddInt("factor-examples", "N", 100000, "training images used to fit the factors (at most)");
-  flags.AddInt("batch-size", "N", 512, "images per gradient batch");
+  flags.AddInt("factor-examples", "N", 100000,
+               "training samples used to fit the factors (at most)");
+  flags.AddInt("batch-size", "N", 0,
+               "samples per gradient batch (0 = 512 images or 32 documents)");
   flags.AddString("dtype", "f32|bf16|f16", "f32",
                   "how gradient rows are stored: f32, or bf16 / f16 (half the bytes, rounded to "
                   "nearest even)");
   flags.AddInt("seed", "N", 0, "seed of the projection and of the Fisher label sampling");
-  flags.AddString("data-dir", "DIR", "", "Fashion-MNIST IDX files (default: the model's)");
+  flags.AddString("data-dir", "DIR", "", "training data: Fashion-MNIST IDX files or the fortunes (default: the model's)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
@@ -50,7 +52,7 @@ int RunIndexBuild(const Args& args) {
   options.fit.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   options.fit.max_examples = flags.GetInt("factor-examples");
   options.batch_size = flags.GetInt("batch-size");
-  options.fit.batch_size = options.batch_size;
+  options.fit.batch_size = options.batch_size;  // 0: the build picks both
   const std::string fisher = flags.GetString("fisher");
   absl::StatusOr<RowDType> dtype = ParseRowDType(flags.GetString("dtype"));
   if (!dtype.ok()) return flags.UsageError("--dtype must be f32, bf16 or f16");
@@ -63,11 +65,11 @@ int RunIndexBuild(const Args& args) {
     return flags.UsageError("--fisher must be true or empirical, got '" + fisher + "'");
   }
   if (options.projection_dim_per_side < 0) return flags.UsageError("--projection-dim must be >= 0");
-  if (options.fit.max_examples <= 0 || options.batch_size <= 0) {
-    return flags.UsageError("--factor-examples and --batch-size must be > 0");
+  if (options.fit.max_examples <= 0 || options.batch_size < 0) {
+    return flags.UsageError("--factor-examples must be > 0 and --batch-size >= 0");
   }
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
-  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  InitCompute(static_cast<int>(flags.GetInt("threads")));
 
   TrainRecipe recipe;
   absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(options.model_dir, &recipe);

@@ -33,8 +33,9 @@ int RunIndexSelfInfluence(const Args& args) {
   FlagParser flags(
       "tda index self-influence", "--index DIR [--top N] [--method M] [--json] [--out FILE.npy]",
       "Computes the self-influence g_i^T (H + lambda I)^-1 g_i of every training sample in the\n"
-      "index and lists the highest: the samples the model fits by memorising them (repeated\n"
-      "documents, outliers, mislabelled images). Removing one changes its own loss the most.");
+      "index and lists the highest: the samples the model fits by memorising them (unique\n"
+      "oddities, outliers, mislabelled images). Removing one changes its own loss the most.\n"
+      "A document repeated several times ranks lower: its copies explain each other.");
   flags.AddRequiredString("index", "DIR", "index directory written by 'tda index build'");
   flags.AddInt("top", "N", 20, "how many samples to list (highest self-influence first)");
   flags.AddString("method", "M", "ekfac", "ekfac | kfac | gradient-dot (or exact | lissa on "
@@ -53,7 +54,7 @@ int RunIndexSelfInfluence(const Args& args) {
     options.damping = Damping{flags.GetDouble("damping"), std::nullopt};
   }
 
-  InitComputeThreads();
+  InitCompute();
   absl::StatusOr<std::unique_ptr<Attributor>> attributor = Attributor::Open(flags.GetString("index"));
   if (!attributor.ok()) return RuntimeError(attributor.status());
   absl::StatusOr<Eigen::VectorXd> values;

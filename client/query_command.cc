@@ -74,10 +74,13 @@ absl::Status WriteHtml(const std::string& path, const AttributionBackend& backen
 
 int RunQuery(const Args& args) {
   FlagParser flags(
-      "tda query", "(--server ADDR | --index DIR) --id ID [--id ID ...] [options]",
-      "Finds the training images with the largest influence on the loss of each query image:\n"
-      "proponents (positive scores: removing them would raise the query's loss) and opponents\n"
-      "(negative scores: removing them would lower it).");
+      "tda query",
+      "(--server ADDR | --index DIR) (--id ID [--id ID ...] | --prompt TEXT --completion TEXT)"
+      " [options]",
+      "Finds the training samples with the largest influence on the loss of each query (an\n"
+      "image by --id, or a prompt and completion for a language-model index): proponents\n"
+      "(positive scores: removing them would raise the query's loss) and opponents (negative\n"
+      "scores: removing them would lower it), and the scores summed per data source.");
   flags.AddString("server", "ADDR", "", "address of a running tda-server (host:port)");
   flags.AddString("index", "DIR", "", "index directory (offline, no server)");
   flags.AddRepeated("id", "ID", "query sample id, e.g. fashion-mnist/test/12");
@@ -129,7 +132,7 @@ int RunQuery(const Args& args) {
   options.return_scores = !scores_out.empty();
   options.token_scores = flags.GetBool("token-scores");
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
-  if (!index_dir.empty()) InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  if (!index_dir.empty()) InitCompute(static_cast<int>(flags.GetInt("threads")));
 
   absl::StatusOr<std::unique_ptr<AttributionBackend>> backend = OpenBackend(server, index_dir);
   if (!backend.ok()) return RuntimeError(backend.status());

@@ -93,7 +93,7 @@ int RunTrain(const Args& args) {
   if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
     return flags.UsageError(std::string(s.message()));
   }
-  InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  InitCompute(static_cast<int>(flags.GetInt("threads")));
 
   absl::StatusOr<Dataset> train =
       LoadFashionMnist(recipe.data_dir, Split::kTrain, recipe.train_size);

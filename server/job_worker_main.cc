@@ -18,6 +18,6 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("job") <= 0) return flags.UsageError("--job must be > 0");
-  tda::InitComputeThreads(0);  // OMP_NUM_THREADS, set by the runner
+  tda::InitCompute(0);  // OMP_NUM_THREADS, set by the runner
   return tda::RunJobWorker(flags.GetString("db"), flags.GetInt("job"));
 }

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  tda::InitComputeThreads(static_cast<int>(flags.GetInt("threads")));
+  tda::InitCompute(static_cast<int>(flags.GetInt("threads")));
   tda::ServerOptions options;
   options.index_dir = flags.GetString("index");
   options.listen = flags.GetString("listen");

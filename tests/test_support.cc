@@ -97,7 +97,7 @@ const Dataset& FortunesTrain(int64_t n, int64_t context) {
 
 std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs,
                                     int64_t epochs, uint64_t seed, TrainRecipe* recipe_out) {
-  InitComputeThreads();
+  InitCompute();
   TrainRecipe recipe;
   recipe.optimizer = "adamw";
   recipe.schedule = "cosine";
@@ -125,7 +125,7 @@ std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& do
 }
 
 std::unique_ptr<Model> TrainTinyModel(const TinyModelSpec& spec, TrainRecipe* recipe_out) {
-  InitComputeThreads();
+  InitCompute();
   Dataset train = FashionTrain(spec.train_size);
   if (spec.input_side > 0) train = Downsample(train, spec.input_side);
   ModelConfig config;

@@ -1,7 +1,10 @@
 // Factor fitting in two streaming passes over the first n samples.
 //
-// Normalisation: A = mean over all captured rows (positions) of a a^T, S = mean over samples of
-// sum_t g_t g_t^T. For an MLP (one position) both are plain means over samples, and
+// Sequences are taken in order of length and each batch is cut to its longest document, so
+// little of the work is padding.
+//
+// Normalisation: A = mean over positions with a target (not padding) of a a^T, S = mean over
+// samples of sum_t g_t g_t^T. For an MLP (one position) both are plain means over samples, and
 // E[vec G vec G^T] ~= S (x) A is the K-FAC approximation of the Fisher of the mean loss.
 // The eigenvalue correction is the mean over samples of (Q_S^T G_i Q_A)^2 with
 // G_i = sum_t g_{i,t} a_{i,t}^T, so it does not depend on how A and S are scaled.
@@ -128,9 +131,16 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
   }
   const ParamLayout& layout =
       projection != nullptr ? projection->projected_layout() : model.layout();
+  const int64_t n = std::min(options.max_examples, data.size());
+  // Documents: the first n ordered by length, so that each batch, cut to its longest document,
+  // is mostly not padding; the sums below do not depend on the order.
+  Dataset by_length;
+  if (data.is_sequence()) by_length = data.Select(OrderByLength(data, 0, n));
+  const Dataset& fit_data = data.is_sequence() ? by_length : data;
   // The capture of the layers the factors describe: the model's own or the projected ones.
   auto capture_batch = [&](int64_t begin, int64_t rows) -> absl::StatusOr<BatchCapture> {
-    const Batch batch = data.Rows(begin, begin + rows);
+    std::vector<int32_t> cut;  // the batch's documents without the padding they all share
+    const Batch batch = fit_data.RowsCut(begin, begin + rows, &cut);
     ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, batch, options, begin));
     ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(batch.WithOutputs(labels.data())));
     RETURN_IF_ERROR(CheckCapture(capture, model.layout(), rows));
@@ -139,7 +149,6 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
     RETURN_IF_ERROR(CheckCapture(projected, layout, rows));
     return projected;
   };
-  const int64_t n = std::min(options.max_examples, data.size());
 
   KroneckerFactors factors;
   factors.layout = layout;
@@ -153,13 +162,14 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
     factors.layers.push_back(std::move(f));
   }
 
-  // Pass 1: covariances (lower triangles via symmetric rank-k updates).
+  // Pass 1: covariances (lower triangles via symmetric rank-k updates). A is the mean over
+  // positions with a target (padding rows of `a` are zero and not counted).
   int64_t position_rows = 0;
   ReportProgress(progress, "covariance", 0, n);
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t rows = std::min(options.batch_size, n - begin);
     ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
-    position_rows += rows * capture.positions;
+    for (int64_t r = begin; r < begin + rows; ++r) position_rows += fit_data.used_positions(r);
     for (size_t l = 0; l < layout.layers.size(); ++l) {
       const LayerCapture& c = capture.layers[l];
       LayerFactors& f = factors.layers[l];
@@ -194,9 +204,10 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
         f.corrected.noalias() +=
             gr.array().square().matrix().transpose() * ar.array().square().matrix();
       } else {
-        for (int64_t s = 0; s < rows; ++s) {
-          const Eigen::MatrixXd v = gr.middleRows(s * positions, positions).transpose() *
-                                    ar.middleRows(s * positions, positions);
+        for (int64_t s = 0; s < rows; ++s) {  // the sample's gradient; its padding is zero
+          const int64_t used = std::min(positions, fit_data.used_positions(begin + s));
+          const Eigen::MatrixXd v = gr.middleRows(s * positions, used).transpose() *
+                                    ar.middleRows(s * positions, used);
           f.corrected.array() += v.array().square();
         }
       }

@@ -10,6 +10,15 @@
 
 namespace tda {
 
+// Positions of one sequence row up to its last target >= 0 (its length without padding), at
+// least 1; `targets` holds the row's `length` next-token ids.
+inline int64_t UsedPositions(const int32_t* targets, int64_t length) {
+  for (int64_t t = length; t > 0; --t) {
+    if (targets[t - 1] >= 0) return t;
+  }
+  return 1;
+}
+
 struct Batch {
   int64_t rows = 0;
   const float* features = nullptr;
@@ -38,6 +47,10 @@ struct Batch {
   bool is_sequence() const { return tokens != nullptr; }
   // Positions per row: `length` for sequences, 1 for classification.
   int64_t positions() const { return is_sequence() ? length : 1; }
+  // Sequences: positions of row r up to its last target (see UsedPositions); 1 otherwise.
+  int64_t used_positions(int64_t r) const {
+    return is_sequence() ? UsedPositions(targets + r * length, length) : 1;
+  }
   // What the loss is measured against, rows x positions(): labels or targets.
   const int32_t* outputs() const { return is_sequence() ? targets : labels; }
   // The same inputs measured against other labels/targets (rows x positions() of them).

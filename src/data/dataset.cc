@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 
+#include <algorithm>
+#include <numeric>
+
 namespace tda {
 
 Dataset Dataset::Select(const std::vector<int64_t>& rows) const {
@@ -24,6 +27,33 @@ Dataset Dataset::Select(const std::vector<int64_t>& rows) const {
     if (i < sources.size()) out.sources.push_back(sources[i]);
   }
   return out;
+}
+
+Batch Dataset::RowsCut(int64_t begin, int64_t end, std::vector<int32_t>* storage) const {
+  if (!is_sequence()) return Rows(begin, end);
+  int64_t used = 1;
+  for (int64_t i = begin; i < end; ++i) used = std::max(used, used_positions(i));
+  const int64_t rows = end - begin;
+  storage->resize(static_cast<size_t>(2 * rows * used));
+  int32_t* cut_tokens = storage->data();
+  int32_t* cut_targets = cut_tokens + rows * used;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t at = (begin + r) * sequence_length;
+    std::copy_n(tokens.data() + at, used, cut_tokens + r * used);
+    std::copy_n(targets.data() + at, used, cut_targets + r * used);
+  }
+  return Batch::Sequences(cut_tokens, cut_targets, rows, used);
+}
+
+std::vector<int64_t> OrderByLength(const Dataset& data, int64_t begin, int64_t end) {
+  std::vector<int64_t> order(static_cast<size_t>(end - begin));
+  std::iota(order.begin(), order.end(), begin);
+  std::vector<int64_t> length(order.size());
+  for (size_t k = 0; k < order.size(); ++k) length[k] = data.used_positions(order[k]);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return length[static_cast<size_t>(a - begin)] < length[static_cast<size_t>(b - begin)];
+  });
+  return order;
 }
 
 }  // namespace tda

@@ -41,8 +41,23 @@ struct Dataset {
     }
     return Batch::Classification(row(begin), labels.data() + begin, end - begin);
   }
+  // Samples [begin, end) cut to the longest used_positions among them: sequences are copied
+  // into `storage` (tokens, then targets) so that the batch's length is that; classification
+  // rows are viewed as by Rows.
+  Batch RowsCut(int64_t begin, int64_t end, std::vector<int32_t>* storage) const;
   // A copy holding the given samples, in the given order.
   Dataset Select(const std::vector<int64_t>& rows) const;
+  // Sequences: positions of sample i up to its last target (its length without padding, >= 1);
+  // 1 for classification.
+  int64_t used_positions(int64_t i) const {
+    return is_sequence()
+               ? UsedPositions(targets.data() + i * sequence_length, sequence_length)
+               : 1;
+  }
 };
+
+// Samples [begin, end) ordered by used_positions (stable): batches cut from this order hold
+// documents of similar length, so a batch cut to its longest row is mostly not padding.
+std::vector<int64_t> OrderByLength(const Dataset& data, int64_t begin, int64_t end);
 
 }  // namespace tda

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <mutex>
 #include <vector>
+
+#include <cblas.h>  // OpenBLAS's (openblas-pthread): also declares openblas_set_num_threads
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -12,26 +15,39 @@
 namespace tda {
 namespace {
 
-// bf16 / f16 rows converted to f32 per tile: up to 256 rows and at most 1 MiB of f32, so the
-// tile stays in L2 while the GEMM reads it.
-constexpr int64_t kConvertTileRows = 256;
-constexpr int64_t kConvertTileFloats = 1 << 18;
+// GEMMs run on tiles of up to 256 rows and at most 1 MiB of f32 (bf16 / f16 converted per
+// tile), so a tile stays in L2 while OpenBLAS multiplies it by all the queries (measured on 2
+// Zen 3 cores: 105 GFLOP/s this way vs 67 for Eigen on the same tiles, 82 for one whole-block
+// call).
+constexpr int64_t kTileRows = 256;
+constexpr int64_t kTileFloats = 1 << 18;
 
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-void ConvertThenGemm(const char* rows, int64_t count, int64_t dim, RowDType dtype,
-                     const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
+// out(r, q) = tile_r . queries.col(q) for `n` f32 rows of `dim` elements.
+void GemmTile(const float* tile, int64_t n, int64_t dim, const Eigen::MatrixXf& queries,
+              float* out, int64_t out_stride) {
+  cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(n),
+              static_cast<int>(queries.cols()), static_cast<int>(dim), 1.0f, tile,
+              static_cast<int>(dim), queries.data(), static_cast<int>(queries.outerStride()), 0.0f,
+              out, static_cast<int>(out_stride));
+}
+
+void TiledGemm(const char* rows, int64_t count, int64_t dim, RowDType dtype,
+               const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
   const size_t row_bytes = static_cast<size_t>(dim) * RowDTypeBytes(dtype);
-  const int64_t tile_rows =
-      std::max<int64_t>(1, std::min(kConvertTileRows, kConvertTileFloats / dim));
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(tile_rows * dim));
+  const int64_t tile_rows = std::max<int64_t>(1, std::min(kTileRows, kTileFloats / dim));
+  thread_local std::vector<float> converted;
+  if (dtype != RowDType::kF32) converted.resize(static_cast<size_t>(tile_rows * dim));
   for (int64_t t = 0; t < count; t += tile_rows) {
     const int64_t n = std::min(tile_rows, count - t);
-    ConvertToF32(rows + static_cast<size_t>(t) * row_bytes, static_cast<size_t>(n * dim), dtype,
-                 tile.data());
-    Eigen::Map<const RowMajor> converted(tile.data(), n, dim);
-    out.middleRows(t, n).noalias() = converted * queries;
+    const char* at = rows + static_cast<size_t>(t) * row_bytes;
+    const float* tile = reinterpret_cast<const float*>(at);
+    if (dtype != RowDType::kF32) {
+      ConvertToF32(at, static_cast<size_t>(n * dim), dtype, converted.data());
+      tile = converted.data();
+    }
+    GemmTile(tile, n, dim, queries, &out(t, 0), out.outerStride());
   }
 }
 
@@ -131,10 +147,14 @@ bool UsesFusedKernel(RowDType dtype, int64_t queries) {
   return false;
 }
 
+bool UsesBlas(RowDType dtype, int64_t queries) {
+  return !(dtype == RowDType::kF32 && queries == 1) && !UsesFusedKernel(dtype, queries);
+}
+
 void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
                const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
   if (count <= 0) return;
-  if (dtype == RowDType::kF32) {
+  if (dtype == RowDType::kF32 && queries.cols() == 1) {  // GEMV: bandwidth-bound
     Eigen::Map<const RowMajor> f32(reinterpret_cast<const float*>(rows), count, dim);
     out.noalias() = f32 * queries;
     return;
@@ -157,7 +177,26 @@ void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
     return;
   }
 #endif
-  ConvertThenGemm(rows, count, dim, dtype, queries, out);
+  TiledGemm(rows, count, dim, dtype, queries, out);
+}
+
+namespace {
+std::mutex blas_threads_mutex;
+int blas_threads_holders = 0;
+int blas_threads_saved = 1;
+}  // namespace
+
+BlasOnCallingThread::BlasOnCallingThread() {
+  std::lock_guard<std::mutex> lock(blas_threads_mutex);
+  if (blas_threads_holders++ == 0) {
+    blas_threads_saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+  }
+}
+
+BlasOnCallingThread::~BlasOnCallingThread() {
+  std::lock_guard<std::mutex> lock(blas_threads_mutex);
+  if (--blas_threads_holders == 0) openblas_set_num_threads(blas_threads_saved);
 }
 
 }  // namespace tda

@@ -2,13 +2,13 @@
 // a batch of query vectors, out(r, q) = row_r . queries.col(q), in float32.
 //
 // How, by row dtype and batch size Q:
-//   f32 rows: one GEMM (GEMV for Q = 1) straight from the mapped rows (Eigen).
+//   f32 rows, Q = 1: a GEMV straight from the mapped rows (Eigen; bandwidth-bound).
 //   bf16 / f16 rows, Q <= kFusedMaxQueries (and an AVX2 + FMA build; F16C for f16): a fused
 //     kernel reads each stored row once, widens 8 elements at a time in registers (bf16 -> f32
 //     is a 16-bit shift) and accumulates all Q dot products with FMA. Nothing is written back
 //     to memory, so a scan of few queries is bound by memory bandwidth, not by conversion.
-//   bf16 / f16 rows, larger Q: tiles of a few hundred rows are converted to f32 in a per-thread
-//     buffer that stays in cache, then the same GEMM as for f32 (compute-bound anyway).
+//   otherwise: OpenBLAS SGEMM over tiles of a few hundred rows (bf16 / f16 tiles converted to
+//     f32 first in a per-thread buffer that stays in cache); compute-bound.
 // Every path computes exact f32 products of the stored (rounded) elements; only the order of
 // the additions differs, so scores agree to float rounding. Thread-safe (per-thread buffers).
 #pragma once
@@ -25,10 +25,23 @@ inline constexpr int kFusedMaxQueries = 8;
 
 // True when ScoreRows uses the fused kernel for this dtype and number of queries.
 bool UsesFusedKernel(RowDType dtype, int64_t queries);
+// True when ScoreRows calls OpenBLAS for this dtype and number of queries.
+bool UsesBlas(RowDType dtype, int64_t queries);
 
 // `rows` holds `count` rows of `dim` elements of `dtype` (aligned to the element size);
 // `queries` is dim x Q; `out` is count x Q (any outer stride, e.g. a middleRows block).
 void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
                const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out);
+
+// While one is alive (any thread), OpenBLAS runs each call on its calling thread: a scan that
+// already spreads its blocks over the cores holds one, so that its per-thread GEMMs do not each
+// start OpenBLAS's own threads. The previous thread count is restored when the last one ends.
+class BlasOnCallingThread {
+ public:
+  BlasOnCallingThread();
+  ~BlasOnCallingThread();
+  BlasOnCallingThread(const BlasOnCallingThread&) = delete;
+  BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
+};
 
 }  // namespace tda

@@ -15,10 +15,27 @@ absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                                const ProgressFn& progress) {
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
   const int64_t n = data.size();
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const int64_t rows = std::min(batch_size, n - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.Rows(begin, begin + rows)));
-    RowMatrixXf projected = projection.ProjectCapture(capture);
+  // Documents are captured in batches of similar length (sorted within windows of 8 batches;
+  // the model cuts each batch to its longest document) and written back in data order.
+  const int64_t window = data.is_sequence() ? 8 * batch_size : batch_size;
+  for (int64_t begin = 0; begin < n; begin += window) {
+    const int64_t rows = std::min(window, n - begin);
+    RowMatrixXf projected;
+    if (!data.is_sequence()) {
+      ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(data.Rows(begin, begin + rows)));
+      projected = projection.ProjectCapture(capture);
+    } else {
+      const std::vector<int64_t> order = OrderByLength(data, begin, begin + rows);
+      const Dataset sorted = data.Select(order);
+      projected.resize(rows, projection.output_dim());
+      for (int64_t b = 0; b < rows; b += batch_size) {
+        const int64_t count = std::min(batch_size, rows - b);
+        ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(sorted.Rows(b, b + count)));
+        const RowMatrixXf part = projection.ProjectCapture(capture);
+        for (int64_t k = 0; k < count; ++k) projected.row(order[b + k] - begin) = part.row(k);
+        ReportProgress(progress, "gradients", begin + b + count, n);
+      }
+    }
     std::vector<SampleRecord> samples;
     samples.reserve(static_cast<size_t>(rows));
     for (int64_t i = begin; i < begin + rows; ++i) {

@@ -13,6 +13,7 @@
 #include "curvature/factor_fitting.h"
 #include "data/dataset.h"
 #include "index/row_dtype.h"
+#include "model/model_config.h"
 
 namespace tda {
 
@@ -21,11 +22,15 @@ struct IndexBuildOptions {
   std::string out_dir;
   int64_t projection_dim_per_side = 32;  // 0 = exact per-sample gradients
   uint64_t projection_seed = 0;
-  FitOptions fit;
-  int64_t batch_size = 512;
+  FitOptions fit;  // fit.batch_size <= 0: batch_size
+  int64_t batch_size = 0;  // samples per batch; 0 = DefaultBatchSize of the model
   int64_t rows_per_shard = 1 << 16;
   RowDType dtype = RowDType::kF32;  // how rows are stored: f32, or bf16 / f16 (half the bytes)
 };
+
+// Samples per gradient batch when none is given: 512 images, or 32 documents (a document
+// batch holds rows x context x vocabulary logits).
+int64_t DefaultBatchSize(const ModelConfig& config);
 
 // `train` must be the data set the model was trained on (its ids become the row ids).
 absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,

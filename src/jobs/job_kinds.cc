@@ -42,8 +42,8 @@ const std::vector<JobKind>& AllKinds() {
         {"dtype", Type::kString, "\"f32\"", "row storage: f32, bf16 or f16"},
         {"train_size", Type::kInt, "-1", "index the first N training samples (-1: the model's)"},
         {"fisher", Type::kString, "\"true\"", "true or empirical Fisher for the curvature"},
-        {"factor_examples", Type::kInt, "100000", "training images used to fit the factors"},
-        {"batch_size", Type::kInt, "512", "images per gradient batch"},
+        {"factor_examples", Type::kInt, "100000", "training samples used to fit the factors"},
+        {"batch_size", Type::kInt, "0", "samples per gradient batch (0: 512 images, 32 documents)"},
         {"seed", Type::kInt, "0", "seed of the projection and the Fisher label sampling"},
         {"data_dir", Type::kString, "\"\"", "training data directory (default: the model's)",
          true}},
@@ -145,7 +145,7 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   options.fit.seed = options.projection_seed;
   options.fit.max_examples = spec["factor_examples"].get<int64_t>();
   options.batch_size = spec["batch_size"].get<int64_t>();
-  options.fit.batch_size = options.batch_size;
+  options.fit.batch_size = options.batch_size;  // 0: the build picks both
   ASSIGN_OR_RETURN(options.dtype, ParseRowDType(spec["dtype"].get<std::string>()));
   const std::string fisher = spec["fisher"].get<std::string>();
   if (fisher != "true" && fisher != "empirical") {

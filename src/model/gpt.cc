@@ -272,14 +272,7 @@ class Gpt final : public TorchModel {
   // Positions up to the last target >= 0 of any row (at least 1).
   static int64_t UsedLength(const Batch& batch) {
     int64_t used = 1;
-    for (int64_t r = 0; r < batch.rows; ++r) {
-      for (int64_t t = batch.length - 1; t >= used; --t) {
-        if (batch.targets[r * batch.length + t] >= 0) {
-          used = t + 1;
-          break;
-        }
-      }
-    }
+    for (int64_t r = 0; r < batch.rows; ++r) used = std::max(used, batch.used_positions(r));
     return used;
   }
 

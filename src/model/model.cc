@@ -1,5 +1,7 @@
 // Architecture-independent parts of Model: creation and loading by kind, data checks, the
 // default curvature product, compute threads.
+#include <cblas.h>  // OpenBLAS's: openblas_set_num_threads
+#include <malloc.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -120,7 +122,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRe
   return std::unique_ptr<Model>(std::move(model));
 }
 
-void InitComputeThreads(int threads) {
+void InitCompute(int threads) {
   if (threads <= 0) {
     const char* env = std::getenv("OMP_NUM_THREADS");
     threads = env != nullptr ? std::atoi(env) : 0;
@@ -128,6 +130,15 @@ void InitComputeThreads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
   if (threads <= 0) threads = 1;
   torch::set_num_threads(threads);
+  // OpenBLAS (LibTorch's BLAS here) then runs each call on its calling thread: its own threads
+  // beside OpenMP's oversubscribed the cores (measured on 2 cores: GPT training 96 s vs 62 s,
+  // a GPT index build 137 s vs 94 s).
+  openblas_set_num_threads(1);
+  // Tensors of up to 32 MiB (glibc's limit) come from the heap, and freed memory stays there
+  // for the next batch (up to 1 GiB) instead of going back to the OS and being faulted in
+  // again: GPT training 68 s vs 50 s, page faults 6.6M vs 1.8M.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 }  // namespace tda

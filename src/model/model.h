@@ -92,8 +92,10 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRe
 
 namespace tda {
 
-// Sets LibTorch's intra-op threads to `threads` (0 = OMP_NUM_THREADS if set, else all cores).
-// LibTorch defaults to 1 thread on this platform; every binary calls this once at start.
-void InitComputeThreads(int threads = 0);
+// Sets LibTorch's intra-op threads to `threads` (0 = OMP_NUM_THREADS if set, else all cores),
+// OpenBLAS to run on its calling threads (no threads of its own beside OpenMP's) and glibc's
+// allocator to keep freed tensor memory for reuse. LibTorch defaults to 1 thread on this
+// platform; every binary calls this once at start.
+void InitCompute(int threads = 0);
 
 }  // namespace tda

@@ -58,7 +58,8 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
         {"warmup_steps", recipe.warmup_steps},
         {"clip_norm", recipe.clip_norm},
         {"dataset", recipe.dataset},
-        {"truncated", recipe.truncated}}},
+        {"truncated", recipe.truncated},
+        {"held_out_fraction", recipe.held_out_fraction}}},
   };
   return out.dump(2) + "\n";
 }
@@ -102,6 +103,7 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
       recipe->clip_norm = r.value("clip_norm", 0.0);
       recipe->dataset = r.value("dataset", std::string());
       recipe->truncated = r.value("truncated", int64_t{0});
+      recipe->held_out_fraction = r.value("held_out_fraction", 0.05);
     }
   } catch (const json::exception& e) {
     return bad(e.what());

@@ -47,6 +47,7 @@ struct TrainRecipe {
   std::string data_dir;            // where the training data came from
   std::string dataset;             // "" (Fashion-MNIST) or "fortunes"
   int64_t truncated = 0;           // sequences: training documents cut at the context length
+  double held_out_fraction = 0.05;  // fortunes: fraction of documents held out by id hash
 };
 
 // config.json holds {"model": ..., "recipe": ...}.

@@ -14,6 +14,7 @@ absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRec
   FortunesOptions options;
   options.context_length = config.context_length;
   options.limit = limit;
+  options.held_out_fraction = recipe.held_out_fraction;
   return LoadFortunes(data_dir, split, options, truncated);
 }
 

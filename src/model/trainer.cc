@@ -88,15 +88,6 @@ void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
   }
 }
 
-// Positions of a sequence row up to its last target (its length without padding).
-int64_t RowLength(const Dataset& data, int64_t row) {
-  const int32_t* targets = data.targets.data() + row * data.sequence_length;
-  for (int64_t t = data.sequence_length; t > 0; --t) {
-    if (targets[t - 1] >= 0) return t;
-  }
-  return 1;
-}
-
 // Sequence models: mean cross-entropy per target token over each batch. Batches hold
 // documents of similar length (each epoch: shuffle, sort windows of 64 batches by length,
 // cut into batches, shuffle the batches), each cut to its longest row, so little is padding.
@@ -106,7 +97,7 @@ absl::StatusOr<TrainReport> TrainSequences(TorchModel& model, const Dataset& tra
   const int64_t n = recipe.train_size > 0 ? std::min(recipe.train_size, train.size()) : train.size();
   const int64_t length = train.sequence_length;
   std::vector<int64_t> lengths(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) lengths[i] = RowLength(train, i);
+  for (int64_t i = 0; i < n; ++i) lengths[i] = train.used_positions(i);
   torch::Tensor tokens = torch::from_blob(const_cast<int32_t*>(train.tokens.data()), {n, length},
                                           torch::kInt32);
   torch::Tensor targets = torch::from_blob(const_cast<int32_t*>(train.targets.data()),
@@ -242,7 +233,7 @@ absl::StatusOr<Evaluation> Evaluate(const Model& model, const Dataset& data) {
   for (int64_t begin = 0; begin < data.size(); begin += batch) {
     const int64_t rows = std::min(batch, data.size() - begin);
     Batch inputs = data.Rows(begin, begin + rows);
-    if (data.is_sequence()) inputs.length = RowLength(data, begin);
+    if (data.is_sequence()) inputs.length = data.used_positions(begin);
     ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(inputs));
     const int32_t* outputs = inputs.outputs();
     for (int64_t i = 0; i < probs.rows(); ++i) {
