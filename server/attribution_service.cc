@@ -9,8 +9,11 @@
 namespace tda {
 
 AttributionServiceImpl::AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
-                                               std::shared_ptr<const IndexVerifier> verifier)
-    : attributor_(std::move(attributor)), verifier_(std::move(verifier)) {}
+                                               std::shared_ptr<const IndexVerifier> verifier,
+                                               int query_slots)
+    : attributor_(std::move(attributor)),
+      verifier_(std::move(verifier)),
+      query_slots_(query_slots) {}
 
 grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
                                                const v1::AttributeRequest* request,
@@ -21,7 +24,11 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
   if (absl::Status s = AttributeRequestFromProto(*request, &queries, &options); !s.ok()) {
     return ToGrpcStatus(s);
   }
-  absl::StatusOr<std::vector<QueryResult>> results = attributor_->Attribute(queries, options);
+  absl::StatusOr<std::vector<QueryResult>> results;
+  {
+    QuerySlots::Hold slot(&query_slots_);
+    results = attributor_->Attribute(queries, options);
+  }
   if (!results.ok()) return ToGrpcStatus(results.status());
   *response = AttributeResponseToProto(*results, options.method, attributor_->index().rows());
   return grpc::Status::OK;

@@ -9,21 +9,24 @@
 // DescribeIndex reports the verification state.
 //
 // Thread-safety: all methods may run concurrently (Attributor's query methods are const and
-// thread-safe); the service holds no mutable state.
+// thread-safe); Attribute calls beyond the query slots wait for a free one (QuerySlots).
 #pragma once
 
 #include <memory>
 
 #include "attribution/attributor.h"
 #include "server/index_verifier.h"
+#include "server/query_slots.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
 namespace tda {
 
 class AttributionServiceImpl final : public v1::AttributionService::Service {
  public:
+  // At most `query_slots` Attribute calls compute at once; the others wait in arrival order.
   explicit AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
-                                  std::shared_ptr<const IndexVerifier> verifier = nullptr);
+                                  std::shared_ptr<const IndexVerifier> verifier = nullptr,
+                                  int query_slots = 1);
 
   grpc::Status Attribute(grpc::ServerContext* context, const v1::AttributeRequest* request,
                          v1::AttributeResponse* response) override;
@@ -35,6 +38,7 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
  private:
   std::shared_ptr<const Attributor> attributor_;
   std::shared_ptr<const IndexVerifier> verifier_;
+  QuerySlots query_slots_;
 };
 
 }  // namespace tda

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
                   "address to listen on; port 0 picks a free port");
   flags.AddInt("max-message-bytes", "N", 64 << 20, "largest request or response, in bytes");
   flags.AddInt("threads", "N", 0, "compute threads per query (0 = OMP_NUM_THREADS or all cores)");
+  flags.AddInt("query-slots", "N", 1,
+               "queries computed at once (each uses every compute thread; more wait)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  if (flags.GetInt("query-slots") < 1) return flags.UsageError("--query-slots must be >= 1");
 
   // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   options.listen = flags.GetString("listen");
   options.max_message_bytes = flags.GetInt("max-message-bytes");
   options.state_dir = flags.GetString("state-dir");
+  options.query_slots = static_cast<int>(flags.GetInt("query-slots"));
   options.jobs.max_running = static_cast<int>(flags.GetInt("job-slots"));
   options.jobs.worker_threads = static_cast<int>(flags.GetInt("job-threads"));
   options.jobs.worker_nice = static_cast<int>(flags.GetInt("job-nice"));

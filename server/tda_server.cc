@@ -40,6 +40,10 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     return absl::InvalidArgumentError(absl::StrCat("max message bytes must be in [1, ", INT_MAX,
                                                    "], got ", options.max_message_bytes));
   }
+  if (options.query_slots < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("query slots must be >= 1, got ", options.query_slots));
+  }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == options.listen.size()) {
     return absl::InvalidArgumentError(
@@ -50,8 +54,8 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
 
   auto server = std::unique_ptr<TdaServer>(new TdaServer());
   server->verifier_ = verifier;
-  server->service_ = std::make_unique<AttributionServiceImpl>(std::move(attributor),
-                                                              std::move(verifier));
+  server->service_ = std::make_unique<AttributionServiceImpl>(
+      std::move(attributor), std::move(verifier), options.query_slots);
   grpc::ServerBuilder builder;
   // TODO(auth issue): TLS and bearer-token auth; loopback/plaintext until then.
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);

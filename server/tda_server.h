@@ -27,6 +27,9 @@ struct ServerOptions {
   // JobService (its calls answer UNIMPLEMENTED).
   std::string state_dir;
   JobRunnerOptions jobs;  // db_path is set from state_dir
+  // Attribute calls computed at once; more wait their turn. Each query already spreads its
+  // scan over every compute thread, so running more at once only oversubscribes the cores.
+  int query_slots = 1;
 };
 
 class AttributionServiceImpl;
