@@ -104,12 +104,12 @@ int main(int argc, char** argv) {
     Check(remote.status());
     std::shared_ptr<tda::RemoteAttributor> client = std::move(*remote);
     return [client, &options](const std::string& id) {
-      Check(client->Attribute({tda::Query{id, {}, -1}}, options).status());
+      Check(client->Attribute({tda::Query{id, {}, -1, {}}}, options).status());
     };
   };
   auto local_caller = [&](int) {
     return [&](const std::string& id) {
-      Check(attributor.Attribute({tda::Query{id, {}, -1}}, options).status());
+      Check(attributor.Attribute({tda::Query{id, {}, -1, {}}}, options).status());
     };
   };
   Measure(1, 8, remote_caller);  // warm up both paths (pages, channels, data set loading)

@@ -78,7 +78,7 @@ TEST(Attributor, ExactIndexScoresEqualDirectInfluence) {
     options.top_k = 5;
     options.return_scores = true;
     std::vector<Query> queries;
-    for (int i = 0; i < 3; ++i) queries.push_back({absl::StrCat("fashion-mnist/test/", i), {}, -1});
+    for (int i = 0; i < 3; ++i) queries.push_back({absl::StrCat("fashion-mnist/test/", i), {}, -1, {}});
     auto results = (*attributor)->Attribute(queries, options);
     TDA_ASSERT_OK(results);
     Eigen::MatrixXd preconditioned = g_query;
@@ -119,7 +119,7 @@ TEST(Attributor, ReopenedIndexGivesIdenticalScores) {
   const Built& b = BuildOnce();
   AttributeOptions options;
   options.return_scores = true;
-  std::vector<Query> queries = {{"fashion-mnist/test/7", {}, -1}};
+  std::vector<Query> queries = {{"fashion-mnist/test/7", {}, -1, {}}};
   std::vector<float> first;
   {
     auto a = Attributor::Open(b.projected_dir);
@@ -142,7 +142,7 @@ TEST(Attributor, ProjectedScoresConvergeToExactGradientScores) {
   AttributeOptions options;
   options.return_scores = true;
   std::vector<Query> queries;
-  for (int q = 0; q < 6; ++q) queries.push_back({absl::StrCat("fashion-mnist/test/", q), {}, -1});
+  for (int q = 0; q < 6; ++q) queries.push_back({absl::StrCat("fashion-mnist/test/", q), {}, -1, {}});
   const auto reference = (*exact)->Attribute(queries, options).value();
   double previous = -1;
   for (int64_t k : {8, 64, 512}) {
@@ -172,30 +172,30 @@ TEST(Attributor, RefusesMalformedQueries) {
   TDA_ASSERT_OK(a);
   AttributeOptions options;
   auto ask = [&](Query q) { return (*a)->Attribute({q}, options); };
-  EXPECT_THAT(ask({"fashion-mnist/test/99999", {}, -1}),
+  EXPECT_THAT(ask({"fashion-mnist/test/99999", {}, -1, {}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sample id")));
-  EXPECT_THAT(ask({"cifar/test/1", {}, -1}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cifar")));
-  EXPECT_THAT(ask({"", std::vector<float>(10, 0.f), 1}),
+  EXPECT_THAT(ask({"cifar/test/1", {}, -1, {}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cifar")));
+  EXPECT_THAT(ask({"", std::vector<float>(10, 0.f), 1, {}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("10 features")));
-  EXPECT_THAT(ask({"", std::vector<float>(784, 0.f), -1}),
+  EXPECT_THAT(ask({"", std::vector<float>(784, 0.f), -1, {}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a label")));
   std::vector<float> nan_input(784, 0.f);
   nan_input[5] = std::nanf("");
-  EXPECT_THAT(ask({"", nan_input, 2}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not finite")));
-  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, 10}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label 10")));
+  EXPECT_THAT(ask({"", nan_input, 2, {}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not finite")));
+  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, 10, {}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("label 10")));
   options.top_k = 0;
-  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, -1}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k")));
+  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, -1, {}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k")));
   options.top_k = 5;
   EXPECT_THAT((*a)->Attribute({}, options), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no queries")));
   options.method = Method::kLissa;
-  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, -1}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lissa")));
+  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, -1, {}}), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("lissa")));
   options.method = Method::kEkfac;
   options.damping = Damping{0.1, -1.0};
-  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, -1}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("damping")));
+  EXPECT_THAT(ask({"fashion-mnist/test/1", {}, -1, {}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("damping")));
   // Raw input with a named label works, and the service stays usable after errors.
   options.damping.reset();
   const Dataset& test = testing::FashionTest(1);
-  auto raw = ask({"", std::vector<float>(test.row(0), test.row(0) + 784), 3});
+  auto raw = ask({"", std::vector<float>(test.row(0), test.row(0) + 784), 3, {}});
   TDA_ASSERT_OK(raw);
   EXPECT_EQ((*raw)[0].label, 3);
   EXPECT_EQ((*raw)[0].query_id, "raw:0");

@@ -75,9 +75,9 @@ std::string CopyIndex(const std::string& from, const testing::TempDir& to) {
   return dir;
 }
 
-const std::vector<Query> kQueries = {{"fashion-mnist/test/500", {}, -1},
-                                     {"fashion-mnist/test/501", {}, -1},
-                                     {"fashion-mnist/test/502", {}, 2}};
+const std::vector<Query> kQueries = {{"fashion-mnist/test/500", {}, -1, {}},
+                                     {"fashion-mnist/test/501", {}, -1, {}},
+                                     {"fashion-mnist/test/502", {}, 2, {}}};
 
 std::vector<QueryResult> Attribute(const std::string& dir, Method method = Method::kEkfac) {
   auto attributor = Attributor::Open(dir);

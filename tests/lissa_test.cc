@@ -291,8 +291,8 @@ TEST(Lissa, attributor_serves_lissa_and_exact_from_a_full_gradient_index) {
   options.lissa.scale = 10;
   options.lissa.depth = 700;  // error ~ (1 - 0.1 / 10)^700 ~ 1e-3
   options.exact_curvature = Curvature::kHessian;
-  const std::vector<Query> queries = {{"fashion-mnist/test/0", {}, -1},
-                                      {"fashion-mnist/test/1", {}, -1}};
+  const std::vector<Query> queries = {{"fashion-mnist/test/0", {}, -1, {}},
+                                      {"fashion-mnist/test/1", {}, -1, {}}};
   options.method = Method::kLissa;
   auto lissa = (*full)->Attribute(queries, options);
   TDA_ASSERT_OK(lissa);
@@ -312,7 +312,7 @@ TEST(Lissa, attributor_serves_lissa_and_exact_from_a_full_gradient_index) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("LiSSA diverged")));
 
   const Dataset& test = testing::FashionTest(1);
-  const Query raw{"", std::vector<float>(test.row(0), test.row(0) + 784), 1};
+  const Query raw{"", std::vector<float>(test.row(0), test.row(0) + 784), 1, {}};
   auto nodata = Attributor::Open(dir.file("nodata"));
   TDA_ASSERT_OK(nodata);
   EXPECT_THAT((*nodata)->Attribute({raw}, options),

@@ -36,7 +36,7 @@ TEST(SelfInfluence, EqualsEachSampleQueriedAgainstItself) {
       ASSERT_EQ(self->size(), kTrain);
       std::vector<Query> queries;
       for (int64_t row : {0, 17, 150, 399}) {
-        queries.push_back({(*attributor)->index().sample(row).id, {}, -1});
+        queries.push_back({(*attributor)->index().sample(row).id, {}, -1, {}});
       }
       auto results = (*attributor)->Attribute(queries, attribute);
       TDA_ASSERT_OK(results);

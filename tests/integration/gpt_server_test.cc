@@ -75,7 +75,7 @@ TEST(GptServer, TextQueryThroughServerEqualsOffline) {
     EXPECT_EQ((*got)[0].opponents[i].id, (*want)[0].opponents[i].id);
   }
   // Classification queries are refused by a language-model index, and the server goes on.
-  EXPECT_THAT((*remote)->Attribute({Query{"fortunes/art/0", {}, -1}}, options),
+  EXPECT_THAT((*remote)->Attribute({Query{"fortunes/art/0", {}, -1, {}}}, options),
               testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("text queries")));
 
   // The CLI gives the same table offline and through the server.

@@ -91,7 +91,7 @@ class ServerTest : public ::testing::Test {
   // The server still answers a well-formed query.
   static void ExpectServerAnswers() {
     absl::StatusOr<std::vector<QueryResult>> ok =
-        remote_->Attribute({Query{"fashion-mnist/test/0", {}, -1}}, AttributeOptions{});
+        remote_->Attribute({Query{"fashion-mnist/test/0", {}, -1, {}}}, AttributeOptions{});
     EXPECT_TRUE(ok.ok()) << ok.status();
   }
 
@@ -116,10 +116,10 @@ void ExpectHitsEqual(const std::vector<Hit>& remote, const std::vector<Hit>& off
 
 TEST_F(ServerTest, RemoteResultsEqualOfflineResults) {
   const std::vector<Query> queries = {
-      {"fashion-mnist/test/0", {}, -1},  {"fashion-mnist/test/1", {}, -1},
-      {"fashion-mnist/test/2", {}, 3},    // label override
-      {"fashion-mnist/train/5", {}, -1},  // a training sample as query
-      {"", TestFeatures(7), 4},           // raw input
+      {"fashion-mnist/test/0", {}, -1, {}},  {"fashion-mnist/test/1", {}, -1, {}},
+      {"fashion-mnist/test/2", {}, 3, {}},    // label override
+      {"fashion-mnist/train/5", {}, -1, {}},  // a training sample as query
+      {"", TestFeatures(7), 4, {}},           // raw input
   };
   for (Method method : {Method::kEkfac, Method::kKfac, Method::kGradientDot}) {
     SCOPED_TRACE(MethodName(method));
@@ -191,11 +191,11 @@ TEST_F(ServerTest, MalformedRequestsAreInvalidArgumentAndTheServerStaysUp) {
   std::vector<float> nan_features = TestFeatures(3);
   nan_features[100] = std::numeric_limits<float>::quiet_NaN();
   const std::vector<Case> cases = {
-      {"unknown id", {{"fashion-mnist/test/99999", {}, -1}}, "fashion-mnist/test/99999"},
-      {"malformed id", {{"no-such-dataset/7", {}, -1}}, "no-such-dataset/7"},
-      {"wrong feature count", {{"", std::vector<float>(10, 0.5f), 1}}, "10 features"},
-      {"NaN feature", {{"", nan_features, 1}}, "not finite"},
-      {"label out of range", {{"fashion-mnist/test/0", {}, 10}}, "label 10"},
+      {"unknown id", {{"fashion-mnist/test/99999", {}, -1, {}}}, "fashion-mnist/test/99999"},
+      {"malformed id", {{"no-such-dataset/7", {}, -1, {}}}, "no-such-dataset/7"},
+      {"wrong feature count", {{"", std::vector<float>(10, 0.5f), 1, {}}}, "10 features"},
+      {"NaN feature", {{"", nan_features, 1, {}}}, "not finite"},
+      {"label out of range", {{"fashion-mnist/test/0", {}, 10, {}}}, "label 10"},
       {"no queries", {}, "no queries"},
   };
   for (const Case& c : cases) {
@@ -260,7 +260,7 @@ TEST_F(ServerTest, DescribeIndexAndGetSample) {
   // ... and asking for them anyway is FAILED_PRECONDITION, not a crash.
   AttributeOptions lissa;
   lissa.method = Method::kLissa;
-  EXPECT_THAT(remote_->Attribute({Query{"fashion-mnist/test/0", {}, -1}}, lissa),
+  EXPECT_THAT(remote_->Attribute({Query{"fashion-mnist/test/0", {}, -1, {}}}, lissa),
               StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
 
   absl::StatusOr<v1::GetSampleResponse> test_sample = remote_->GetSampleRaw("fashion-mnist/test/3");
@@ -359,7 +359,7 @@ TEST_F(ServerTest, DamagedShardFoundByBackgroundVerificationFailsQueriesWithData
   absl::Status status;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    status = (*remote)->Attribute({Query{"fashion-mnist/test/0", {}, -1}}, AttributeOptions{})
+    status = (*remote)->Attribute({Query{"fashion-mnist/test/0", {}, -1, {}}}, AttributeOptions{})
                  .status();
     if (!status.ok()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
