@@ -22,6 +22,7 @@
 #include "index/gradient_index.h"
 #include "index/index_writer.h"
 #include "index/row_dtype.h"
+#include "model/model.h"
 
 namespace {
 
@@ -52,7 +53,6 @@ double GemmGflops(int64_t dim, const Eigen::MatrixXf& queries, int reps) {
   const int threads = omp_get_max_threads();
   std::vector<std::vector<float>> tiles(static_cast<size_t>(threads));
   for (auto& tile : tiles) tile.assign(static_cast<size_t>(kRows * dim), 0.5f);
-  tda::BlasOnCallingThread blas_on_this_thread;
   constexpr int kCalls = 200;
   double best = 0;
   for (int r = 0; r < reps; ++r) {
@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
       dtype = *parsed;
     }
   }
+  tda::InitCompute();  // as tda-server: OpenBLAS on the scan threads, no threads of its own
   const double element_bytes = static_cast<double>(tda::RowDTypeBytes(dtype));
   const int64_t rows = static_cast<int64_t>(gb * 1e9 / (dim * element_bytes));
   std::printf("threads %d, index %lld rows x %lld dims %s = %.2f GB\n", omp_get_max_threads(),

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
 #include <vector>
 
-#include <cblas.h>  // OpenBLAS's (openblas-pthread): also declares openblas_set_num_threads
+#include <cblas.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -157,10 +156,6 @@ bool UsesFusedKernel(RowDType dtype, int64_t queries) {
   return false;
 }
 
-bool UsesBlas(RowDType dtype, int64_t queries) {
-  return !(dtype == RowDType::kF32 && queries == 1) && !UsesFusedKernel(dtype, queries);
-}
-
 void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
                const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
   if (count <= 0) return;
@@ -188,25 +183,6 @@ void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
   }
 #endif
   TiledGemm(rows, count, dim, dtype, queries, out);
-}
-
-namespace {
-std::mutex blas_threads_mutex;
-int blas_threads_holders = 0;
-int blas_threads_saved = 1;
-}  // namespace
-
-BlasOnCallingThread::BlasOnCallingThread() {
-  std::lock_guard<std::mutex> lock(blas_threads_mutex);
-  if (blas_threads_holders++ == 0) {
-    blas_threads_saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-  }
-}
-
-BlasOnCallingThread::~BlasOnCallingThread() {
-  std::lock_guard<std::mutex> lock(blas_threads_mutex);
-  if (--blas_threads_holders == 0) openblas_set_num_threads(blas_threads_saved);
 }
 
 }  // namespace tda

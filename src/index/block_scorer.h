@@ -8,7 +8,8 @@
 //     is a 16-bit shift) and accumulates all Q dot products with FMA. Nothing is written back
 //     to memory, so a scan of few queries is bound by memory bandwidth, not by conversion.
 //   otherwise: OpenBLAS SGEMM over tiles of a few hundred rows (bf16 / f16 tiles converted to
-//     f32 first in a per-thread buffer that stays in cache); compute-bound.
+//     f32 first in a per-thread buffer that stays in cache); compute-bound. Each call runs on
+//     its calling scan thread when the process has called InitCompute (model/model.h).
 // Every path computes exact f32 products of the stored (rounded) elements; only the order of
 // the additions differs, so scores agree to float rounding. Thread-safe (per-thread buffers).
 #pragma once
@@ -25,23 +26,10 @@ inline constexpr int kFusedMaxQueries = 8;
 
 // True when ScoreRows uses the fused kernel for this dtype and number of queries.
 bool UsesFusedKernel(RowDType dtype, int64_t queries);
-// True when ScoreRows calls OpenBLAS for this dtype and number of queries.
-bool UsesBlas(RowDType dtype, int64_t queries);
 
 // `rows` holds `count` rows of `dim` elements of `dtype` (aligned to the element size);
 // `queries` is dim x Q; `out` is count x Q (any outer stride, e.g. a middleRows block).
 void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
                const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out);
-
-// While one is alive (any thread), OpenBLAS runs each call on its calling thread: a scan that
-// already spreads its blocks over the cores holds one, so that its per-thread GEMMs do not each
-// start OpenBLAS's own threads. The previous thread count is restored when the last one ends.
-class BlasOnCallingThread {
- public:
-  BlasOnCallingThread();
-  ~BlasOnCallingThread();
-  BlasOnCallingThread(const BlasOnCallingThread&) = delete;
-  BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
-};
 
 }  // namespace tda

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <optional>
 #include <system_error>
 
 #ifdef _OPENMP
@@ -361,8 +360,6 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
     if (options.source_sums) state.sums.assign(static_cast<size_t>(q_count) * num_sources, 0.0);
   }
   const bool reduce = top_k > 0 || options.source_sums;
-  std::optional<BlasOnCallingThread> blas_on_scan_threads;
-  if (UsesBlas(dtype_, q_count) && threads > 1) blas_on_scan_threads.emplace();
   // Static schedule: each thread takes fixed blocks in order, so per-thread sums (and their
   // merge in thread order) are the same from run to run.
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
