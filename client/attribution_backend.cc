@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "client/remote_attributor.h"
-#include "server/api_conversion.h"
+#include "api/api_conversion.h"
 
 namespace tda {
 

@@ -3,7 +3,7 @@
 
 #include "client/attribution_backend.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/result_format.h"
 
 namespace tda {

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/progress_bar.h"
 #include "data/fortunes.h"
 #include "model/generate.h"

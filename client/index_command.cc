@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/progress_bar.h"
 #include "data/fashion_mnist.h"
 #include "data/fortunes.h"

@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "attribution/attributor.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/json_string.h"
 #include "client/progress_bar.h"
 #include "common/npy.h"

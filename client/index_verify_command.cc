@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/json_string.h"
 #include "client/progress_bar.h"
 #include "index/gradient_index.h"

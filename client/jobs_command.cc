@@ -22,11 +22,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/progress_bar.h"
 #include "client/result_format.h"
 #include "jobs/job_kinds.h"
-#include "server/status_conversion.h"
+#include "api/status_conversion.h"
 #include "tda/v1/jobs.grpc.pb.h"
 
 namespace tda {

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/attribution_backend.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/html_report.h"
 #include "client/result_format.h"
 #include "common/atomic_file.h"

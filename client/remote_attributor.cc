@@ -8,8 +8,8 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
-#include "server/api_conversion.h"
-#include "server/status_conversion.h"
+#include "api/api_conversion.h"
+#include "api/status_conversion.h"
 
 namespace tda {
 

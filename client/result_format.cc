@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "server/api_conversion.h"
+#include "api/api_conversion.h"
 
 namespace tda {
 

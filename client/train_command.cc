@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
-#include "client/flags.h"
+#include "common/flags.h"
 #include "client/progress_bar.h"
 #include "common/atomic_file.h"
 #include "data/fashion_mnist.h"

@@ -3,8 +3,8 @@
 #include <utility>
 #include <vector>
 
-#include "server/api_conversion.h"
-#include "server/status_conversion.h"
+#include "api/api_conversion.h"
+#include "api/status_conversion.h"
 
 namespace tda {
 

@@ -4,7 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "server/status_conversion.h"
+#include "api/status_conversion.h"
 
 namespace tda {
 

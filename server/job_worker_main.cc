@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "client/flags.h"
+#include "common/flags.h"
 #include "jobs/job_worker.h"
 #include "model/model.h"
 

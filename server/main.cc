@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "client/flags.h"
+#include "common/flags.h"
 #include "model/model.h"
 #include "server/tda_server.h"
 

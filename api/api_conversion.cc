@@ -1,4 +1,4 @@
-#include "server/api_conversion.h"
+#include "api/api_conversion.h"
 
 #include <algorithm>
 #include <fstream>
