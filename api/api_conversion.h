@@ -40,8 +40,4 @@ std::vector<QueryResult> AttributeResponseFromProto(const v1::AttributeResponse&
 v1::GetSampleResponse SampleToProto(const SampleData& sample, int64_t row);
 SampleData SampleFromProto(const v1::GetSampleResponse& sample);
 
-// Everything DescribeIndex reports about an open index (reads the model's config.json for
-// the training recipe; the recipe is omitted when it cannot be read).
-v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor);
-
 }  // namespace tda

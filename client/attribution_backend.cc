@@ -4,6 +4,7 @@
 
 #include "client/remote_attributor.h"
 #include "api/api_conversion.h"
+#include "api/index_description.h"
 
 namespace tda {
 

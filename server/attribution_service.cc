@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "api/api_conversion.h"
+#include "api/index_description.h"
 #include "api/status_conversion.h"
 
 namespace tda {

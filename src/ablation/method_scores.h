@@ -59,7 +59,7 @@ struct MethodScores {
 
 // The default damping of the evaluations: weight_decay (the L2 term of the
 // training objective, part of its true curvature) + 0.1 x the mean EK-FAC
-// eigenvalue over all parameters (the architecture's default, ARCHITECTURE.md),
+// eigenvalue over all parameters (the field's usual default),
 // with factors fitted with `fit` on `train`.
 absl::StatusOr<double> DefaultDamping(const Model& model, const Dataset& train, double weight_decay,
                                       const FitOptions& fit);

@@ -1,4 +1,6 @@
 #include "attribution/attributor.h"
+
+#include "attribution/query_validation.h"
 #include "attribution/self_influence.h"
 
 #include <algorithm>
@@ -250,14 +252,7 @@ std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>
 
 absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector<Query>& queries,
                                                                const AttributeOptions& options) const {
-  if (queries.empty()) return absl::InvalidArgumentError("no queries given");
-  if (static_cast<int64_t>(queries.size()) > kMaxQueriesPerRequest) {
-    return absl::InvalidArgumentError(absl::StrCat(queries.size(), " queries in one request; the limit is ",
-                                                   kMaxQueriesPerRequest));
-  }
-  if (options.top_k < 1 || options.top_k > kMaxTopK) {
-    return absl::InvalidArgumentError(absl::StrCat("top_k must be in [1, ", kMaxTopK, "], got ", options.top_k));
-  }
+  RETURN_IF_ERROR(ValidateAttributeRequest(queries, options));
   const ModelConfig& config = model_->config();
   const int64_t q_count = static_cast<int64_t>(queries.size());
   if (config.is_sequence()) return AttributeText(queries, options);
