@@ -6,11 +6,13 @@
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "common/flags.h"
+#include "client/jsonl_flags.h"
 #include "client/progress_bar.h"
 #include "data/fortunes.h"
 #include "model/generate.h"
 #include "model/gpt2_import.h"
 #include "model/model.h"
+#include "model/recipe_data.h"
 #include "model/trainer.h"
 
 namespace tda {
@@ -53,9 +55,9 @@ GptRecipe NamedRecipe(const std::string& name) {
 int RunTrainGpt(const Args& args) {
   FlagParser flags("tda train --model-kind gpt", "--out DIR [options]",
                    "Trains a byte-level GPT on the Debian fortunes corpus (one document per\n"
-                   "fortune, held-out split by id hash) and saves it to DIR as model.safetensors\n"
-                   "(GPT-2 names) and config.json. Reports held-out loss in nats/byte against the\n"
-                   "unigram baseline.");
+                   "fortune) or on a JSONL corpus (--data), held-out split by id hash, and saves it\n"
+                   "to DIR as model.safetensors (GPT-2 names) and config.json. Reports held-out\n"
+                   "loss in nats/byte against the unigram baseline.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
   flags.AddString("model-kind", "gpt", "gpt", "model kind (mlp: see 'tda train --help')");
   flags.AddString("recipe", "default|tiny", "default",
@@ -78,6 +80,10 @@ int RunTrainGpt(const Args& args) {
   flags.AddInt("seed", "N", 0, "seed of initialisation and shuffling");
   flags.AddDouble("held-out", "X", 0.05, "fraction of documents held out (by id hash)");
   flags.AddString("data-dir", "DIR", kFortunesDefaultDir, "the fortunes corpus");
+  flags.AddString("data", "FILE[,FILE...]", "",
+                  "train on a JSONL corpus instead (.jsonl, .jsonl.gz, .jsonl.zst; one document "
+                  "per line)");
+  AddJsonlFlags(&flags);
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetString("model-kind") != "gpt") return flags.UsageError("--model-kind must be gpt");
@@ -105,6 +111,11 @@ int RunTrainGpt(const Args& args) {
   if (flags.GetDouble("clip") != -1) recipe.clip_norm = flags.GetDouble("clip");
   recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   recipe.data_dir = flags.GetString("data-dir");
+  if (flags.IsSet("data")) {
+    absl::StatusOr<JsonlOptions> jsonl = JsonlOptionsFromFlags(flags);
+    if (!jsonl.ok()) return flags.UsageError(std::string(jsonl.status().message()));
+    if (absl::Status s = UseJsonlCorpus(*jsonl, &recipe); !s.ok()) return RuntimeError(s);
+  }
   recipe.held_out_fraction = flags.GetDouble("held-out");
   if (recipe.epochs <= 0 || recipe.batch_size <= 0 || recipe.train_size < 0) {
     return flags.UsageError("--epochs and --batch-size must be > 0, --train-size >= 0");
@@ -118,13 +129,13 @@ int RunTrainGpt(const Args& args) {
   }
   InitCompute(static_cast<int>(flags.GetInt("threads")));
 
-  FortunesOptions data_options;
-  data_options.context_length = config.context_length;
-  data_options.held_out_fraction = recipe.held_out_fraction;
+  // All training documents (the recipe's train_size is applied by the trainer below).
+  TrainRecipe all_documents = recipe;
+  all_documents.train_size = 0;
   absl::StatusOr<Dataset> train =
-      LoadFortunes(recipe.data_dir, Split::kTrain, data_options, &recipe.truncated);
+      LoadRecipeData(config, all_documents, Split::kTrain, "", &recipe.truncated);
   if (!train.ok()) return RuntimeError(train.status());
-  absl::StatusOr<Dataset> held_out = LoadFortunes(recipe.data_dir, Split::kTest, data_options);
+  absl::StatusOr<Dataset> held_out = LoadRecipeData(config, recipe, Split::kTest);
   if (!held_out.ok()) return RuntimeError(held_out.status());
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
   if (!model.ok()) return RuntimeError(model.status());
@@ -133,7 +144,7 @@ int RunTrainGpt(const Args& args) {
       recipe.train_size > 0 ? std::min(recipe.train_size, train->size()) : train->size();
   std::cerr << absl::StrFormat(
       "training a byte-level GPT (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
-      "%d tracked parameters) on %d fortunes (%d truncated at the context) for %d epochs "
+      "%d tracked parameters) on %d documents (%d truncated at the context) for %d epochs "
       "(adamw, lr %g, batch %d)\n",
       config.layers, config.d_model, config.heads, config.mlp_width, config.context_length,
       config.tied_head ? "tied" : "untied", (*model)->layout().total(), used, recipe.truncated,
@@ -152,7 +163,7 @@ int RunTrainGpt(const Args& args) {
   if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
   std::cout << absl::StrFormat(
       "trained in %.1f s, final epoch loss %.4f nats/byte\n"
-      "held-out loss %.4f nats/byte on %d fortunes (unigram baseline %.4f), next-byte accuracy "
+      "held-out loss %.4f nats/byte on %d documents (unigram baseline %.4f), next-byte accuracy "
       "%.1f%%\nmodel saved to %s\n",
       report->seconds, report->final_epoch_loss, eval->mean_loss, held_out->size(), unigram,
       100 * eval->accuracy, out);

@@ -33,7 +33,7 @@ TEST(GptAttribution, PlantedDocumentIsTheTopProponentAndIsQuotedVerbatim) {
     std::ofstream oddity(corpus + "/oddity");  // one unusual document, seen once
     oddity << kOddity << "%\n";
   }
-  FortunesOptions data_options;
+  TextSplitOptions data_options;
   data_options.context_length = 96;
   auto train = LoadFortunes(corpus, Split::kTrain, data_options);
   TDA_ASSERT_OK(train);

@@ -75,7 +75,7 @@ TEST(Fortunes, RealCorpusCountsSourcesAndStableSplit) {
   auto docs = ReadFortunes(kFortunesDefaultDir);
   TDA_ASSERT_OK(docs);
   std::set<std::string> ids, sources;
-  for (const FortuneDocument& d : *docs) {
+  for (const TextDocument& d : *docs) {
     ids.insert(d.id);
     sources.insert(d.source);
     ASSERT_EQ(d.id.rfind("fortunes/" + d.source + "/", 0), 0u) << d.id;
@@ -87,7 +87,7 @@ TEST(Fortunes, RealCorpusCountsSourcesAndStableSplit) {
   EXPECT_EQ(sources.count("off"), 0u);
   std::cout << docs->size() << " fortunes in " << sources.size() << " categories\n";
 
-  FortunesOptions options;
+  TextSplitOptions options;
   options.context_length = 256;
   int64_t truncated = 0;
   auto train = LoadFortunes(kFortunesDefaultDir, Split::kTrain, options, &truncated);
@@ -106,7 +106,7 @@ TEST(Fortunes, RealCorpusCountsSourcesAndStableSplit) {
   auto head = LoadFortunes(kFortunesDefaultDir, Split::kTrain, options);
   TDA_ASSERT_OK(head);
   for (int64_t i = 0; i < head->size(); ++i) EXPECT_EQ(head->ids[i], train->ids[i]);
-  for (const std::string& id : held_out->ids) EXPECT_TRUE(IsHeldOutFortune(id, 0, 0.05)) << id;
+  for (const std::string& id : held_out->ids) EXPECT_TRUE(IsHeldOut(id, 0, 0.05)) << id;
 }
 
 ModelConfig TinyGptConfig(bool tied_head) {
@@ -271,7 +271,7 @@ TEST(Gpt, TinyRecipeLearnsAndGeneratesDeterministically) {
   const Dataset& docs = testing::FortunesTrain(400, config.context_length);
   std::unique_ptr<Model> model = testing::TrainTinyGpt(config, docs, 3);
   ASSERT_NE(model, nullptr);
-  FortunesOptions options;
+  TextSplitOptions options;
   options.context_length = config.context_length;
   options.limit = 200;
   auto held_out = LoadFortunes(kFortunesDefaultDir, Split::kTest, options);

@@ -20,7 +20,7 @@ const std::vector<std::string> kSources = {"definitions", "knghtbrd", "startrek"
 
 // Up to `per_source` documents of each of kSources from `split`.
 Dataset Categories(Split split, int64_t per_source) {
-  FortunesOptions options;
+  TextSplitOptions options;
   options.context_length = kContext;
   absl::StatusOr<Dataset> all = LoadFortunes(kFortunesDefaultDir, split, options);
   EXPECT_TRUE(all.ok()) << all.status();

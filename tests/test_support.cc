@@ -82,7 +82,7 @@ const Dataset& FortunesTrain(int64_t n, int64_t context) {
   auto key = std::make_pair(n, context);
   auto it = cache.find(key);
   if (it == cache.end()) {
-    FortunesOptions options;
+    TextSplitOptions options;
     options.context_length = context;
     options.limit = n;
     absl::StatusOr<Dataset> data = LoadFortunes(kFortunesDefaultDir, Split::kTrain, options);

@@ -61,6 +61,16 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
         {"truncated", recipe.truncated},
         {"held_out_fraction", recipe.held_out_fraction}}},
   };
+  if (recipe.dataset == "jsonl") {
+    out["recipe"]["jsonl"] = {{"text_field", recipe.jsonl.text_field},
+                              {"prompt_field", recipe.jsonl.prompt_field},
+                              {"completion_field", recipe.jsonl.completion_field},
+                              {"id_field", recipe.jsonl.id_field},
+                              {"source_field", recipe.jsonl.source_field},
+                              {"source_from_file", recipe.jsonl.source_from_file},
+                              {"skip_bad_lines", recipe.jsonl.skip_bad_lines}};
+    out["recipe"]["corpus_hash"] = recipe.corpus_hash;
+  }
   return out.dump(2) + "\n";
 }
 
@@ -104,6 +114,17 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
       recipe->dataset = r.value("dataset", std::string());
       recipe->truncated = r.value("truncated", int64_t{0});
       recipe->held_out_fraction = r.value("held_out_fraction", 0.05);
+      if (r.contains("jsonl")) {
+        const json& j = r["jsonl"];
+        recipe->jsonl.text_field = j.at("text_field").get<std::string>();
+        recipe->jsonl.prompt_field = j.at("prompt_field").get<std::string>();
+        recipe->jsonl.completion_field = j.at("completion_field").get<std::string>();
+        recipe->jsonl.id_field = j.at("id_field").get<std::string>();
+        recipe->jsonl.source_field = j.at("source_field").get<std::string>();
+        recipe->jsonl.source_from_file = j.at("source_from_file").get<bool>();
+        recipe->jsonl.skip_bad_lines = j.at("skip_bad_lines").get<bool>();
+      }
+      recipe->corpus_hash = r.value("corpus_hash", std::string());
     }
   } catch (const json::exception& e) {
     return bad(e.what());

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "data/jsonl_corpus.h"
 
 namespace tda {
 
@@ -44,8 +45,11 @@ struct TrainRecipe {
   int64_t batch_size = 128;
   uint64_t seed = 0;
   int64_t train_size = 0;          // first N training samples; 0 = all
-  std::string data_dir;            // where the training data came from
-  std::string dataset;             // "" (Fashion-MNIST) or "fortunes"
+  std::string data_dir;            // where the training data came from (jsonl: the files,
+                                   // comma-separated)
+  std::string dataset;             // "" (Fashion-MNIST), "fortunes" or "jsonl"
+  JsonlOptions jsonl;              // jsonl: field names and options (paths: from data_dir)
+  std::string corpus_hash;         // jsonl: CorpusHash of the files the model was trained on
   int64_t truncated = 0;           // sequences: training documents cut at the context length
   double held_out_fraction = 0.05;  // fortunes: fraction of documents held out by id hash
 };

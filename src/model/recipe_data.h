@@ -1,5 +1,5 @@
 // The data a model was trained on, found from its saved recipe (config.json): Fashion-MNIST
-// images or fortunes documents (as rows of the model's context length). Used by everything that
+// images, fortunes documents or a JSONL corpus (as rows of the model's context length). Used by everything that
 // needs the training set or held-out data back (index builds, ablations, jobs).
 #pragma once
 
@@ -13,11 +13,14 @@
 namespace tda {
 
 // The recipe's training samples (Split::kTrain: the first recipe.train_size, all if 0) or the
-// held-out samples (Split::kTest: the test images, or the held-out fortunes), read from
-// `data_dir` (empty: the recipe's data_dir, else the data set's default directory).
-// `truncated` (optional) receives how many documents were cut at the context length.
+// held-out samples (Split::kTest: the test images, or the held-out documents by id hash), read
+// from `data_dir` (empty: the recipe's data_dir, else the data set's default directory; jsonl:
+// the comma-separated files). `truncated` (optional) receives how many documents were cut at
+// the context length. A jsonl corpus whose content hash differs from the one the model was
+// trained on is kFailedPrecondition unless `allow_changed_corpus`.
 absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRecipe& recipe,
                                        Split split, std::string data_dir = "",
-                                       int64_t* truncated = nullptr);
+                                       int64_t* truncated = nullptr,
+                                       bool allow_changed_corpus = false);
 
 }  // namespace tda
