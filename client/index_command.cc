@@ -40,7 +40,11 @@ int RunIndexBuild(const Args& args) {
                   "how gradient rows are stored: f32, or bf16 / f16 (half the bytes, rounded to "
                   "nearest even)");
   flags.AddInt("seed", "N", 0, "seed of the projection and of the Fisher label sampling");
-  flags.AddString("data-dir", "DIR", "", "training data: Fashion-MNIST IDX files or the fortunes (default: the model's)");
+  flags.AddString("data-dir", "DIR", "",
+                  "training data: Fashion-MNIST IDX files, the fortunes, or JSONL files "
+                  "(default: the model's)");
+  flags.AddBool("allow-changed-corpus",
+                "index a JSONL corpus even though it changed since the model was trained");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
@@ -86,7 +90,8 @@ int RunIndexBuild(const Args& args) {
   if (flags.GetInt("train-size") >= 0) data_recipe.train_size = flags.GetInt("train-size");
   int64_t truncated = 0;
   absl::StatusOr<Dataset> train =
-      LoadRecipeData((*model)->config(), data_recipe, Split::kTrain, data_dir, &truncated);
+      LoadRecipeData((*model)->config(), data_recipe, Split::kTrain, data_dir, &truncated,
+                     flags.GetBool("allow-changed-corpus"));
   if (!train.ok()) return RuntimeError(train.status());
 
   std::cerr << absl::StrFormat(
