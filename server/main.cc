@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
   flags.AddInt("threads", "N", 0, "compute threads per query (0 = OMP_NUM_THREADS or all cores)");
   flags.AddInt("query-slots", "N", 1,
                "queries computed at once (each uses every compute thread; more wait)");
+  flags.AddInt("query-queue", "N", 64,
+               "queries waiting for a slot at most; more are refused at once (0 = no bound)");
+  flags.AddInt("caller-queries", "N", 0,
+               "queries of one caller in flight or queued at most (0 = no bound)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
@@ -40,6 +44,8 @@ int main(int argc, char** argv) {
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (flags.GetInt("query-slots") < 1) return flags.UsageError("--query-slots must be >= 1");
+  if (flags.GetInt("query-queue") < 0) return flags.UsageError("--query-queue must be >= 0");
+  if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
 
   // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
@@ -55,6 +61,8 @@ int main(int argc, char** argv) {
   options.max_message_bytes = flags.GetInt("max-message-bytes");
   options.state_dir = flags.GetString("state-dir");
   options.query_slots = static_cast<int>(flags.GetInt("query-slots"));
+  options.query_queue = static_cast<int>(flags.GetInt("query-queue"));
+  options.caller_queries = static_cast<int>(flags.GetInt("caller-queries"));
   options.jobs.max_running = static_cast<int>(flags.GetInt("job-slots"));
   options.jobs.worker_threads = static_cast<int>(flags.GetInt("job-threads"));
   options.jobs.worker_nice = static_cast<int>(flags.GetInt("job-nice"));
