@@ -47,6 +47,8 @@ class Trimmer {
 
 }  // namespace
 
+void ReleaseArenaTopsOnFree() { mallopt(M_TRIM_THRESHOLD, kServerTrimThresholdBytes); }
+
 void ReturnFreedMemoryAfter(size_t call_bytes) {
   if (call_bytes < kLargeCallBytes) return;
   // Never destroyed: its thread runs for the life of the process.

@@ -230,13 +230,16 @@ TEST_F(ServerTest, LargeRequestsGiveTheirMemoryBack) {
   ExpectServerAnswers();
   const double peak = ResidentMib(server_->pid(), "VmHWM");
   double after = ResidentMib(server_->pid());
-  for (int i = 0; i < 40 && after >= baseline + 150; ++i) {  // the trim runs a moment later
+  // Measured: +205 MiB without the fix, +140 with malloc_trim alone, +1 with it and the lower
+  // trim threshold (server/freed_memory.h).
+  constexpr double kToleranceMib = 100;
+  for (int i = 0; i < 40 && after >= baseline + kToleranceMib; ++i) {  // the trim runs a moment later
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     after = ResidentMib(server_->pid());
   }
   std::printf("[ rss      ] server VmRSS baseline %.0f MiB, peak (VmHWM) %.0f MiB, after 5 "
               "requests of 60 MB %.0f MiB\n", baseline, peak, after);
-  EXPECT_LT(after, baseline + 150);
+  EXPECT_LT(after, baseline + kToleranceMib);
 }
 
 TEST_F(ServerTest, HealthServiceSaysServing) {
