@@ -13,8 +13,8 @@
 // per_caller calls of one caller (CallerQuota, by tda::CallerName) in flight or queued, a call
 // is RESOURCE_EXHAUSTED at once. A call whose deadline passes or that its client cancels --
 // queued or computing -- stops (within one row block of the scan) and frees its slot, answering
-// DEADLINE_EXCEEDED / CANCELLED. Calls of large requests return the memory they freed to the
-// OS afterwards (ReturnFreedMemory), so the server's RSS does not stay at its peak.
+// DEADLINE_EXCEEDED / CANCELLED. Large calls hand the memory they freed back to the OS
+// afterwards (server/freed_memory.h), so the server's RSS does not stay at its peak.
 //
 // Thread-safety: all methods may run concurrently (Attributor's query methods are const and
 // thread-safe).

@@ -270,6 +270,9 @@ TEST_F(ServerTest, MalformedRequestsAreInvalidArgumentAndTheServerStaysUp) {
       {"NaN feature", {{"", nan_features, 1, {}}}, "not finite"},
       {"label out of range", {{"fashion-mnist/test/0", {}, 10, {}}}, "label 10"},
       {"no queries", {}, "no queries"},
+      {"too many queries",
+       std::vector<Query>(kMaxQueriesPerRequest + 1, Query{"fashion-mnist/test/0", {}, -1, {}}),
+       "the limit is 1024"},
       {"text query to an image index",
        {{"", {}, -1, TextQuery{"Q: ", "A."}}},
        "this index's model is an mlp over 784 features; a text query (prompt and completion) "
