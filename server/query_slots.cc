@@ -8,6 +8,8 @@
 namespace tda {
 
 absl::Status QuerySlots::Acquire(const Cancellation& cancellation) {
+  // A call that arrives already past its deadline (or cancelled) never takes a slot.
+  if (absl::Status stop = cancellation.Check("query waiting for a slot"); !stop.ok()) return stop;
   absl::MutexLock lock(&mutex_);
   if (waiting_.empty() && running_ < slots_) {
     ++running_;
@@ -25,7 +27,7 @@ absl::Status QuerySlots::Acquire(const Cancellation& cancellation) {
     const absl::Time wake =
         std::min(cancellation.deadline(), absl::Now() + kCancelPollInterval);
     if (mutex_.AwaitWithDeadline(absl::Condition(&my_turn), wake)) break;
-    absl::Status stop = cancellation.Check("queued query");
+    absl::Status stop = cancellation.Check("query waiting for a slot");
     if (!stop.ok()) {
       // Leaving wakes the next waiter (absl re-evaluates conditions on unlock).
       waiting_.erase(me);

@@ -24,7 +24,7 @@ class QuerySlots {
   // Waits for a slot. OK: the caller holds one and must Release it. RESOURCE_EXHAUSTED at once
   // when max_waiting callers already wait ("server busy"); kDeadlineExceeded / kCancelled when
   // `cancellation` fires while waiting (the deadline is seen at once, a cancellation within
-  // kCancelPollInterval) -- then no slot is taken.
+  // kCancelPollInterval), or has already fired on arrival -- then no slot is taken.
   [[nodiscard]] absl::Status Acquire(const Cancellation& cancellation);
   void Release();
 

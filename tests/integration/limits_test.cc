@@ -48,7 +48,7 @@ double MillisecondsBetween(Clock::time_point from, Clock::time_point to) {
 
 // Rows of `small_dir`'s index replaced by `rows` uniform random bf16 rows in [-1, 1): the same
 // model, projection and factors, so real queries work against it.
-absl::Status WriteLargeIndex(const std::string& small_dir, const std::string& dir, int64_t rows) {
+[[nodiscard]] absl::Status WriteLargeIndex(const std::string& small_dir, const std::string& dir, int64_t rows) {
   absl::StatusOr<std::unique_ptr<GradientIndex>> small = GradientIndex::Open(small_dir);
   if (!small.ok()) return small.status();
   const Manifest& manifest = (*small)->manifest();

@@ -139,6 +139,14 @@ TEST(QuerySlots, RefusesBeyondTheQueueBound) {
   EXPECT_EQ(again.status().code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+TEST(QuerySlots, CallPastItsDeadlineOnArrivalTakesNoFreeSlot) {
+  QuerySlots slots(1, 0);
+  EXPECT_EQ(slots.Acquire(After(-absl::Milliseconds(1))).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  Waiter next(&slots);  // the slot is still free
+  EXPECT_TRUE(Waiter::Eventually([&] { return next.holds(); }));
+}
+
 TEST(QuerySlots, TwoSlotsAdmitTwoAtOnce) {
   QuerySlots slots(2, 0);
   Waiter a(&slots), b(&slots);
