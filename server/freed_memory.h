@@ -7,7 +7,7 @@
 //
 // Two parts, both needed (measured: after 5 requests of 60 MB a server stayed 205 MiB above
 // its idle RSS of 220 MiB without either, 140 MiB above with the trim alone, 17-50 MiB above
-// with the threshold alone, and within 1 MiB of it with both):
+// with the threshold alone, and 0-30 MiB above it with both):
 //  - ReleaseArenaTopsOnFree() (tda-server's main, after InitCompute) lowers M_TRIM_THRESHOLD
 //    to kServerTrimThresholdBytes: a thread arena gives its top back when a free leaves more
 //    than that there. malloc_trim cannot: it only trims the main arena's top.
