@@ -1,40 +1,71 @@
 #include "server/attribution_service.h"
 
+#include <algorithm>
+#include <chrono>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/time/clock.h"
 #include "api/api_conversion.h"
 #include "api/index_description.h"
 #include "api/status_conversion.h"
+#include "server/caller.h"
+#include "server/freed_memory.h"
 
 namespace tda {
+namespace {
+
+// The call's deadline and its client's cancellation, as the engine's Cancellation.
+Cancellation CallCancellation(grpc::ServerContext* context) {
+  const std::chrono::system_clock::time_point deadline = context->deadline();
+  return Cancellation(
+      deadline == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
+                                                               : absl::FromChrono(deadline),
+      [context] { return context->IsCancelled(); });
+}
+
+}  // namespace
 
 AttributionServiceImpl::AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
                                                std::shared_ptr<const IndexVerifier> verifier,
-                                               int query_slots)
+                                               const AttributionLimits& limits)
     : attributor_(std::move(attributor)),
       verifier_(std::move(verifier)),
-      query_slots_(query_slots) {}
+      query_slots_(limits.query_slots, limits.max_queued),
+      caller_quota_(limits.per_caller) {}
 
 grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
                                                const v1::AttributeRequest* request,
                                                v1::AttributeResponse* response) {
+  // Large requests leave large freed buffers behind (the request's bytes as gRPC received
+  // them, its parse): hand them back to the OS when the call is done with them.
+  const absl::Cleanup trim = [request, response] {
+    ReturnFreedMemoryAfter(std::max(request->ByteSizeLong(), response->ByteSizeLong()));
+  };
   if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
   std::vector<Query> queries;
   AttributeOptions options;
   if (absl::Status s = AttributeRequestFromProto(*request, &queries, &options); !s.ok()) {
     return ToGrpcStatus(s);
   }
+  options.cancellation = CallCancellation(context);
+  const std::string caller = CallerName(*context);
+  if (absl::Status s = caller_quota_.Enter(caller); !s.ok()) return ToGrpcStatus(s);
+  const absl::Cleanup leave = [this, &caller] { caller_quota_.Leave(caller); };
   absl::StatusOr<std::vector<QueryResult>> results;
   {
-    QuerySlots::Hold slot(&query_slots_);
+    if (absl::Status s = query_slots_.Acquire(options.cancellation); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    const absl::Cleanup release = [this] { query_slots_.Release(); };
     results = attributor_->Attribute(queries, options);
   }
   if (!results.ok()) return ToGrpcStatus(results.status());
   *response = AttributeResponseToProto(*results, options.method, attributor_->index().rows());
   return grpc::Status::OK;
 }
-
 grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
                                                    const v1::DescribeIndexRequest* request,
                                                    v1::DescribeIndexResponse* response) {

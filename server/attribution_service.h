@@ -8,25 +8,39 @@
 // GetSample answer DATA_LOSS naming the damaged file once verification has failed, and
 // DescribeIndex reports the verification state.
 //
+// Limits and deadlines of Attribute (AttributionLimits): calls beyond the query slots wait for a
+// free one in arrival order (QuerySlots); beyond max_queued waiting calls, or beyond
+// per_caller calls of one caller (CallerQuota, by tda::CallerName) in flight or queued, a call
+// is RESOURCE_EXHAUSTED at once. A call whose deadline passes or that its client cancels --
+// queued or computing -- stops (within one row block of the scan) and frees its slot, answering
+// DEADLINE_EXCEEDED / CANCELLED. Large calls hand the memory they freed back to the OS
+// afterwards (server/freed_memory.h), so the server's RSS does not stay at its peak.
+//
 // Thread-safety: all methods may run concurrently (Attributor's query methods are const and
-// thread-safe); Attribute calls beyond the query slots wait for a free one (QuerySlots).
+// thread-safe).
 #pragma once
 
 #include <memory>
 
 #include "attribution/attributor.h"
+#include "server/caller_quota.h"
 #include "server/index_verifier.h"
 #include "server/query_slots.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
 namespace tda {
 
+struct AttributionLimits {
+  int query_slots = 1;  // Attribute calls computing at once
+  int max_queued = 64;  // calls waiting for a slot (0: no bound)
+  int per_caller = 0;   // calls of one caller in flight or queued (0: no bound)
+};
+
 class AttributionServiceImpl final : public v1::AttributionService::Service {
  public:
-  // At most `query_slots` Attribute calls compute at once; the others wait in arrival order.
   explicit AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
                                   std::shared_ptr<const IndexVerifier> verifier = nullptr,
-                                  int query_slots = 1);
+                                  const AttributionLimits& limits = {});
 
   grpc::Status Attribute(grpc::ServerContext* context, const v1::AttributeRequest* request,
                          v1::AttributeResponse* response) override;
@@ -39,6 +53,7 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
   std::shared_ptr<const Attributor> attributor_;
   std::shared_ptr<const IndexVerifier> verifier_;
   QuerySlots query_slots_;
+  CallerQuota caller_quota_;
 };
 
 }  // namespace tda

@@ -12,6 +12,7 @@
 
 #include "common/flags.h"
 #include "model/model.h"
+#include "server/freed_memory.h"
 #include "server/tda_server.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
   flags.AddInt("threads", "N", 0, "compute threads per query (0 = OMP_NUM_THREADS or all cores)");
   flags.AddInt("query-slots", "N", 1,
                "queries computed at once (each uses every compute thread; more wait)");
+  flags.AddInt("query-queue", "N", 64,
+               "queries waiting for a slot at most; more are refused at once (0 = no bound)");
+  flags.AddInt("caller-queries", "N", 0,
+               "queries of one caller in flight or queued at most (0 = no bound)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
@@ -40,6 +45,8 @@ int main(int argc, char** argv) {
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (flags.GetInt("query-slots") < 1) return flags.UsageError("--query-slots must be >= 1");
+  if (flags.GetInt("query-queue") < 0) return flags.UsageError("--query-queue must be >= 0");
+  if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
 
   // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
@@ -49,12 +56,15 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   tda::InitCompute(static_cast<int>(flags.GetInt("threads")));
+  tda::ReleaseArenaTopsOnFree();  // a server keeps less freed memory than training does
   tda::ServerOptions options;
   options.index_dir = flags.GetString("index");
   options.listen = flags.GetString("listen");
   options.max_message_bytes = flags.GetInt("max-message-bytes");
   options.state_dir = flags.GetString("state-dir");
   options.query_slots = static_cast<int>(flags.GetInt("query-slots"));
+  options.query_queue = static_cast<int>(flags.GetInt("query-queue"));
+  options.caller_queries = static_cast<int>(flags.GetInt("caller-queries"));
   options.jobs.max_running = static_cast<int>(flags.GetInt("job-slots"));
   options.jobs.worker_threads = static_cast<int>(flags.GetInt("job-threads"));
   options.jobs.worker_nice = static_cast<int>(flags.GetInt("job-nice"));

@@ -44,6 +44,11 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("query slots must be >= 1, got ", options.query_slots));
   }
+  if (options.query_queue < 0 || options.caller_queries < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "query queue and caller queries must be >= 0, got ", options.query_queue, " and ",
+        options.caller_queries));
+  }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == options.listen.size()) {
     return absl::InvalidArgumentError(
@@ -55,7 +60,8 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   auto server = std::unique_ptr<TdaServer>(new TdaServer());
   server->verifier_ = verifier;
   server->service_ = std::make_unique<AttributionServiceImpl>(
-      std::move(attributor), std::move(verifier), options.query_slots);
+      std::move(attributor), std::move(verifier),
+      AttributionLimits{options.query_slots, options.query_queue, options.caller_queries});
   grpc::ServerBuilder builder;
   // TODO(auth issue): TLS and bearer-token auth; loopback/plaintext until then.
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);

@@ -30,6 +30,10 @@ struct ServerOptions {
   // Attribute calls computed at once; more wait their turn. Each query already spreads its
   // scan over every compute thread, so running more at once only oversubscribes the cores.
   int query_slots = 1;
+  // Attribute calls waiting for a slot (more: RESOURCE_EXHAUSTED at once; 0: no bound), and
+  // calls of one caller (server/caller.h) in flight or queued (0: no bound).
+  int query_queue = 64;
+  int caller_queries = 0;
 };
 
 class AttributionServiceImpl;

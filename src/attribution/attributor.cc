@@ -101,7 +101,11 @@ absl::StatusOr<const Dataset*> Attributor::DatasetFor(const std::string& id, int
 
 absl::StatusOr<SampleData> Attributor::GetSample(const std::string& id) const {
   int64_t ordinal = 0;
-  ASSIGN_OR_RETURN(const Dataset* data, DatasetFor(id, &ordinal));
+  absl::StatusOr<const Dataset*> found = DatasetFor(id, &ordinal);
+  // A query naming an unknown sample is a malformed query; asking for it by id is a lookup.
+  if (absl::IsInvalidArgument(found.status())) return absl::NotFoundError(found.status().message());
+  if (!found.ok()) return found.status();
+  const Dataset* data = *found;
   SampleData out;
   const int64_t row = index_->FindRow(id);
   const int32_t label = data->labels[ordinal];
@@ -268,6 +272,10 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
       std::copy(data->row(ordinal), data->row(ordinal) + config.input_dim, &inputs[q * config.input_dim]);
       result.query_id = query.sample_id;
       result.true_label = data->labels[ordinal];
+    } else if (query.text.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", q, ": this index's model is an ", config.kind, " over ", config.input_dim,
+          " features; a text query (prompt and completion) needs a language-model index"));
     } else {
       if (static_cast<int64_t>(query.features.size()) != config.input_dim) {
         return absl::InvalidArgumentError(absl::StrCat("query ", q, ": raw input has ", query.features.size(),
@@ -288,6 +296,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
   }
   // Model::Capture / Predict validate non-finite inputs and name the offending row.
   const Batch batch = Batch::Classification(inputs.data(), labels.data(), q_count);
+  RETURN_IF_ERROR(options.cancellation.Check());
   ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model_->Predict(batch));
   ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(batch));
   for (int64_t q = 0; q < q_count; ++q) {
@@ -311,8 +320,10 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
   for (int64_t q = 0; q < q_count; ++q) {
     if (!queries[q].text.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "query ", q, ": the index's model is a ", model_->config().kind,
-          " language model; it takes text queries (prompt and completion)"));
+          "query ", q, ": this index's model is a ", model_->config().kind,
+          " language model; it takes text queries (prompt and completion), and a ",
+          queries[q].sample_id.empty() ? "raw-features" : "sample-id",
+          " query needs an image-model (mlp) index"));
     }
     absl::Status row = MakeCompletionRow(queries[q].text->prompt, queries[q].text->completion,
                                          model_->config().context_length, &tokens[q], &targets[q]);
@@ -326,6 +337,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
     std::copy(tokens[q].begin(), tokens[q].end(), batch_tokens.begin() + q * length);
     std::copy(targets[q].begin(), targets[q].end(), batch_targets.begin() + q * length);
   }
+  RETURN_IF_ERROR(options.cancellation.Check());
   ASSIGN_OR_RETURN(BatchCapture capture,
                    model_->Capture(Batch::Sequences(batch_tokens.data(), batch_targets.data(),
                                                     q_count, length)));
@@ -338,6 +350,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
   RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
   for (int64_t q = 0; q < q_count; ++q) {
+    RETURN_IF_ERROR(options.cancellation.Check());
     RETURN_IF_ERROR(ExplainDocuments(*queries[q].text, preconditioned.col(q), options, &results[q]));
   }
   return results;
@@ -411,11 +424,13 @@ absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::V
 
 absl::StatusOr<Eigen::MatrixXd> Attributor::PreconditionedQueries(
     const BatchCapture& capture, const AttributeOptions& options) const {
+  RETURN_IF_ERROR(options.cancellation.Check());
   std::unique_ptr<Preconditioner> owned;
   const Preconditioner* preconditioner = default_ekfac_.get();
   if (options.method != Method::kEkfac || options.damping.has_value()) {
     ASSIGN_OR_RETURN(owned, MakePreconditioner(options));
     preconditioner = owned.get();
+    RETURN_IF_ERROR(options.cancellation.Check());
   }
   // Project the query gradients into the index's subspace and precondition there (the factors
   // were fitted in the same subspace).
@@ -438,7 +453,10 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
   scan_options.top_k = options.top_k;
   scan_options.source_sums = true;
   scan_options.keep_scores = options.return_scores;
+  scan_options.cancellation = &options.cancellation;
+  RETURN_IF_ERROR(options.cancellation.Check());
   const ScanResult scan = index_->Scan(preconditioned.cast<float>(), scan_options);
+  RETURN_IF_ERROR(scan.status);
 
   for (size_t q = 0; q < results->size(); ++q) {
     QueryResult& result = (*results)[q];

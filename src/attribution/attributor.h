@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "attribution/shared_span.h"
+#include "common/cancellation.h"
 #include "common/progress.h"
 #include "curvature/ekfac.h"
 #include "curvature/lissa.h"
@@ -94,6 +95,9 @@ struct AttributeOptions {
   // lissa.damping is ignored in favour of that lambda; the rest of `lissa` is used as given.
   LissaOptions lissa;
   Curvature exact_curvature = Curvature::kGaussNewton;  // the matrix kExact factorises
+  // Attribute stops with its status (kDeadlineExceeded / kCancelled) when this fires: checked
+  // between the phases of the query gradient and once per row block of the scan.
+  Cancellation cancellation;
 };
 
 struct SampleData {
@@ -112,7 +116,9 @@ class Attributor {
   ~Attributor();
 
   // kInvalidArgument for malformed queries (unknown id, wrong feature count, NaN, label out
-  // of range, top_k out of [1, kMaxTopK], too many queries). kLissa and kExact need an index
+  // of range, top_k out of [1, kMaxTopK], too many queries, a text query to an image model or
+  // a sample id / raw input to a language model -- the message names the index's model).
+  // kDeadlineExceeded / kCancelled when options.cancellation fires. kLissa and kExact need an index
   // of full gradients and the training data it was built from (read from the manifest's
   // data_dir): kFailedPrecondition when the index is projected, the data cannot be loaded or
   // LiSSA diverges; kExact also refuses models over kMaxExactParameters.
@@ -120,6 +126,7 @@ class Attributor {
                                                      const AttributeOptions& options) const;
 
   // A train or test sample by id, with its features (read from the index's data directory).
+  // kNotFound for an id that names no sample (malformed, or past the end of its split).
   absl::StatusOr<SampleData> GetSample(const std::string& id) const;
 
   // Scores of every index row against each row of `queries` (a batch of model inputs with

@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <system_error>
 
 #ifdef _OPENMP
@@ -29,8 +31,18 @@ namespace tda {
 namespace {
 
 // Rows scored per task in Scan(): small enough to spread one query over all cores, large
-// enough that a batch of queries runs as a real GEMM.
+// enough that a batch of queries runs as a real GEMM ...
 constexpr int64_t kScoreBlockRows = 4096;
+// ... and at most this many multiply-adds (a few milliseconds on one core), but no fewer than
+// kMinScoreBlockRows rows, so that a cancellation (checked per block) is seen quickly even for
+// wide rows and many queries.
+constexpr int64_t kScoreBlockMultiplyAdds = int64_t{1} << 25;
+constexpr int64_t kMinScoreBlockRows = 64;
+
+int64_t ScoreBlockRows(int64_t dim, int64_t queries) {
+  const int64_t per_row = std::max<int64_t>(1, dim * queries);
+  return std::clamp(kScoreBlockMultiplyAdds / per_row, kMinScoreBlockRows, kScoreBlockRows);
+}
 
 std::string Join(const std::string& dir, const std::string& file) { return dir + "/" + file; }
 
@@ -329,10 +341,11 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
     int64_t row_begin, count;
   };
   const size_t row_bytes = static_cast<size_t>(dim()) * RowDTypeBytes(dtype_);
+  const int64_t block_rows = ScoreBlockRows(dim(), q_count);
   std::vector<Block> blocks;
   for (const Shard& shard : shards_) {
-    for (int64_t r = shard.row_begin; r < shard.row_end; r += kScoreBlockRows) {
-      int64_t count = std::min(kScoreBlockRows, shard.row_end - r);
+    for (int64_t r = shard.row_begin; r < shard.row_end; r += block_rows) {
+      int64_t count = std::min(block_rows, shard.row_end - r);
       blocks.push_back({shard.data + static_cast<size_t>(r - shard.row_begin) * row_bytes, r,
                         count});
     }
@@ -360,10 +373,24 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
     if (options.source_sums) state.sums.assign(static_cast<size_t>(q_count) * num_sources, 0.0);
   }
   const bool reduce = top_k > 0 || options.source_sums;
+  const Cancellation* cancellation =
+      options.cancellation != nullptr && options.cancellation->can_stop() ? options.cancellation
+                                                                          : nullptr;
+  std::atomic<bool> stopped{false};
+  std::mutex stop_mutex;  // guards result.status
   // Static schedule: each thread takes fixed blocks in order, so per-thread sums (and their
   // merge in thread order) are the same from run to run.
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
   for (int64_t b = 0; b < num_blocks; ++b) {
+    if (stopped.load(std::memory_order_relaxed)) continue;  // OpenMP loops cannot break
+    if (cancellation != nullptr) {
+      absl::Status status = cancellation->Check("index scan");
+      if (!status.ok()) {
+        std::lock_guard<std::mutex> lock(stop_mutex);
+        if (!stopped.exchange(true)) result.status = std::move(status);
+        continue;
+      }
+    }
     const Block& block = blocks[b];
 #ifdef _OPENMP
     ThreadState& state = states[static_cast<size_t>(omp_get_thread_num())];
@@ -390,13 +417,14 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
         if (!reduce) continue;
         const float score = column[i];
         if (sums != nullptr) sums[source_of_row_[static_cast<size_t>(row)]] += score;
-        if (top_k > 0 && !std::isnan(score)) {
-          state.proponents[q].Offer(row, score);
-          state.opponents[q].Offer(row, score);
-        }
+        // Only strictly positive scores are proponents and strictly negative ones opponents
+        // (NaN is neither).
+        if (top_k > 0 && score > 0) state.proponents[q].Offer(row, score);
+        if (top_k > 0 && score < 0) state.opponents[q].Offer(row, score);
       }
     }
   }
+  if (!result.status.ok()) return result;
   if (top_k > 0) {
     result.proponents.resize(static_cast<size_t>(q_count));
     result.opponents.resize(static_cast<size_t>(q_count));

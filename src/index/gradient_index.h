@@ -17,6 +17,7 @@
 #include <Eigen/Core>
 
 #include "absl/status/statusor.h"
+#include "common/cancellation.h"
 #include "common/progress.h"
 #include "index/index_writer.h"
 #include "index/manifest.h"
@@ -34,12 +35,19 @@ struct ScanOptions {
   int64_t top_k = 0;         // proponents and opponents kept per query (0: none)
   bool source_sums = false;  // per-source sums of the scores
   bool keep_scores = false;  // the full rows() x Q score matrix
+  // Checked before every row block (may be null): once it fails the scan stops scoring, and
+  // ScanResult::status carries its status.
+  const Cancellation* cancellation = nullptr;
 };
 
 // What one pass over the index computes, per query q (a column of the queries).
 struct ScanResult {
-  // The top_k largest scores, descending, and the top_k smallest, ascending; ties go to the
-  // lower row. Deleted rows and NaN scores are never ranked.
+  // OK, or the cancellation's status when the scan stopped early (the rest is then partial).
+  absl::Status status;
+  // Up to top_k strictly positive scores, descending (proponents), and up to top_k strictly
+  // negative scores, ascending (opponents): fewer when fewer rows score above (below) zero, so
+  // a row is never in both lists. Ties go to the lower row. Deleted rows, NaN and zero scores
+  // are never ranked.
   std::vector<std::vector<ScoredRow>> proponents, opponents;
   // source_sums[q][s]: sum (in double) of the scores of the live rows of source s
   // (GradientIndex::sources()[s]). Threads add their blocks in a fixed order, so a scan with
@@ -77,7 +85,8 @@ class GradientIndex {
   // matrix. Scan(queries, {.keep_scores = true}).scores.
   Eigen::MatrixXf Score(const Eigen::MatrixXf& queries) const;
   // One pass over the rows computing, per query, what `options` asks for. Multithreaded
-  // (OpenMP) over blocks of rows; each block is scored by ScoreRows (index/block_scorer.h:
+  // (OpenMP) over blocks of rows (at most 4096 rows, fewer for wide rows and many queries, so
+  // that a block is a few milliseconds of work and a cancellation is seen quickly); each block is scored by ScoreRows (index/block_scorer.h:
   // GEMM, or a fused bf16/f16 kernel for small batches), and its scores go into per-thread
   // top-k heaps and per-source sums while still in cache. REQUIRES queries.rows() == dim();
   // otherwise returns an empty result.

@@ -74,9 +74,17 @@ TEST(GptServer, TextQueryThroughServerEqualsOffline) {
     EXPECT_NEAR(g.score, w.score, 1e-6 * (1 + std::abs(w.score)));
     EXPECT_EQ((*got)[0].opponents[i].id, (*want)[0].opponents[i].id);
   }
-  // Classification queries are refused by a language-model index, and the server goes on.
+  // Classification queries are refused by a language-model index, naming the mismatch, and
+  // the server goes on.
   EXPECT_THAT((*remote)->Attribute({Query{"fortunes/art/0", {}, -1, {}}}, options),
-              testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("text queries")));
+              testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                ::testing::AllOf(HasSubstr("gpt language model"),
+                                                 HasSubstr("text queries"),
+                                                 HasSubstr("sample-id query needs an image"))));
+  EXPECT_THAT((*remote)->Attribute({Query{"", std::vector<float>(784, 0.5f), 1, {}}}, options),
+              testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                ::testing::AllOf(HasSubstr("gpt language model"),
+                                                 HasSubstr("raw-features query needs an image"))));
 
   // The CLI gives the same table offline and through the server.
   const std::vector<std::string> ask = {"--prompt", "The ",    "--completion",
