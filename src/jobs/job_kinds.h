@@ -30,37 +30,23 @@
 
 #include "absl/status/statusor.h"
 #include "jobs/job_context.h"
+#include "jobs/job_spec.h"
 
 namespace tda {
-
-struct JobSpecField {
-  enum class Type { kString, kInt, kDouble };
-  std::string name;  // JSON key (snake_case); the CLI flag uses dashes
-  Type type = Type::kString;
-  std::string default_value;  // as JSON text; empty = required
-  std::string help;
-  bool path = false;  // a file or directory (the CLI makes it absolute)
-};
-
-struct JobKind {
-  std::string name;  // "build-index", ...
-  std::string summary;
-  std::vector<JobSpecField> fields;
-  std::vector<std::string> stages;  // the progress stages in order, to compute an overall fraction
-  bool restartable = false;         // re-run from scratch after a crash (else: interrupted)
-};
 
 const std::vector<JobKind>& JobKinds();
 // kInvalidArgument listing the known kinds.
 absl::StatusOr<const JobKind*> FindJobKind(const std::string& name);
 
-// Checks a spec (a JSON object) against its kind: unknown fields, wrong types and missing
-// required fields are kInvalidArgument naming the field. Returns the spec with every default
-// filled in (compact JSON), which is what the store keeps.
-absl::StatusOr<std::string> NormalizeJobSpec(const std::string& kind, const std::string& spec_json);
+// NormalizeSpec (job_spec.h) of the kind named `kind`: defaults filled in, types and ranges
+// checked (kInvalidArgument naming the field, its value and its range). Paths are not
+// resolved here (ResolveSpecPaths in job_paths.h does, with the server's roots).
+[[nodiscard]] absl::StatusOr<std::string> NormalizeJobSpec(const std::string& kind, const std::string& spec_json);
 
-// Runs one job to completion; returns the path of its result. kCancelled when cancelled.
-absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& spec_json,
+// Runs one job to completion; returns the path of its result. kCancelled when cancelled. The
+// spec's paths must already be resolved (ResolveSpecPaths); each output is checked again with
+// JobContext::PrepareOutput right before it is written and recorded with RecordOutput after.
+[[nodiscard]] absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& spec_json,
                                    JobContext& context);
 
 }  // namespace tda
