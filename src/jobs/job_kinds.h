@@ -1,12 +1,22 @@
 // The kinds of jobs tda runs, their specs, and how each runs.
 //
-// A spec is a JSON object; every kind declares its fields (name, type, default, help) once
-// here, and both the server (validating a submission) and the CLI (generating
-// `tda jobs submit KIND --field value` flags) use that declaration.
+// A spec is a JSON object; every kind declares its fields (name, type, default, help, valid
+// range, whether it is an input or output path; job_spec.h) once here, and both the server
+// (validating a submission) and the CLI (generating `tda jobs submit KIND --field value` flags
+// and their --help) use that declaration.
+//
+// Paths: every path field is resolved against the server's roots and refused with
+// kPermissionDenied outside them (job_paths.h); an existing output is replaced only when it is
+// the job's own or, with `overwrite: true`, a tda index or tda job output (job_outputs.h);
+// anything else is refused (kFailedPrecondition / kAlreadyExists) and left untouched. The
+// server checks at submission, the worker before the job starts and again right before each
+// write.
 //
 //   build-index      BuildIndex of a trained model (mlp or gpt) into out_dir. Written into a
 //                    fresh temporary directory "<out_dir>.job<ID>-tmp" and renamed over out_dir
-//                    when complete, so out_dir holds either the old index or the new one. Not
+//                    when complete (out_dir may be absent, empty, this job's earlier index, or
+//                    with overwrite a tda index; never another directory), so out_dir holds
+//                    either the old index or the new one. Not
 //                    resumable by shard (the writer has no resume point yet): after a crash the
 //                    job restarts from scratch into a fresh temporary directory.
 //   batch-attribute  a JSONL file of queries in ({"sample_id": "fashion-mnist/test/3"} or

@@ -117,9 +117,9 @@ absl::Status OutputRegistry::CheckReplaceable(const std::string& field, const st
               "path"));
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      what, " exists and is neither ", directory ? "a tda index" : "a file",
-      " a tda job wrote nor unchanged since; tda never replaces it, with or without overwrite: "
-      "choose a path that does not exist, or move it away yourself"));
+      what, " exists and is not ", directory ? "a tda index or a directory" : "a file",
+      " a tda job wrote (or it changed since); tda never replaces it, with or without "
+      "overwrite: choose a path that does not exist, or move it away yourself"));
 }
 
 absl::Status OutputRegistry::Record(const std::string& path, const OutputClaim& claim) const {
