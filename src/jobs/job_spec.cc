@@ -62,6 +62,13 @@ std::string NumberRange::Describe() const {
                       Number(min), ", ", Number(max), max_exclusive ? ")" : "]");
 }
 
+NumberRange Closed(double min, double max) { return {min, max, false, false, std::nullopt}; }
+NumberRange LeftOpen(double min, double max) { return {min, max, true, false, std::nullopt}; }
+NumberRange Open(double min, double max) { return {min, max, true, true, std::nullopt}; }
+NumberRange ClosedOr(double special, double min, double max) {
+  return {min, max, false, false, special};
+}
+
 JobSpecField StringField(std::string name, std::string default_json, std::string help) {
   return {std::move(name), Type::kString, std::move(default_json), std::move(help),
           PathRole::kNone, std::nullopt};

@@ -36,6 +36,12 @@ struct NumberRange {
   std::string Describe() const;  // "[1, 10000]", "(0, 604800]", "-1 or [1, 1e+09]"
 };
 
+// Ranges by their shape.
+NumberRange Closed(double min, double max);                    // [min, max]
+NumberRange LeftOpen(double min, double max);                  // (min, max]
+NumberRange Open(double min, double max);                      // (min, max)
+NumberRange ClosedOr(double special, double min, double max);  // special or [min, max]
+
 struct JobSpecField {
   enum class Type { kString, kInt, kDouble, kBool };
   std::string name;  // JSON key (snake_case); the CLI flag uses dashes
