@@ -21,10 +21,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define TDA_EXPECT_OK(expr)                                                         \
-  do {                                                                              \
-    const absl::Status tda_s_ = ::tda::testing::internal_status(expr);              \
-    EXPECT_TRUE(tda_s_.ok()) << tda_s_.ToString();                                  \
+#define TDA_EXPECT_OK(expr)                                            \
+  do {                                                                 \
+    const absl::Status tda_s_ = ::tda::testing::internal_status(expr); \
+    EXPECT_TRUE(tda_s_.ok()) << tda_s_.ToString();                     \
   } while (0)
 using ::tda::testing::StatusIs;
 using ::testing::HasSubstr;
@@ -101,7 +101,8 @@ TEST_F(JobPathsTest, AbsolutePathsOutsideTheRootsAreRefusedNamingThePath) {
 TEST_F(JobPathsTest, DotDotEscapesAreRefused) {
   EXPECT_THAT(Output("../../../etc/x").status(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("../../../etc/x")));
-  EXPECT_THAT(Input("../elsewhere/x").status(), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(Input("../elsewhere/x").status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
   EXPECT_THAT(Output(roots_.output_root + "/a/../../elsewhere").status(),
               StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
 }
@@ -121,7 +122,8 @@ TEST_F(JobPathsTest, SymlinksLeavingARootAreRefused) {
   fs::create_directory_symlink(dir_.file("elsewhere"), roots_.data_root + "/escape");
   EXPECT_THAT(Output("escape/x").status(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("resolves to")));
-  EXPECT_THAT(Input("escape").status(), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(Input("escape").status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
   // A symlink that stays inside resolves to its target.
   fs::create_directories(roots_.output_root + "/real");
   fs::create_directory_symlink(roots_.output_root + "/real", roots_.output_root + "/alias");
@@ -130,7 +132,8 @@ TEST_F(JobPathsTest, SymlinksLeavingARootAreRefused) {
   EXPECT_EQ(*alias, roots_.output_root + "/real/r.jsonl");
   // A dangling symlink is refused.
   fs::create_symlink(dir_.file("elsewhere/missing"), roots_.output_root + "/dangling");
-  EXPECT_THAT(Output("dangling").status(), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(Output("dangling").status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
 }
 
 TEST_F(JobPathsTest, TheStateDirectoryIsNeverAnOutput) {
@@ -146,7 +149,8 @@ TEST_F(JobPathsTest, TheStateDirectoryIsNeverAnOutput) {
   TDA_EXPECT_OK(
       ResolveJobPath(*wide, "out_dir", dir_.file("idx"), PathRole::kOutputDirectory).status());
   // The root itself is no output either.
-  EXPECT_THAT(Output(roots_.output_root).status(), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(Output(roots_.output_root).status(),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
   // The default output root lies inside the state directory: outputs under it are fine, the
   // rest of the state directory is not.
   absl::StatusOr<JobRoots> defaults = MakeJobRoots(dir_.file("state3"), "", "");
@@ -173,11 +177,17 @@ TEST_F(JobPathsTest, ResolveSpecPathsRewritesEveryPathFieldAndLeavesOptionalOnes
   TDA_ASSERT_OK(bad);
   EXPECT_THAT(ResolveSpecPaths(**kind, *bad, roots_).status(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("out '/tmp/r'")));
-  // Every path field of every kind says whether it is read or written.
+  // Every kind with an output declares `overwrite`; paths are strings.
   for (const JobKind& k : JobKinds()) {
+    bool has_output = false, has_overwrite = false;
     for (const JobSpecField& f : k.fields) {
-      if (f.path != PathRole::kNone) EXPECT_EQ(f.type, JobSpecField::Type::kString) << f.name;
+      has_output = has_output || IsOutput(f.path);
+      has_overwrite = has_overwrite || f.name == "overwrite";
+      if (f.path != PathRole::kNone) {
+        EXPECT_EQ(f.type, JobSpecField::Type::kString) << k.name << "." << f.name;
+      }
     }
+    EXPECT_EQ(has_output, has_overwrite) << k.name;
   }
 }
 
@@ -196,11 +206,11 @@ TEST_F(JobPathsTest, AJobReplacesOnlyItsOwnOrWithOverwriteATdaOutput) {
   // Job 7 of schedule 3 writes it.
   Write(file, "{\"query_id\": \"q\"}\n");
   TDA_ASSERT_OK(registry.Record(file, {7, 3, false}));
-  TDA_EXPECT_OK(check({7, 0, false}));   // a later attempt of job 7
-  TDA_EXPECT_OK(check({9, 3, false}));   // a later run of schedule 3
+  TDA_EXPECT_OK(check({7, 0, false}));  // a later attempt of job 7
+  TDA_EXPECT_OK(check({9, 3, false}));  // a later run of schedule 3
   EXPECT_THAT(check({8, 0, false}),     // another job
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("written by job 7")));
-  TDA_EXPECT_OK(check({8, 0, true}));    // ... with overwrite
+  TDA_EXPECT_OK(check({8, 0, true}));  // ... with overwrite
   // Changed since: no longer the job's file, not even with overwrite.
   Write(file, "{\"query_id\": \"edited\"}\n");
   EXPECT_THAT(check({7, 0, true}), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
@@ -222,7 +232,8 @@ TEST_F(JobPathsTest, AJobReplacesOnlyItsOwnOrWithOverwriteATdaOutput) {
   TDA_EXPECT_OK(check_dir({1, 0, false}));
   EXPECT_THAT(check_dir({2, 0, false}), StatusIs(absl::StatusCode::kAlreadyExists, ::testing::_));
   Write(dir + "/more.txt", "added later");
-  EXPECT_THAT(check_dir({1, 0, true}), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  EXPECT_THAT(check_dir({1, 0, true}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
   // A file where a directory is wanted, and the other way round.
   EXPECT_THAT(registry.CheckReplaceable("out_dir", file, PathRole::kOutputDirectory, {1, 0, true}),
               StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
@@ -232,10 +243,9 @@ TEST_F(JobPathsTest, AJobReplacesOnlyItsOwnOrWithOverwriteATdaOutput) {
 
 TEST(JobSpecRangeTest, NumbersOutOfRangeAreRefusedNamingFieldValueAndRange) {
   for (const char* seconds : {"-5", "0", "1e9", "604801"}) {
-    const absl::Status s = NormalizeJobSpec("sleep", absl::StrCat("{\"seconds\": ", seconds, "}"))
-                               .status();
-    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'seconds'")))
-        << seconds;
+    const absl::Status s =
+        NormalizeJobSpec("sleep", absl::StrCat("{\"seconds\": ", seconds, "}")).status();
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'seconds'"))) << seconds;
     EXPECT_THAT(s.message(), HasSubstr("(0, 604800]"));
   }
   TDA_EXPECT_OK(NormalizeJobSpec("sleep", R"({"seconds": 0.5})").status());
@@ -249,14 +259,14 @@ TEST(JobSpecRangeTest, NumbersOutOfRangeAreRefusedNamingFieldValueAndRange) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'batch'")));
   EXPECT_THAT(NormalizeJobSpec("batch-attribute", base + R"("overwrite": 1})").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("true or false")));
-  EXPECT_THAT(NormalizeJobSpec("batch-attribute", R"({"index": "", "queries": "q", "out": "o"})")
-                  .status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'index'")));
+  EXPECT_THAT(
+      NormalizeJobSpec("batch-attribute", R"({"index": "", "queries": "q", "out": "o"})").status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'index'")));
   EXPECT_THAT(NormalizeJobSpec("evaluate-lds", R"({"out": "o", "alpha": 1})").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(0, 1)")));
-  EXPECT_THAT(NormalizeJobSpec("build-index", R"({"model_dir": "m", "out_dir": "o", "seed": -1})")
-                  .status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'seed'")));
+  EXPECT_THAT(
+      NormalizeJobSpec("build-index", R"({"model_dir": "m", "out_dir": "o", "seed": -1})").status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'seed'")));
   // Every number of every kind declares its range, and its default lies in it.
   for (const JobKind& kind : JobKinds()) {
     for (const JobSpecField& f : kind.fields) {

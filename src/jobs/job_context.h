@@ -1,5 +1,6 @@
 // What a job sees while it runs (in a tda-job-worker process): progress reporting, a log,
-// cooperative cancellation, and its checked outputs. Implemented by the worker over the job store (job_worker.cc).
+// cooperative cancellation, and its checked outputs. Implemented by the worker over the job
+// store (job_worker.cc).
 //
 // Cancellation is cooperative: a job calls cancelled() between units of work and returns
 // absl::CancelledError; inside long engine calls (BuildIndex, training) the progress callback

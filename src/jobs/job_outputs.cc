@@ -68,9 +68,9 @@ std::optional<Entry> ReadEntry(const std::string& entry_path, const std::string&
 }
 
 std::string Describe(const Entry& entry) {
-  return absl::StrCat("written by job ", entry.job_id,
-                      entry.schedule_id != 0 ? absl::StrCat(" of schedule ", entry.schedule_id)
-                                             : "");
+  return absl::StrCat(
+      "written by job ", entry.job_id,
+      entry.schedule_id != 0 ? absl::StrCat(" of schedule ", entry.schedule_id) : "");
 }
 
 }  // namespace
@@ -95,9 +95,9 @@ absl::Status OutputRegistry::CheckReplaceable(const std::string& field, const st
   const bool directory = role == PathRole::kOutputDirectory;
   const std::string what = absl::StrCat("output ", field, " '", path, "'");
   if (directory ? !fs::is_directory(status) : !fs::is_regular_file(status)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, " exists and is not a ", directory ? "directory" : "regular file",
-        "; tda never replaces it: choose a path that does not exist"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " exists and is not a ", directory ? "directory" : "regular file",
+                     "; tda never replaces it: choose a path that does not exist"));
   }
   if (directory && fs::is_empty(path, error) && !error) return absl::OkStatus();
   ASSIGN_OR_RETURN(const std::string fingerprint, Fingerprint(path));
@@ -113,13 +113,14 @@ absl::Status OutputRegistry::CheckReplaceable(const std::string& field, const st
   if (directory && IsTdaIndex(path)) {
     if (claim.overwrite) return absl::OkStatus();
     return absl::AlreadyExistsError(absl::StrCat(
-        what, " is an existing tda index; set overwrite: true to replace it, or choose another "
-              "path"));
+        what,
+        " is an existing tda index; set overwrite: true to replace it, or choose another "
+        "path"));
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      what, " exists and is not ", directory ? "a tda index or a directory" : "a file",
-      " a tda job wrote (or it changed since); tda never replaces it, with or without "
-      "overwrite: choose a path that does not exist, or move it away yourself"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, " exists and is not ", directory ? "a tda index or a directory" : "a file",
+                   " a tda job wrote (or it changed since); tda never replaces it, with or without "
+                   "overwrite: choose a path that does not exist, or move it away yourself"));
 }
 
 absl::Status OutputRegistry::Record(const std::string& path, const OutputClaim& claim) const {
@@ -134,8 +135,7 @@ absl::Status OutputRegistry::Record(const std::string& path, const OutputClaim& 
 }
 
 absl::Status CheckSpecOutputs(const JobKind& kind, const std::string& spec_json,
-                              const OutputRegistry& registry, int64_t job_id,
-                              int64_t schedule_id) {
+                              const OutputRegistry& registry, int64_t job_id, int64_t schedule_id) {
   const json spec = json::parse(spec_json, nullptr, false);
   if (!spec.is_object()) return absl::InvalidArgumentError("spec is not a JSON object");
   const OutputClaim claim{job_id, schedule_id, spec.value("overwrite", false)};

@@ -72,8 +72,9 @@ class OutputRegistry {
 
 // One output of a running job: context.PrepareOutput(field), then `write` of the checked path,
 // then context.RecordOutput(field).
-[[nodiscard]] absl::Status WriteJobOutput(JobContext& context, const std::string& field,
-                                          const std::function<absl::Status(const std::string&)>& write);
+[[nodiscard]] absl::Status WriteJobOutput(
+    JobContext& context, const std::string& field,
+    const std::function<absl::Status(const std::string&)>& write);
 
 // Whether `dir` holds a valid tda index (its manifest.json parses and validates).
 bool IsTdaIndex(const std::string& dir);

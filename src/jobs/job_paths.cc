@@ -24,11 +24,11 @@ absl::StatusOr<std::string> CanonicalRoot(const std::string& dir, const char* fl
   return canonical.string();
 }
 
-absl::Status Denied(const std::string& field, const std::string& given,
-                    const std::string& resolved, const std::string& why) {
-  return absl::PermissionDeniedError(absl::StrCat(
-      "job path ", field, " '", given, "'", given == resolved ? "" : " (resolves to '" + resolved + "')",
-      " ", why));
+absl::Status Denied(const std::string& field, const std::string& given, const std::string& resolved,
+                    const std::string& why) {
+  return absl::PermissionDeniedError(
+      absl::StrCat("job path ", field, " '", given, "'",
+                   given == resolved ? "" : " (resolves to '" + resolved + "')", " ", why));
 }
 
 }  // namespace
@@ -48,17 +48,19 @@ absl::StatusOr<JobRoots> MakeJobRoots(const std::string& state_dir, const std::s
   if (state_dir.empty()) return absl::InvalidArgumentError("job roots need a state directory");
   JobRoots roots;
   ASSIGN_OR_RETURN(roots.state_dir, CanonicalRoot(state_dir, "--state-dir"));
-  ASSIGN_OR_RETURN(roots.data_root, CanonicalRoot(data_root.empty() ? state_dir + "/data" : data_root,
-                                                  "--data-root"));
-  ASSIGN_OR_RETURN(roots.output_root,
-                   CanonicalRoot(output_root.empty() ? state_dir + "/outputs" : output_root,
-                                 "--output-root"));
+  ASSIGN_OR_RETURN(
+      roots.data_root,
+      CanonicalRoot(data_root.empty() ? state_dir + "/data" : data_root, "--data-root"));
+  ASSIGN_OR_RETURN(
+      roots.output_root,
+      CanonicalRoot(output_root.empty() ? state_dir + "/outputs" : output_root, "--output-root"));
   // An output root may contain the state directory (outputs still never touch it, see
   // ResolveJobPath) or lie inside it, but may not be it.
   if (roots.output_root == roots.state_dir) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--output-root ", output_root, " is the state directory; use a directory beside or "
-        "under it (default: <state-dir>/outputs)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--output-root ", output_root,
+                     " is the state directory; use a directory beside or "
+                     "under it (default: <state-dir>/outputs)"));
   }
   return roots;
 }
@@ -73,13 +75,14 @@ absl::StatusOr<std::string> ResolveJobPath(const JobRoots& roots, const std::str
   std::error_code error;
   const std::string resolved = fs::weakly_canonical(joined.lexically_normal(), error).string();
   if (error) {
-    return absl::PermissionDeniedError(absl::StrCat("job path ", field, " '", path,
-                                                    "' cannot be resolved: ", error.message()));
+    return absl::PermissionDeniedError(
+        absl::StrCat("job path ", field, " '", path, "' cannot be resolved: ", error.message()));
   }
   if (fs::is_symlink(fs::symlink_status(resolved, error))) {
     return Denied(field, path, resolved, "is a dangling symlink; use a real path");
   }
-  const bool allowed = IsWithin(resolved, root) || (!output && IsWithin(resolved, roots.output_root));
+  const bool allowed =
+      IsWithin(resolved, root) || (!output && IsWithin(resolved, roots.output_root));
   if (!allowed) {
     return Denied(field, path, resolved,
                   absl::StrCat("is outside ", flag, " ", root,
@@ -95,10 +98,10 @@ absl::StatusOr<std::string> ResolveJobPath(const JobRoots& roots, const std::str
     // default <state-dir>/outputs): never the database, the output registry or the directory.
     const bool in_state = IsWithin(resolved, roots.state_dir) && !IsWithin(root, roots.state_dir);
     if (in_state || IsWithin(roots.state_dir, resolved)) {
-      return Denied(field, path, resolved,
-                    absl::StrCat("is, or is inside or contains, the server's --state-dir ",
-                                 roots.state_dir,
-                                 " (the job database); write outputs elsewhere under ", root));
+      return Denied(
+          field, path, resolved,
+          absl::StrCat("is, or is inside or contains, the server's --state-dir ", roots.state_dir,
+                       " (the job database); write outputs elsewhere under ", root));
     }
   }
   return resolved;

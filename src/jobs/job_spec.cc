@@ -70,33 +70,36 @@ NumberRange ClosedOr(double special, double min, double max) {
 }
 
 JobSpecField StringField(std::string name, std::string default_json, std::string help) {
-  return {std::move(name), Type::kString, std::move(default_json), std::move(help),
-          PathRole::kNone, std::nullopt};
+  return {std::move(name), Type::kString,   std::move(default_json),
+          std::move(help), PathRole::kNone, std::nullopt};
 }
 
 JobSpecField PathField(std::string name, PathRole role, std::string default_json,
                        std::string help) {
-  return {std::move(name), Type::kString, std::move(default_json), std::move(help), role,
-          std::nullopt};
+  return {std::move(name), Type::kString, std::move(default_json),
+          std::move(help), role,          std::nullopt};
 }
 
 JobSpecField IntField(std::string name, std::string default_json, std::string help,
                       NumberRange range) {
-  return {std::move(name), Type::kInt, std::move(default_json), std::move(help), PathRole::kNone,
-          range};
+  return {std::move(name), Type::kInt,      std::move(default_json),
+          std::move(help), PathRole::kNone, range};
 }
 
 JobSpecField DoubleField(std::string name, std::string default_json, std::string help,
                          NumberRange range) {
-  return {std::move(name), Type::kDouble, std::move(default_json), std::move(help),
-          PathRole::kNone, range};
+  return {std::move(name), Type::kDouble,   std::move(default_json),
+          std::move(help), PathRole::kNone, range};
 }
 
 JobSpecField OverwriteField() {
-  return {"overwrite", Type::kBool, "false",
+  return {"overwrite",
+          Type::kBool,
+          "false",
           "replace an existing output that is a tda index or a file a tda job wrote (never "
           "anything else)",
-          PathRole::kNone, std::nullopt};
+          PathRole::kNone,
+          std::nullopt};
 }
 
 std::string FieldHelp(const JobSpecField& field) {
@@ -138,9 +141,9 @@ absl::StatusOr<std::string> NormalizeSpec(const JobKind& kind, const std::string
                                                      value.dump()));
     }
     if (f.range && !f.range->Contains(value.get<double>())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kind.name, " spec: field '", f.name, "' is ", value.dump(),
-                       ", outside its range ", f.range->Describe()));
+      return absl::InvalidArgumentError(absl::StrCat(kind.name, " spec: field '", f.name, "' is ",
+                                                     value.dump(), ", outside its range ",
+                                                     f.range->Describe()));
     }
     if (f.path != PathRole::kNone && f.default_value.empty() && value.get<std::string>().empty()) {
       return absl::InvalidArgumentError(

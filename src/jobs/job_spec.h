@@ -48,14 +48,13 @@ struct JobSpecField {
   Type type = Type::kString;
   std::string default_value;  // as JSON text; empty = required
   std::string help;
-  PathRole path = PathRole::kNone;  // strings only; an optional path defaults to ""
+  PathRole path = PathRole::kNone;   // strings only; an optional path defaults to ""
   std::optional<NumberRange> range;  // numbers only: always set for them
 };
 
 // Field constructors, so that every kind declares each field on one line or two.
 JobSpecField StringField(std::string name, std::string default_json, std::string help);
-JobSpecField PathField(std::string name, PathRole role, std::string default_json,
-                       std::string help);
+JobSpecField PathField(std::string name, PathRole role, std::string default_json, std::string help);
 JobSpecField IntField(std::string name, std::string default_json, std::string help,
                       NumberRange range);
 JobSpecField DoubleField(std::string name, std::string default_json, std::string help,

@@ -46,7 +46,9 @@ class JobSandboxTest : public JobsTest {
   }
 
   nlohmann::json BuildSpec(const std::string& out_dir) const {
-    return {{"model_dir", dir_->file("model")}, {"out_dir", out_dir}, {"train_size", 100},
+    return {{"model_dir", dir_->file("model")},
+            {"out_dir", out_dir},
+            {"train_size", 100},
             {"projection_dim", 4}};
   }
 
@@ -180,8 +182,8 @@ TEST_F(JobSandboxTest, AJobReplacesItsOwnOutputAndAnotherJobsOnlyWithOverwrite) 
   EXPECT_THAT(written, HasSubstr("\"query_id\""));
 
   // Another job may replace it only with overwrite: true.
-  ExpectRefused("batch-attribute", AttributeSpec("results.jsonl"),
-                grpc::StatusCode::ALREADY_EXISTS, "overwrite");
+  ExpectRefused("batch-attribute", AttributeSpec("results.jsonl"), grpc::StatusCode::ALREADY_EXISTS,
+                "overwrite");
   nlohmann::json again = AttributeSpec("results.jsonl");
   again["overwrite"] = true;
   again["top_k"] = 3;

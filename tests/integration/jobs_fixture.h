@@ -100,8 +100,8 @@ class JobsTest : public ::testing::Test {
   void StartServer(int slots = 1) {
     absl::StatusOr<std::unique_ptr<ChildProcess>> child =
         ChildProcess::Start({TDA_SERVER_BINARY, "--index", dir_->file("index"), "--listen",
-                             "127.0.0.1:0", "--threads", "1", "--state-dir", state_dir_, "--data-root", dir_->path(),
-                             "--output-root", dir_->path(),
+                             "127.0.0.1:0", "--threads", "1", "--state-dir", state_dir_,
+                             "--data-root", dir_->path(), "--output-root", dir_->path(),
                              "--job-slots", std::to_string(slots), "--job-threads", "1"});
     TDA_ASSERT_OK(child);
     server_ = std::move(*child);
