@@ -5,13 +5,15 @@
 // an existing file or directory that is not a tda output is never replaced, with or without
 // overwrite, and its bytes are untouched, also when it appears after the submission (the
 // worker checks again); a job's own earlier output (an earlier run of its schedule) is
-// replaced, and another job's only with overwrite: true; out-of-range numbers are refused.
+// replaced, and another job's (a results file, an index) only with overwrite: true;
+// out-of-range numbers are refused.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "attribution/attributor.h"
 #include "common/atomic_file.h"
 #include "jobs/job_store.h"
 #include "jobs_fixture.h"
@@ -28,6 +30,12 @@ std::string Slurp(const std::string& path) {
 }
 
 void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+#define TDA_EXPECT_OK_STATUS(expr)                 \
+  do {                                             \
+    const absl::Status tda_s_ = (expr);            \
+    EXPECT_TRUE(tda_s_.ok()) << tda_s_.ToString(); \
+  } while (0)
 
 bool IsFinished(const v1::Job& j) {
   return j.state() == v1::JOB_STATE_SUCCEEDED || j.state() == v1::JOB_STATE_FAILED ||
@@ -193,6 +201,20 @@ TEST_F(JobSandboxTest, AJobReplacesItsOwnOutputAndAnotherJobsOnlyWithOverwrite) 
   // Edited since the job wrote it: nobody's output any more, not even with overwrite.
   Write(results, Slurp(results) + "\n");
   ExpectRefused("batch-attribute", again, grpc::StatusCode::FAILED_PRECONDITION, results);
+
+  // An index: rebuilt by another job only with overwrite: true, and then a valid index again.
+  const v1::Job built = RunToEnd("build-index", BuildSpec("built-index"));
+  ASSERT_EQ(built.state(), v1::JOB_STATE_SUCCEEDED) << built.error();
+  ExpectRefused("build-index", BuildSpec("built-index"), grpc::StatusCode::ALREADY_EXISTS,
+                "built-index");
+  nlohmann::json rebuild = BuildSpec("built-index");
+  rebuild["overwrite"] = true;
+  rebuild["seed"] = 1;
+  const v1::Job rebuilt = RunToEnd("build-index", rebuild);
+  ASSERT_EQ(rebuilt.state(), v1::JOB_STATE_SUCCEEDED) << rebuilt.error();
+  TDA_EXPECT_OK_STATUS(Attributor::Open(dir_->file("built-index")).status());
+  EXPECT_FALSE(std::filesystem::exists(
+      absl::StrCat(dir_->file("built-index"), ".job", rebuilt.id(), "-old")));
 
   // A schedule's runs each replace the previous run's output without overwrite.
   {
