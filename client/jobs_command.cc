@@ -284,9 +284,10 @@ int RunSubmit(Args args) {
                 "Example:\n  tda jobs submit build-index --server 127.0.0.1:50051 --model-dir "
                 "models/fmnist --out-dir idx/fmnist --watch\n"
                 "Paths are the server's: a relative path is relative to its --data-root (inputs)\n"
-                "or --output-root (outputs), an absolute one must lie under them, and an existing\n"
-                "output is replaced only if a tda job wrote it (with --overwrite) or it is this\n"
-                "job's or this schedule's own earlier output.");
+                "or --output-root (outputs), and an absolute one must lie under them. An existing\n"
+                "output is replaced only when it is this job's or this schedule's own earlier\n"
+                "output, or, with --overwrite, a tda index or a file a tda job wrote; never\n"
+                "anything else.");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (!has_kind) return flags.UsageError("give the job kind: tda jobs submit KIND ...");
   if (!kind.ok()) return flags.UsageError(std::string(kind.status().message()));

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
                   "default: <state-dir>/data)");
   flags.AddString("output-root", "DIR", "",
                   "job outputs must lie under DIR (relative job paths resolve against it; "
-                  "default: <state-dir>/outputs); never inside --state-dir");
+                  "default: <state-dir>/outputs); the state dir's own files are never outputs");
   flags.AddInt("job-slots", "N", 1, "background jobs running at once");
   flags.AddInt("job-threads", "N", 1, "compute threads of each background job");
   flags.AddInt("job-nice", "N", 10, "CPU priority of job workers relative to queries (0-19)");

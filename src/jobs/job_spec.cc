@@ -105,8 +105,8 @@ JobSpecField OverwriteField() {
 std::string FieldHelp(const JobSpecField& field) {
   std::string help = field.help;
   if (field.range) absl::StrAppend(&help, "; range ", field.range->Describe());
-  if (field.path == PathRole::kInput) absl::StrAppend(&help, "; input path");
-  if (IsOutput(field.path)) absl::StrAppend(&help, "; output path");
+  if (field.path == PathRole::kInput) absl::StrAppend(&help, "; input path, under the server's --data-root");
+  if (IsOutput(field.path)) absl::StrAppend(&help, "; output path, under the server's --output-root");
   if (field.default_value.empty()) absl::StrAppend(&help, " (required)");
   return help;
 }
