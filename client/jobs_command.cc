@@ -5,13 +5,16 @@
 //   tda jobs schedule create --name N --cron EXPR KIND [--FIELD VALUE ...] | list | delete ID
 //
 // The flags of each kind are generated from its spec declaration (src/jobs/job_kinds.h), and
-// the spec is checked here with the server's own validation before it is sent. Relative paths
-// are made absolute (the server resolves them in its own working directory otherwise).
+// the spec is checked here with the server's own validation (types, ranges) before it is
+// sent. Path fields are sent as given: the server resolves a relative path against its
+// --data-root (inputs) or --output-root (outputs) and refuses, with PERMISSION_DENIED, any
+// path outside those roots (src/jobs/job_paths.h). The client does not make them absolute,
+// since its working directory means nothing on the server.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -72,7 +75,8 @@ bool TakePositional(Args& args, std::string* value) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i].rfind("-", 0) == 0) {
       if (args[i].find('=') == std::string::npos && i + 1 < args.size() && args[i] != "--json" &&
-          args[i] != "--watch" && args[i] != "--log" && args[i] != "--help" && args[i] != "-h") {
+          args[i] != "--watch" && args[i] != "--log" && args[i] != "--overwrite" &&
+          args[i] != "--help" && args[i] != "-h") {
         ++i;  // skip the flag's value
       }
       continue;
@@ -124,7 +128,7 @@ void AddServerFlags(FlagParser& flags) {
 // Adds one flag per spec field of `kind`.
 void AddSpecFlags(FlagParser& flags, const JobKind& kind) {
   for (const JobSpecField& f : kind.fields) {
-    const std::string help = f.default_value.empty() ? f.help + " (required)" : f.help;
+    const std::string help = FieldHelp(f);
     nlohmann::json def =
         f.default_value.empty() ? nlohmann::json() : nlohmann::json::parse(f.default_value);
     switch (f.type) {
@@ -138,6 +142,9 @@ void AddSpecFlags(FlagParser& flags, const JobKind& kind) {
       case JobSpecField::Type::kDouble:
         flags.AddDouble(FlagName(f.name), "X", def.is_number() ? def.get<double>() : 0, help);
         break;
+      case JobSpecField::Type::kBool:
+        flags.AddBool(FlagName(f.name), help);
+        break;
     }
   }
 }
@@ -149,17 +156,21 @@ absl::StatusOr<std::string> SpecFromFlags(const FlagParser& flags, const JobKind
     const std::string flag = FlagName(f.name);
     if (!flags.IsSet(flag)) continue;
     switch (f.type) {
-      case JobSpecField::Type::kString: {
-        std::string value = flags.GetString(flag);
-        if (f.path && !value.empty()) value = std::filesystem::absolute(value).lexically_normal();
-        spec[f.name] = value;
+      case JobSpecField::Type::kString:
+        spec[f.name] = flags.GetString(flag);  // paths as given: the server resolves them
         break;
-      }
       case JobSpecField::Type::kInt:
         spec[f.name] = flags.GetInt(flag);
         break;
       case JobSpecField::Type::kDouble:
+        if (!std::isfinite(flags.GetDouble(flag))) {  // JSON has no NaN: say so here
+          return absl::InvalidArgumentError(absl::StrCat(
+              "--", flag, " must be a finite number, got ", flags.GetDouble(flag)));
+        }
         spec[f.name] = flags.GetDouble(flag);
+        break;
+      case JobSpecField::Type::kBool:
+        spec[f.name] = flags.GetBool(flag);
         break;
     }
   }
@@ -271,7 +282,12 @@ int RunSubmit(Args args) {
   for (const JobKind& k : JobKinds()) absl::StrAppend(&kinds, "  ", k.name, ": ", k.summary, "\n");
   flags.AddNote("Kinds ('tda jobs submit KIND --help' for their flags):\n" + kinds +
                 "Example:\n  tda jobs submit build-index --server 127.0.0.1:50051 --model-dir "
-                "models/fmnist --out-dir idx/fmnist --watch");
+                "models/fmnist --out-dir idx/fmnist --watch\n"
+                "Paths are the server's: a relative path is relative to its --data-root (inputs)\n"
+                "or --output-root (outputs), and an absolute one must lie under them. An existing\n"
+                "output is replaced only when it is this job's or this schedule's own earlier\n"
+                "output, or, with --overwrite, a tda index or a file a tda job wrote; never\n"
+                "anything else.");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (!has_kind) return flags.UsageError("give the job kind: tda jobs submit KIND ...");
   if (!kind.ok()) return flags.UsageError(std::string(kind.status().message()));

@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
                   "keep server state here: the job database DIR/jobs.db (enables JobService)");
+  flags.AddString("data-root", "DIR", "",
+                  "job inputs must lie under DIR (relative job paths resolve against it; "
+                  "default: <state-dir>/data)");
+  flags.AddString("output-root", "DIR", "",
+                  "job outputs must lie under DIR (relative job paths resolve against it; "
+                  "default: <state-dir>/outputs); the state dir's own files are never outputs");
   flags.AddInt("job-slots", "N", 1, "background jobs running at once");
   flags.AddInt("job-threads", "N", 1, "compute threads of each background job");
   flags.AddInt("job-nice", "N", 10, "CPU priority of job workers relative to queries (0-19)");
@@ -62,6 +68,8 @@ int main(int argc, char** argv) {
   options.listen = flags.GetString("listen");
   options.max_message_bytes = flags.GetInt("max-message-bytes");
   options.state_dir = flags.GetString("state-dir");
+  options.data_root = flags.GetString("data-root");
+  options.output_root = flags.GetString("output-root");
   options.query_slots = static_cast<int>(flags.GetInt("query-slots"));
   options.query_queue = static_cast<int>(flags.GetInt("query-queue"));
   options.caller_queries = static_cast<int>(flags.GetInt("caller-queries"));

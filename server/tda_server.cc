@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   if (!options.state_dir.empty()) {
     JobRunnerOptions jobs = options.jobs;
     jobs.db_path = options.state_dir + "/jobs.db";
+    jobs.roots = {options.data_root, options.output_root, options.state_dir};
     absl::StatusOr<std::unique_ptr<JobRunner>> runner = JobRunner::Start(jobs);
     if (!runner.ok()) return runner.status();
     server->job_runner_ = std::move(*runner);

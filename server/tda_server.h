@@ -26,7 +26,11 @@ struct ServerOptions {
   // Where the server keeps its state: the job database "<state_dir>/jobs.db". Empty: no
   // JobService (its calls answer UNIMPLEMENTED).
   std::string state_dir;
-  JobRunnerOptions jobs;  // db_path is set from state_dir
+  // Where job paths may point (src/jobs/job_paths.h): inputs under data_root, outputs under
+  // output_root; empty: "<state_dir>/data" and "<state_dir>/outputs". Created if missing.
+  std::string data_root;
+  std::string output_root;
+  JobRunnerOptions jobs;  // db_path and roots are set from state_dir and the roots above
   // Attribute calls computed at once; more wait their turn. Each query already spreads its
   // scan over every compute thread, so running more at once only oversubscribes the cores.
   int query_slots = 1;

@@ -13,13 +13,13 @@
 #include "attribution/attributor.h"
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
+#include "jobs/job_outputs.h"
 #include "model/recipe_data.h"
 
 namespace tda {
 namespace {
 
 using json = nlohmann::json;
-using Type = JobSpecField::Type;
 
 std::vector<std::string> SplitList(const std::string& text, char separator) {
   std::vector<std::string> out;
@@ -135,21 +135,25 @@ const JobKind& AblationJobKind() {
   static const JobKind* kind = new JobKind{
       "ablation",
       "remove training samples or sources; predicted vs Newton-step vs retrained loss changes",
-      {{"index", Type::kString, "", "index directory of the model (its rows = its training set)",
-        true},
-       {"tasks", Type::kString, "",
-        "query sets, ';'-separated: class:<name|n>[:N] (Fashion-MNIST test images) or "
-        "source:<category>[:N] (held-out fortunes)"},
-       {"out", Type::kString, "", "JSON result file (written atomically)", true},
-       {"remove_ids", Type::kString, "\"\"", "training ids to remove, comma-separated"},
-       {"remove_sources", Type::kString, "\"\"", "data sources to remove, comma-separated"},
-       {"remove_top_k", Type::kInt, "0", "also remove the top K proponents of top_k_of"},
-       {"top_k_of", Type::kString, "\"\"", "the query id whose top proponents are removed"},
-       {"method", Type::kString, "\"ekfac\"", "method of the predicted change"},
-       {"newton", Type::kInt, "1", "1: measure the Newton-step unlearning, 0: skip"},
-       {"retrain", Type::kInt, "1", "1: retrain without the samples from the recipe, 0: skip"},
-       {"unlearned_out", Type::kString, "\"\"", "save the Newton-step model to this directory",
-        true}},
+      {PathField("index", PathRole::kInput, "",
+                 "index directory of the model (its rows = its training set)"),
+       StringField("tasks", "",
+                   "query sets, ';'-separated: class:<name|n>[:N] (Fashion-MNIST test images) or "
+                   "source:<category>[:N] (held-out fortunes)"),
+       PathField("out", PathRole::kOutputFile, "", "JSON result file (written atomically)"),
+       StringField("remove_ids", "\"\"", "training ids to remove, comma-separated"),
+       StringField("remove_sources", "\"\"", "data sources to remove, comma-separated"),
+       IntField("remove_top_k", "0", "also remove the top K proponents of top_k_of",
+                Closed(0, kMaxTopK)),
+       StringField("top_k_of", "\"\"", "the query id whose top proponents are removed"),
+       StringField("method", "\"ekfac\"", "method of the predicted change"),
+       IntField("newton", "1", "1: measure the Newton-step unlearning, 0: skip",
+                Closed(0, 1)),
+       IntField("retrain", "1", "1: retrain without the samples from the recipe, 0: skip",
+                Closed(0, 1)),
+       PathField("unlearned_out", PathRole::kOutputDirectory, "\"\"",
+                 "save the Newton-step model to this directory"),
+       OverwriteField()},
       {"predict", "covariance", "eigen-correction", "retrain"},
       false};
   return *kind;
@@ -159,13 +163,14 @@ const JobKind& SourceTaskMatrixJobKind() {
   static const JobKind* kind = new JobKind{
       "source-task-matrix",
       "predicted effect of removing each data source on each task (JSON, CSV, SVG heatmap)",
-      {{"index", Type::kString, "", "index directory", true},
-       {"tasks", Type::kString, "", "query sets, ';'-separated (as for ablation)"},
-       {"out", Type::kString, "", "JSON result (matrix and source pairs), written atomically",
-        true},
-       {"csv", Type::kString, "\"\"", "also write the matrix as CSV", true},
-       {"svg", Type::kString, "\"\"", "also write a heatmap picture (SVG)", true},
-       {"method", Type::kString, "\"ekfac\"", "attribution method"}},
+      {PathField("index", PathRole::kInput, "", "index directory"),
+       StringField("tasks", "", "query sets, ';'-separated (as for ablation)"),
+       PathField("out", PathRole::kOutputFile, "",
+                 "JSON result (matrix and source pairs), written atomically"),
+       PathField("csv", PathRole::kOutputFile, "\"\"", "also write the matrix as CSV"),
+       PathField("svg", PathRole::kOutputFile, "\"\"", "also write a heatmap picture (SVG)"),
+       StringField("method", "\"ekfac\"", "attribution method"),
+       OverwriteField()},
       {"score"},
       true};
   return *kind;
@@ -237,10 +242,15 @@ absl::StatusOr<std::string> RunAblationJob(const std::string& spec_json, JobCont
   options.newton = spec["newton"].get<int64_t>() != 0;
   options.retrain = spec["retrain"].get<int64_t>() != 0;
   options.unlearned_model_dir = spec["unlearned_out"].get<std::string>();
+  // The model is saved inside RunRemovalAblation: checked before, recorded after.
+  if (!options.unlearned_model_dir.empty()) {
+    RETURN_IF_ERROR(context.PrepareOutput("unlearned_out").status());
+  }
   ASSIGN_OR_RETURN(RemovalAblationResult result,
                    RunRemovalAblation(loaded.attributor->model(), loaded.recipe, loaded.train,
                                       removed, loaded.tasks, ScorerOf(loaded), options,
                                       context.progress()));
+  if (!options.unlearned_model_dir.empty()) RETURN_IF_ERROR(context.RecordOutput("unlearned_out"));
   json tasks = json::array();
   for (const TaskEffect& task : result.tasks) {
     tasks.push_back(EffectJson(task));
@@ -264,9 +274,10 @@ absl::StatusOr<std::string> RunAblationJob(const std::string& spec_json, JobCont
     context.Log(absl::StrCat("Pearson(predicted, retrained) = ",
                              *result.pearson_predicted_retrained));
   }
-  const std::string path = spec["out"].get<std::string>();
-  RETURN_IF_ERROR(WriteFileAtomically(path, out.dump(2) + "\n"));
-  return path;
+  RETURN_IF_ERROR(WriteJobOutput(context, "out", [&](const std::string& path) {
+    return WriteFileAtomically(path, out.dump(2) + "\n");
+  }));
+  return spec["out"].get<std::string>();
 }
 
 absl::StatusOr<std::string> RunSourceTaskMatrixJob(const std::string& spec_json,
@@ -291,17 +302,22 @@ absl::StatusOr<std::string> RunSourceTaskMatrixJob(const std::string& spec_json,
   }
   const json out = {{"tasks", matrix.tasks}, {"sources", rows}, {"pairs", pairs},
                     {"method", MethodName(loaded.options.method)}};
-  if (const std::string csv = spec["csv"].get<std::string>(); !csv.empty()) {
-    RETURN_IF_ERROR(WriteFileAtomically(csv, SourceTaskMatrixCsv(matrix)));
+  if (!spec["csv"].get<std::string>().empty()) {
+    RETURN_IF_ERROR(WriteJobOutput(context, "csv", [&](const std::string& path) {
+      return WriteFileAtomically(path, SourceTaskMatrixCsv(matrix));
+    }));
   }
-  if (const std::string svg = spec["svg"].get<std::string>(); !svg.empty()) {
-    RETURN_IF_ERROR(WriteFileAtomically(
-        svg, SourceTaskMatrixSvg(matrix, absl::StrCat("source x task: predicted loss change (",
-                                                      MethodName(loaded.options.method), ")"))));
+  if (!spec["svg"].get<std::string>().empty()) {
+    RETURN_IF_ERROR(WriteJobOutput(context, "svg", [&](const std::string& path) {
+      return WriteFileAtomically(
+          path, SourceTaskMatrixSvg(matrix, absl::StrCat("source x task: predicted loss change (",
+                                                         MethodName(loaded.options.method), ")")));
+    }));
   }
-  const std::string path = spec["out"].get<std::string>();
-  RETURN_IF_ERROR(WriteFileAtomically(path, out.dump(2) + "\n"));
-  return path;
+  RETURN_IF_ERROR(WriteJobOutput(context, "out", [&](const std::string& path) {
+    return WriteFileAtomically(path, out.dump(2) + "\n");
+  }));
+  return spec["out"].get<std::string>();
 }
 
 }  // namespace tda

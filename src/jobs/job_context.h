@@ -1,5 +1,6 @@
-// What a job sees while it runs (in a tda-job-worker process): progress reporting, a log, and
-// cooperative cancellation. Implemented by the worker over the job store (job_worker.cc).
+// What a job sees while it runs (in a tda-job-worker process): progress reporting, a log,
+// cooperative cancellation, and its checked outputs. Implemented by the worker over the job
+// store (job_worker.cc).
 //
 // Cancellation is cooperative: a job calls cancelled() between units of work and returns
 // absl::CancelledError; inside long engine calls (BuildIndex, training) the progress callback
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "common/progress.h"
 
 namespace tda {
@@ -25,6 +27,13 @@ class JobContext {
   virtual bool cancelled() const = 0;
   // A file or directory (e.g. a temporary output) to delete when the job is cancelled.
   virtual void RemoveOnCancel(const std::string& path) = 0;
+  // The path of output field `field` of the job's spec, checked again right before the job
+  // writes it: still inside the roots as at submission (job_paths.h; kPermissionDenied when a
+  // symlink now leads elsewhere) and replaceable by this job (job_outputs.h).
+  [[nodiscard]] virtual absl::StatusOr<std::string> PrepareOutput(const std::string& field) = 0;
+  // Records that the job has just written output field `field` (the output registry), so that
+  // a later attempt of this job or run of its schedule may replace it.
+  [[nodiscard]] virtual absl::Status RecordOutput(const std::string& field) = 0;
 };
 
 }  // namespace tda

@@ -20,6 +20,7 @@
 #include "data/fashion_mnist.h"
 #include "index/index_builder.h"
 #include "jobs/ablation_jobs.h"
+#include "jobs/job_outputs.h"
 #include "data/fortunes.h"
 #include "model/model.h"
 #include "model/recipe_data.h"
@@ -30,93 +31,86 @@ namespace tda {
 namespace {
 
 using json = nlohmann::json;
-using Type = JobSpecField::Type;
+
+// Bounds shared by several kinds.
+constexpr double kMaxSeed = 9007199254740991;  // 2^53 - 1: exact in JSON numbers
+constexpr double kMaxSamples = 1e9;
+constexpr double kMaxSleepSeconds = 7 * 24 * 3600;
 
 const std::vector<JobKind>& AllKinds() {
   static const std::vector<JobKind>* kinds = new std::vector<JobKind>{
       {"build-index",
        "fit curvature factors and write the gradient index of a trained model",
-       {{"model_dir", Type::kString, "", "model directory written by 'tda train'", true},
-        {"out_dir", Type::kString, "", "index directory to write (replaced when complete)", true},
-        {"projection_dim", Type::kInt, "32", "projection K x K per layer; 0 = exact gradients"},
-        {"dtype", Type::kString, "\"f32\"", "row storage: f32, bf16 or f16"},
-        {"train_size", Type::kInt, "-1", "index the first N training samples (-1: the model's)"},
-        {"fisher", Type::kString, "\"true\"", "true or empirical Fisher for the curvature"},
-        {"factor_examples", Type::kInt, "100000", "training samples used to fit the factors"},
-        {"batch_size", Type::kInt, "0", "samples per gradient batch (0: 512 images, 32 documents)"},
-        {"seed", Type::kInt, "0", "seed of the projection and the Fisher label sampling"},
-        {"data_dir", Type::kString, "\"\"", "training data directory (default: the model's)",
-         true}},
+       {PathField("model_dir", PathRole::kInput, "", "model directory written by 'tda train'"),
+        PathField("out_dir", PathRole::kOutputDirectory, "",
+                  "index directory to write (replaced when complete)"),
+        IntField("projection_dim", "32", "projection K x K per layer; 0 = exact gradients",
+                 Closed(0, 4096)),
+        StringField("dtype", "\"f32\"", "row storage: f32, bf16 or f16"),
+        IntField("train_size", "-1", "index the first N training samples (-1: the model's)",
+                 ClosedOr(-1, 1, kMaxSamples)),
+        StringField("fisher", "\"true\"", "true or empirical Fisher for the curvature"),
+        IntField("factor_examples", "100000", "training samples used to fit the factors",
+                 Closed(1, kMaxSamples)),
+        IntField("batch_size", "0", "samples per gradient batch (0: 512 images, 32 documents)",
+                 Closed(0, 65536)),
+        IntField("seed", "0", "seed of the projection and the Fisher label sampling",
+                 Closed(0, kMaxSeed)),
+        PathField("data_dir", PathRole::kInput, "\"\"",
+                  "training data directory (default: the model's)"),
+        OverwriteField()},
        {"covariance", "eigen-correction", "gradients"},
        true},
       {"batch-attribute",
        "attribute a JSONL file of queries: results as JSONL, scores as .npy",
-       {{"index", Type::kString, "", "index directory", true},
-        {"queries", Type::kString, "",
-         "JSONL input, one query per line: {\"sample_id\": ID} or {\"raw\": {\"features\": "
-         "[...]}, \"label\": L}",
-         true},
-        {"out", Type::kString, "", "JSONL output, one result per query (written atomically)", true},
-        {"scores_out", Type::kString, "\"\"",
-         "also write every row's score, (queries, rows) float32 .npy", true},
-        {"top_k", Type::kInt, "10", "proponents and opponents per query"},
-        {"method", Type::kString, "\"ekfac\"", "ekfac, kfac, gradient-dot (lissa, exact)"},
-        {"damping", Type::kDouble, "-1",
-         "damping = X x mean eigenvalue per layer (-1: the index's default)"},
-        {"batch", Type::kInt, "32", "queries per engine call (cancellation granularity)"}},
+       {PathField("index", PathRole::kInput, "", "index directory"),
+        PathField("queries", PathRole::kInput, "",
+                  "JSONL input, one query per line: {\"sample_id\": ID} or {\"raw\": "
+                  "{\"features\": [...]}, \"label\": L}"),
+        PathField("out", PathRole::kOutputFile, "",
+                  "JSONL output, one result per query (written atomically)"),
+        PathField("scores_out", PathRole::kOutputFile, "\"\"",
+                  "also write every row's score, (queries, rows) float32 .npy"),
+        IntField("top_k", "10", "proponents and opponents per query", Closed(1, kMaxTopK)),
+        StringField("method", "\"ekfac\"", "ekfac, kfac, gradient-dot (lissa, exact)"),
+        DoubleField("damping", "-1",
+                    "damping = X x mean eigenvalue per layer (-1: the index's default)",
+                    ClosedOr(-1, 0, 1e12)),
+        IntField("batch", "32", "queries per engine call (cancellation granularity)",
+                 Closed(1, kMaxQueriesPerRequest)),
+        OverwriteField()},
        {"attribute"},
        true},
       {"evaluate-lds",
        "linear datamodeling score of attribution methods on Fashion-MNIST (retrains subsets)",
-       {{"out", Type::kString, "", "JSON result file (written atomically)", true},
-        {"train_size", Type::kInt, "1000", "first N Fashion-MNIST training images"},
-        {"queries", Type::kInt, "20", "first Q test images are the queries"},
-        {"hidden", Type::kString, "\"16\"", "hidden layer widths, comma-separated ('' = none)"},
-        {"epochs", Type::kInt, "40", "Adam epochs of every training run"},
-        {"batch_size", Type::kInt, "64", "minibatch size"},
-        {"lr", Type::kDouble, "0.001", "Adam learning rate"},
-        {"weight_decay", Type::kDouble, "0.001", "L2 coefficient of the training objective"},
-        {"subsets", Type::kInt, "50", "random training subsets M"},
-        {"alpha", Type::kDouble, "0.5", "fraction of the training set in each subset"},
-        {"methods", Type::kString, "\"ekfac,kfac,gradient-dot\"", "methods, comma-separated"},
-        {"seed", Type::kInt, "0", "seed of initialisation, shuffling and sampling"}},
+       {PathField("out", PathRole::kOutputFile, "", "JSON result file (written atomically)"),
+        IntField("train_size", "1000", "first N Fashion-MNIST training images",
+                 Closed(2, 60000)),
+        IntField("queries", "20", "first Q test images are the queries", Closed(1, 10000)),
+        StringField("hidden", "\"16\"", "hidden layer widths, comma-separated ('' = none)"),
+        IntField("epochs", "40", "Adam epochs of every training run", Closed(1, 10000)),
+        IntField("batch_size", "64", "minibatch size", Closed(1, 60000)),
+        DoubleField("lr", "0.001", "Adam learning rate", LeftOpen(0, 10)),
+        DoubleField("weight_decay", "0.001", "L2 coefficient of the training objective",
+                    Closed(0, 100)),
+        IntField("subsets", "50", "random training subsets M", Closed(2, 10000)),
+        DoubleField("alpha", "0.5", "fraction of the training set in each subset",
+                    Open(0, 1)),
+        StringField("methods", "\"ekfac,kfac,gradient-dot\"", "methods, comma-separated"),
+        IntField("seed", "0", "seed of initialisation, shuffling and sampling",
+                 Closed(0, kMaxSeed)),
+        OverwriteField()},
        {"train", "retrain", "covariance", "eigen-correction"},
        false},
       {"sleep",
        "wait a number of seconds, reporting progress (diagnostic: exercises the runner)",
-       {{"seconds", Type::kDouble, "", "how long to wait"}},
+       {DoubleField("seconds", "", "how long to wait", LeftOpen(0, kMaxSleepSeconds))},
        {"sleep"},
        true},
       AblationJobKind(),
       SourceTaskMatrixJobKind(),
   };
   return *kinds;
-}
-
-json ParseDefault(const JobSpecField& field) { return json::parse(field.default_value); }
-
-bool HasType(const json& value, Type type) {
-  switch (type) {
-    case Type::kString:
-      return value.is_string();
-    case Type::kInt:
-      return value.is_number_integer();
-    case Type::kDouble:
-      return value.is_number();
-  }
-  return false;
-}
-
-const char* TypeName(Type type) {
-  switch (type) {
-    case Type::kString:
-      return "a string";
-    case Type::kInt:
-      return "an integer";
-    case Type::kDouble:
-      return "a number";
-  }
-  return "?";
 }
 
 // Moves a complete directory `from` over `to` (the old `to`, if any, is removed), and syncs
@@ -179,7 +173,13 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   context.Log(absl::StrCat("indexing ", train.size(), " training samples of ", data_dir,
                            " (attempt ", context.attempt(), ", into ", temp, ")"));
   RETURN_IF_ERROR(BuildIndex(train, data_dir, options, context.progress()));
-  RETURN_IF_ERROR(ReplaceDirectory(temp, out_dir, old));
+  const absl::Status replaced = WriteJobOutput(context, "out_dir", [&](const std::string& path) {
+    return ReplaceDirectory(temp, path, old);
+  });
+  if (!replaced.ok()) {
+    std::filesystem::remove_all(temp, error);  // our own temporary directory
+    return replaced;
+  }
   context.Log(absl::StrCat("index written to ", out_dir));
   return out_dir;
 }
@@ -284,10 +284,12 @@ absl::StatusOr<std::string> RunBatchAttribute(const json& spec, JobContext& cont
     ReportProgress(context.progress(), "attribute", begin + static_cast<int64_t>(chunk.size()), n);
   }
   if (!scores_path.empty()) {
-    RETURN_IF_ERROR(WriteNpyF32(scores_path, {n, attributor->index().rows()}, scores.data()));
+    RETURN_IF_ERROR(WriteJobOutput(context, "scores_out", [&](const std::string& path) {
+      return WriteNpyF32(path, {n, attributor->index().rows()}, scores.data());
+    }));
     context.Log(absl::StrCat("scores written to ", scores_path));
   }
-  RETURN_IF_ERROR(out.Commit());
+  RETURN_IF_ERROR(WriteJobOutput(context, "out", [&](const std::string&) { return out.Commit(); }));
   context.Log(absl::StrCat("results written to ", out_path));
   return out_path;
 }
@@ -351,13 +353,14 @@ absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context
         {{"method", MethodName(m)}, {"lds", lds.mean}, {"seconds", scores.seconds}});
   }
   const std::string out = spec["out"].get<std::string>();
-  RETURN_IF_ERROR(WriteFileAtomically(out, result.dump(2) + "\n"));
+  RETURN_IF_ERROR(WriteJobOutput(context, "out", [&](const std::string& path) {
+    return WriteFileAtomically(path, result.dump(2) + "\n");
+  }));
   return out;
 }
 
 absl::StatusOr<std::string> RunSleep(const json& spec, JobContext& context) {
-  const double seconds = spec["seconds"].get<double>();
-  if (!(seconds >= 0)) return absl::InvalidArgumentError("seconds must be >= 0");
+  const double seconds = spec["seconds"].get<double>();  // in range: NormalizeJobSpec
   const auto start = std::chrono::steady_clock::now();
   const int64_t total = static_cast<int64_t>(seconds * 10);
   for (int64_t step = 0; step < total; ++step) {
@@ -385,33 +388,7 @@ absl::StatusOr<const JobKind*> FindJobKind(const std::string& name) {
 absl::StatusOr<std::string> NormalizeJobSpec(const std::string& kind_name,
                                              const std::string& spec_json) {
   ASSIGN_OR_RETURN(const JobKind* kind, FindJobKind(kind_name));
-  json spec = json::parse(spec_json.empty() ? "{}" : spec_json, nullptr, false);
-  if (!spec.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kind_name, " spec is not a JSON object: '", spec_json, "'"));
-  }
-  for (const auto& item : spec.items()) {
-    bool known = false;
-    for (const JobSpecField& f : kind->fields) known = known || f.name == item.key();
-    if (!known) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kind_name, " spec: unknown field '", item.key(), "'"));
-    }
-  }
-  for (const JobSpecField& f : kind->fields) {
-    if (!spec.contains(f.name)) {
-      if (f.default_value.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(kind_name, " spec: required field '", f.name, "' is missing"));
-      }
-      spec[f.name] = ParseDefault(f);
-    } else if (!HasType(spec[f.name], f.type)) {
-      return absl::InvalidArgumentError(absl::StrCat(kind_name, " spec: field '", f.name,
-                                                     "' must be ", TypeName(f.type), ", got ",
-                                                     spec[f.name].dump()));
-    }
-  }
-  return spec.dump();
+  return NormalizeSpec(*kind, spec_json);
 }
 
 absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& spec_json,

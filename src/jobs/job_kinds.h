@@ -1,12 +1,22 @@
 // The kinds of jobs tda runs, their specs, and how each runs.
 //
-// A spec is a JSON object; every kind declares its fields (name, type, default, help) once
-// here, and both the server (validating a submission) and the CLI (generating
-// `tda jobs submit KIND --field value` flags) use that declaration.
+// A spec is a JSON object; every kind declares its fields (name, type, default, help, valid
+// range, whether it is an input or output path; job_spec.h) once here, and both the server
+// (validating a submission) and the CLI (generating `tda jobs submit KIND --field value` flags
+// and their --help) use that declaration.
+//
+// Paths: every path field is resolved against the server's roots and refused with
+// kPermissionDenied outside them (job_paths.h); an existing output is replaced only when it is
+// the job's own or, with `overwrite: true`, a tda index or tda job output (job_outputs.h);
+// anything else is refused (kFailedPrecondition / kAlreadyExists) and left untouched. The
+// server checks at submission, the worker before the job starts and again right before each
+// write.
 //
 //   build-index      BuildIndex of a trained model (mlp or gpt) into out_dir. Written into a
 //                    fresh temporary directory "<out_dir>.job<ID>-tmp" and renamed over out_dir
-//                    when complete, so out_dir holds either the old index or the new one. Not
+//                    when complete (out_dir may be absent, empty, this job's earlier index, or
+//                    with overwrite a tda index; never another directory), so out_dir holds
+//                    either the old index or the new one. Not
 //                    resumable by shard (the writer has no resume point yet): after a crash the
 //                    job restarts from scratch into a fresh temporary directory.
 //   batch-attribute  a JSONL file of queries in ({"sample_id": "fashion-mnist/test/3"} or
@@ -30,37 +40,23 @@
 
 #include "absl/status/statusor.h"
 #include "jobs/job_context.h"
+#include "jobs/job_spec.h"
 
 namespace tda {
-
-struct JobSpecField {
-  enum class Type { kString, kInt, kDouble };
-  std::string name;  // JSON key (snake_case); the CLI flag uses dashes
-  Type type = Type::kString;
-  std::string default_value;  // as JSON text; empty = required
-  std::string help;
-  bool path = false;  // a file or directory (the CLI makes it absolute)
-};
-
-struct JobKind {
-  std::string name;  // "build-index", ...
-  std::string summary;
-  std::vector<JobSpecField> fields;
-  std::vector<std::string> stages;  // the progress stages in order, to compute an overall fraction
-  bool restartable = false;         // re-run from scratch after a crash (else: interrupted)
-};
 
 const std::vector<JobKind>& JobKinds();
 // kInvalidArgument listing the known kinds.
 absl::StatusOr<const JobKind*> FindJobKind(const std::string& name);
 
-// Checks a spec (a JSON object) against its kind: unknown fields, wrong types and missing
-// required fields are kInvalidArgument naming the field. Returns the spec with every default
-// filled in (compact JSON), which is what the store keeps.
-absl::StatusOr<std::string> NormalizeJobSpec(const std::string& kind, const std::string& spec_json);
+// NormalizeSpec (job_spec.h) of the kind named `kind`: defaults filled in, types and ranges
+// checked (kInvalidArgument naming the field, its value and its range). Paths are not
+// resolved here (ResolveSpecPaths in job_paths.h does, with the server's roots).
+[[nodiscard]] absl::StatusOr<std::string> NormalizeJobSpec(const std::string& kind, const std::string& spec_json);
 
-// Runs one job to completion; returns the path of its result. kCancelled when cancelled.
-absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& spec_json,
+// Runs one job to completion; returns the path of its result. kCancelled when cancelled. The
+// spec's paths must already be resolved (ResolveSpecPaths); each output is checked again with
+// JobContext::PrepareOutput right before it is written and recorded with RecordOutput after.
+[[nodiscard]] absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& spec_json,
                                    JobContext& context);
 
 }  // namespace tda

@@ -9,12 +9,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "jobs/cron.h"
 #include "jobs/job_kinds.h"
+#include "jobs/job_outputs.h"
 
 extern char** environ;
 
@@ -45,7 +47,14 @@ absl::StatusOr<std::unique_ptr<JobRunner>> JobRunner::Start(const JobRunnerOptio
     return absl::FailedPreconditionError(
         absl::StrCat("job worker binary '", options.worker_binary, "' is not executable"));
   }
-  auto runner = std::unique_ptr<JobRunner>(new JobRunner(options));
+  JobRunnerOptions resolved = options;
+  const JobRoots& roots = options.roots;
+  ASSIGN_OR_RETURN(resolved.roots,
+                   MakeJobRoots(roots.state_dir.empty()
+                                    ? std::filesystem::path(options.db_path).parent_path().string()
+                                    : roots.state_dir,
+                                roots.data_root, roots.output_root));
+  auto runner = std::unique_ptr<JobRunner>(new JobRunner(resolved));
   ASSIGN_OR_RETURN(runner->store_, JobStore::Open(options.db_path));
   RETURN_IF_ERROR(runner->RecoverInterruptedJobs("the server stopped (crash or kill)"));
   runner->control_ = std::thread([r = runner.get()] { r->ControlLoop(); });
@@ -76,8 +85,17 @@ absl::Status JobRunner::RecoverInterruptedJobs(const std::string& why) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> JobRunner::ValidateSpec(const std::string& kind,
+                                                   const std::string& spec_json) const {
+  ASSIGN_OR_RETURN(const JobKind* job_kind, FindJobKind(kind));
+  ASSIGN_OR_RETURN(const std::string normalized, NormalizeSpec(*job_kind, spec_json));
+  ASSIGN_OR_RETURN(std::string spec, ResolveSpecPaths(*job_kind, normalized, options_.roots));
+  RETURN_IF_ERROR(CheckSpecOutputs(*job_kind, spec, OutputRegistry(options_.roots), 0, 0));
+  return spec;
+}
+
 absl::StatusOr<JobRecord> JobRunner::Submit(const std::string& kind, const std::string& spec_json) {
-  ASSIGN_OR_RETURN(const std::string spec, NormalizeJobSpec(kind, spec_json));
+  ASSIGN_OR_RETURN(const std::string spec, ValidateSpec(kind, spec_json));
   ASSIGN_OR_RETURN(const int64_t id, store_->Submit(kind, spec));
   wake_.notify_all();
   return store_->Get(id);
@@ -103,7 +121,7 @@ absl::StatusOr<ScheduleRecord> JobRunner::CreateSchedule(const std::string& name
                                                          const std::string& spec_json) {
   if (name.empty()) return absl::InvalidArgumentError("a schedule needs a name");
   RETURN_IF_ERROR(CronSchedule::Parse(cron).status());
-  ASSIGN_OR_RETURN(const std::string spec, NormalizeJobSpec(kind, spec_json));
+  ASSIGN_OR_RETURN(const std::string spec, ValidateSpec(kind, spec_json));
   ASSIGN_OR_RETURN(const int64_t id, store_->CreateSchedule(name, cron, kind, spec));
   ASSIGN_OR_RETURN(std::vector<ScheduleRecord> all, store_->ListSchedules());
   for (ScheduleRecord& s : all) {
@@ -213,8 +231,17 @@ void JobRunner::FireDueSchedules() {
 absl::StatusOr<pid_t> JobRunner::SpawnWorker(int64_t job_id) {
   // Everything the child needs is prepared before fork: after fork only async-signal-safe
   // calls are allowed in a multithreaded process.
-  std::vector<std::string> args = {options_.worker_binary, "--db", options_.db_path, "--job",
-                                   std::to_string(job_id)};
+  std::vector<std::string> args = {options_.worker_binary,
+                                   "--db",
+                                   options_.db_path,
+                                   "--job",
+                                   std::to_string(job_id),
+                                   "--state-dir",
+                                   options_.roots.state_dir,
+                                   "--data-root",
+                                   options_.roots.data_root,
+                                   "--output-root",
+                                   options_.roots.output_root};
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::strncmp(*e, "OMP_NUM_THREADS=", 16) != 0) env.emplace_back(*e);

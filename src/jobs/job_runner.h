@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "jobs/job_paths.h"
 #include "jobs/job_store.h"
 
 namespace tda {
@@ -51,6 +52,10 @@ struct JobRunnerOptions {
   double cancel_grace_seconds = 5;
   double tick_seconds = 0.1;  // how often schedules and the queue are checked
   int64_t max_attempts = 3;   // runs of a restartable job before it is marked interrupted
+  // Where job paths may point (job_paths.h); passed on to every worker, which checks again.
+  // Start fills in what is empty: state_dir = the database's directory, the roots under it
+  // (MakeJobRoots), creating them.
+  JobRoots roots;
 };
 
 class JobRunner {
@@ -61,13 +66,13 @@ class JobRunner {
 
   JobStore& store() { return *store_; }
 
-  // Validates the spec against its kind (NormalizeJobSpec) and queues the job.
+  // Validates the spec (ValidateSpec) and queues the job with its paths resolved.
   absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json);
   // As described in the file comment; returns the job after the call. kNotFound,
   // kFailedPrecondition for a job that has finished.
   absl::StatusOr<JobRecord> Cancel(int64_t id);
 
-  // Validates the cron expression and the spec.
+  // Validates the cron expression and the spec (ValidateSpec).
   absl::StatusOr<ScheduleRecord> CreateSchedule(const std::string& name, const std::string& cron,
                                                 const std::string& kind,
                                                 const std::string& spec_json);
@@ -88,6 +93,11 @@ class JobRunner {
   };
 
   explicit JobRunner(const JobRunnerOptions& options) : options_(options) {}
+  // NormalizeJobSpec, then ResolveSpecPaths against the roots (kPermissionDenied for a path
+  // outside them), then CheckSpecOutputs for a new job (kAlreadyExists / kFailedPrecondition
+  // for an existing output it may not replace). Returns the spec to store.
+  [[nodiscard]] absl::StatusOr<std::string> ValidateSpec(const std::string& kind,
+                                                         const std::string& spec_json) const;
   absl::Status RecoverInterruptedJobs(const std::string& why);
   void ControlLoop();
   void MaybeScheduleJobs();  // REQUIRES(mu_)
