@@ -35,6 +35,7 @@ constexpr char kUsage[] =
     "  describe      what an index holds (server or offline)\n"
     "  eval loo|lds  how faithful each method is: leave-one-out and LDS retraining\n"
     "  jobs          background jobs and schedules on a tda-server (submit, watch, ...)\n"
+    "  admin         bearer tokens of a team tda-server (token create/revoke/list, reload)\n"
     "  ablate        remove samples or a data source: predicted vs unlearned vs retrained\n"
     "                ('tda ablate matrix': the source x task map); runs as a server job\n"
     "\n"
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   if (command == "describe") return tda::RunDescribe(args);
   if (command == "eval") return tda::RunEval(args);
   if (command == "jobs") return tda::RunJobs(args);
+  if (command == "admin") return tda::RunAdmin(args);
   if (command == "ablate") {  // a job submitted and watched: 'tda jobs submit ablation --watch'
     const bool matrix = !args.empty() && args[0] == "matrix";
     if (matrix) args.erase(args.begin());

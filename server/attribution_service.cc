@@ -5,6 +5,8 @@
 
 #include "api/api_conversion.h"
 #include "api/status_conversion.h"
+#include "server/caller_role.h"
+#include "server/path_hiding.h"
 
 namespace tda {
 
@@ -38,6 +40,7 @@ grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
                                                    const v1::DescribeIndexRequest* request,
                                                    v1::DescribeIndexResponse* response) {
   *response = DescribeAttributor(*attributor_);
+  HidePaths(CallerRole(*context), response);
   v1::IndexVerification* verification = response->mutable_verification();
   if (verifier_ == nullptr) {  // opened with full verification
     verification->set_state(v1::IndexVerification::VERIFIED);

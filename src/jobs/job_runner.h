@@ -51,6 +51,7 @@ struct JobRunnerOptions {
   double cancel_grace_seconds = 5;
   double tick_seconds = 0.1;  // how often schedules and the queue are checked
   int64_t max_attempts = 3;   // runs of a restartable job before it is marked interrupted
+  int64_t max_active_per_submitter = 0;  // queued + running jobs per submitter; 0 = no limit
 };
 
 class JobRunner {
@@ -61,8 +62,10 @@ class JobRunner {
 
   JobStore& store() { return *store_; }
 
-  // Validates the spec against its kind (NormalizeJobSpec) and queues the job.
-  absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json);
+  // Validates the spec against its kind (NormalizeJobSpec) and queues the job of `submitter`;
+  // kResourceExhausted beyond max_active_per_submitter.
+  absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json,
+                                   const std::string& submitter = "");
   // As described in the file comment; returns the job after the call. kNotFound,
   // kFailedPrecondition for a job that has finished.
   absl::StatusOr<JobRecord> Cancel(int64_t id);
