@@ -389,8 +389,9 @@ TEST(ClientConnectionTest, ARefusedConnectionFailsFast) {
 }
 
 TEST(ClientConnectionTest, AnInvalidPortIsAUsageError) {
-  for (const std::string& server : {"127.0.0.1:99999", "127.0.0.1:http", "127.0.0.1:", "nohost"}) {
-    for (const std::string& command : {"describe --server " + server, "jobs list --server " + server}) {
+  for (const char* server : {"127.0.0.1:99999", "127.0.0.1:http", "127.0.0.1:", "nohost"}) {
+    for (const std::string& command :
+         {std::string("describe --server ") + server, std::string("jobs list --server ") + server}) {
       const CommandResult result = testing::Shell(Cli(command));
       EXPECT_EQ(result.exit_code, 2) << command << ": " << result.stdout_text;
       EXPECT_THAT(result.stdout_text, HasSubstr("--server")) << command;
