@@ -102,6 +102,12 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
         absl::StrCat("cannot listen on '", options.listen, "' (address in use or not local?)"));
   }
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+  std::cerr << "tda-server: " << (options.security.tls() ? "TLS" : "plaintext")
+            << (options.security.tls_client_ca_file.empty() ? "" : ", client certificates required")
+            << (options.security.tokens()
+                    ? ", bearer tokens from " + options.security.auth_tokens_file
+                    : std::string(", no authentication (every caller is anonymous admin)"))
+            << "\n";
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus(true);
