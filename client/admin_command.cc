@@ -45,9 +45,9 @@ int RunTokenCommand(const std::string& command, const Args& args) {
     rest.erase(rest.begin());
   }
   FlagParser flags("tda admin token " + command,
-                   takes_name ? "NAME --file FILE" + std::string(command == "create"
-                                                                      ? " --role R" : "")
-                              : "--file FILE",
+                   takes_name
+                       ? "NAME --file FILE" + std::string(command == "create" ? " --role R" : "")
+                       : "--file FILE",
                    command == "create"   ? "Creates a token, prints it once and appends its hash."
                    : command == "revoke" ? "Removes a token from the file."
                                          : "Lists the tokens' names and roles.");

@@ -1,15 +1,14 @@
 #include "client/channel.h"
 
 #include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/client_interceptor.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -61,7 +60,7 @@ struct HostPort {
   std::string host, port;
 };
 
-absl::StatusOr<HostPort> SplitAddress(const std::string& address) {
+[[nodiscard]] absl::StatusOr<HostPort> SplitAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0) {
     return absl::InvalidArgumentError(
@@ -74,7 +73,7 @@ absl::StatusOr<HostPort> SplitAddress(const std::string& address) {
   return out;
 }
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+[[nodiscard]] absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
   std::string pem;
   if (absl::Status read = ReadFile(path, &pem); !read.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", read.message()));
@@ -82,7 +81,7 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
   return pem;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+[[nodiscard]] absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
     const ConnectionOptions& options) {
   if (!options.tls()) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions ssl;
@@ -133,10 +132,9 @@ bool TcpConnectionRefused(const std::string& address) {
   return refused;
 }
 
-absl::Status ConnectFailure(const ConnectionOptions& options) {
+[[nodiscard]] absl::Status ConnectFailure(const ConnectionOptions& options) {
   if (TcpConnectionRefused(options.address)) {
-    return absl::UnavailableError(absl::StrCat("cannot connect to tda-server at ",
-                                               options.address,
+    return absl::UnavailableError(absl::StrCat("cannot connect to tda-server at ", options.address,
                                                ": connection refused (is it running there?)"));
   }
   return absl::UnavailableError(absl::StrCat(
@@ -156,11 +154,13 @@ void AddConnectionFlags(FlagParser& flags, bool server_required, const std::stri
   } else {
     flags.AddString("server", "ADDR", "", server_help);
   }
-  flags.AddString("tls-ca", "FILE", "", "PEM CA certificate the server's TLS certificate must "
+  flags.AddString("tls-ca", "FILE", "",
+                  "PEM CA certificate the server's TLS certificate must "
                   "chain to (uses TLS)");
   flags.AddString("tls-cert", "FILE", "", "PEM client certificate for mutual TLS");
   flags.AddString("tls-key", "FILE", "", "PEM private key of --tls-cert");
-  flags.AddString("token", "TOKEN", "", "bearer token (visible to other local users in the "
+  flags.AddString("token", "TOKEN", "",
+                  "bearer token (visible to other local users in the "
                   "process list: prefer --token-file or TDA_TOKEN)");
   flags.AddString("token-file", "FILE", "", "file whose first line is the bearer token");
 }

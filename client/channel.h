@@ -37,8 +37,9 @@ struct ConnectionOptions {
 // "" (the command then works offline, e.g. `tda query --index DIR`).
 void AddConnectionFlags(FlagParser& flags, bool server_required, const std::string& server_help);
 
-// The options from parsed flags; only an empty address when --server is not given (token: --token, else --token-file's first line, else
-// $TDA_TOKEN). kInvalidArgument for a malformed --server (port not a number in 1..65535),
+// The options from parsed flags; only an empty address when --server is not given (token: --token,
+// else --token-file's first line, else $TDA_TOKEN). kInvalidArgument for a malformed --server (port
+// not a number in 1..65535),
 // --tls-cert without --tls-key, both --token and --token-file, an unreadable token file: the
 // caller reports it as a usage error (exit 2) before any connection attempt.
 [[nodiscard]] absl::StatusOr<ConnectionOptions> ConnectionFromFlags(const FlagParser& flags);

@@ -61,17 +61,17 @@ grpc::Status TokenAuthProcessor::PinIdentity(const TokenEntry& entry, grpc::Auth
     return grpc::Status::OK;
   }
   if (pinned_name != entry.name || FirstProperty(*context, kRoleProperty) != RoleName(entry.role)) {
-    return Unauthenticated(absl::StrCat(
-        "this connection is authenticated as token '", pinned_name, "'; one token per "
-        "connection (open a new connection for token '", entry.name, "' or its new role)"));
+    return Unauthenticated(absl::StrCat("this connection is authenticated as token '", pinned_name,
+                                        "'; one token per "
+                                        "connection (open a new connection for token '",
+                                        entry.name, "' or its new role)"));
   }
   return grpc::Status::OK;
 }
 
 grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
                                          grpc::AuthContext* context,
-                                         OutputMetadata* consumed_auth_metadata,
-                                         OutputMetadata*) {
+                                         OutputMetadata* consumed_auth_metadata, OutputMetadata*) {
   const auto path_entry = auth_metadata.find(":path");
   const absl::string_view method =
       path_entry == auth_metadata.end() ? absl::string_view() : View(path_entry->second);
@@ -98,7 +98,8 @@ grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
   const std::optional<Role> required = RequiredRole(method);
   if (!required) {
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                        absl::StrCat("method '", method, "' is not in tda-server's role table "
+                        absl::StrCat("method '", method,
+                                     "' is not in tda-server's role table "
                                      "(server/rpc_roles.cc), so no role may call it"));
   }
   if (!RoleAtLeast(entry->role, *required)) {

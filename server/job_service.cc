@@ -64,8 +64,9 @@ v1::Job VisibleJob(const grpc::ServerContext& context, const JobRecord& job) {
 }
 
 // The job, or NOT_FOUND when the caller may not see it (its existence is not revealed).
-absl::StatusOr<JobRecord> GetVisibleJob(JobRunner* runner, const grpc::ServerContext& context,
-                                        int64_t id) {
+[[nodiscard]] absl::StatusOr<JobRecord> GetVisibleJob(JobRunner* runner,
+                                                      const grpc::ServerContext& context,
+                                                      int64_t id) {
   absl::StatusOr<JobRecord> job = runner->store().Get(id);
   if (job.ok() && !MaySee(context, *job)) {
     return absl::NotFoundError(absl::StrCat("no job with id ", id));

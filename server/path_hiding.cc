@@ -36,7 +36,8 @@ void HidePaths(Role role, v1::DescribeIndexResponse* response) {
 void HidePaths(Role role, v1::Job* job) {
   if (SeesPaths(role)) return;
   job->set_result_path(VisiblePath(role, job->result_path()));
-  nlohmann::json spec = nlohmann::json::parse(job->spec_json(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json spec =
+      nlohmann::json::parse(job->spec_json(), nullptr, /*allow_exceptions=*/false);
   if (spec.is_discarded()) {
     job->clear_spec_json();  // not JSON: nothing safe to show
     return;

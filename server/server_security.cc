@@ -20,7 +20,7 @@ std::string HostOf(const std::string& listen) {
   return host;
 }
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+[[nodiscard]] absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
   std::string pem;
   absl::Status read = ReadFile(path, &pem);
   if (!read.ok()) {
@@ -56,7 +56,8 @@ absl::StatusOr<std::vector<std::string>> CheckListenPolicy(const std::string& li
   if (IsLoopbackHost(HostOf(listen))) return warnings;
   if (options.tokens() && !options.tls()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "refusing to listen on ", listen, " with --auth-tokens but without TLS: the tokens "
+        "refusing to listen on ", listen,
+        " with --auth-tokens but without TLS: the tokens "
         "would cross the network in clear text. Add --tls-cert FILE --tls-key FILE, or listen "
         "on 127.0.0.1 (--insecure does not lift this)"));
   }
@@ -64,21 +65,22 @@ absl::StatusOr<std::vector<std::string>> CheckListenPolicy(const std::string& li
   if (!options.insecure) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing to listen on the non-loopback address ", listen, " without ",
-        options.tls() ? "" : "TLS and ", "--auth-tokens: anyone who can reach it could query "
+        options.tls() ? "" : "TLS and ",
+        "--auth-tokens: anyone who can reach it could query "
         "the index and submit or cancel jobs. Add --tls-cert FILE --tls-key FILE and "
         "--auth-tokens FILE (see 'tda admin token create'), listen on 127.0.0.1, or pass "
         "--insecure to accept the risk"));
   }
-  warnings.push_back(absl::StrCat(
-      "INSECURE: listening on ", listen, options.tls() ? " with TLS but" : "", " without ",
-      options.tls() ? "" : "TLS or ", "authentication (--insecure): anyone who can reach this "
-      "address may query the index and submit, cancel and schedule jobs"));
+  warnings.push_back(
+      absl::StrCat("INSECURE: listening on ", listen, options.tls() ? " with TLS but" : "",
+                   " without ", options.tls() ? "" : "TLS or ",
+                   "authentication (--insecure): anyone who can reach this "
+                   "address may query the index and submit, cancel and schedule jobs"));
   return warnings;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> BuildServerCredentials(
-    const ServerSecurityOptions& options,
-    std::shared_ptr<grpc::AuthMetadataProcessor> processor) {
+    const ServerSecurityOptions& options, std::shared_ptr<grpc::AuthMetadataProcessor> processor) {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (options.tls()) {
     absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file, "tls-cert");

@@ -30,9 +30,9 @@
 namespace tda {
 
 struct ServerSecurityOptions {
-  std::string auth_tokens_file;  // --auth-tokens; empty: everyone is "anonymous" admin
-  std::string tls_cert_file;     // PEM certificate chain
-  std::string tls_key_file;      // PEM private key
+  std::string auth_tokens_file;    // --auth-tokens; empty: everyone is "anonymous" admin
+  std::string tls_cert_file;       // PEM certificate chain
+  std::string tls_key_file;        // PEM private key
   std::string tls_client_ca_file;  // PEM CA that signs client certificates (mTLS)
   bool insecure = false;           // allow a non-loopback address without TLS and tokens
   bool tls() const { return !tls_cert_file.empty(); }
@@ -51,7 +51,6 @@ bool IsLoopbackHost(const std::string& host);
 // The credentials to listen with; `processor` (may be null) authenticates calls.
 // kNotFound / kInvalidArgument naming a certificate or key file that cannot be read.
 [[nodiscard]] absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> BuildServerCredentials(
-    const ServerSecurityOptions& options,
-    std::shared_ptr<grpc::AuthMetadataProcessor> processor);
+    const ServerSecurityOptions& options, std::shared_ptr<grpc::AuthMetadataProcessor> processor);
 
 }  // namespace tda

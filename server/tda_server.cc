@@ -60,7 +60,9 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   absl::StatusOr<std::vector<std::string>> warnings =
       CheckListenPolicy(options.listen, options.security);
   if (!warnings.ok()) return warnings.status();
-  for (const std::string& warning : *warnings) std::cerr << "tda-server: WARNING: " << warning << "\n";
+  for (const std::string& warning : *warnings) {
+    std::cerr << "tda-server: WARNING: " << warning << "\n";
+  }
   std::shared_ptr<TokenAuthProcessor> token_processor;
   if (options.security.tokens()) {
     absl::StatusOr<std::shared_ptr<TokenAuthProcessor>> loaded =

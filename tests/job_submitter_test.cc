@@ -65,7 +65,8 @@ TEST(JobSubmitterTest, SchedulesSubmitAsThemselvesAndTheQuotaCountsActiveJobs) {
   testing::TempDir dir;
   absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(dir.file("jobs.db"));
   TDA_ASSERT_OK(store);
-  absl::StatusOr<int64_t> schedule = (*store)->CreateSchedule("nightly", "* * * * *", "sleep", "{}");
+  absl::StatusOr<int64_t> schedule =
+      (*store)->CreateSchedule("nightly", "* * * * *", "sleep", "{}");
   TDA_ASSERT_OK(schedule);
   absl::StatusOr<int64_t> fired = (*store)->FireSchedule(*schedule, 1.0);
   TDA_ASSERT_OK(fired);

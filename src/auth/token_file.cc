@@ -28,8 +28,8 @@ constexpr size_t kMaxNameLength = 64;
 bool IsValidName(absl::string_view name) {
   if (name.empty() || name.size() > kMaxNameLength) return false;
   for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
-        c != '@' && c != '-') {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '@' &&
+        c != '-') {
       return false;
     }
   }
@@ -75,7 +75,7 @@ class FileLock {
 };
 
 // The file's text; empty when it does not exist yet.
-absl::StatusOr<std::string> ReadTextIfExists(const std::string& path) {
+[[nodiscard]] absl::StatusOr<std::string> ReadTextIfExists(const std::string& path) {
   std::string text;
   absl::Status read = ReadFile(path, &text);
   if (absl::IsNotFound(read)) return std::string();
@@ -97,8 +97,8 @@ absl::StatusOr<std::string> GenerateToken() {
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
     return absl::InternalError("the random number generator failed (RAND_bytes)");
   }
-  std::string token = absl::StrCat(
-      "tda_", absl::BytesToHexString(absl::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes))));
+  std::string token = absl::StrCat("tda_", absl::BytesToHexString(absl::string_view(
+                                               reinterpret_cast<char*>(bytes), sizeof(bytes))));
   OPENSSL_cleanse(bytes, sizeof(bytes));
   return token;
 }
@@ -118,15 +118,16 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(const std::string& file_n
     std::vector<absl::string_view> fields =
         absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (fields.size() != 3) {
-      return error(absl::StrCat("expected 'NAME ROLE SHA256HEX', got ", fields.size(),
-                                " field(s)"));
+      return error(
+          absl::StrCat("expected 'NAME ROLE SHA256HEX', got ", fields.size(), " field(s)"));
     }
     if (!IsValidName(fields[0])) return error(std::string(BadName(fields[0]).message()));
     absl::StatusOr<Role> role = ParseRole(fields[1]);
     if (!role.ok()) return error(std::string(role.status().message()));
     if (!IsSha256Hex(fields[2])) {
-      return error("the third field must be the token's SHA-256 as 64 lowercase hex digits "
-                   "(the token itself never goes in this file)");
+      return error(
+          "the third field must be the token's SHA-256 as 64 lowercase hex digits "
+          "(the token itself never goes in this file)");
     }
     if (!names.insert(std::string(fields[0])).second) {
       return error(absl::StrCat("duplicate token name '", fields[0], "'"));
@@ -151,8 +152,8 @@ absl::StatusOr<std::string> CreateToken(const std::string& path, const std::stri
   ASSIGN_OR_RETURN(std::vector<TokenEntry> entries, ParseTokenFile(path, text));
   for (const TokenEntry& entry : entries) {
     if (entry.name == name) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "a token named '", name, "' is already in ", path, " (revoke it first)"));
+      return absl::AlreadyExistsError(
+          absl::StrCat("a token named '", name, "' is already in ", path, " (revoke it first)"));
     }
   }
   ASSIGN_OR_RETURN(std::string token, GenerateToken());
@@ -171,8 +172,8 @@ absl::Status RevokeToken(const std::string& path, const std::string& name) {
   std::string kept;
   bool found = false;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    std::vector<absl::string_view> fields = absl::StrSplit(
-        absl::StripAsciiWhitespace(line), absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(absl::StripAsciiWhitespace(line), absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (fields.size() == 3 && fields[0] == name && fields[0][0] != '#') {
       found = true;
       continue;

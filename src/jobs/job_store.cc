@@ -239,7 +239,8 @@ absl::Status JobStore::CreateSchema() {
 absl::Status JobStore::AddSubmitterColumn() {
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
-  Statement columns(this, "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'submitter'");
+  Statement columns(this,
+                    "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'submitter'");
   ASSIGN_OR_RETURN(bool row, columns.Step());
   if (row && columns.Int(0) > 0) return absl::OkStatus();
   RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN submitter TEXT NOT NULL DEFAULT ''"));

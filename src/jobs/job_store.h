@@ -154,7 +154,7 @@ class JobStore {
   absl::Status Exec(const char* sql);
   absl::Status Error(const char* what) const;  // the connection's last error as a Status
   absl::Status CreateSchema();
-  absl::Status AddSubmitterColumn();
+  [[nodiscard]] absl::Status AddSubmitterColumn();
   absl::StatusOr<JobRecord> GetLocked(int64_t id);
 
   std::string path_;

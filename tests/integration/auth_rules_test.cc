@@ -3,9 +3,8 @@
 // are exactly health and reflection, token files parse or fail naming file and line, token
 // files hold hashes only, the listen policy keeps unprotected servers on loopback, and path
 // hiding shows readers names only.
-#include <gtest/gtest.h>
-
 #include <google/protobuf/descriptor.h>
+#include <gtest/gtest.h>
 
 #include <fstream>
 #include <set>
@@ -92,9 +91,9 @@ TEST(RpcRolesTest, UnknownMethodsHaveNoRoleAndOnlyHealthAndReflectionArePublic) 
 
 TEST(TokenFileTest, ParsesCommentsBlankLinesAndEntries) {
   const std::string hash = Sha256Hex("secret");
-  absl::StatusOr<std::vector<TokenEntry>> entries = ParseTokenFile(
-      "tokens", "# team tokens\n\nalice reader " + hash + "\n  bob\toperator   " +
-                    Sha256Hex("other") + "  \n");
+  absl::StatusOr<std::vector<TokenEntry>> entries =
+      ParseTokenFile("tokens", "# team tokens\n\nalice reader " + hash + "\n  bob\toperator   " +
+                                   Sha256Hex("other") + "  \n");
   TDA_ASSERT_OK(entries);
   ASSERT_EQ(entries->size(), 2u);
   EXPECT_EQ((*entries)[0].name, "alice");
@@ -144,7 +143,8 @@ TEST(TokenFileTest, CreateStoresOnlyTheHashRefusesDuplicatesAndRevokeRemoves) {
   TDA_ASSERT_OK(left);
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].name, "bob");
-  EXPECT_THAT(RevokeToken(path, "alice"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("alice")));
+  EXPECT_THAT(RevokeToken(path, "alice"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("alice")));
 }
 
 TEST(ListenPolicyTest, LoopbackIsAlwaysAllowed) {
@@ -157,8 +157,8 @@ TEST(ListenPolicyTest, LoopbackIsAlwaysAllowed) {
 
 TEST(ListenPolicyTest, NetworkAddressesNeedTlsAndTokensOrInsecure) {
   ServerSecurityOptions none;
-  for (const char* listen : {"0.0.0.0:0", "[::]:50051", "192.168.1.20:50051", ":50051",
-                             "example.com:1"}) {
+  for (const char* listen :
+       {"0.0.0.0:0", "[::]:50051", "192.168.1.20:50051", ":50051", "example.com:1"}) {
     EXPECT_THAT(CheckListenPolicy(listen, none).status(),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--insecure")))
         << listen;
@@ -190,7 +190,8 @@ TEST(PathHidingTest, ReadersSeeNamesOperatorsSeePaths) {
   EXPECT_EQ(VisiblePath(Role::kOperator, "/srv/tda/indexes/fmnist"), "/srv/tda/indexes/fmnist");
   v1::Job job;
   job.set_result_path("/srv/out/scores.jsonl");
-  job.set_spec_json(R"({"index":"/srv/idx/a","top_k":5,"queries":["/q/x.jsonl"],"method":"ekfac"})");
+  job.set_spec_json(
+      R"({"index":"/srv/idx/a","top_k":5,"queries":["/q/x.jsonl"],"method":"ekfac"})");
   v1::Job reader_view = job;
   HidePaths(Role::kReader, &reader_view);
   EXPECT_EQ(reader_view.result_path(), "scores.jsonl");

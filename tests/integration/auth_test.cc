@@ -8,13 +8,12 @@
 // defaults: a network address without TLS and tokens is refused unless --insecure; and the
 // CLI fails fast on a refused connection and refuses a bad port as a usage error.
 #include <gmock/gmock.h>
+#include <google/protobuf/descriptor.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <google/protobuf/descriptor.h>
 
 #include <chrono>
 #include <map>
@@ -23,10 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/atomic_file.h"
-#include "team_server.h"
 #include "tda/v1/admin.grpc.pb.h"
 #include "tda/v1/attribution.grpc.pb.h"
 #include "tda/v1/jobs.grpc.pb.h"
+#include "team_server.h"
 #include "test_support.h"
 
 namespace tda {
@@ -66,11 +65,11 @@ class AuthTest : public ::testing::Test {
     for (const char* role : kRoles) tokens_[role] = CreateTokenWithCli(tokens_file_, role, role);
     tokens_["reader2"] = CreateTokenWithCli(tokens_file_, "reader2", "reader");
     tokens_["operator2"] = CreateTokenWithCli(tokens_file_, "operator2", "operator");
-    absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
-        index_dir_, "127.0.0.1:0",
-        {"--auth-tokens", tokens_file_, "--state-dir", dir_->file("state"), "--job-quota",
-         std::to_string(kJobQuota)},
-        &address_);
+    absl::StatusOr<std::unique_ptr<ChildProcess>> server =
+        testing::StartTdaServer(index_dir_, "127.0.0.1:0",
+                                {"--auth-tokens", tokens_file_, "--state-dir", dir_->file("state"),
+                                 "--job-quota", std::to_string(kJobQuota)},
+                                &address_);
     TDA_ASSERT_OK(server);
     server_ = server->release();
   }
@@ -111,12 +110,12 @@ std::vector<std::pair<std::string, int>> AllMethods() {
   v1::ReloadTokensRequest::descriptor();
   std::vector<std::pair<std::string, int>> methods;
   const std::map<std::string, int> expected_role = {
-      {"Attribute", 0}, {"DescribeIndex", 0}, {"GetSample", 0}, {"GetJob", 0},
-      {"ListJobs", 0}, {"WatchJob", 0}, {"SubmitJob", 1}, {"CancelJob", 1},
+      {"Attribute", 0},      {"DescribeIndex", 0}, {"GetSample", 0},      {"GetJob", 0},
+      {"ListJobs", 0},       {"WatchJob", 0},      {"SubmitJob", 1},      {"CancelJob", 1},
       {"CreateSchedule", 1}, {"ListSchedules", 1}, {"DeleteSchedule", 1}, {"ReloadTokens", 2}};
-  for (const char* name : {v1::AttributionService::service_full_name(),
-                           v1::JobService::service_full_name(),
-                           v1::AdminService::service_full_name()}) {
+  for (const char* name :
+       {v1::AttributionService::service_full_name(), v1::JobService::service_full_name(),
+        v1::AdminService::service_full_name()}) {
     const google::protobuf::ServiceDescriptor* service =
         google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
     for (int i = 0; i < service->method_count(); ++i) {
@@ -141,7 +140,8 @@ TEST_F(AuthTest, EveryRpcNeedsATokenOfItsRole) {
       grpc::Status status = testing::CallRaw(channels[kRoles[r]].get(), method);
       if (r < required) {
         EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << kRoles[r];
-        EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("needs role ", kRoles[required])));
+        EXPECT_THAT(status.error_message(),
+                    HasSubstr(absl::StrCat("needs role ", kRoles[required])));
       } else {
         // The handler ran: OK or its own error for the empty request.
         EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
@@ -163,8 +163,8 @@ TEST_F(AuthTest, EveryRpcNeedsATokenOfItsRole) {
 TEST_F(AuthTest, HealthAndReflectionNeedNoToken) {
   std::shared_ptr<grpc::Channel> anonymous = ChannelFor("");
   std::string response;
-  grpc::Status health = testing::CallRaw(anonymous.get(), "/grpc.health.v1.Health/Check", "",
-                                         &response);
+  grpc::Status health =
+      testing::CallRaw(anonymous.get(), "/grpc.health.v1.Health/Check", "", &response);
   EXPECT_TRUE(health.ok()) << health.error_message();
   EXPECT_EQ(response, std::string("\x08\x01", 2));  // status: SERVING
   // ServerReflectionRequest{list_services: ""} (field 7).
@@ -193,8 +193,8 @@ TEST_F(AuthTest, TheTokenFileHoldsOnlyHashesAndTheCliTokenWorks) {
   EXPECT_NE(duplicate.exit_code, 0);
   EXPECT_THAT(duplicate.stdout_text, HasSubstr("already"));
   // The CLI with the printed token (through the environment), and without it.
-  const CommandResult with_token = testing::Shell(
-      "TDA_TOKEN=" + tokens_.at("reader") + " " + Cli("describe --server " + address_));
+  const CommandResult with_token = testing::Shell("TDA_TOKEN=" + tokens_.at("reader") + " " +
+                                                  Cli("describe --server " + address_));
   EXPECT_EQ(with_token.exit_code, 0) << with_token.stdout_text;
   EXPECT_THAT(with_token.stdout_text, HasSubstr("rows"));
   const CommandResult without = testing::Shell(Cli("describe --server " + address_));
@@ -202,8 +202,8 @@ TEST_F(AuthTest, TheTokenFileHoldsOnlyHashesAndTheCliTokenWorks) {
   EXPECT_THAT(without.stdout_text, HasSubstr("no token"));
   const std::string token_file = dir_->file("reader.token");
   TDA_ASSERT_OK(WriteFileAtomically(token_file, tokens_.at("reader") + "\n"));
-  const CommandResult from_file = testing::Shell(
-      Cli("jobs list --server " + address_ + " --token-file " + token_file));
+  const CommandResult from_file =
+      testing::Shell(Cli("jobs list --server " + address_ + " --token-file " + token_file));
   EXPECT_EQ(from_file.exit_code, 0) << from_file.stdout_text;
   EXPECT_THAT(from_file.stdout_text, HasSubstr("submitter"));
 }
@@ -243,14 +243,14 @@ TEST_F(AuthTest, ARevokedTokenStopsOnSighupAndOtherConnectionsKeepWorking) {
   // The admin RPC reports the bad file; restoring it reloads.
   v1::ReloadTokensResponse reloaded;
   grpc::ClientContext context;
-  grpc::Status reload = v1::AdminService::NewStub(ChannelFor("admin"))->ReloadTokens(
-      &context, {}, &reloaded);
+  grpc::Status reload =
+      v1::AdminService::NewStub(ChannelFor("admin"))->ReloadTokens(&context, {}, &reloaded);
   EXPECT_EQ(reload.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(reload.error_message(), HasSubstr(tokens_file_ + ":"));
   TDA_ASSERT_OK(WriteFileAtomically(tokens_file_, text));
   grpc::ClientContext again;
-  EXPECT_TRUE(v1::AdminService::NewStub(ChannelFor("admin"))->ReloadTokens(&again, {}, &reloaded)
-                  .ok());
+  EXPECT_TRUE(
+      v1::AdminService::NewStub(ChannelFor("admin"))->ReloadTokens(&again, {}, &reloaded).ok());
   EXPECT_EQ(reloaded.tokens(), 4);
 }
 
@@ -279,8 +279,8 @@ TEST_F(AuthTest, JobsRecordSubmittersReadersSeeTheirsOperatorsCancelTheirs) {
   v1::CancelJobRequest cancel;
   cancel.set_id(mine.id());
   v1::Job cancelled;
-  status = v1::JobService::NewStub(ChannelFor("operator2"))->CancelJob(&other_context, cancel,
-                                                                       &cancelled);
+  status = v1::JobService::NewStub(ChannelFor("operator2"))
+               ->CancelJob(&other_context, cancel, &cancelled);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(status.error_message(), HasSubstr("admin"));
   // A reader does not see another's job (nor its existence); operators see it with paths.
@@ -292,8 +292,8 @@ TEST_F(AuthTest, JobsRecordSubmittersReadersSeeTheirsOperatorsCancelTheirs) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   v1::ListJobsResponse listed;
   grpc::ClientContext list_context;
-  ASSERT_TRUE(v1::JobService::NewStub(ChannelFor("reader"))->ListJobs(&list_context, {}, &listed)
-                  .ok());
+  ASSERT_TRUE(
+      v1::JobService::NewStub(ChannelFor("reader"))->ListJobs(&list_context, {}, &listed).ok());
   for (const v1::Job& job : listed.jobs()) EXPECT_EQ(job.submitter(), "reader");
   // The quota: kJobQuota active jobs per submitter.
   for (int i = 1; i < kJobQuota; ++i) {
@@ -304,14 +304,14 @@ TEST_F(AuthTest, JobsRecordSubmittersReadersSeeTheirsOperatorsCancelTheirs) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   SubmitSleep("admin", 30, &status);  // another submitter has its own quota
   EXPECT_TRUE(status.ok()) << status.error_message();
-  const CommandResult table = testing::Shell(
-      "TDA_TOKEN=" + tokens_.at("admin") + " " + Cli("jobs list --server " + address_));
+  const CommandResult table = testing::Shell("TDA_TOKEN=" + tokens_.at("admin") + " " +
+                                             Cli("jobs list --server " + address_));
   EXPECT_THAT(table.stdout_text, HasSubstr("submitter"));
   EXPECT_THAT(table.stdout_text, HasSubstr("operator"));
   // The owner cancels its own jobs; the admin cancels any.
   grpc::ClientContext own_context;
-  status = v1::JobService::NewStub(ChannelFor("operator"))->CancelJob(&own_context, cancel,
-                                                                      &cancelled);
+  status =
+      v1::JobService::NewStub(ChannelFor("operator"))->CancelJob(&own_context, cancel, &cancelled);
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
@@ -319,9 +319,11 @@ TEST_F(AuthTest, ReadersSeeNamesNotPaths) {
   v1::DescribeIndexResponse as_reader, as_operator;
   grpc::ClientContext c1, c2;
   ASSERT_TRUE(v1::AttributionService::NewStub(ChannelFor("reader"))
-                  ->DescribeIndex(&c1, {}, &as_reader).ok());
+                  ->DescribeIndex(&c1, {}, &as_reader)
+                  .ok());
   ASSERT_TRUE(v1::AttributionService::NewStub(ChannelFor("operator"))
-                  ->DescribeIndex(&c2, {}, &as_operator).ok());
+                  ->DescribeIndex(&c2, {}, &as_operator)
+                  .ok());
   EXPECT_THAT(as_operator.data_dir(), HasSubstr("/"));
   EXPECT_THAT(as_reader.data_dir(), Not(HasSubstr("/")));
   EXPECT_FALSE(as_reader.data_dir().empty());
@@ -348,10 +350,10 @@ TEST(SafeDefaultsTest, ANetworkAddressWithoutTlsAndTokensIsRefusedUnlessInsecure
 TEST_F(AuthTest, InsecureNetworkListeningWorksAndSaysSoLoudly) {
   std::string address;
   const std::string log = dir_->file("insecure.log");
-  absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(
-      {"/bin/sh", "-c",
-       absl::StrCat("exec ", TDA_SERVER_BINARY, " --index ", index_dir_,
-                    " --listen 0.0.0.0:0 --threads 1 --insecure 2>", log)});
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child =
+      ChildProcess::Start({"/bin/sh", "-c",
+                           absl::StrCat("exec ", TDA_SERVER_BINARY, " --index ", index_dir_,
+                                        " --listen 0.0.0.0:0 --threads 1 --insecure 2>", log)});
   TDA_ASSERT_OK(child);
   absl::StatusOr<std::string> line = (*child)->ReadLineContaining("listening on", 60);
   TDA_ASSERT_OK(line);
@@ -390,8 +392,8 @@ TEST(ClientConnectionTest, ARefusedConnectionFailsFast) {
 
 TEST(ClientConnectionTest, AnInvalidPortIsAUsageError) {
   for (const char* server : {"127.0.0.1:99999", "127.0.0.1:http", "127.0.0.1:", "nohost"}) {
-    for (const std::string& command :
-         {std::string("describe --server ") + server, std::string("jobs list --server ") + server}) {
+    for (const std::string& command : {std::string("describe --server ") + server,
+                                       std::string("jobs list --server ") + server}) {
       const CommandResult result = testing::Shell(Cli(command));
       EXPECT_EQ(result.exit_code, 2) << command << ": " << result.stdout_text;
       EXPECT_THAT(result.stdout_text, HasSubstr("--server")) << command;

@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartTdaServer(const std::string& 
                                                              const std::vector<std::string>& extra,
                                                              std::string* address) {
   std::vector<std::string> argv = {TDA_SERVER_BINARY, "--index", index_dir, "--listen", listen,
-                                   "--threads", "1"};
+                                   "--threads",       "1"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(argv);
   if (!child.ok()) return child.status();

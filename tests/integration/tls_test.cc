@@ -63,9 +63,9 @@ class TlsTest : public ::testing::Test {
 
   // A TLS server with tokens on 0.0.0.0; with `client_ca`, mutual TLS. Sets port_.
   std::unique_ptr<ChildProcess> StartTlsServer(bool client_ca) {
-    std::vector<std::string> flags = {"--tls-cert", dir_->file("server.pem"), "--tls-key",
-                                      dir_->file("server.key"), "--auth-tokens",
-                                      dir_->file("tokens")};
+    std::vector<std::string> flags = {"--tls-cert",    dir_->file("server.pem"),
+                                      "--tls-key",     dir_->file("server.key"),
+                                      "--auth-tokens", dir_->file("tokens")};
     if (client_ca) flags.insert(flags.end(), {"--tls-client-ca", dir_->file("ca.pem")});
     std::string address;
     absl::StatusOr<std::unique_ptr<ChildProcess>> server =
