@@ -206,6 +206,15 @@ TEST_F(AuthTest, TheTokenFileHoldsOnlyHashesAndTheCliTokenWorks) {
       testing::Shell(Cli("jobs list --server " + address_ + " --token-file " + token_file));
   EXPECT_EQ(from_file.exit_code, 0) << from_file.stdout_text;
   EXPECT_THAT(from_file.stdout_text, HasSubstr("submitter"));
+  // tda admin reload: admins only.
+  const CommandResult reload_as_admin = testing::Shell(
+      Cli("admin reload --server " + address_ + " --token " + tokens_.at("admin")));
+  EXPECT_EQ(reload_as_admin.exit_code, 0) << reload_as_admin.stdout_text;
+  EXPECT_THAT(reload_as_admin.stdout_text, HasSubstr("accepts 5 token(s)"));
+  const CommandResult reload_as_reader =
+      testing::Shell(Cli("admin reload --server " + address_ + " --token-file " + token_file));
+  EXPECT_EQ(reload_as_reader.exit_code, 1);
+  EXPECT_THAT(reload_as_reader.stdout_text, HasSubstr("needs role admin"));
 }
 
 TEST_F(AuthTest, ARevokedTokenStopsOnSighupAndOtherConnectionsKeepWorking) {
