@@ -31,13 +31,14 @@ absl::StatusOr<v1::DescribeIndexResponse> LocalAttributor::Describe() const {
   return DescribeAttributor(*attributor_);
 }
 
-absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const std::string& server,
+absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const ConnectionOptions& server,
                                                                 const std::string& index_dir) {
-  if (server.empty() == index_dir.empty()) {
+  if (server.address.empty() == index_dir.empty()) {
     return absl::InvalidArgumentError("give exactly one of --server ADDR or --index DIR");
   }
-  if (!server.empty()) {
-    absl::StatusOr<std::unique_ptr<RemoteAttributor>> remote = RemoteAttributor::Connect(server);
+  if (!server.address.empty()) {
+    absl::StatusOr<std::unique_ptr<RemoteAttributor>> remote =
+        RemoteAttributor::Connect(server, RemoteAttributor::Options{});
     if (!remote.ok()) return remote.status();
     return std::unique_ptr<AttributionBackend>(std::move(*remote));
   }

@@ -6,6 +6,8 @@
 // Thread-safety: implementations are safe to call concurrently.
 #pragma once
 
+#include "client/channel.h"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,8 +49,9 @@ class LocalAttributor : public AttributionBackend {
   std::unique_ptr<Attributor> attributor_;
 };
 
-// --server ADDR (remote) or --index DIR (offline): exactly one must be non-empty.
-absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const std::string& server,
+// --server ADDR (remote, `server.address`) or --index DIR (offline): exactly one must be
+// non-empty.
+absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const ConnectionOptions& server,
                                                                 const std::string& index_dir);
 
 }  // namespace tda

@@ -26,6 +26,7 @@ int RunDescribe(const Args& args);    // tda describe
 int RunEval(const Args& args);        // tda eval loo | lds
 int RunJobs(const Args& args);        // tda jobs submit | list | get | watch | cancel | schedule
 int RunData(const Args& args);        // tda data export | check
+int RunAdmin(const Args& args);       // tda admin token create | revoke | list; tda admin reload
 
 // Prints "tda: error: <message>" to stderr and returns 1.
 int RuntimeError(const absl::Status& status);

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "client/channel.h"
 #include "client/commands.h"
 #include "common/flags.h"
 #include "client/progress_bar.h"
@@ -90,17 +91,18 @@ bool TakePositional(Args& args, std::string* value) {
 
 class JobsClient {
  public:
-  static absl::StatusOr<std::unique_ptr<JobsClient>> Connect(const std::string& address) {
+  // The server of the connection flags (client/channel.h); kInvalidArgument for flags that
+  // are not usable (a usage error).
+  static absl::StatusOr<std::unique_ptr<JobsClient>> Connect(const FlagParser& flags) {
+    absl::StatusOr<ConnectionOptions> connection = ConnectionFromFlags(flags);
+    if (!connection.ok()) return connection.status();
+    connection->connect_timeout_seconds = kConnectTimeoutSeconds;
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ConnectChannel(*connection);
+    if (!channel.ok()) return channel.status();
     auto client = std::make_unique<JobsClient>();
-    client->channel_ = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-    const auto deadline =
-        std::chrono::system_clock::now() +
-        std::chrono::milliseconds(static_cast<int>(kConnectTimeoutSeconds * 1000));
-    if (!client->channel_->WaitForConnected(deadline)) {
-      return absl::UnavailableError(absl::StrCat("cannot connect to tda-server at ", address));
-    }
+    client->channel_ = std::move(*channel);
     client->stub_ = v1::JobService::NewStub(client->channel_);
-    client->address_ = address;
+    client->address_ = connection->address;
     return client;
   }
 
@@ -120,8 +122,15 @@ class JobsClient {
   std::string address_;
 };
 
+// A usage error (exit 2) for unusable connection flags, else a runtime error (exit 1).
+int ConnectError(const FlagParser& flags, const absl::Status& status) {
+  if (absl::IsInvalidArgument(status)) return flags.UsageError(std::string(status.message()));
+  return RuntimeError(status);
+}
+
 void AddServerFlags(FlagParser& flags) {
-  flags.AddRequiredString("server", "ADDR", "address of a tda-server started with --state-dir");
+  AddConnectionFlags(flags, /*server_required=*/true,
+                     "address of a tda-server started with --state-dir");
   flags.AddBool("json", "print the API's JSON instead of a table");
 }
 
@@ -187,14 +196,16 @@ absl::StatusOr<std::string> SpecFromFlags(const FlagParser& flags, const JobKind
 }
 
 void PrintJobTable(const std::vector<v1::Job>& jobs) {
-  std::cout << absl::StrFormat("%6s  %-16s  %-11s  %6s  %-18s  %8s  %-19s  %s\n", "id", "kind",
-                               "state", "done", "stage", "eta", "created (UTC)", "result / error");
+  std::cout << absl::StrFormat("%6s  %-16s  %-14s  %-11s  %6s  %-18s  %8s  %-19s  %s\n", "id",
+                               "kind", "submitter", "state", "done", "stage", "eta",
+                               "created (UTC)", "result / error");
   for (const v1::Job& j : jobs) {
     const std::string eta = j.state() == v1::JOB_STATE_RUNNING && j.eta_seconds() >= 0
                                 ? FormatDuration(j.eta_seconds())
                                 : "-";
-    std::cout << absl::StrFormat("%6d  %-16s  %-11s  %5.1f%%  %-18s  %8s  %-19s  %s\n", j.id(),
-                                 j.kind(), StateName(j.state()), 100 * j.progress(), j.stage(), eta,
+    std::cout << absl::StrFormat("%6d  %-16s  %-14s  %-11s  %5.1f%%  %-18s  %8s  %-19s  %s\n",
+                                 j.id(), j.kind(), j.submitter().empty() ? "-" : j.submitter(),
+                                 StateName(j.state()), 100 * j.progress(), j.stage(), eta,
                                  FormatTime(j.created_at()),
                                  j.error().empty() ? j.result_path() : j.error());
   }
@@ -210,6 +221,7 @@ void PrintJob(const v1::Job& j) {
           : "",
       j.attempt(), j.cancel_requested() ? "  (cancel requested)" : "", FormatTime(j.created_at()),
       FormatTime(j.started_at()), FormatTime(j.finished_at()), j.spec_json());
+  if (!j.submitter().empty()) std::cout << "  submitter: " << j.submitter() << "\n";
   if (j.schedule_id() != 0) std::cout << "  schedule:  " << j.schedule_id() << "\n";
   if (!j.result_path().empty()) std::cout << "  result:    " << j.result_path() << "\n";
   if (!j.error().empty()) std::cout << "  error:     " << j.error() << "\n";
@@ -294,9 +306,8 @@ int RunSubmit(Args args) {
   absl::StatusOr<std::string> spec = SpecFromFlags(flags, **kind);
   if (!spec.ok()) return flags.UsageError(std::string(spec.status().message()));
 
-  absl::StatusOr<std::unique_ptr<JobsClient>> client =
-      JobsClient::Connect(flags.GetString("server"));
-  if (!client.ok()) return RuntimeError(client.status());
+  absl::StatusOr<std::unique_ptr<JobsClient>> client = JobsClient::Connect(flags);
+  if (!client.ok()) return ConnectError(flags, client.status());
   v1::SubmitJobRequest request;
   request.set_kind(kind_name);
   request.set_spec_json(*spec);
@@ -338,9 +349,8 @@ int RunList(const Args& args) {
     }
     request.set_state(state);
   }
-  absl::StatusOr<std::unique_ptr<JobsClient>> client =
-      JobsClient::Connect(flags.GetString("server"));
-  if (!client.ok()) return RuntimeError(client.status());
+  absl::StatusOr<std::unique_ptr<JobsClient>> client = JobsClient::Connect(flags);
+  if (!client.ok()) return ConnectError(flags, client.status());
   v1::ListJobsResponse response;
   if (absl::Status s =
           (*client)->Call("ListJobs", &v1::JobService::Stub::ListJobs, request, &response);
@@ -372,9 +382,8 @@ int RunOnJob(const std::string& command, Args args) {
   if (!has_id) return flags.UsageError("give the job id");
   absl::StatusOr<int64_t> id = ParseId(id_text);
   if (!id.ok()) return flags.UsageError(std::string(id.status().message()));
-  absl::StatusOr<std::unique_ptr<JobsClient>> client =
-      JobsClient::Connect(flags.GetString("server"));
-  if (!client.ok()) return RuntimeError(client.status());
+  absl::StatusOr<std::unique_ptr<JobsClient>> client = JobsClient::Connect(flags);
+  if (!client.ok()) return ConnectError(flags, client.status());
   if (command == "watch") return Watch(**client, *id, flags.GetBool("json"));
   v1::Job job;
   absl::Status s;
@@ -445,9 +454,8 @@ int RunSchedule(Args args) {
     if (!kind.ok()) return flags.UsageError(std::string(kind.status().message()));
     absl::StatusOr<std::string> spec = SpecFromFlags(flags, **kind);
     if (!spec.ok()) return flags.UsageError(std::string(spec.status().message()));
-    absl::StatusOr<std::unique_ptr<JobsClient>> client =
-        JobsClient::Connect(flags.GetString("server"));
-    if (!client.ok()) return RuntimeError(client.status());
+    absl::StatusOr<std::unique_ptr<JobsClient>> client = JobsClient::Connect(flags);
+    if (!client.ok()) return ConnectError(flags, client.status());
     v1::CreateScheduleRequest request;
     request.set_name(flags.GetString("name"));
     request.set_cron(flags.GetString("cron"));
@@ -477,9 +485,8 @@ int RunSchedule(Args args) {
     AddServerFlags(flags);
     if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
     if (command == "delete" && !has_id) return flags.UsageError("give the schedule id");
-    absl::StatusOr<std::unique_ptr<JobsClient>> client =
-        JobsClient::Connect(flags.GetString("server"));
-    if (!client.ok()) return RuntimeError(client.status());
+    absl::StatusOr<std::unique_ptr<JobsClient>> client = JobsClient::Connect(flags);
+    if (!client.ok()) return ConnectError(flags, client.status());
     if (command == "delete") {
       absl::StatusOr<int64_t> id = ParseId(id_text);
       if (!id.ok()) return flags.UsageError(std::string(id.status().message()));

@@ -36,6 +36,7 @@ constexpr char kUsage[] =
     "  eval loo|lds  how faithful each method is: leave-one-out and LDS retraining\n"
     "  jobs          background jobs and schedules on a tda-server (submit, watch, ...)\n"
     "  data          export the fortunes as JSONL; check a JSONL corpus\n"
+    "  admin         bearer tokens of a team tda-server (token create/revoke/list, reload)\n"
     "  ablate        remove samples or a data source: predicted vs unlearned vs retrained\n"
     "                ('tda ablate matrix': the source x task map); runs as a server job\n"
     "\n"
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
   if (command == "eval") return tda::RunEval(args);
   if (command == "jobs") return tda::RunJobs(args);
   if (command == "data") return tda::RunData(args);
+  if (command == "admin") return tda::RunAdmin(args);
   if (command == "ablate") {  // a job submitted and watched: 'tda jobs submit ablation --watch'
     const bool matrix = !args.empty() && args[0] == "matrix";
     if (matrix) args.erase(args.begin());

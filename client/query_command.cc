@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/attribution_backend.h"
+#include "client/channel.h"
 #include "client/commands.h"
 #include "common/flags.h"
 #include "client/html_report.h"
@@ -81,7 +82,8 @@ int RunQuery(const Args& args) {
       "image by --id, or a prompt and completion for a language-model index): proponents\n"
       "(positive scores: removing them would raise the query's loss) and opponents (negative\n"
       "scores: removing them would lower it), and the scores summed per data source.");
-  flags.AddString("server", "ADDR", "", "address of a running tda-server (host:port)");
+  AddConnectionFlags(flags, /*server_required=*/false,
+                     "address of a running tda-server (host:port)");
   flags.AddString("index", "DIR", "", "index directory (offline, no server)");
   flags.AddRepeated("id", "ID", "query sample id, e.g. fashion-mnist/test/12");
   flags.AddString("prompt", "TEXT", "", "language-model index: the prompt of a text query");
@@ -107,11 +109,12 @@ int RunQuery(const Args& args) {
       "      --completion ' A: a machine'");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
-  const std::string server = flags.GetString("server");
   const std::string index_dir = flags.GetString("index");
-  if (server.empty() == index_dir.empty()) {
+  if (flags.GetString("server").empty() == index_dir.empty()) {
     return flags.UsageError("give exactly one of --server ADDR or --index DIR");
   }
+  absl::StatusOr<ConnectionOptions> server = ConnectionFromFlags(flags);
+  if (!server.ok()) return flags.UsageError(std::string(server.status().message()));
   const std::vector<std::string> ids = flags.GetRepeated("id");
   const bool text_query = flags.IsSet("completion");
   if (ids.empty() && !text_query) return flags.UsageError("give at least one --id or --completion");
@@ -134,7 +137,7 @@ int RunQuery(const Args& args) {
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (!index_dir.empty()) InitCompute(static_cast<int>(flags.GetInt("threads")));
 
-  absl::StatusOr<std::unique_ptr<AttributionBackend>> backend = OpenBackend(server, index_dir);
+  absl::StatusOr<std::unique_ptr<AttributionBackend>> backend = OpenBackend(*server, index_dir);
   if (!backend.ok()) return RuntimeError(backend.status());
   absl::StatusOr<v1::DescribeIndexResponse> description = (*backend)->Describe();
   if (!description.ok()) return RuntimeError(description.status());

@@ -1,9 +1,6 @@
 #include "client/remote_attributor.h"
 
 #include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
 
 #include <chrono>
 
@@ -29,20 +26,23 @@ absl::StatusOr<std::unique_ptr<RemoteAttributor>> RemoteAttributor::Connect(
 
 absl::StatusOr<std::unique_ptr<RemoteAttributor>> RemoteAttributor::Connect(
     const std::string& address, const Options& options) {
-  if (address.empty()) return absl::InvalidArgumentError("server address is empty");
+  ConnectionOptions connection;
+  connection.address = address;
+  return Connect(connection, options);
+}
+
+absl::StatusOr<std::unique_ptr<RemoteAttributor>> RemoteAttributor::Connect(
+    const ConnectionOptions& connection, const Options& options) {
+  if (connection.address.empty()) return absl::InvalidArgumentError("server address is empty");
   auto remote = std::unique_ptr<RemoteAttributor>(new RemoteAttributor());
-  remote->address_ = address;
+  remote->address_ = connection.address;
   remote->options_ = options;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(options.max_message_bytes);
-  args.SetMaxSendMessageSize(options.max_message_bytes);
-  // TODO(auth issue): TLS and bearer tokens; plaintext (loopback) until then.
-  remote->channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  if (!remote->channel_->WaitForConnected(After(options.connect_timeout_seconds))) {
-    return absl::UnavailableError(absl::StrCat("cannot connect to tda-server at ", address,
-                                               " within ", options.connect_timeout_seconds,
-                                               " s (is it running?)"));
-  }
+  ConnectionOptions with_options = connection;
+  with_options.connect_timeout_seconds = options.connect_timeout_seconds;
+  with_options.max_message_bytes = options.max_message_bytes;
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ConnectChannel(with_options);
+  if (!channel.ok()) return channel.status();
+  remote->channel_ = std::move(*channel);
   remote->stub_ = v1::AttributionService::NewStub(remote->channel_);
   remote->health_ = grpc::health::v1::Health::NewStub(remote->channel_);
   return remote;

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "client/attribution_backend.h"
+#include "client/channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
@@ -27,11 +28,16 @@ class RemoteAttributor : public AttributionBackend {
     int max_message_bytes = 1 << 30;      // largest response accepted
   };
 
-  // Connects to ADDR (host:port, plaintext) and waits until the channel is ready;
-  // kUnavailable when nothing answers within connect_timeout_seconds.
+  // Connects to ADDR (host:port, plaintext, no token) and waits until the channel is ready;
+  // kUnavailable at once when the connection is refused, or when nothing answers within
+  // connect_timeout_seconds.
   static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address);
   static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address,
                                                                    const Options& options);
+  // With TLS and a token as `connection` says (client/channel.h); its timeout and message
+  // size are replaced by `options`'.
+  static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(
+      const ConnectionOptions& connection, const Options& options);
 
   absl::StatusOr<std::vector<QueryResult>> Attribute(
       const std::vector<Query>& queries, const AttributeOptions& options) const override;

@@ -13,6 +13,8 @@
 #include "api/status_conversion.h"
 #include "server/caller.h"
 #include "server/freed_memory.h"
+#include "server/caller_role.h"
+#include "server/path_hiding.h"
 
 namespace tda {
 namespace {
@@ -70,6 +72,7 @@ grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
                                                    const v1::DescribeIndexRequest* request,
                                                    v1::DescribeIndexResponse* response) {
   *response = DescribeAttributor(*attributor_);
+  HidePaths(CallerRole(*context), response);
   v1::IndexVerification* verification = response->mutable_verification();
   if (verifier_ == nullptr) {  // opened with full verification
     verification->set_state(v1::IndexVerification::VERIFIED);

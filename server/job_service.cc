@@ -5,6 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/status_conversion.h"
+#include "server/caller.h"
+#include "server/caller_role.h"
+#include "server/path_hiding.h"
 
 namespace tda {
 
@@ -41,10 +44,40 @@ void ScheduleToProto(const ScheduleRecord& s, v1::Schedule* out) {
   out->set_created_at(s.created_at);
 }
 
-template <typename T>
-grpc::Status Reply(const absl::StatusOr<T>& value, v1::Job* response) {
-  if (!value.ok()) return ToGrpcStatus(value.status());
-  *response = JobToProto(*value);
+// Readers see their own jobs and the jobs of schedules; operators and admins see every job.
+bool MaySee(const grpc::ServerContext& context, const JobRecord& job) {
+  return RoleAtLeast(CallerRole(context), Role::kOperator) || job.schedule_id != 0 ||
+         job.submitter == CallerName(context);
+}
+
+// Admins cancel any job; operators their own and schedules' jobs.
+bool MayCancel(const grpc::ServerContext& context, const JobRecord& job) {
+  return CallerRole(context) == Role::kAdmin || job.schedule_id != 0 ||
+         job.submitter == CallerName(context);
+}
+
+// The job as `context`'s caller may see it (paths hidden from readers).
+v1::Job VisibleJob(const grpc::ServerContext& context, const JobRecord& job) {
+  v1::Job out = JobToProto(job);
+  HidePaths(CallerRole(context), &out);
+  return out;
+}
+
+// The job, or NOT_FOUND when the caller may not see it (its existence is not revealed).
+[[nodiscard]] absl::StatusOr<JobRecord> GetVisibleJob(JobRunner* runner,
+                                                      const grpc::ServerContext& context,
+                                                      int64_t id) {
+  absl::StatusOr<JobRecord> job = runner->store().Get(id);
+  if (job.ok() && !MaySee(context, *job)) {
+    return absl::NotFoundError(absl::StrCat("no job with id ", id));
+  }
+  return job;
+}
+
+grpc::Status Reply(const grpc::ServerContext& context, const absl::StatusOr<JobRecord>& job,
+                   v1::Job* response) {
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  *response = VisibleJob(context, *job);
   return grpc::Status::OK;
 }
 
@@ -67,20 +100,24 @@ v1::Job JobToProto(const JobRecord& job) {
   out.set_attempt(job.attempt);
   out.set_cancel_requested(job.cancel_requested);
   out.set_schedule_id(job.schedule_id);
+  out.set_submitter(job.submitter);
   return out;
 }
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
-                                       v1::Job* response) {
-  return Reply(runner_->Submit(request->kind(), request->spec_json()), response);
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context,
+                                       const v1::SubmitJobRequest* request, v1::Job* response) {
+  return Reply(*context,
+               runner_->Submit(request->kind(), request->spec_json(), CallerName(*context)),
+               response);
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
                                     v1::Job* response) {
-  return Reply(runner_->store().Get(request->id()), response);
+  return Reply(*context, GetVisibleJob(runner_, *context, request->id()), response);
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* request,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context,
+                                      const v1::ListJobsRequest* request,
                                       v1::ListJobsResponse* response) {
   const int64_t limit = request->limit() == 0 ? kDefaultListLimit : request->limit();
   if (limit < 0 || limit > kMaxListLimit) {
@@ -98,15 +135,28 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRe
           absl::StrCat("unknown job state ", static_cast<int>(request->state()))));
     }
   }
-  absl::StatusOr<std::vector<JobRecord>> jobs = runner_->store().List(state, limit);
+  // Readers' jobs are picked from the newest kMaxListLimit the server holds.
+  const bool sees_all = RoleAtLeast(CallerRole(*context), Role::kOperator);
+  absl::StatusOr<std::vector<JobRecord>> jobs =
+      runner_->store().List(state, sees_all ? limit : kMaxListLimit);
   if (!jobs.ok()) return ToGrpcStatus(jobs.status());
-  for (const JobRecord& job : *jobs) *response->add_jobs() = JobToProto(job);
+  for (const JobRecord& job : *jobs) {
+    if (response->jobs_size() == limit) break;
+    if (MaySee(*context, job)) *response->add_jobs() = VisibleJob(*context, job);
+  }
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
-                                       v1::Job* response) {
-  return Reply(runner_->Cancel(request->id()), response);
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context,
+                                       const v1::CancelJobRequest* request, v1::Job* response) {
+  absl::StatusOr<JobRecord> job = runner_->store().Get(request->id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  if (!MayCancel(*context, *job)) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        absl::StrCat("job ", job->id, " was submitted by '", job->submitter,
+                                     "'; cancelling another's job needs role admin"));
+  }
+  return Reply(*context, runner_->Cancel(request->id()), response);
 }
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
@@ -115,13 +165,13 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
   int64_t last_seq = 0;
   std::string last_sent;
   while (!context->IsCancelled()) {
-    absl::StatusOr<JobRecord> job = runner_->store().Get(request->id());
+    absl::StatusOr<JobRecord> job = GetVisibleJob(runner_, *context, request->id());
     if (!job.ok()) return ToGrpcStatus(job.status());
     absl::StatusOr<std::vector<JobLogLine>> lines =
         runner_->store().LogSince(request->id(), last_seq, 1000);
     if (!lines.ok()) return ToGrpcStatus(lines.status());
     v1::JobUpdate update;
-    *update.mutable_job() = JobToProto(*job);
+    *update.mutable_job() = VisibleJob(*context, *job);
     const std::string job_bytes = update.job().SerializeAsString();
     for (const JobLogLine& l : *lines) {
       v1::LogLine* line = update.add_new_log_lines();

@@ -4,6 +4,11 @@
 // job store (every kWatchPollSeconds) and streams a JobUpdate whenever the job or its log
 // changes, ending after the job's final state.
 //
+// Callers (server/caller.h, caller_role.h): SubmitJob records the caller as the job's
+// submitter. Readers see their own jobs and schedules' jobs (another's is NOT_FOUND), with
+// server paths cut to their last component (server/path_hiding.h); operators and admins see
+// all. Operators cancel their own and schedules' jobs, admins any (else PERMISSION_DENIED).
+//
 // Thread-safety: all methods may run concurrently (JobRunner and JobStore are thread-safe).
 #pragma once
 

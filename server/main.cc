@@ -1,6 +1,8 @@
 // tda-server: serves one gradient index over gRPC (tda.v1.AttributionService, the standard
 // health service and server reflection; with --state-dir also tda.v1.JobService, background
 // jobs run by tda-job-worker processes) until SIGINT or SIGTERM, then shuts down gracefully.
+// SIGHUP re-reads the --auth-tokens file (a bad file keeps the previous tokens); connections
+// stay up.
 #include <pthread.h>
 #include <signal.h>
 
@@ -47,18 +49,29 @@ int main(int argc, char** argv) {
   flags.AddInt("job-nice", "N", 10, "CPU priority of job workers relative to queries (0-19)");
   flags.AddString("job-worker", "PATH", "",
                   "tda-job-worker executable (default: the one beside tda-server)");
+  // Team use (README "Running it for a team"; server/server_security.h).
+  flags.AddString("auth-tokens", "FILE", "",
+                  "require bearer tokens from FILE ('tda admin token create'); re-read on SIGHUP");
+  flags.AddString("tls-cert", "FILE", "", "PEM certificate chain: serve TLS");
+  flags.AddString("tls-key", "FILE", "", "PEM private key of --tls-cert");
+  flags.AddString("tls-client-ca", "FILE", "",
+                  "PEM CA: require client certificates signed by it (mutual TLS)");
+  flags.AddBool("insecure", "allow a non-loopback --listen without TLS and tokens");
+  flags.AddInt("job-quota", "N", 0, "queued + running jobs per submitter (0 = no limit)");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (flags.GetInt("query-slots") < 1) return flags.UsageError("--query-slots must be >= 1");
   if (flags.GetInt("query-queue") < 0) return flags.UsageError("--query-queue must be >= 0");
   if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
+  if (flags.GetInt("job-quota") < 0) return flags.UsageError("--job-quota must be >= 0");
 
   // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   tda::InitCompute(static_cast<int>(flags.GetInt("threads")));
@@ -77,6 +90,12 @@ int main(int argc, char** argv) {
   options.jobs.worker_threads = static_cast<int>(flags.GetInt("job-threads"));
   options.jobs.worker_nice = static_cast<int>(flags.GetInt("job-nice"));
   options.jobs.worker_binary = flags.GetString("job-worker");
+  options.security.auth_tokens_file = flags.GetString("auth-tokens");
+  options.security.tls_cert_file = flags.GetString("tls-cert");
+  options.security.tls_key_file = flags.GetString("tls-key");
+  options.security.tls_client_ca_file = flags.GetString("tls-client-ca");
+  options.security.insecure = flags.GetBool("insecure");
+  options.job_quota = flags.GetInt("job-quota");
   if (options.jobs.worker_binary.empty()) {
     options.jobs.worker_binary =
         (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker")
@@ -90,7 +109,16 @@ int main(int argc, char** argv) {
   std::cout << "tda-server listening on " << (*server)->address() << std::endl;
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    absl::StatusOr<size_t> tokens = (*server)->ReloadTokens();
+    if (tokens.ok()) {
+      std::cerr << "tda-server: SIGHUP: reloaded " << *tokens << " token(s) from "
+                << options.security.auth_tokens_file << "\n";
+    } else {
+      std::cerr << "tda-server: SIGHUP: keeping the previous tokens: "
+                << tokens.status().message() << "\n";
+    }
+  }
   std::cerr << "tda-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
             << ", shutting down\n";
   (*server)->Shutdown(flags.GetDouble("shutdown-grace"));

@@ -7,16 +7,24 @@
 
 #include <chrono>
 #include <climits>
+#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/admin_service.h"
 #include "server/attribution_service.h"
+#include "server/auth_token_processor.h"
 #include "server/index_verifier.h"
 #include "server/job_service.h"
 
 namespace tda {
 
 absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions& options) {
+  // Refuse an unsafe address before the (slow) index opening; the warnings come below.
+  if (absl::Status policy = CheckListenPolicy(options.listen, options.security).status();
+      !policy.ok()) {
+    return policy;
+  }
   absl::StatusOr<std::unique_ptr<Attributor>> attributor =
       Attributor::Open(options.index_dir, GradientIndex::Verify::kSizes);
   if (!attributor.ok()) return attributor.status();
@@ -54,6 +62,22 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("listen address '", options.listen, "' is not HOST:PORT"));
   }
+  absl::StatusOr<std::vector<std::string>> warnings =
+      CheckListenPolicy(options.listen, options.security);
+  if (!warnings.ok()) return warnings.status();
+  for (const std::string& warning : *warnings) {
+    std::cerr << "tda-server: WARNING: " << warning << "\n";
+  }
+  std::shared_ptr<TokenAuthProcessor> token_processor;
+  if (options.security.tokens()) {
+    absl::StatusOr<std::shared_ptr<TokenAuthProcessor>> loaded =
+        TokenAuthProcessor::Load(options.security.auth_tokens_file);
+    if (!loaded.ok()) return loaded.status();
+    token_processor = std::move(*loaded);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      BuildServerCredentials(options.security, token_processor);
+  if (!credentials.ok()) return credentials.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -62,14 +86,17 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   server->service_ = std::make_unique<AttributionServiceImpl>(
       std::move(attributor), std::move(verifier),
       AttributionLimits{options.query_slots, options.query_queue, options.caller_queries});
+  server->token_processor_ = token_processor;
+  server->admin_service_ = std::make_unique<AdminServiceImpl>(token_processor);
   grpc::ServerBuilder builder;
-  // TODO(auth issue): TLS and bearer-token auth; loopback/plaintext until then.
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->admin_service_.get());
   if (!options.state_dir.empty()) {
     JobRunnerOptions jobs = options.jobs;
     jobs.db_path = options.state_dir + "/jobs.db";
     jobs.roots = {options.data_root, options.output_root, options.state_dir};
+    jobs.max_active_per_submitter = options.job_quota;
     absl::StatusOr<std::unique_ptr<JobRunner>> runner = JobRunner::Start(jobs);
     if (!runner.ok()) return runner.status();
     server->job_runner_ = std::move(*runner);
@@ -84,6 +111,12 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
         absl::StrCat("cannot listen on '", options.listen, "' (address in use or not local?)"));
   }
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+  std::cerr << "tda-server: " << (options.security.tls() ? "TLS" : "plaintext")
+            << (options.security.tls_client_ca_file.empty() ? "" : ", client certificates required")
+            << (options.security.tokens()
+                    ? ", bearer tokens from " + options.security.auth_tokens_file
+                    : std::string(", no authentication (every caller is anonymous admin)"))
+            << "\n";
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus(true);
@@ -108,6 +141,13 @@ void TdaServer::Shutdown(double grace_seconds) {
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   server_->Shutdown(deadline);
   if (job_runner_ != nullptr) job_runner_->Shutdown();
+}
+
+absl::StatusOr<size_t> TdaServer::ReloadTokens() {
+  if (token_processor_ == nullptr) {
+    return absl::FailedPreconditionError("the server runs without --auth-tokens");
+  }
+  return token_processor_->Reload();
 }
 
 void TdaServer::Wait() {

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "attribution/attributor.h"
 #include "jobs/job_runner.h"
+#include "server/server_security.h"
 
 namespace tda {
 
@@ -38,11 +39,17 @@ struct ServerOptions {
   // calls of one caller (server/caller.h) in flight or queued (0: no bound).
   int query_queue = 64;
   int caller_queries = 0;
+  // TLS, tokens and the listen policy (server/server_security.h).
+  ServerSecurityOptions security;
+  // Queued + running jobs per submitter; 0 = no limit (sets jobs.max_active_per_submitter).
+  int64_t job_quota = 0;
 };
 
+class AdminServiceImpl;
 class AttributionServiceImpl;
 class IndexVerifier;
 class JobServiceImpl;
+class TokenAuthProcessor;
 
 class TdaServer {
  public:
@@ -52,7 +59,8 @@ class TdaServer {
   static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
   // Serves an attributor that is already open (options.index_dir is ignored); with a
   // `verifier`, its state gates queries (the caller starts it).
-  // kUnavailable when the address cannot be bound.
+  // kUnavailable when the address cannot be bound; kInvalidArgument when the listen policy
+  // refuses the address or a TLS or token file is malformed (server/server_security.h).
   static absl::StatusOr<std::unique_ptr<TdaServer>> Start(
       const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
       std::shared_ptr<IndexVerifier> verifier = nullptr);
@@ -67,12 +75,18 @@ class TdaServer {
   void Shutdown(double grace_seconds = 5.0);
   void Wait();
 
+  // Re-reads the --auth-tokens file (SIGHUP); open connections stay. Returns the number of
+  // tokens; on an error the previous tokens stay in force. kFailedPrecondition without tokens.
+  [[nodiscard]] absl::StatusOr<size_t> ReloadTokens();
+
  private:
   TdaServer() = default;
   std::shared_ptr<IndexVerifier> verifier_;  // only when Start opened the index itself
   std::unique_ptr<AttributionServiceImpl> service_;
   std::unique_ptr<JobRunner> job_runner_;  // with state_dir only
   std::unique_ptr<JobServiceImpl> job_service_;
+  std::shared_ptr<TokenAuthProcessor> token_processor_;  // with --auth-tokens only
+  std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

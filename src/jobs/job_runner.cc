@@ -94,9 +94,11 @@ absl::StatusOr<std::string> JobRunner::ValidateSpec(const std::string& kind,
   return spec;
 }
 
-absl::StatusOr<JobRecord> JobRunner::Submit(const std::string& kind, const std::string& spec_json) {
+absl::StatusOr<JobRecord> JobRunner::Submit(const std::string& kind, const std::string& spec_json,
+                                            const std::string& submitter) {
   ASSIGN_OR_RETURN(const std::string spec, ValidateSpec(kind, spec_json));
-  ASSIGN_OR_RETURN(const int64_t id, store_->Submit(kind, spec));
+  ASSIGN_OR_RETURN(const int64_t id, store_->Submit(kind, spec, submitter,
+                                                    options_.max_active_per_submitter));
   wake_.notify_all();
   return store_->Get(id);
 }

@@ -56,6 +56,7 @@ struct JobRunnerOptions {
   // Start fills in what is empty: state_dir = the database's directory, the roots under it
   // (MakeJobRoots), creating them.
   JobRoots roots;
+  int64_t max_active_per_submitter = 0;  // queued + running jobs per submitter; 0 = no limit
 };
 
 class JobRunner {
@@ -66,8 +67,10 @@ class JobRunner {
 
   JobStore& store() { return *store_; }
 
-  // Validates the spec (ValidateSpec) and queues the job with its paths resolved.
-  absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json);
+  // Validates the spec (ValidateSpec) and queues the job of `submitter` with its paths
+  // resolved; kResourceExhausted beyond max_active_per_submitter.
+  absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json,
+                                   const std::string& submitter = "");
   // As described in the file comment; returns the job after the call. kNotFound,
   // kFailedPrecondition for a job that has finished.
   absl::StatusOr<JobRecord> Cancel(int64_t id);

@@ -59,7 +59,7 @@ CREATE INDEX schedule_runs_by_schedule ON schedule_runs(schedule_id, id);
 
 constexpr const char* kJobColumns =
     "id, kind, spec, state, progress, stage, eta_seconds, created_at, started_at, finished_at, "
-    "error, result_path, attempt, cancel_requested, schedule_id";
+    "error, result_path, attempt, cancel_requested, schedule_id, submitter";
 
 }  // namespace
 
@@ -211,6 +211,7 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
   RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys=ON"));
   RETURN_IF_ERROR(store->CreateSchema());
+  RETURN_IF_ERROR(store->AddSubmitterColumn());
   return store;
 }
 
@@ -233,13 +234,42 @@ absl::Status JobStore::CreateSchema() {
   return tx.Commit();
 }
 
-absl::StatusOr<int64_t> JobStore::Submit(const std::string& kind, const std::string& spec) {
+// Databases of schema version 1 created before jobs had a submitter get the column here (in
+// place, idempotent; older rows read as submitter ""), so the version number stays 1.
+absl::Status JobStore::AddSubmitterColumn() {
+  Transaction tx(this);
+  RETURN_IF_ERROR(tx.status());
+  Statement columns(this,
+                    "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'submitter'");
+  ASSIGN_OR_RETURN(bool row, columns.Step());
+  if (row && columns.Int(0) > 0) return absl::OkStatus();
+  RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN submitter TEXT NOT NULL DEFAULT ''"));
+  return tx.Commit();
+}
+
+absl::StatusOr<int64_t> JobStore::Submit(const std::string& kind, const std::string& spec,
+                                         const std::string& submitter,
+                                         int64_t max_active_per_submitter) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
+  if (max_active_per_submitter > 0) {
+    Statement active(this,
+                     "SELECT COUNT(*) FROM jobs WHERE submitter = ? AND state IN "
+                     "('queued', 'running')");
+    active.Bind(1, submitter);
+    ASSIGN_OR_RETURN(bool row, active.Step());
+    if (row && active.Int(0) >= max_active_per_submitter) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "'", submitter, "' already has ", active.Int(0), " queued or running jobs (quota ",
+          max_active_per_submitter, "); wait for one to finish or cancel one"));
+    }
+  }
   Statement insert(this,
-                   "INSERT INTO jobs(kind, spec, state, created_at) VALUES(?, ?, 'queued', ?)");
-  RETURN_IF_ERROR(insert.Bind(1, kind).Bind(2, spec).Bind(3, NowSeconds()).Run());
+                   "INSERT INTO jobs(kind, spec, state, created_at, submitter) "
+                   "VALUES(?, ?, 'queued', ?, ?)");
+  RETURN_IF_ERROR(
+      insert.Bind(1, kind).Bind(2, spec).Bind(3, NowSeconds()).Bind(4, submitter).Run());
   const int64_t id = sqlite3_last_insert_rowid(db_);
   RETURN_IF_ERROR(tx.Commit());
   return id;
@@ -265,6 +295,7 @@ JobRecord ReadJob(const S& s) {
   job.attempt = s.Int(12);
   job.cancel_requested = s.Int(13) != 0;
   job.schedule_id = s.Int(14);
+  job.submitter = s.Text(15);
   return job;
 }
 
@@ -482,7 +513,7 @@ absl::StatusOr<int64_t> JobStore::FireSchedule(int64_t schedule_id, double fire_
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
-  Statement schedule(this, "SELECT kind, spec FROM schedules WHERE id = ?");
+  Statement schedule(this, "SELECT kind, spec, name FROM schedules WHERE id = ?");
   schedule.Bind(1, schedule_id);
   ASSIGN_OR_RETURN(bool found, schedule.Step());
   if (!found) return absl::NotFoundError(absl::StrCat("no schedule with id ", schedule_id));
@@ -497,12 +528,13 @@ absl::StatusOr<int64_t> JobStore::FireSchedule(int64_t schedule_id, double fire_
     skipped = absl::StrCat("previous run (job ", active.Int(0), ") is still ", active.Text(1));
   } else {
     Statement insert(this,
-                     "INSERT INTO jobs(kind, spec, state, created_at, schedule_id) "
-                     "VALUES(?, ?, 'queued', ?, ?)");
+                     "INSERT INTO jobs(kind, spec, state, created_at, schedule_id, submitter) "
+                     "VALUES(?, ?, 'queued', ?, ?, ?)");
     RETURN_IF_ERROR(insert.Bind(1, schedule.Text(0))
                         .Bind(2, schedule.Text(1))
                         .Bind(3, NowSeconds())
                         .Bind(4, schedule_id)
+                        .Bind(5, ScheduledJobSubmitter(schedule.Text(2)))
                         .Run());
     job_id = sqlite3_last_insert_rowid(db_);
   }

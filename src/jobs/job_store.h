@@ -11,7 +11,7 @@
 //
 // Schema (version kJobStoreSchemaVersion in PRAGMA user_version; a newer file is refused):
 //   jobs(id, kind, spec JSON, state, progress, stage, eta_seconds, created_at, started_at,
-//        finished_at, error, result_path, attempt, cancel_requested, schedule_id)
+//        finished_at, error, result_path, attempt, cancel_requested, schedule_id, submitter)
 //   job_log(seq, job_id, time, line)
 //   schedules(id, name, cron, kind, spec, created_at)
 //   schedule_runs(id, schedule_id, fire_time, job_id, skipped_reason)
@@ -61,7 +61,13 @@ struct JobRecord {
   int64_t attempt = 0;  // times the job has been started
   bool cancel_requested = false;
   int64_t schedule_id = 0;  // the schedule that fired it; 0 for direct submissions
+  // Who submitted it: the token name (server/caller.h), "schedule:NAME" for a job a schedule
+  // fired, "" for jobs recorded before submitters were.
+  std::string submitter;
 };
+
+// The submitter recorded for the jobs of schedule `name`.
+inline std::string ScheduledJobSubmitter(const std::string& name) { return "schedule:" + name; }
 
 struct JobLogLine {
   int64_t seq = 0;  // increasing over the whole database
@@ -99,8 +105,12 @@ class JobStore {
 
   const std::string& path() const { return path_; }
 
-  // A new queued job; returns its id.
-  absl::StatusOr<int64_t> Submit(const std::string& kind, const std::string& spec);
+  // A new queued job of `submitter`; returns its id. With max_active_per_submitter > 0,
+  // kResourceExhausted when the submitter already has that many jobs queued or running
+  // (checked in the same transaction as the insert).
+  absl::StatusOr<int64_t> Submit(const std::string& kind, const std::string& spec,
+                                 const std::string& submitter = "",
+                                 int64_t max_active_per_submitter = 0);
   absl::StatusOr<JobRecord> Get(int64_t id);  // kNotFound
   // Newest first; `state` filters when set; at most `limit` (> 0) rows.
   absl::StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, int64_t limit);
@@ -144,6 +154,7 @@ class JobStore {
   absl::Status Exec(const char* sql);
   absl::Status Error(const char* what) const;  // the connection's last error as a Status
   absl::Status CreateSchema();
+  [[nodiscard]] absl::Status AddSubmitterColumn();
   absl::StatusOr<JobRecord> GetLocked(int64_t id);
 
   std::string path_;

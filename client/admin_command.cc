@@ -1,0 +1,123 @@
+// tda admin: the team server's tokens and administration.
+//
+//   tda admin token create NAME --role R --file FILE   prints a new token once, appends its hash
+//   tda admin token revoke NAME --file FILE            removes it (then SIGHUP the server, or
+//   tda admin token list --file FILE                   'tda admin reload')
+//   tda admin reload --server ADDR [connection flags]  the server re-reads its token file
+//
+// The token file format and its atomic edits are src/auth/token_file.h; the file holds hashes
+// only, so the printed token is the only copy of the secret.
+#include <grpcpp/grpcpp.h>
+
+#include <iostream>
+
+#include "absl/strings/str_format.h"
+#include "api/status_conversion.h"
+#include "auth/token_file.h"
+#include "client/channel.h"
+#include "client/commands.h"
+#include "common/flags.h"
+#include "tda/v1/admin.grpc.pb.h"
+
+namespace tda {
+namespace {
+
+constexpr char kAdminUsage[] =
+    "Usage: tda admin token create NAME --role reader|operator|admin --file FILE\n"
+    "       tda admin token revoke NAME --file FILE\n"
+    "       tda admin token list --file FILE\n"
+    "       tda admin reload --server ADDR [--tls-ca FILE] [--token-file FILE]\n"
+    "\n"
+    "Bearer tokens of a tda-server started with --auth-tokens FILE. The file holds each\n"
+    "token's name, role and SHA-256, never the token: 'create' prints the token once. The\n"
+    "server re-reads the file on SIGHUP or 'tda admin reload' (role admin).\n";
+
+int RunTokenCommand(const std::string& command, const Args& args) {
+  const bool takes_name = command == "create" || command == "revoke";
+  std::vector<std::string> rest = args;
+  std::string name;
+  if (takes_name) {
+    if (rest.empty() || rest[0].rfind("-", 0) == 0) {
+      std::cerr << "tda: error: give the token name: tda admin token " << command << " NAME\n";
+      return 2;
+    }
+    name = rest[0];
+    rest.erase(rest.begin());
+  }
+  FlagParser flags("tda admin token " + command,
+                   takes_name
+                       ? "NAME --file FILE" + std::string(command == "create" ? " --role R" : "")
+                       : "--file FILE",
+                   command == "create"   ? "Creates a token, prints it once and appends its hash."
+                   : command == "revoke" ? "Removes a token from the file."
+                                         : "Lists the tokens' names and roles.");
+  flags.AddRequiredString("file", "FILE", "the token file of tda-server --auth-tokens");
+  if (command == "create") {
+    flags.AddRequiredString("role", "R", "reader, operator or admin");
+  }
+  if (std::optional<int> exit = flags.ParseOrExit(rest)) return *exit;
+  const std::string file = flags.GetString("file");
+  if (command == "create") {
+    absl::StatusOr<Role> role = ParseRole(flags.GetString("role"));
+    if (!role.ok()) return flags.UsageError(std::string(role.status().message()));
+    absl::StatusOr<std::string> token = CreateToken(file, name, *role);
+    if (!token.ok()) return RuntimeError(token.status());
+    std::cout << *token << "\n";
+    std::cerr << "tda: token '" << name << "' (" << RoleName(*role) << ") added to " << file
+              << "; it is shown only this once. Reload the server: kill -HUP <pid> or "
+                 "'tda admin reload'.\n";
+    return 0;
+  }
+  if (command == "revoke") {
+    if (absl::Status s = RevokeToken(file, name); !s.ok()) return RuntimeError(s);
+    std::cerr << "tda: token '" << name << "' removed from " << file
+              << "; reload the server for it to take effect.\n";
+    return 0;
+  }
+  absl::StatusOr<std::vector<TokenEntry>> entries = ReadTokenFile(file);
+  if (!entries.ok()) return RuntimeError(entries.status());
+  std::cout << absl::StrFormat("%-24s  %s\n", "name", "role");
+  for (const TokenEntry& e : *entries) {
+    std::cout << absl::StrFormat("%-24s  %s\n", e.name, RoleName(e.role));
+  }
+  return 0;
+}
+
+int RunReload(const Args& args) {
+  FlagParser flags("tda admin reload", "--server ADDR [connection flags]",
+                   "Makes a tda-server re-read its --auth-tokens file (role admin).");
+  AddConnectionFlags(flags, /*server_required=*/true, "address of the tda-server");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  absl::StatusOr<ConnectionOptions> connection = ConnectionFromFlags(flags);
+  if (!connection.ok()) return flags.UsageError(std::string(connection.status().message()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ConnectChannel(*connection);
+  if (!channel.ok()) return RuntimeError(channel.status());
+  grpc::ClientContext context;
+  v1::ReloadTokensResponse response;
+  const grpc::Status status =
+      v1::AdminService::NewStub(*channel)->ReloadTokens(&context, {}, &response);
+  if (!status.ok()) {
+    return RuntimeError(FromGrpcStatus(status, "ReloadTokens at " + connection->address));
+  }
+  std::cout << "tda-server at " << connection->address << " now accepts " << response.tokens()
+            << " token(s)\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunAdmin(const Args& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? std::cerr : std::cout) << kAdminUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "reload") return RunReload({args.begin() + 1, args.end()});
+  if (args[0] == "token" && args.size() >= 2 &&
+      (args[1] == "create" || args[1] == "revoke" || args[1] == "list")) {
+    return RunTokenCommand(args[1], {args.begin() + 2, args.end()});
+  }
+  std::cerr << "tda: error: unknown admin command\n\n" << kAdminUsage;
+  return 2;
+}
+
+}  // namespace tda

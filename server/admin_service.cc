@@ -1,0 +1,29 @@
+#include "server/admin_service.h"
+
+#include <iostream>
+
+#include "api/status_conversion.h"
+#include "server/caller.h"
+
+namespace tda {
+
+grpc::Status AdminServiceImpl::ReloadTokens(grpc::ServerContext* context,
+                                            const v1::ReloadTokensRequest*,
+                                            v1::ReloadTokensResponse* response) {
+  if (tokens_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this server runs without --auth-tokens: there are no tokens to reload");
+  }
+  absl::StatusOr<size_t> loaded = tokens_->Reload();
+  if (!loaded.ok()) {
+    std::cerr << "tda-server: token reload by '" << CallerName(*context)
+              << "' failed, keeping the previous tokens: " << loaded.status().message() << "\n";
+    return ToGrpcStatus(loaded.status());
+  }
+  std::cerr << "tda-server: '" << CallerName(*context) << "' reloaded " << *loaded
+            << " token(s) from " << tokens_->token_file() << "\n";
+  response->set_tokens(static_cast<int64_t>(*loaded));
+  return grpc::Status::OK;
+}
+
+}  // namespace tda

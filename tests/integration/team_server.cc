@@ -1,0 +1,87 @@
+#include "team_server.h"
+
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/rpc_method.h>
+#include <grpcpp/support/byte_buffer.h>
+
+#include <chrono>
+
+#include "data/fashion_mnist.h"
+#include "index/index_builder.h"
+#include "test_support.h"
+
+namespace tda::testing {
+
+absl::StatusOr<std::string> BuildSmallIndex(const std::string& dir) {
+  TinyModelSpec spec;
+  spec.train_size = 300;
+  spec.epochs = 1;
+  TrainRecipe recipe;
+  std::unique_ptr<Model> model = TrainTinyModel(spec, &recipe);
+  if (model == nullptr) return absl::InternalError("training the tiny model failed");
+  if (absl::Status s = model->Save(dir + "/model", recipe); !s.ok()) return s;
+  IndexBuildOptions options;
+  options.model_dir = dir + "/model";
+  options.out_dir = dir + "/index";
+  options.projection_dim_per_side = 4;
+  if (absl::Status s = BuildIndex(FashionTrain(spec.train_size), kFashionMnistDefaultDir, options);
+      !s.ok()) {
+    return s;
+  }
+  return options.out_dir;
+}
+
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartTdaServer(const std::string& index_dir,
+                                                             const std::string& listen,
+                                                             const std::vector<std::string>& extra,
+                                                             std::string* address) {
+  std::vector<std::string> argv = {TDA_SERVER_BINARY, "--index", index_dir, "--listen", listen,
+                                   "--threads",       "1"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  absl::StatusOr<std::unique_ptr<ChildProcess>> child = ChildProcess::Start(argv);
+  if (!child.ok()) return child.status();
+  absl::StatusOr<std::string> line = (*child)->ReadLineContaining("tda-server listening on ", 60);
+  if (!line.ok()) return line.status();
+  *address = line->substr(line->rfind(' ') + 1);
+  return child;
+}
+
+CommandResult Shell(const std::string& command, double timeout_seconds) {
+  absl::StatusOr<CommandResult> result =
+      RunCommand({"/bin/sh", "-c", command + " 2>&1"}, timeout_seconds);
+  if (!result.ok()) return CommandResult{-1, std::string(result.status().message())};
+  return *result;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> TokenChannel(const std::string& address,
+                                                            const std::string& token) {
+  ConnectionOptions options;
+  options.address = address;
+  options.token = token;
+  return ConnectChannel(options);
+}
+
+grpc::Status CallRaw(grpc::Channel* channel, const std::string& method_path,
+                     const std::string& request_bytes, std::string* response_bytes) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  grpc::Slice slice(request_bytes);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  const grpc::internal::RpcMethod method(method_path.c_str(),
+                                         grpc::internal::RpcMethod::NORMAL_RPC);
+  grpc::Status status = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel, method, &context, request, &response);
+  if (status.ok() && response_bytes != nullptr) {
+    std::vector<grpc::Slice> slices;
+    response_bytes->clear();
+    if (response.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        response_bytes->append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+  }
+  return status;
+}
+
+}  // namespace tda::testing
