@@ -11,9 +11,10 @@
 #include "api/api_conversion.h"
 #include "api/index_description.h"
 #include "api/status_conversion.h"
+#include "attribution/query_validation.h"
 #include "server/caller.h"
-#include "server/freed_memory.h"
 #include "server/caller_role.h"
+#include "server/freed_memory.h"
 #include "server/path_hiding.h"
 
 namespace tda {
@@ -52,6 +53,8 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
   if (absl::Status s = AttributeRequestFromProto(*request, &queries, &options); !s.ok()) {
     return ToGrpcStatus(s);
   }
+  // Malformed requests are refused before they may wait for a slot.
+  if (absl::Status s = ValidateAttributeRequest(queries, options); !s.ok()) return ToGrpcStatus(s);
   options.cancellation = CallCancellation(context);
   const std::string caller = CallerName(*context);
   if (absl::Status s = caller_quota_.Enter(caller); !s.ok()) return ToGrpcStatus(s);
@@ -68,6 +71,7 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
   *response = AttributeResponseToProto(*results, options.method, attributor_->index().rows());
   return grpc::Status::OK;
 }
+
 grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
                                                    const v1::DescribeIndexRequest* request,
                                                    v1::DescribeIndexResponse* response) {

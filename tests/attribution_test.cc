@@ -211,7 +211,7 @@ TEST(Attributor, GetSampleReturnsRecordAndPixels) {
   EXPECT_EQ(s->class_name, "Ankle boot");
   EXPECT_EQ(s->features.size(), 784u);
   EXPECT_EQ(s->features, std::vector<float>(testing::FashionTrain(1).row(0), testing::FashionTrain(1).row(0) + 784));
-  EXPECT_THAT((*a)->GetSample("nope"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nope")));
+  EXPECT_THAT((*a)->GetSample("nope"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nope")));
 }
 
 TEST(Attributor, RefusesDamagedIndexFiles) {

@@ -61,12 +61,6 @@ float Rounded(float x, RowDType dtype) {
   return out;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::string contents;
-  EXPECT_TRUE(ReadFile(path, &contents).ok()) << path;
-  return contents;
-}
-
 TEST(IndexDtype, ConversionsRoundToNearestEven) {
   // Halfway between 1 and the next value: ties go to the even significand.
   EXPECT_EQ(Rounded(1.0f + std::ldexp(1.0f, -8), RowDType::kBF16), 1.0f);
@@ -115,7 +109,7 @@ TEST(IndexDtype, EveryDtypeRoundTripsWithinItsRounding) {
     TempDir dir;
     WriteIndex(dir.path(), rows, /*rows_per_shard=*/300, c.dtype);
     const std::string shard1 = absl::StrCat("grads-00001", c.ext);
-    ASSERT_EQ(ReadAll(dir.file(shard1)).size(), 300u * dim * RowDTypeBytes(c.dtype));
+    ASSERT_EQ(testing::ReadText(dir.file(shard1)).size(), 300u * dim * RowDTypeBytes(c.dtype));
     auto index = GradientIndex::Open(dir.path());
     TDA_ASSERT_OK(index);
     const GradientIndex& idx = **index;
@@ -148,7 +142,7 @@ TEST(IndexDtype, CorruptBf16ShardIsRefusedNamingTheFile) {
   RowMatrix rows = RowMatrix::Random(100, 8);
   WriteIndex(dir.path(), rows, 40, RowDType::kBF16);
   TDA_ASSERT_OK(VerifyIndex(dir.path()));
-  std::string shard = ReadAll(dir.file("grads-00001.bf16"));
+  std::string shard = testing::ReadText(dir.file("grads-00001.bf16"));
   shard[33] ^= 0x04;
   std::ofstream(dir.file("grads-00001.bf16"), std::ios::binary | std::ios::trunc) << shard;
   EXPECT_THAT(GradientIndex::Open(dir.path()),

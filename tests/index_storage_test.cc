@@ -99,19 +99,13 @@ Built BuildIndex(const std::string& dir, int64_t n, int64_t dim, int64_t rows_pe
   return built;
 }
 
-std::string ReadAll(const std::string& path) {
-  std::string contents;
-  EXPECT_TRUE(ReadFile(path, &contents).ok()) << path;
-  return contents;
-}
-
 void Overwrite(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << contents;
 }
 
 void FlipByte(const std::string& path, size_t offset) {
-  std::string contents = ReadAll(path);
+  std::string contents = testing::ReadText(path);
   ASSERT_LT(offset, contents.size());
   contents[offset] ^= 0x10;
   Overwrite(path, contents);
@@ -165,12 +159,12 @@ TEST(IndexStorage, RoundTripGivesIdenticalRowsSamplesAndScores) {
 TEST(IndexStorage, ShardsAreRawLittleEndianRowMajorFloats) {
   TempDir dir;
   Built built = BuildIndex(dir.path(), 10, 6, /*rows_per_shard=*/4);
-  std::string shard = ReadAll(dir.file("grads-00001.f32"));  // rows 4..7
+  std::string shard = testing::ReadText(dir.file("grads-00001.f32"));  // rows 4..7
   ASSERT_EQ(shard.size(), 4u * 6u * sizeof(float));
   EXPECT_EQ(std::memcmp(shard.data(), built.rows.row(4).data(), shard.size()), 0);
-  EXPECT_EQ(ReadAll(dir.file("grads-00002.f32")).size(), 2u * 6u * sizeof(float));
+  EXPECT_EQ(testing::ReadText(dir.file("grads-00002.f32")).size(), 2u * 6u * sizeof(float));
   EXPECT_FALSE(std::filesystem::exists(dir.file("grads-00003.f32")));
-  std::string samples = ReadAll(dir.file("samples.tsv"));
+  std::string samples = testing::ReadText(dir.file("samples.tsv"));
   EXPECT_EQ(samples.substr(0, samples.find('\n')),
             absl::StrCat("fashion-mnist/train/0\tfashion-mnist/train\t", built.samples[0].label,
                          "\t", built.samples[0].preview));
@@ -289,10 +283,10 @@ TEST(IndexStorage, SamplesTableWithWrongRowCountIsRefused) {
   TempDir dir;
   BuildIndex(dir.path(), 50, 8, 40);
   // A table that matches its manifest entry but lacks a row: the parser must notice.
-  std::string samples = ReadAll(dir.file("samples.tsv"));
+  std::string samples = testing::ReadText(dir.file("samples.tsv"));
   samples = samples.substr(0, samples.rfind('\n', samples.size() - 2) + 1);
   Overwrite(dir.file("samples.tsv"), samples);
-  auto m = ManifestFromJson(ReadAll(dir.file("manifest.json")), "manifest.json");
+  auto m = ManifestFromJson(testing::ReadText(dir.file("manifest.json")), "manifest.json");
   TDA_ASSERT_OK(m);
   m->samples.bytes = samples.size();
   m->samples.xxh3 = ChecksumHex(Xxh3(samples));
@@ -314,7 +308,7 @@ TEST(IndexStorage, MissingShardIsRefused) {
 TEST(IndexStorage, NewerFormatVersionIsRefused) {
   TempDir dir;
   BuildIndex(dir.path(), 20, 8, 40);
-  std::string text = ReadAll(dir.file("manifest.json"));
+  std::string text = testing::ReadText(dir.file("manifest.json"));
   ASSERT_NE(text.find("\"format_version\": 1"), std::string::npos);
   Overwrite(dir.file("manifest.json"),
             absl::StrReplaceAll(text, {{"\"format_version\": 1", "\"format_version\": 3"}}));
@@ -327,7 +321,7 @@ TEST(IndexStorage, NewerFormatVersionIsRefused) {
 TEST(IndexStorage, MalformedManifestIsRefused) {
   TempDir dir;
   BuildIndex(dir.path(), 20, 8, 40);
-  std::string text = ReadAll(dir.file("manifest.json"));
+  std::string text = testing::ReadText(dir.file("manifest.json"));
   Overwrite(dir.file("manifest.json"), text.substr(0, text.size() / 2));
   EXPECT_THAT(GradientIndex::Open(dir.path()),
               StatusIs(absl::StatusCode::kDataLoss,

@@ -29,14 +29,6 @@ namespace fs = std::filesystem;
 using ::tda::testing::StatusIs;
 using ::testing::HasSubstr;
 
-std::string Slurp(const std::string& path) {
-  std::string text;
-  EXPECT_TRUE(ReadFile(path, &text).ok()) << path;
-  return text;
-}
-
-void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
 class JobPathsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -198,13 +190,13 @@ TEST_F(JobPathsTest, AJobReplacesOnlyItsOwnOrWithOverwriteATdaOutput) {
     return registry.CheckReplaceable("out", file, PathRole::kOutputFile, claim);
   };
   TDA_EXPECT_OK(check({7, 0, false}));  // absent
-  Write(file, "someone's data\n");
+  testing::WriteText(file, "someone's data\n");
   EXPECT_THAT(check({7, 0, false}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(file)));
   EXPECT_THAT(check({7, 0, true}), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
 
   // Job 7 of schedule 3 writes it.
-  Write(file, "{\"query_id\": \"q\"}\n");
+  testing::WriteText(file, "{\"query_id\": \"q\"}\n");
   TDA_ASSERT_OK(registry.Record(file, {7, 3, false}));
   TDA_EXPECT_OK(check({7, 0, false}));  // a later attempt of job 7
   TDA_EXPECT_OK(check({9, 3, false}));  // a later run of schedule 3
@@ -212,9 +204,9 @@ TEST_F(JobPathsTest, AJobReplacesOnlyItsOwnOrWithOverwriteATdaOutput) {
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("written by job 7")));
   TDA_EXPECT_OK(check({8, 0, true}));  // ... with overwrite
   // Changed since: no longer the job's file, not even with overwrite.
-  Write(file, "{\"query_id\": \"edited\"}\n");
+  testing::WriteText(file, "{\"query_id\": \"edited\"}\n");
   EXPECT_THAT(check({7, 0, true}), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
-  EXPECT_EQ(Slurp(file), "{\"query_id\": \"edited\"}\n");
+  EXPECT_EQ(testing::ReadText(file), "{\"query_id\": \"edited\"}\n");
 
   // Directories: a non-index directory is never replaceable, an empty one is.
   const std::string dir = roots_.output_root + "/idx";
@@ -223,15 +215,15 @@ TEST_F(JobPathsTest, AJobReplacesOnlyItsOwnOrWithOverwriteATdaOutput) {
   };
   fs::create_directories(dir);
   TDA_EXPECT_OK(check_dir({1, 0, false}));
-  Write(dir + "/notes.txt", "keep me");
+  testing::WriteText(dir + "/notes.txt", "keep me");
   EXPECT_THAT(check_dir({1, 0, true}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not")));
-  EXPECT_EQ(Slurp(dir + "/notes.txt"), "keep me");
+  EXPECT_EQ(testing::ReadText(dir + "/notes.txt"), "keep me");
   // A registered directory (e.g. an unlearned model) is its writer's.
   TDA_ASSERT_OK(registry.Record(dir, {1, 0, false}));
   TDA_EXPECT_OK(check_dir({1, 0, false}));
   EXPECT_THAT(check_dir({2, 0, false}), StatusIs(absl::StatusCode::kAlreadyExists, ::testing::_));
-  Write(dir + "/more.txt", "added later");
+  testing::WriteText(dir + "/more.txt", "added later");
   EXPECT_THAT(check_dir({1, 0, true}),
               StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
   // A file where a directory is wanted, and the other way round.

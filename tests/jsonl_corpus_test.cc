@@ -27,17 +27,6 @@ using ::testing::HasSubstr;
 using testing::StatusIs;
 using testing::TempDir;
 
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::string text;
-  EXPECT_TRUE(ReadFile(path, &text).ok());
-  return text;
-}
-
 void Gzip(const std::string& text, const std::string& path) {
   gzFile file = gzopen(path.c_str(), "wb");
   ASSERT_NE(file, nullptr);
@@ -51,7 +40,7 @@ void Zstd(const std::string& text, const std::string& path) {
   const size_t n = ZSTD_compress(out.data(), out.size(), text.data(), text.size(), 3);
   ASSERT_FALSE(ZSTD_isError(n));
   out.resize(n);
-  WriteText(path, out);
+  testing::WriteText(path, out);
 }
 
 JsonlOptions FileOptions(const std::string& path) {
@@ -92,8 +81,8 @@ TEST(JsonlCorpusTest, FortunesExportedToJsonlGiveTheSameRowsPlainGzipAndZstd) {
   // Named "fortunes" so the data set names agree too ("fortunes/train").
   const std::string plain = dir.file("fortunes.jsonl");
   TDA_ASSERT_OK(WriteJsonl(*fortunes, plain));
-  Gzip(ReadAll(plain), dir.file("fortunes.jsonl.gz"));
-  Zstd(ReadAll(plain), dir.file("fortunes.jsonl.zst"));
+  Gzip(testing::ReadText(plain), dir.file("fortunes.jsonl.gz"));
+  Zstd(testing::ReadText(plain), dir.file("fortunes.jsonl.zst"));
 
   TextSplitOptions split;
   split.context_length = 128;
@@ -126,7 +115,7 @@ TEST(JsonlCorpusTest, InstructionPairsCarryLossOnTheCompletionOnly) {
   TempDir dir;
   // Real riddles from the fortunes, as instruction pairs.
   const std::string path = dir.file("riddles.jsonl");
-  WriteText(path,
+  testing::WriteText(path,
             "{\"prompt\": \"Q:\\tWhat do you call a boomerang that doesn't come back?\\nA:\\t\", "
             "\"completion\": \"A stick.\\n\"}\n"
             "{\"prompt\": \"Q:\\tWhat's tiny and yellow and very, very, dangerous?\\nA:\\t\", "
@@ -174,20 +163,20 @@ TEST(JsonlCorpusTest, BadLinesAreRefusedNamingFileAndLine) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const std::string path = dir.file("bad.jsonl");
-    WriteText(path, good + c.line);
+    testing::WriteText(path, good + c.line);
     EXPECT_THAT(ReadAllDocuments(FileOptions(path)).status(),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)));
   }
 
   const std::string path = dir.file("dup.jsonl");
-  WriteText(path, good + "\n" + "{\"id\": \"z\", \"text\": \"x\"}\n" + good);
+  testing::WriteText(path, good + "\n" + "{\"id\": \"z\", \"text\": \"x\"}\n" + good);
   EXPECT_THAT(ReadAllDocuments(FileOptions(path)).status(),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("duplicate id 'a': " + path + ":1 and " + path + ":4")));
 
   // --skip-bad-lines: bad lines skipped and counted, the reasons kept; duplicates still refused.
   const std::string mixed = dir.file("mixed.jsonl");
-  WriteText(mixed,
+  testing::WriteText(mixed,
             good + "{oops\n" + "{\"id\": \"c\", \"text\": 3}\n" +
                 "{\"id\": \"d\", \"text\": \"Real programmers don't comment their code.\"}\n");
   JsonlOptions skip = FileOptions(mixed);
@@ -206,7 +195,7 @@ TEST(JsonlCorpusTest, InvalidUtf8IsKeptAsBytesCountedAndRoundTrips) {
   TempDir dir;
   const std::string path = dir.file("latin1.jsonl");
   // "caf\xe9" is Latin-1, not UTF-8; "\xc3\xa9" is a valid UTF-8 e-acute.
-  WriteText(path, "{\"id\": \"x\", \"text\": \"caf\xe9 cr\xc3\xa9me \xff\xfe\"}\n");
+  testing::WriteText(path, "{\"id\": \"x\", \"text\": \"caf\xe9 cr\xc3\xa9me \xff\xfe\"}\n");
   JsonlStats stats;
   absl::StatusOr<std::vector<TextDocument>> docs = ReadAllDocuments(FileOptions(path), &stats);
   TDA_ASSERT_OK(docs);
@@ -232,7 +221,7 @@ TEST(JsonlCorpusTest, InvalidUtf8IsKeptAsBytesCountedAndRoundTrips) {
 TEST(JsonlCorpusTest, SourcesComeFromAFieldOrTheFileName) {
   TempDir dir;
   const std::string a = dir.file("linux.jsonl"), b = dir.file("science.jsonl.gz");
-  WriteText(a,
+  testing::WriteText(a,
             "{\"text\": \"Linux: the choice of a GNU generation\", \"source\": \"debian\"}\n"
             "{\"text\": \"Microsoft is not the answer.\"}\r\n");
   Gzip("{\"text\": \"E = mc^2\", \"id\": \"einstein\"}", b);  // no final newline
@@ -256,7 +245,7 @@ TEST(JsonlCorpusTest, DamagedAndMissingFilesAreClearErrors) {
   TempDir dir;
   EXPECT_THAT(ReadAllDocuments(FileOptions(dir.file("absent.jsonl"))).status(),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("absent.jsonl")));
-  WriteText(dir.file("plain.jsonl.gz"), "{\"text\": \"not compressed\"}\n");
+  testing::WriteText(dir.file("plain.jsonl.gz"), "{\"text\": \"not compressed\"}\n");
   EXPECT_THAT(ReadAllDocuments(FileOptions(dir.file("plain.jsonl.gz"))).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not gzip data")));
 
@@ -264,17 +253,17 @@ TEST(JsonlCorpusTest, DamagedAndMissingFilesAreClearErrors) {
   for (int i = 0; i < 2000; ++i)
     lines += "{\"text\": \"Never trust a computer you can't lift.\"}\n";
   Zstd(lines, dir.file("full.jsonl.zst"));
-  const std::string compressed = ReadAll(dir.file("full.jsonl.zst"));
-  WriteText(dir.file("cut.jsonl.zst"), compressed.substr(0, compressed.size() / 2));
+  const std::string compressed = testing::ReadText(dir.file("full.jsonl.zst"));
+  testing::WriteText(dir.file("cut.jsonl.zst"), compressed.substr(0, compressed.size() / 2));
   EXPECT_THAT(ReadAllDocuments(FileOptions(dir.file("cut.jsonl.zst"))).status(),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
   Gzip(lines, dir.file("full.jsonl.gz"));
-  const std::string gz = ReadAll(dir.file("full.jsonl.gz"));
-  WriteText(dir.file("cut.jsonl.gz"), gz.substr(0, gz.size() / 2));
+  const std::string gz = testing::ReadText(dir.file("full.jsonl.gz"));
+  testing::WriteText(dir.file("cut.jsonl.gz"), gz.substr(0, gz.size() / 2));
   EXPECT_THAT(ReadAllDocuments(FileOptions(dir.file("cut.jsonl.gz"))).status(),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("cut.jsonl.gz")));
 
-  WriteText(dir.file("long.jsonl"), "{}\n" + std::string(5000, 'x') + "\n");
+  testing::WriteText(dir.file("long.jsonl"), "{}\n" + std::string(5000, 'x') + "\n");
   absl::StatusOr<std::unique_ptr<LineReader>> reader =
       LineReader::Open(dir.file("long.jsonl"), 1000);
   TDA_ASSERT_OK(reader);

@@ -21,12 +21,6 @@ namespace {
 using ::testing::HasSubstr;
 using testing::StatusIs;
 
-std::string ReadAll(const std::string& path) {
-  std::string text;
-  EXPECT_TRUE(ReadFile(path, &text).ok()) << path;
-  return text;
-}
-
 TEST(JsonlIndexTest, FortunesAsJsonlGiveTheSameIndexRowsAndAnswers) {
   testing::TempDir dir;
   const std::string corpus = dir.file("fortunes");
@@ -78,7 +72,7 @@ TEST(JsonlIndexTest, FortunesAsJsonlGiveTheSameIndexRowsAndAnswers) {
   for (const auto& entry : std::filesystem::directory_iterator(dir.file("fortunes-index"))) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_regular_file() || name.rfind("manifest", 0) == 0) continue;
-    EXPECT_EQ(ReadAll(entry.path().string()), ReadAll(dir.file("jsonl-index/" + name)))
+    EXPECT_EQ(testing::ReadText(entry.path().string()), testing::ReadText(dir.file("jsonl-index/" + name)))
         << name << " differs";
     ++compared;
   }

@@ -2,9 +2,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 
+#include "common/atomic_file.h"
 #include "curvature/ekfac.h"
 #include "curvature/factor_fitting.h"
 #include "data/fashion_mnist.h"
@@ -23,6 +25,19 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string ReadText(const std::string& path) {
+  std::string contents;
+  const absl::Status status = ReadFile(path, &contents);
+  EXPECT_TRUE(status.ok()) << status;
+  return contents;
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  EXPECT_TRUE(out.good()) << "cannot write " << path;
 }
 
 namespace {

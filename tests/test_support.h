@@ -68,6 +68,11 @@ class TempDir {
   std::string path_;
 };
 
+// A whole file's bytes (a test failure, and "", when it cannot be read).
+std::string ReadText(const std::string& path);
+// Writes `text` to `path`, replacing it (a test failure when it cannot).
+void WriteText(const std::string& path, const std::string& text);
+
 // First `n` samples of the real Fashion-MNIST split (cached per process).
 const Dataset& FashionTrain(int64_t n);
 const Dataset& FashionTest(int64_t n);

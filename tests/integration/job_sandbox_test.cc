@@ -23,14 +23,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Slurp(const std::string& path) {
-  std::string text;
-  EXPECT_TRUE(ReadFile(path, &text).ok()) << path;
-  return text;
-}
-
-void Write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
 #define TDA_EXPECT_OK_STATUS(expr)                 \
   do {                                             \
     const absl::Status tda_s_ = (expr);            \
@@ -46,7 +38,7 @@ class JobSandboxTest : public JobsTest {
  protected:
   void SetUp() override {
     JobsTest::SetUp();
-    Write(dir_->file("queries.jsonl"), "{\"sample_id\": \"fashion-mnist/test/0\"}\n");
+    testing::WriteText(dir_->file("queries.jsonl"), "{\"sample_id\": \"fashion-mnist/test/0\"}\n");
   }
 
   nlohmann::json AttributeSpec(const std::string& out) const {
@@ -110,12 +102,12 @@ TEST_F(JobSandboxTest, PathsOutsideTheRootsAndTheStateDirAreRefused) {
   // root contains it; the database survives the attempts.
   const v1::Job before = RunToEnd("sleep", {{"seconds", 0.1}});
   EXPECT_EQ(before.state(), v1::JOB_STATE_SUCCEEDED);
-  const std::string db_bytes_before = Slurp(db_).substr(0, 16);
+  const std::string db_bytes_before = testing::ReadText(db_).substr(0, 16);
   for (const std::string& out : {state_dir_, state_dir_ + "/index", db_}) {
     ExpectRefused("build-index", BuildSpec(out), kDenied, "--state-dir");
   }
   ExpectRefused("batch-attribute", AttributeSpec(db_), kDenied, db_);
-  EXPECT_EQ(Slurp(db_).substr(0, 16), db_bytes_before);  // "SQLite format 3"
+  EXPECT_EQ(testing::ReadText(db_).substr(0, 16), db_bytes_before);  // "SQLite format 3"
   EXPECT_EQ(Get(before.id()).state(), v1::JOB_STATE_SUCCEEDED);
   absl::StatusOr<std::unique_ptr<JobStore>> store = JobStore::Open(db_);
   TDA_ASSERT_OK(store);
@@ -144,7 +136,7 @@ TEST_F(JobSandboxTest, ExistingOutputsThatAreNotTheJobsOwnAreNeverDestroyed) {
   // overwrite, its contents untouched.
   const std::string precious = dir_->file("precious");
   std::filesystem::create_directories(precious);
-  Write(precious + "/thesis.tex", "\\documentclass{article} years of work");
+  testing::WriteText(precious + "/thesis.tex", "\\documentclass{article} years of work");
   ExpectRefused("build-index", BuildSpec(precious), kNever, precious);
   nlohmann::json overwrite = BuildSpec(precious);
   overwrite["overwrite"] = true;
@@ -152,7 +144,7 @@ TEST_F(JobSandboxTest, ExistingOutputsThatAreNotTheJobsOwnAreNeverDestroyed) {
 
   // A foreign file as batch-attribute's out: the same.
   const std::string foreign = dir_->file("foreign.jsonl");
-  Write(foreign, "my own notes\n");
+  testing::WriteText(foreign, "my own notes\n");
   ExpectRefused("batch-attribute", AttributeSpec(foreign), kNever, foreign);
   nlohmann::json overwrite_foreign = AttributeSpec(foreign);
   overwrite_foreign["overwrite"] = true;
@@ -164,19 +156,19 @@ TEST_F(JobSandboxTest, ExistingOutputsThatAreNotTheJobsOwnAreNeverDestroyed) {
   const std::string later = dir_->file("later");
   const v1::Job build = Submit("build-index", BuildSpec(later));
   std::filesystem::create_directories(later);
-  Write(later + "/keep.txt", "keep");
+  testing::WriteText(later + "/keep.txt", "keep");
   const v1::Job failed = WaitFor(build.id(), IsFinished, 120);
   EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
   EXPECT_THAT(failed.error(), HasSubstr(later));
-  EXPECT_EQ(Slurp(later + "/keep.txt"), "keep");
+  EXPECT_EQ(testing::ReadText(later + "/keep.txt"), "keep");
   EXPECT_FALSE(std::filesystem::exists(absl::StrCat(later, ".job", build.id(), "-tmp")));
   EXPECT_EQ(WaitFor(blocker.id(), IsFinished, 30).state(), v1::JOB_STATE_SUCCEEDED);
 
-  EXPECT_EQ(Slurp(precious + "/thesis.tex"), "\\documentclass{article} years of work");
+  EXPECT_EQ(testing::ReadText(precious + "/thesis.tex"), "\\documentclass{article} years of work");
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(precious),
                           std::filesystem::directory_iterator()),
             1);
-  EXPECT_EQ(Slurp(foreign), "my own notes\n");
+  EXPECT_EQ(testing::ReadText(foreign), "my own notes\n");
 }
 
 TEST_F(JobSandboxTest, AJobReplacesItsOwnOutputAndAnotherJobsOnlyWithOverwrite) {
@@ -186,7 +178,7 @@ TEST_F(JobSandboxTest, AJobReplacesItsOwnOutputAndAnotherJobsOnlyWithOverwrite) 
   ASSERT_EQ(first.state(), v1::JOB_STATE_SUCCEEDED) << first.error();
   const std::string results = dir_->file("results.jsonl");
   EXPECT_EQ(first.result_path(), std::filesystem::canonical(results).string());
-  const std::string written = Slurp(results);
+  const std::string written = testing::ReadText(results);
   EXPECT_THAT(written, HasSubstr("\"query_id\""));
 
   // Another job may replace it only with overwrite: true.
@@ -197,9 +189,9 @@ TEST_F(JobSandboxTest, AJobReplacesItsOwnOutputAndAnotherJobsOnlyWithOverwrite) 
   again["top_k"] = 3;
   const v1::Job second = RunToEnd("batch-attribute", again);
   ASSERT_EQ(second.state(), v1::JOB_STATE_SUCCEEDED) << second.error();
-  EXPECT_NE(Slurp(results), written);  // top_k 3 instead of 10
+  EXPECT_NE(testing::ReadText(results), written);  // top_k 3 instead of 10
   // Edited since the job wrote it: nobody's output any more, not even with overwrite.
-  Write(results, Slurp(results) + "\n");
+  testing::WriteText(results, testing::ReadText(results) + "\n");
   ExpectRefused("batch-attribute", again, grpc::StatusCode::FAILED_PRECONDITION, results);
 
   // An index: rebuilt by another job only with overwrite: true, and then a valid index again.
@@ -242,7 +234,7 @@ TEST_F(JobSandboxTest, AJobReplacesItsOwnOutputAndAnotherJobsOnlyWithOverwrite) 
   }
   ASSERT_GE(runs.size(), 2u);
   for (const v1::Job& j : runs) EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED) << j.error();
-  EXPECT_THAT(Slurp(dir_->file("scheduled.jsonl")), HasSubstr("\"query_id\""));
+  EXPECT_THAT(testing::ReadText(dir_->file("scheduled.jsonl")), HasSubstr("\"query_id\""));
 }
 
 }  // namespace
