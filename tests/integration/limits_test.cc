@@ -1,6 +1,6 @@
 // Deadlines, cancellation, queue limits and graceful shutdown of Attribute, end to end through
 // the real tda-server binary on loopback, against a large index: the rows of a real trained
-// Fashion-MNIST model's index (its model, projection and factors) replaced by 2^20 random bf16
+// Fashion-MNIST model's index (its model, projection and factors) replaced by 2^22 random bf16
 // rows, so that a batch of queries scans for far longer than the deadlines used here.
 //
 // What is proven: a query whose deadline passes (or whose client cancels) stops its scan and
@@ -39,7 +39,7 @@ using ::tda::testing::ChildProcess;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-constexpr int64_t kLargeRows = int64_t{1} << 20;
+constexpr int64_t kLargeRows = int64_t{1} << 22;  // 4,194,304 rows x 32 dims, 256 MiB
 constexpr int kBigBatch = 64;  // queries of a "long" request
 
 double MillisecondsBetween(Clock::time_point from, Clock::time_point to) {
@@ -157,7 +157,7 @@ class LimitsTest : public ::testing::Test {
     IndexBuildOptions options;
     options.model_dir = dir_->file("model");
     options.out_dir = dir_->file("small");
-    options.projection_dim_per_side = 8;
+    options.projection_dim_per_side = 4;  // 2 layers x 4 x 4 = 32 dims per row
     TDA_ASSERT_OK(BuildIndex(testing::FashionTrain(300), kFashionMnistDefaultDir, options));
     const Clock::time_point start = Clock::now();
     TDA_ASSERT_OK(WriteLargeIndex(options.out_dir, dir_->file("large"), kLargeRows));
