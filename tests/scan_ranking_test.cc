@@ -96,13 +96,17 @@ void ExpectSignedTopK(const GradientIndex& index, const Eigen::MatrixXf& queries
     for (size_t i = 0; i < pro.size(); ++i) {
       EXPECT_GT(pro[i].score, 0) << "row " << pro[i].row;
       EXPECT_FALSE(index.is_deleted(pro[i].row));
-      if (i > 0) EXPECT_GE(pro[i - 1].score, pro[i].score);
+      if (i > 0) {
+        EXPECT_GE(pro[i - 1].score, pro[i].score);
+      }
       seen.insert(pro[i].row);
     }
     for (size_t i = 0; i < con.size(); ++i) {
       EXPECT_LT(con[i].score, 0) << "row " << con[i].row;
       EXPECT_FALSE(index.is_deleted(con[i].row));
-      if (i > 0) EXPECT_LE(con[i - 1].score, con[i].score);
+      if (i > 0) {
+        EXPECT_LE(con[i - 1].score, con[i].score);
+      }
       EXPECT_EQ(seen.count(con[i].row), 0u) << "row " << con[i].row << " in both lists";
     }
   }
