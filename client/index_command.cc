@@ -5,12 +5,9 @@
 #include "client/commands.h"
 #include "common/flags.h"
 #include "client/progress_bar.h"
-#include "data/fashion_mnist.h"
-#include "data/fortunes.h"
-#include "model/recipe_data.h"
 #include "index/gradient_index.h"
-#include "index/index_builder.h"
 #include "model/model.h"
+#include "ops/build_model_index.h"
 
 namespace tda {
 
@@ -48,7 +45,8 @@ int RunIndexBuild(const Args& args) {
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
-  IndexBuildOptions options;
+  ModelIndexRequest request;
+  IndexBuildOptions& options = request.index;
   options.model_dir = flags.GetString("model");
   options.out_dir = flags.GetString("out");
   options.projection_dim_per_side = flags.GetInt("projection-dim");
@@ -57,17 +55,16 @@ int RunIndexBuild(const Args& args) {
   options.fit.max_examples = flags.GetInt("factor-examples");
   options.batch_size = flags.GetInt("batch-size");
   options.fit.batch_size = options.batch_size;  // 0: the build picks both
+  request.data_dir = flags.GetString("data-dir");
+  request.train_size = flags.GetInt("train-size");
+  request.allow_changed_corpus = flags.GetBool("allow-changed-corpus");
   const std::string fisher = flags.GetString("fisher");
   absl::StatusOr<RowDType> dtype = ParseRowDType(flags.GetString("dtype"));
   if (!dtype.ok()) return flags.UsageError("--dtype must be f32, bf16 or f16");
   options.dtype = *dtype;
-  if (fisher == "true") {
-    options.fit.fisher = FisherKind::kTrue;
-  } else if (fisher == "empirical") {
-    options.fit.fisher = FisherKind::kEmpirical;
-  } else {
-    return flags.UsageError("--fisher must be true or empirical, got '" + fisher + "'");
-  }
+  absl::StatusOr<FisherKind> fisher_kind = ParseFisherKind(fisher);
+  if (!fisher_kind.ok()) return flags.UsageError(std::string(fisher_kind.status().message()));
+  options.fit.fisher = *fisher_kind;
   if (options.projection_dim_per_side < 0) return flags.UsageError("--projection-dim must be >= 0");
   if (options.fit.max_examples <= 0 || options.batch_size < 0) {
     return flags.UsageError("--factor-examples must be > 0 and --batch-size >= 0");
@@ -75,37 +72,19 @@ int RunIndexBuild(const Args& args) {
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   InitCompute(static_cast<int>(flags.GetInt("threads")));
 
-  TrainRecipe recipe;
-  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(options.model_dir, &recipe);
-  if (!model.ok()) return RuntimeError(model.status());
-  const bool documents = (*model)->config().is_sequence();
-  std::string data_dir = flags.GetString("data-dir");
-  if (data_dir.empty()) {
-    data_dir = !recipe.data_dir.empty() ? recipe.data_dir
-               : documents              ? kFortunesDefaultDir
-                                        : kFashionMnistDefaultDir;
-  }
-  // The model's training data as its recipe records it (one row per fortune for a gpt).
-  TrainRecipe data_recipe = recipe;
-  if (flags.GetInt("train-size") >= 0) data_recipe.train_size = flags.GetInt("train-size");
-  int64_t truncated = 0;
-  absl::StatusOr<Dataset> train =
-      LoadRecipeData((*model)->config(), data_recipe, Split::kTrain, data_dir, &truncated,
-                     flags.GetBool("allow-changed-corpus"));
-  if (!train.ok()) return RuntimeError(train.status());
-
-  std::cerr << absl::StrFormat(
-      "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", train->size(),
-      documents ? absl::StrFormat("documents (%d truncated at the context of %d bytes)", truncated,
-                                  (*model)->config().context_length)
-                : std::string("images"),
-      options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
-  absl::Status built;
+  absl::StatusOr<ModelIndexPlan> built;
   {
     ProgressBar bar;
-    built = BuildIndex(*train, data_dir, options, bar.Callback());
+    built = BuildModelIndex(request, bar.Callback(), [&](const ModelIndexPlan& plan) {
+      std::cerr << absl::StrFormat(
+          "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", plan.rows,
+          plan.documents ? absl::StrFormat("documents (%d truncated at the context of %d bytes)",
+                                           plan.truncated, plan.context_length)
+                         : std::string("images"),
+          options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
+    });
   }
-  if (!built.ok()) return RuntimeError(built);
+  if (!built.ok()) return RuntimeError(built.status());
   absl::StatusOr<std::unique_ptr<GradientIndex>> index =
       GradientIndex::Open(options.out_dir, GradientIndex::Verify::kSizes);
   if (!index.ok()) return RuntimeError(index.status());

@@ -19,6 +19,7 @@
 #include "common/status_macros.h"
 #include "data/fashion_mnist.h"
 #include "index/index_builder.h"
+#include "ops/build_model_index.h"
 #include "jobs/ablation_jobs.h"
 #include "jobs/job_outputs.h"
 #include "data/fortunes.h"
@@ -131,7 +132,8 @@ absl::Status ReplaceDirectory(const std::string& from, const std::string& to,
 }
 
 absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context) {
-  IndexBuildOptions options;
+  ModelIndexRequest request;
+  IndexBuildOptions& options = request.index;
   options.model_dir = spec["model_dir"].get<std::string>();
   const std::string out_dir = spec["out_dir"].get<std::string>();
   options.projection_dim_per_side = spec["projection_dim"].get<int64_t>();
@@ -141,27 +143,9 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   options.batch_size = spec["batch_size"].get<int64_t>();
   options.fit.batch_size = options.batch_size;  // 0: the build picks both
   ASSIGN_OR_RETURN(options.dtype, ParseRowDType(spec["dtype"].get<std::string>()));
-  const std::string fisher = spec["fisher"].get<std::string>();
-  if (fisher != "true" && fisher != "empirical") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fisher must be true or empirical, got '", fisher, "'"));
-  }
-  options.fit.fisher = fisher == "true" ? FisherKind::kTrue : FisherKind::kEmpirical;
-
-  TrainRecipe recipe;
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(options.model_dir, &recipe));
-  // The model's own training data (Fashion-MNIST images or fortunes documents).
-  TrainRecipe data_recipe = recipe;
-  if (spec["train_size"].get<int64_t>() >= 0) {
-    data_recipe.train_size = spec["train_size"].get<int64_t>();
-  }
-  std::string data_dir = spec["data_dir"].get<std::string>();
-  if (data_dir.empty()) data_dir = recipe.data_dir;
-  if (data_dir.empty()) {
-    data_dir = model->config().is_sequence() ? kFortunesDefaultDir : kFashionMnistDefaultDir;
-  }
-  ASSIGN_OR_RETURN(Dataset train,
-                   LoadRecipeData(model->config(), data_recipe, Split::kTrain, data_dir));
+  ASSIGN_OR_RETURN(options.fit.fisher, ParseFisherKind(spec["fisher"].get<std::string>()));
+  request.train_size = spec["train_size"].get<int64_t>();
+  request.data_dir = spec["data_dir"].get<std::string>();
 
   // Every attempt starts from scratch in its own temporary directory.
   const std::string temp = absl::StrCat(out_dir, ".job", context.job_id(), "-tmp");
@@ -170,9 +154,14 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   std::filesystem::remove_all(temp, error);
   context.RemoveOnCancel(temp);
   options.out_dir = temp;
-  context.Log(absl::StrCat("indexing ", train.size(), " training samples of ", data_dir,
-                           " (attempt ", context.attempt(), ", into ", temp, ")"));
-  RETURN_IF_ERROR(BuildIndex(train, data_dir, options, context.progress()));
+  RETURN_IF_ERROR(BuildModelIndex(request, context.progress(),
+                                  [&](const ModelIndexPlan& plan) {
+                                    context.Log(absl::StrCat(
+                                        "indexing ", plan.rows, " training samples of ",
+                                        plan.data_dir, " (attempt ", context.attempt(),
+                                        ", into ", temp, ")"));
+                                  })
+                      .status());
   const absl::Status replaced = WriteJobOutput(context, "out_dir", [&](const std::string& path) {
     return ReplaceDirectory(temp, path, old);
   });

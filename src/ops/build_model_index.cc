@@ -1,0 +1,47 @@
+#include "ops/build_model_index.h"
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "data/fashion_mnist.h"
+#include "data/fortunes.h"
+#include "model/model.h"
+#include "model/recipe_data.h"
+
+namespace tda {
+
+absl::StatusOr<FisherKind> ParseFisherKind(const std::string& name) {
+  if (name == "true") return FisherKind::kTrue;
+  if (name == "empirical") return FisherKind::kEmpirical;
+  return absl::InvalidArgumentError(
+      absl::StrCat("fisher must be true or empirical, got '", name, "'"));
+}
+
+absl::StatusOr<ModelIndexPlan> BuildModelIndex(
+    const ModelIndexRequest& request, const ProgressFn& progress,
+    const std::function<void(const ModelIndexPlan&)>& on_plan) {
+  TrainRecipe recipe;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(request.index.model_dir, &recipe));
+  const ModelConfig& config = model->config();
+  ModelIndexPlan plan;
+  plan.documents = config.is_sequence();
+  plan.context_length = config.context_length;
+  plan.data_dir = request.data_dir;
+  if (plan.data_dir.empty()) plan.data_dir = recipe.data_dir;
+  if (plan.data_dir.empty()) {
+    plan.data_dir = plan.documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
+  }
+  // The model's training rows as its recipe records them (one row per document for a gpt).
+  TrainRecipe data_recipe = recipe;
+  if (request.train_size >= 0) data_recipe.train_size = request.train_size;
+  ASSIGN_OR_RETURN(Dataset train,
+                   LoadRecipeData(config, data_recipe, Split::kTrain, plan.data_dir,
+                                  &plan.truncated, request.allow_changed_corpus));
+  plan.rows = train.size();
+  if (on_plan) on_plan(plan);
+  RETURN_IF_ERROR(BuildIndex(train, plan.data_dir, request.index, progress));
+  return plan;
+}
+
+}  // namespace tda

@@ -1,0 +1,43 @@
+// The use case "index a trained model": load the model and its recipe, load the training rows
+// the recipe names (LoadRecipeData: Fashion-MNIST, fortunes or a JSONL corpus), and build the
+// gradient index. Written once here; `tda index build` and the build-index job kind call it.
+//
+// Thread-compatible: one build per call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/progress.h"
+#include "index/index_builder.h"
+
+namespace tda {
+
+struct ModelIndexRequest {
+  // index.model_dir and index.out_dir say what to index and where; the rest how.
+  IndexBuildOptions index;
+  std::string data_dir;              // "" = the model's (its recipe's, else the default)
+  int64_t train_size = -1;           // index the first N training samples; -1 = the model's
+  bool allow_changed_corpus = false;  // see LoadRecipeData
+};
+
+// What is about to be indexed (told before the build starts, for logs and progress lines).
+struct ModelIndexPlan {
+  int64_t rows = 0;
+  bool documents = false;    // a sequence model's documents, else images / feature rows
+  int64_t truncated = 0;     // documents cut at the context
+  int64_t context_length = 0;
+  std::string data_dir;      // resolved
+};
+
+// "true" | "empirical" (the CLI flag and the job field); kInvalidArgument otherwise.
+[[nodiscard]] absl::StatusOr<FisherKind> ParseFisherKind(const std::string& name);
+
+// Builds request.index.out_dir. `on_plan` (optional) is called once the rows are loaded.
+[[nodiscard]] absl::StatusOr<ModelIndexPlan> BuildModelIndex(
+    const ModelIndexRequest& request, const ProgressFn& progress = {},
+    const std::function<void(const ModelIndexPlan&)>& on_plan = {});
+
+}  // namespace tda
