@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ablation/lds.h"
+#include "ops/lds_experiment.h"
 #include "ablation/leave_one_out.h"
 #include "ablation/method_scores.h"
 #include "absl/strings/numbers.h"
@@ -330,42 +331,36 @@ int RunLds(const Args& args) {
       !s.ok())
     return RuntimeError(s);
   config.input_dim = train.feature_dim;
-  TrainRecipe recipe;
-  recipe.epochs = flags.GetInt("epochs");
-  recipe.batch_size = flags.GetInt("batch-size");
-  recipe.learning_rate = flags.GetDouble("lr");
-  recipe.weight_decay = flags.GetDouble("weight-decay");
-  recipe.seed = options.seed;
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
-  if (!model.ok()) return RuntimeError(model.status());
-  absl::StatusOr<std::vector<Method>> methods =
-      ParseMethods(flags.GetString("methods"), (*model)->layout().total());
-  if (!methods.ok()) return flags.UsageError(std::string(methods.status().message()));
+  LdsExperiment experiment;
+  experiment.config = config;
+  experiment.lds = options;
+  experiment.recipe.epochs = flags.GetInt("epochs");
+  experiment.recipe.batch_size = flags.GetInt("batch-size");
+  experiment.recipe.learning_rate = flags.GetDouble("lr");
+  experiment.recipe.weight_decay = flags.GetDouble("weight-decay");
+  experiment.recipe.seed = options.seed;
+  if (flags.GetDouble("damping") >= 0) experiment.damping = flags.GetDouble("damping");
+  {
+    // The parameter count decides which methods "auto" includes.
+    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, options.seed);
+    if (!model.ok()) return RuntimeError(model.status());
+    absl::StatusOr<std::vector<Method>> methods =
+        ParseMethods(flags.GetString("methods"), (*model)->layout().total());
+    if (!methods.ok()) return flags.UsageError(std::string(methods.status().message()));
+    experiment.methods = *methods;
+  }
+  const TrainRecipe& recipe = experiment.recipe;
 
   ProgressBar bar;
-  if (absl::StatusOr<TrainReport> r = Train(**model, train, recipe, bar.Callback()); !r.ok())
-    return RuntimeError(r.status());
-  absl::StatusOr<LdsRetraining> retraining =
-      RetrainOnSubsets(config, recipe, train, queries, options, bar.Callback());
-  if (!retraining.ok()) return RuntimeError(retraining.status());
-  MethodSettings settings;
-  if (flags.GetDouble("damping") >= 0) {
-    settings.damping = flags.GetDouble("damping");
-  } else {
-    absl::StatusOr<double> d = DefaultDamping(**model, train, recipe.weight_decay, settings.fit);
-    if (!d.ok()) return RuntimeError(d.status());
-    settings.damping = *d;
-  }
+  absl::StatusOr<LdsExperimentResult> lds =
+      RunLdsExperiment(experiment, train, queries, bar.Callback());
+  if (!lds.ok()) return RuntimeError(lds.status());
   std::vector<Row> rows;
   std::vector<Eigen::MatrixXd> all_scores;
-  for (Method m : *methods) {
-    absl::StatusOr<MethodScores> scores =
-        ComputeMethodScores(m, **model, train, queries, settings, bar.Callback());
-    if (!scores.ok()) return RuntimeError(scores.status());
-    absl::StatusOr<LdsScore> lds = LinearDatamodelingScore(*retraining, scores->scores);
-    if (!lds.ok()) return RuntimeError(lds.status());
-    rows.push_back({MethodName(m), lds->mean, scores->seconds, scores->peak_bytes, scores->detail});
-    all_scores.push_back(std::move(scores->scores));
+  for (LdsMethodResult& m : lds->methods) {
+    rows.push_back({MethodName(m.scores.method), m.lds.mean, m.scores.seconds,
+                    m.scores.peak_bytes, m.scores.detail});
+    all_scores.push_back(std::move(m.scores.scores));
   }
   CompareWithExact(all_scores, rows);
   bar.Finish();
@@ -377,9 +372,8 @@ int RunLds(const Args& args) {
       "LDS: %s (%d parameters), N = %d, %d epochs, weight decay %g; %d subsets "
       "of %g x %d "
       "seed(s); %d queries; retraining %.1f s; damping %.4g",
-      arch, (*model)->layout().total(), train.size(), recipe.epochs, recipe.weight_decay,
-      options.subsets, options.alpha, options.seeds_per_subset, queries.size(), retraining->seconds,
-      settings.damping);
+      arch, lds->parameters, train.size(), recipe.epochs, recipe.weight_decay, options.subsets,
+      options.alpha, options.seeds_per_subset, queries.size(), lds->retrain_seconds, lds->damping);
   const std::string json_extra = absl::StrFormat(
       "\"experiment\": \"lds\", \"model\": \"%s\", \"train_size\": %d, "
       "\"side\": %d, "
@@ -387,8 +381,8 @@ int RunLds(const Args& args) {
       "\"seeds\": %d, "
       "\"queries\": %d, \"damping\": %g, \"retrain_seconds\": %.3f",
       arch, train.size(), flags.GetInt("side"), recipe.epochs, recipe.weight_decay, options.subsets,
-      options.alpha, options.seeds_per_subset, queries.size(), settings.damping,
-      retraining->seconds);
+      options.alpha, options.seeds_per_subset, queries.size(), lds->damping,
+      lds->retrain_seconds);
   PrintRows("LDS", settings_text, rows, flags.GetBool("json"), json_extra);
   return 0;
 }

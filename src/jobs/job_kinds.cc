@@ -20,6 +20,7 @@
 #include "data/fashion_mnist.h"
 #include "index/index_builder.h"
 #include "ops/build_model_index.h"
+#include "ops/lds_experiment.h"
 #include "jobs/ablation_jobs.h"
 #include "jobs/job_outputs.h"
 #include "data/fortunes.h"
@@ -97,6 +98,12 @@ const std::vector<JobKind>& AllKinds() {
         IntField("subsets", "50", "random training subsets M", Closed(2, 10000)),
         DoubleField("alpha", "0.5", "fraction of the training set in each subset",
                     Open(0, 1)),
+        IntField("seeds", "1", "retrainings per subset (different seeds), averaged",
+                 Closed(1, 100)),
+        DoubleField("damping", "-1",
+                    "absolute damping of every method (-1: weight decay + 0.1 x mean EK-FAC "
+                    "eigenvalue)",
+                    ClosedOr(-1, 0, 1e6)),
         StringField("methods", "\"ekfac,kfac,gradient-dot\"", "methods, comma-separated"),
         IntField("seed", "0", "seed of initialisation, shuffling and sampling",
                  Closed(0, kMaxSeed)),
@@ -285,8 +292,8 @@ absl::StatusOr<std::string> RunBatchAttribute(const json& spec, JobContext& cont
 
 // The `tda eval lds` protocol (src/ablation/lds.h) on 28x28 images; one JSON object out.
 absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context) {
-  ModelConfig config;
-  config.hidden.clear();
+  LdsExperiment experiment;
+  experiment.config.hidden.clear();
   for (absl::string_view width :
        absl::StrSplit(spec["hidden"].get<std::string>(), ',', absl::SkipEmpty())) {
     int64_t w = 0;
@@ -294,52 +301,48 @@ absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context
       return absl::InvalidArgumentError(
           absl::StrCat("hidden: '", std::string(width), "' is not a positive width"));
     }
-    config.hidden.push_back(w);
+    experiment.config.hidden.push_back(w);
   }
-  std::vector<Method> methods;
   for (absl::string_view name : absl::StrSplit(spec["methods"].get<std::string>(), ',')) {
     ASSIGN_OR_RETURN(Method m, ParseMethod(std::string(name)));
-    methods.push_back(m);
+    experiment.methods.push_back(m);
   }
-  LdsOptions options;
-  options.subsets = spec["subsets"].get<int64_t>();
-  options.alpha = spec["alpha"].get<double>();
-  options.seed = spec["seed"].get<uint64_t>();
-  RETURN_IF_ERROR(ValidateLdsOptions(options, spec["train_size"].get<int64_t>()));
+  experiment.lds.subsets = spec["subsets"].get<int64_t>();
+  experiment.lds.alpha = spec["alpha"].get<double>();
+  experiment.lds.seeds_per_subset = spec["seeds"].get<int64_t>();
+  experiment.lds.seed = spec["seed"].get<uint64_t>();
+  if (spec["damping"].get<double>() >= 0) experiment.damping = spec["damping"].get<double>();
+  experiment.recipe.epochs = spec["epochs"].get<int64_t>();
+  experiment.recipe.batch_size = spec["batch_size"].get<int64_t>();
+  experiment.recipe.learning_rate = spec["lr"].get<double>();
+  experiment.recipe.weight_decay = spec["weight_decay"].get<double>();
+  experiment.recipe.seed = experiment.lds.seed;
+  experiment.cancelled = [&context] { return context.cancelled(); };
+  RETURN_IF_ERROR(ValidateLdsOptions(experiment.lds, spec["train_size"].get<int64_t>()));
   ASSIGN_OR_RETURN(Dataset train, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTrain,
                                                    spec["train_size"].get<int64_t>()));
   ASSIGN_OR_RETURN(Dataset queries, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTest,
                                                      spec["queries"].get<int64_t>()));
-  config.input_dim = train.feature_dim;
-  TrainRecipe recipe;
-  recipe.epochs = spec["epochs"].get<int64_t>();
-  recipe.batch_size = spec["batch_size"].get<int64_t>();
-  recipe.learning_rate = spec["lr"].get<double>();
-  recipe.weight_decay = spec["weight_decay"].get<double>();
-  recipe.seed = options.seed;
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, recipe.seed));
-  RETURN_IF_ERROR(Train(*model, train, recipe, context.progress()).status());
-  ASSIGN_OR_RETURN(LdsRetraining retraining,
-                   RetrainOnSubsets(config, recipe, train, queries, options, context.progress()));
-  MethodSettings settings;
-  ASSIGN_OR_RETURN(settings.damping,
-                   DefaultDamping(*model, train, recipe.weight_decay, settings.fit));
+  ASSIGN_OR_RETURN(LdsExperimentResult lds,
+                   RunLdsExperiment(experiment, train, queries, context.progress(),
+                                    [&context](const LdsMethodResult& m) {
+                                      context.Log(absl::StrFormat(
+                                          "%s: LDS %.4f (%.2f s)", MethodName(m.scores.method),
+                                          m.lds.mean, m.scores.seconds));
+                                    }));
   json result = {{"experiment", "lds"},
                  {"train_size", train.size()},
                  {"queries", queries.size()},
-                 {"subsets", options.subsets},
-                 {"alpha", options.alpha},
-                 {"damping", settings.damping},
-                 {"retrain_seconds", retraining.seconds},
+                 {"subsets", experiment.lds.subsets},
+                 {"alpha", experiment.lds.alpha},
+                 {"seeds", experiment.lds.seeds_per_subset},
+                 {"damping", lds.damping},
+                 {"retrain_seconds", lds.retrain_seconds},
                  {"methods", json::array()}};
-  for (Method m : methods) {
-    if (context.cancelled()) return absl::CancelledError("cancelled");
-    ASSIGN_OR_RETURN(MethodScores scores,
-                     ComputeMethodScores(m, *model, train, queries, settings, context.progress()));
-    ASSIGN_OR_RETURN(LdsScore lds, LinearDatamodelingScore(retraining, scores.scores));
-    context.Log(absl::StrFormat("%s: LDS %.4f (%.2f s)", MethodName(m), lds.mean, scores.seconds));
-    result["methods"].push_back(
-        {{"method", MethodName(m)}, {"lds", lds.mean}, {"seconds", scores.seconds}});
+  for (const LdsMethodResult& m : lds.methods) {
+    result["methods"].push_back({{"method", MethodName(m.scores.method)},
+                                 {"lds", m.lds.mean},
+                                 {"seconds", m.scores.seconds}});
   }
   const std::string out = spec["out"].get<std::string>();
   RETURN_IF_ERROR(WriteJobOutput(context, "out", [&](const std::string& path) {
