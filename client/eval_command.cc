@@ -77,25 +77,6 @@ absl::StatusOr<std::vector<Method>> ParseMethods(const std::string& text, int64_
   return out;
 }
 
-// Area-averages 28x28 images to side x side (side divides 28); side 28 leaves
-// them as they are.
-Dataset DownsampleImages(const Dataset& data, int64_t side) {
-  if (side == 28) return data;
-  Dataset out = data;
-  const int64_t factor = 28 / side;
-  out.feature_dim = side * side;
-  out.features.assign(static_cast<size_t>(data.size() * side * side), 0.0f);
-  for (int64_t i = 0; i < data.size(); ++i) {
-    for (int64_t r = 0; r < 28; ++r) {
-      for (int64_t c = 0; c < 28; ++c) {
-        out.features[i * side * side + (r / factor) * side + c / factor] +=
-            data.row(i)[r * 28 + c] / static_cast<float>(factor * factor);
-      }
-    }
-  }
-  return out;
-}
-
 // Loads the first n train / test images at the requested resolution.
 absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, Dataset* train,
                       Dataset* test) {
@@ -104,8 +85,12 @@ absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, 
   if (!tr.ok()) return tr.status();
   absl::StatusOr<Dataset> te = LoadFashionMnist(dir, Split::kTest, n_test);
   if (!te.ok()) return te.status();
-  *train = DownsampleImages(*tr, flags.GetInt("side"));
-  *test = DownsampleImages(*te, flags.GetInt("side"));
+  absl::StatusOr<Dataset> small_train = DownsampleFashionMnist(*tr, flags.GetInt("side"));
+  if (!small_train.ok()) return small_train.status();
+  absl::StatusOr<Dataset> small_test = DownsampleFashionMnist(*te, flags.GetInt("side"));
+  if (!small_test.ok()) return small_test.status();
+  *train = *std::move(small_train);
+  *test = *std::move(small_test);
   return absl::OkStatus();
 }
 

@@ -66,5 +66,28 @@ TEST(FashionMnist, ParsesIds) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a Fashion-MNIST sample id")));
 }
 
+TEST(FashionMnist, DownsamplingAveragesBlocksAndRefusesOtherSides) {
+  absl::StatusOr<Dataset> images = LoadFashionMnist(kFashionMnistDefaultDir, Split::kTest, 3);
+  TDA_ASSERT_OK(images);
+  absl::StatusOr<Dataset> small = DownsampleFashionMnist(*images, 14);
+  TDA_ASSERT_OK(small);
+  ASSERT_EQ(small->feature_dim, 196);
+  ASSERT_EQ(small->size(), 3);
+  for (int64_t i = 0; i < 3; ++i) {
+    const float* in = images->row(i);
+    // Pixel (3, 5) of the 14x14 image is the mean of the 2x2 block at rows 6-7, columns 10-11.
+    const float expected = (in[6 * 28 + 10] + in[6 * 28 + 11] + in[7 * 28 + 10] + in[7 * 28 + 11]) / 4;
+    EXPECT_NEAR(small->row(i)[3 * 14 + 5], expected, 1e-6);
+  }
+  EXPECT_EQ(small->labels, images->labels);
+  absl::StatusOr<Dataset> same = DownsampleFashionMnist(*images, 28);
+  TDA_ASSERT_OK(same);
+  EXPECT_EQ(same->features, images->features);
+  EXPECT_THAT(DownsampleFashionMnist(*images, 5).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not divide 28")));
+  EXPECT_THAT(DownsampleFashionMnist(*small, 7).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not 28x28 images")));
+}
+
 }  // namespace
 }  // namespace tda

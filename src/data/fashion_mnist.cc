@@ -120,4 +120,30 @@ absl::Status ParseFashionMnistId(const std::string& id, Split* split, int64_t* o
   return absl::OkStatus();
 }
 
+absl::StatusOr<Dataset> DownsampleFashionMnist(const Dataset& data, int64_t side) {
+  constexpr int64_t kSide = 28;
+  if (side < 1 || side > kSide || kSide % side != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image side ", side, " does not divide 28 (use 7, 14 or 28)"));
+  }
+  if (data.feature_dim != kSide * kSide) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        data.name, " has ", data.feature_dim, " features, not 28x28 images"));
+  }
+  if (side == kSide) return data;
+  Dataset out = data;
+  const int64_t factor = kSide / side;
+  out.feature_dim = side * side;
+  out.features.assign(static_cast<size_t>(data.size() * side * side), 0.0f);
+  for (int64_t i = 0; i < data.size(); ++i) {
+    for (int64_t r = 0; r < kSide; ++r) {
+      for (int64_t c = 0; c < kSide; ++c) {
+        out.features[i * side * side + (r / factor) * side + c / factor] +=
+            data.row(i)[r * kSide + c] / static_cast<float>(factor * factor);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace tda

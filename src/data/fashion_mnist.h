@@ -21,6 +21,10 @@ enum class Split { kTrain, kTest };
 // kDataLoss when a file is truncated or its header is not IDX.
 absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, Split split, int64_t limit = 0);
 
+// Each 28x28 image area-averaged to side x side; `side` must divide 28 (28 returns the data as
+// it is). kInvalidArgument for another side or data that is not 28x28 images.
+absl::StatusOr<Dataset> DownsampleFashionMnist(const Dataset& data, int64_t side);
+
 // The ten class names, by label.
 const std::vector<std::string>& FashionMnistClassNames();
 

@@ -89,6 +89,8 @@ const std::vector<JobKind>& AllKinds() {
         IntField("train_size", "1000", "first N Fashion-MNIST training images",
                  Closed(2, 60000)),
         IntField("queries", "20", "first Q test images are the queries", Closed(1, 10000)),
+        IntField("side", "28", "downsample images to side x side (a divisor of 28: 7, 14, 28)",
+                 Closed(1, 28)),
         StringField("hidden", "\"16\"", "hidden layer widths, comma-separated ('' = none)"),
         IntField("epochs", "40", "Adam epochs of every training run", Closed(1, 10000)),
         IntField("batch_size", "64", "minibatch size", Closed(1, 60000)),
@@ -319,10 +321,13 @@ absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context
   experiment.recipe.seed = experiment.lds.seed;
   experiment.cancelled = [&context] { return context.cancelled(); };
   RETURN_IF_ERROR(ValidateLdsOptions(experiment.lds, spec["train_size"].get<int64_t>()));
-  ASSIGN_OR_RETURN(Dataset train, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTrain,
-                                                   spec["train_size"].get<int64_t>()));
-  ASSIGN_OR_RETURN(Dataset queries, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTest,
-                                                     spec["queries"].get<int64_t>()));
+  const int64_t side = spec["side"].get<int64_t>();
+  ASSIGN_OR_RETURN(Dataset full_train, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTrain,
+                                                        spec["train_size"].get<int64_t>()));
+  ASSIGN_OR_RETURN(Dataset full_queries, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTest,
+                                                          spec["queries"].get<int64_t>()));
+  ASSIGN_OR_RETURN(Dataset train, DownsampleFashionMnist(full_train, side));
+  ASSIGN_OR_RETURN(Dataset queries, DownsampleFashionMnist(full_queries, side));
   ASSIGN_OR_RETURN(LdsExperimentResult lds,
                    RunLdsExperiment(experiment, train, queries, context.progress(),
                                     [&context](const LdsMethodResult& m) {
@@ -333,6 +338,7 @@ absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context
   json result = {{"experiment", "lds"},
                  {"train_size", train.size()},
                  {"queries", queries.size()},
+                 {"side", side},
                  {"subsets", experiment.lds.subsets},
                  {"alpha", experiment.lds.alpha},
                  {"seeds", experiment.lds.seeds_per_subset},

@@ -25,8 +25,9 @@
 //                    mapping), and an .npy of score vectors (queries x rows, float32) when
 //                    scores_out is set. Outputs are written atomically; restartable.
 //   evaluate-lds     the linear datamodeling score of attribution methods on Fashion-MNIST
-//                    (the `tda eval lds` protocol of src/ablation/lds.h, 28x28 images): trains
-//                    a model, retrains it on random subsets, scores each method; a JSON result
+//                    (the `tda eval lds` protocol, ops/lds_experiment.h; images downsampled to
+//                    `side`): trains a model, retrains it on random subsets, scores each method;
+//                    a JSON result
 //                    written atomically to `out`. Not restarted after a crash (minutes of
 //                    retraining; marked interrupted, resubmit it).
 //   sleep            waits `seconds`, reporting progress every 0.1 s: a diagnostic job for

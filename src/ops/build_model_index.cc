@@ -35,9 +35,8 @@ absl::StatusOr<ModelIndexPlan> BuildModelIndex(
   // The model's training rows as its recipe records them (one row per document for a gpt).
   TrainRecipe data_recipe = recipe;
   if (request.train_size >= 0) data_recipe.train_size = request.train_size;
-  ASSIGN_OR_RETURN(Dataset train,
-                   LoadRecipeData(config, data_recipe, Split::kTrain, plan.data_dir,
-                                  &plan.truncated, request.allow_changed_corpus));
+  ASSIGN_OR_RETURN(Dataset train, LoadRecipeData(config, data_recipe, Split::kTrain, plan.data_dir,
+                                                 &plan.truncated, request.allow_changed_corpus));
   plan.rows = train.size();
   if (on_plan) on_plan(plan);
   RETURN_IF_ERROR(BuildIndex(train, plan.data_dir, request.index, progress));

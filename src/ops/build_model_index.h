@@ -18,18 +18,18 @@ namespace tda {
 struct ModelIndexRequest {
   // index.model_dir and index.out_dir say what to index and where; the rest how.
   IndexBuildOptions index;
-  std::string data_dir;              // "" = the model's (its recipe's, else the default)
-  int64_t train_size = -1;           // index the first N training samples; -1 = the model's
+  std::string data_dir;               // "" = the model's (its recipe's, else the default)
+  int64_t train_size = -1;            // index the first N training samples; -1 = the model's
   bool allow_changed_corpus = false;  // see LoadRecipeData
 };
 
 // What is about to be indexed (told before the build starts, for logs and progress lines).
 struct ModelIndexPlan {
   int64_t rows = 0;
-  bool documents = false;    // a sequence model's documents, else images / feature rows
-  int64_t truncated = 0;     // documents cut at the context
+  bool documents = false;  // a sequence model's documents, else images / feature rows
+  int64_t truncated = 0;   // documents cut at the context
   int64_t context_length = 0;
-  std::string data_dir;      // resolved
+  std::string data_dir;  // resolved
 };
 
 // "true" | "empirical" (the CLI flag and the job field); kInvalidArgument otherwise.

@@ -26,9 +26,8 @@ absl::StatusOr<LdsExperimentResult> RunLdsExperiment(
   if (experiment.damping.has_value()) {
     settings.damping = *experiment.damping;
   } else {
-    ASSIGN_OR_RETURN(settings.damping, DefaultDamping(*model, train,
-                                                      experiment.recipe.weight_decay,
-                                                      settings.fit));
+    ASSIGN_OR_RETURN(settings.damping,
+                     DefaultDamping(*model, train, experiment.recipe.weight_decay, settings.fit));
   }
   result.damping = settings.damping;
   for (Method method : experiment.methods) {

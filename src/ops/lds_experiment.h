@@ -21,11 +21,11 @@
 namespace tda {
 
 struct LdsExperiment {
-  ModelConfig config;     // an mlp; input_dim is taken from the training data
-  TrainRecipe recipe;     // of the model and of every retraining
+  ModelConfig config;  // an mlp; input_dim is taken from the training data
+  TrainRecipe recipe;  // of the model and of every retraining
   LdsOptions lds;
   std::vector<Method> methods;
-  std::optional<double> damping;  // absolute, for every method; default: DefaultDamping
+  std::optional<double> damping;    // absolute, for every method; default: DefaultDamping
   std::function<bool()> cancelled;  // checked between methods (optional)
 };
 
@@ -35,8 +35,8 @@ struct LdsMethodResult {
 };
 
 struct LdsExperimentResult {
-  int64_t parameters = 0;       // of the trained model
-  double damping = 0;           // used by every method
+  int64_t parameters = 0;  // of the trained model
+  double damping = 0;      // used by every method
   double retrain_seconds = 0;
   std::vector<LdsMethodResult> methods;  // in the order asked
 };
