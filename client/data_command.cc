@@ -1,5 +1,6 @@
 // tda data: corpora outside an index. `tda data export fortunes` writes the Debian fortunes as
-// a JSONL corpus (the format data teams bring); `tda data check` reads a JSONL corpus the way
+// a JSONL corpus (the format data teams bring); `tda data export fashion-mnist` writes
+// Fashion-MNIST as a tensors corpus (.npy arrays, data/fashion_mnist_export.h); `tda data check` reads a JSONL corpus the way
 // training and index builds will, and reports what it holds and what is wrong with it.
 #include <filesystem>
 #include <iostream>
@@ -11,13 +12,45 @@
 #include "client/json_string.h"
 #include "client/jsonl_flags.h"
 #include "common/flags.h"
+#include "data/fashion_mnist_export.h"
 #include "data/fortunes.h"
 #include "data/jsonl_corpus.h"
 
 namespace tda {
 namespace {
 
+int RunDataExportFashionMnist(const Args& args) {
+  FlagParser flags("tda data export fashion-mnist", "--out DIR [--data-dir DIR]",
+                   "Writes Fashion-MNIST as a tensors corpus in DIR: train-features.npy,\n"
+                   "train-labels.npy, test-features.npy, test-labels.npy (float32 pixels in\n"
+                   "[0, 1], int64 labels), train-samples.tsv and test-samples.tsv (id, source)\n"
+                   "and class-names.txt. A model trained on them (tda train --data ... --labels\n"
+                   "...) sees the same rows as one trained on the IDX files. Each file is\n"
+                   "written atomically; nothing is written if any exists, unless --overwrite.");
+  flags.AddRequiredString("out", "DIR", "directory to write");
+  flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir, "Fashion-MNIST IDX files");
+  flags.AddBool("overwrite", "replace existing files");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  absl::StatusOr<TensorCorpusFiles> files = ExportFashionMnistNpy(
+      flags.GetString("data-dir"), flags.GetString("out"), flags.GetBool("overwrite"));
+  if (absl::IsAlreadyExists(files.status())) {
+    return flags.UsageError(std::string(files.status().message()));
+  }
+  if (!files.ok()) return RuntimeError(files.status());
+  std::cout << absl::StrFormat(
+      "wrote %s, %s, %s, %s, %s, %s and %s\ntrain with: tda train --data %s --labels %s "
+      "--samples %s --class-names %s --test-features %s --test-labels %s --test-samples %s "
+      "--out MODEL\n",
+      files->features, files->labels, files->samples, files->class_names, files->test_features,
+      files->test_labels, files->test_samples, files->features, files->labels, files->samples,
+      files->class_names, files->test_features, files->test_labels, files->test_samples);
+  return 0;
+}
+
 int RunDataExport(const Args& args) {
+  if (!args.empty() && args[0] == "fashion-mnist") {
+    return RunDataExportFashionMnist(Args(args.begin() + 1, args.end()));
+  }
   FlagParser flags("tda data export fortunes", "--out FILE.jsonl [--data-dir DIR]",
                    "Writes every fortune (training and held-out) as one JSONL line\n"
                    "{\"id\", \"source\", \"text\"}: ids fortunes/<category>/<n>, sources the\n"
@@ -32,7 +65,8 @@ int RunDataExport(const Args& args) {
       std::cout << flags.Help();
       return 0;
     }
-    return flags.UsageError("'tda data export' exports the fortunes: tda data export fortunes");
+    return flags.UsageError(
+        "'tda data export' exports the fortunes or Fashion-MNIST: tda data export fortunes|fashion-mnist");
   }
   if (std::optional<int> exit = flags.ParseOrExit(Args(args.begin() + 1, args.end()))) {
     return *exit;
@@ -116,6 +150,7 @@ int RunDataCheck(const Args& args) {
 int RunData(const Args& args) {
   const std::string usage =
       "Usage: tda data export fortunes --out FILE.jsonl\n"
+      "       tda data export fashion-mnist --out DIR\n"
       "       tda data check --data FILE[,FILE...] [--json]\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage;

@@ -1,4 +1,5 @@
-// tda train: trains the Fashion-MNIST MLP and saves it (safetensors + config.json).
+// tda train: trains the MLP classifier on Fashion-MNIST (IDX) or on a tensors corpus (.npy
+// arrays: --data/--labels, data/tensor_corpus.h) and saves it (safetensors + config.json).
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +12,8 @@
 #include "client/progress_bar.h"
 #include "common/atomic_file.h"
 #include "data/fashion_mnist.h"
+#include "data/tensor_corpus.h"
+#include "model/recipe_data.h"
 #include "model/model.h"
 #include "model/trainer.h"
 
@@ -48,7 +51,8 @@ int RunTrain(const Args& args) {
     }
   }
   FlagParser flags("tda train", "--out DIR [options]",
-                   "Trains an MLP classifier on Fashion-MNIST and saves it to DIR as\n"
+                   "Trains an MLP classifier on Fashion-MNIST (or on .npy arrays: --data,\n"
+                   "--labels) and saves it to DIR as\n"
                    "model.safetensors (PyTorch-style names) and config.json (architecture and\n"
                    "recipe). Also writes DIR/misclassified.tsv: the test images it gets wrong.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
@@ -65,6 +69,17 @@ int RunTrain(const Args& args) {
   flags.AddDouble("momentum", "X", 0.9, "SGD momentum");
   flags.AddInt("seed", "N", 0, "seed of initialisation and shuffling");
   flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir, "Fashion-MNIST IDX files");
+  flags.AddString("data", "FEATURES.npy", "",
+                   "train on a tensors corpus: features (N, D) float32/float64/uint8");
+  flags.AddString("labels", "LABELS.npy", "", "with --data: labels (N,) int64/int32/uint8");
+  flags.AddString("samples", "FILE", "", "with --data: ids and sources (TSV with header, or JSONL)");
+  flags.AddString("class-names", "FILE", "", "with --data: one class name per line (or .json)");
+  flags.AddString("test-features", "FILE.npy", "",
+                  "with --data: held-out features (without: hold out by id hash)");
+  flags.AddString("test-labels", "FILE.npy", "", "with --test-features: held-out labels");
+  flags.AddString("test-samples", "FILE", "", "with --test-features: held-out ids and sources");
+  flags.AddDouble("held-out-fraction", "X", 0.05,
+                  "with --data and no --test-features: fraction held out by id hash");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
@@ -83,6 +98,24 @@ int RunTrain(const Args& args) {
   recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   recipe.train_size = flags.GetInt("train-size");
   recipe.data_dir = flags.GetString("data-dir");
+  if (!flags.GetString("data").empty() || !flags.GetString("labels").empty()) {
+    TensorCorpusFiles files;
+    files.features = flags.GetString("data");
+    files.labels = flags.GetString("labels");
+    files.samples = flags.GetString("samples");
+    files.class_names = flags.GetString("class-names");
+    files.test_features = flags.GetString("test-features");
+    files.test_labels = flags.GetString("test-labels");
+    files.test_samples = flags.GetString("test-samples");
+    absl::StatusOr<std::string> spec = TensorCorpusSpec(files);
+    if (!spec.ok()) return flags.UsageError(std::string(spec.status().message()));
+    recipe.dataset = kTensorsDataset;
+    recipe.data_dir = *spec;
+    recipe.held_out_fraction = flags.GetDouble("held-out-fraction");
+    if (recipe.held_out_fraction < 0 || recipe.held_out_fraction >= 1) {
+      return flags.UsageError("--held-out-fraction must be in [0, 1)");
+    }
+  }
   if (recipe.optimizer != "adam" && recipe.optimizer != "sgd") {
     return flags.UsageError("--optimizer must be adam or sgd");
   }
@@ -90,23 +123,25 @@ int RunTrain(const Args& args) {
     return flags.UsageError("--epochs and --batch-size must be > 0, --train-size >= 0");
   }
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  absl::StatusOr<Dataset> train = LoadRecipeData(config, recipe, Split::kTrain);
+  if (!train.ok()) return RuntimeError(train.status());
+  absl::StatusOr<Dataset> test = LoadRecipeData(config, recipe, Split::kTest);
+  if (!test.ok()) return RuntimeError(test.status());
+  config.input_dim = train->feature_dim;
+  config.num_classes = static_cast<int64_t>(train->class_names.size());
   if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
     return flags.UsageError(std::string(s.message()));
   }
   InitCompute(static_cast<int>(flags.GetInt("threads")));
-
-  absl::StatusOr<Dataset> train =
-      LoadFashionMnist(recipe.data_dir, Split::kTrain, recipe.train_size);
-  if (!train.ok()) return RuntimeError(train.status());
-  absl::StatusOr<Dataset> test = LoadFashionMnist(recipe.data_dir, Split::kTest);
-  if (!test.ok()) return RuntimeError(test.status());
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
   if (!model.ok()) return RuntimeError(model.status());
 
   std::cerr << absl::StrFormat("training %s on %d images for %d epochs (%s, lr %g, batch %d)\n",
                                flags.GetString("hidden") == "none"
                                    ? "a linear model"
-                                   : absl::StrCat("MLP 784-", flags.GetString("hidden"), "-10"),
+                                   : absl::StrCat("MLP ", config.input_dim, "-",
+                                                  flags.GetString("hidden"), "-",
+                                                  config.num_classes),
                                train->size(), recipe.epochs, recipe.optimizer, recipe.learning_rate,
                                recipe.batch_size);
   absl::StatusOr<TrainReport> report;

@@ -14,6 +14,7 @@
 #include "curvature/gradient_dot.h"
 #include "data/byte_tokenizer.h"
 #include "data/fashion_mnist.h"
+#include "data/tensor_corpus.h"
 #include "grad/per_sample_gradients.h"
 #include "grad/position_scores.h"
 #include "model/recipe_data.h"
@@ -22,16 +23,45 @@ namespace tda {
 
 // The train and test splits of the index's data set, loaded on first use (GetSample and
 // queries by id need the features; the index itself stores only gradients and metadata).
+// Fashion-MNIST ids name their split and ordinal; a tensors corpus's ids are looked up in its
+// rows (all training rows, train_size ignored, and the held-out rows).
 struct Attributor::Splits {
   std::string data_dir;
+  const ModelConfig* config = nullptr;
+  const TrainRecipe* recipe = nullptr;
   std::once_flag once[2];
   absl::StatusOr<Dataset> data[2] = {absl::UnknownError("not loaded"), absl::UnknownError("not loaded")};
+  std::map<std::string, int64_t> ordinal[2];  // tensors: id -> row of data[s]
 
+  bool by_lookup() const { return recipe->dataset == kTensorsDataset; }
   absl::StatusOr<const Dataset*> Get(Split split) {
     const int s = split == Split::kTrain ? 0 : 1;
-    std::call_once(once[s], [&] { data[s] = LoadFashionMnist(data_dir, split); });
+    std::call_once(once[s], [&] {
+      if (!by_lookup()) {
+        data[s] = LoadFashionMnist(data_dir, split);
+        return;
+      }
+      TrainRecipe all = *recipe;
+      all.train_size = 0;
+      data[s] = LoadRecipeData(*config, all, split, data_dir);
+      if (!data[s].ok()) return;
+      for (int64_t i = 0; i < data[s]->size(); ++i) ordinal[s][data[s]->ids[i]] = i;
+    });
     if (!data[s].ok()) return data[s].status();
     return &*data[s];
+  }
+  // tensors: the split and row of `id`; kInvalidArgument when neither split has it.
+  absl::StatusOr<const Dataset*> Find(const std::string& id, int64_t* row) {
+    for (Split split : {Split::kTrain, Split::kTest}) {
+      ASSIGN_OR_RETURN(const Dataset* rows, Get(split));
+      const auto& index = ordinal[split == Split::kTrain ? 0 : 1];
+      if (auto it = index.find(id); it != index.end()) {
+        *row = it->second;
+        return rows;
+      }
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown sample id '", id, "': not a row of the corpus ", data_dir));
   }
 };
 
@@ -81,6 +111,8 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   }
   attributor->splits_ = std::make_unique<Splits>();
   attributor->splits_->data_dir = manifest.data_dir;
+  attributor->splits_->config = &attributor->model_->config();
+  attributor->splits_->recipe = &attributor->recipe_;
   attributor->full_ = std::make_unique<FullCurvature>();
   attributor->documents_ = std::make_unique<Documents>();
   return attributor;
@@ -89,6 +121,7 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
 const std::vector<std::string>& Attributor::class_names() const { return FashionMnistClassNames(); }
 
 absl::StatusOr<const Dataset*> Attributor::DatasetFor(const std::string& id, int64_t* ordinal) const {
+  if (splits_->by_lookup()) return splits_->Find(id, ordinal);
   Split split;
   RETURN_IF_ERROR(ParseFashionMnistId(id, &split, ordinal));
   ASSIGN_OR_RETURN(const Dataset* data, splits_->Get(split));
@@ -168,7 +201,15 @@ absl::StatusOr<const Dataset*> Attributor::TrainingData() const {
         const std::string& id = index_->sample(r).id;
         Split split_of_row;
         int64_t ordinal = 0;
-        absl::Status parsed = ParseFashionMnistId(id, &split_of_row, &ordinal);
+        absl::Status parsed;
+        if (splits_->by_lookup()) {
+          auto it = splits_->ordinal[0].find(id);
+          split_of_row = Split::kTrain;
+          if (it == splits_->ordinal[0].end()) parsed = absl::NotFoundError(id);
+          if (it != splits_->ordinal[0].end()) ordinal = it->second;
+        } else {
+          parsed = ParseFashionMnistId(id, &split_of_row, &ordinal);
+        }
         if (!parsed.ok() || split_of_row != Split::kTrain || ordinal >= all.size()) {
           return absl::FailedPreconditionError(absl::StrCat(
               "index row ", r, " ('", id, "') is not a sample of ", all.name, " (", all.size(),

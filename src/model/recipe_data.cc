@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "data/fortunes.h"
 #include "data/jsonl_corpus.h"
+#include "data/tensor_corpus.h"
 
 namespace tda {
 
@@ -17,6 +18,10 @@ absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRec
   if (data_dir.empty()) data_dir = recipe.data_dir;
   if (data_dir.empty()) data_dir = documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
   const int64_t limit = split == Split::kTrain ? recipe.train_size : 0;
+  if (recipe.dataset == kTensorsDataset) {
+    ASSIGN_OR_RETURN(TensorCorpusFiles files, ParseTensorCorpusSpec(data_dir));
+    return LoadTensorCorpus(files, split, limit, recipe.held_out_fraction);
+  }
   if (!documents) return LoadFashionMnist(data_dir, split, limit);
   TextSplitOptions options;
   options.context_length = config.context_length;
