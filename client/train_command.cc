@@ -1,6 +1,7 @@
 // tda train: trains the MLP classifier on Fashion-MNIST (IDX) or on a tensors corpus (.npy
 // arrays: --data/--labels, data/tensor_corpus.h) and saves it (safetensors + config.json).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "absl/strings/numbers.h"
@@ -99,14 +100,19 @@ int RunTrain(const Args& args) {
   recipe.train_size = flags.GetInt("train-size");
   recipe.data_dir = flags.GetString("data-dir");
   if (!flags.GetString("data").empty() || !flags.GetString("labels").empty()) {
+    // Absolute, so that the model and its index find the files from anywhere.
+    auto file = [&flags](const char* flag) -> std::string {
+      const std::string path = flags.GetString(flag);
+      return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+    };
     TensorCorpusFiles files;
-    files.features = flags.GetString("data");
-    files.labels = flags.GetString("labels");
-    files.samples = flags.GetString("samples");
-    files.class_names = flags.GetString("class-names");
-    files.test_features = flags.GetString("test-features");
-    files.test_labels = flags.GetString("test-labels");
-    files.test_samples = flags.GetString("test-samples");
+    files.features = file("data");
+    files.labels = file("labels");
+    files.samples = file("samples");
+    files.class_names = file("class-names");
+    files.test_features = file("test-features");
+    files.test_labels = file("test-labels");
+    files.test_samples = file("test-samples");
     absl::StatusOr<std::string> spec = TensorCorpusSpec(files);
     if (!spec.ok()) return flags.UsageError(std::string(spec.status().message()));
     recipe.dataset = kTensorsDataset;
