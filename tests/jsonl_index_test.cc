@@ -11,7 +11,6 @@
 #include "common/atomic_file.h"
 #include "data/fortunes.h"
 #include "data/jsonl_corpus.h"
-#include "index/index_builder.h"
 #include "model/recipe_data.h"
 #include "test_support.h"
 
@@ -53,30 +52,10 @@ TEST(JsonlIndexTest, FortunesAsJsonlGiveTheSameIndexRowsAndAnswers) {
   jsonl_recipe.corpus_hash = *hash;
 
   std::vector<std::unique_ptr<Attributor>> attributors;
-  for (const TrainRecipe* recipe : {&fortunes_recipe, &jsonl_recipe}) {
-    const std::string name = recipe->dataset;
-    TDA_ASSERT_OK(model->Save(dir.file(name + "-model"), *recipe));
-    absl::StatusOr<Dataset> rows = LoadRecipeData(config, *recipe, Split::kTrain);
-    TDA_ASSERT_OK(rows);
-    IndexBuildOptions options;
-    options.model_dir = dir.file(name + "-model");
-    options.out_dir = dir.file(name + "-index");
-    options.projection_dim_per_side = 8;
-    TDA_ASSERT_OK(BuildIndex(*rows, recipe->data_dir, options));
-    absl::StatusOr<std::unique_ptr<Attributor>> attributor = Attributor::Open(options.out_dir);
-    TDA_ASSERT_OK(attributor);
-    attributors.push_back(std::move(*attributor));
-  }
-  // Every file but the manifest (which names the data) and the model (whose recipe does).
-  int compared = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir.file("fortunes-index"))) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || name.rfind("manifest", 0) == 0) continue;
-    EXPECT_EQ(testing::ReadText(entry.path().string()), testing::ReadText(dir.file("jsonl-index/" + name)))
-        << name << " differs";
-    ++compared;
-  }
-  EXPECT_GE(compared, 3) << "gradient shards, factors and the sample table";
+  attributors.push_back(testing::IndexWithRecipe(*model, fortunes_recipe, dir.path(), "fortunes"));
+  attributors.push_back(testing::IndexWithRecipe(*model, jsonl_recipe, dir.path(), "jsonl"));
+  ASSERT_TRUE(attributors[0] != nullptr && attributors[1] != nullptr);
+  testing::ExpectSameIndexFiles(dir.file("fortunes-index"), dir.file("jsonl-index"));
   Query query;
   query.text =
       TextQuery{"Q:\tWhat do you call a boomerang that doesn't come back?\nA:\t", "A stick.\n"};

@@ -12,6 +12,8 @@
 #include "data/fashion_mnist.h"
 #include "data/fortunes.h"
 #include "grad/per_sample_gradients.h"
+#include "index/index_builder.h"
+#include "model/recipe_data.h"
 #include "model/trainer.h"
 
 namespace tda::testing {
@@ -38,6 +40,44 @@ void WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   EXPECT_TRUE(out.good()) << "cannot write " << path;
+}
+
+std::unique_ptr<Attributor> IndexWithRecipe(const Model& model, const TrainRecipe& recipe,
+                                            const std::string& dir, const std::string& name) {
+  IndexBuildOptions options;
+  options.model_dir = dir + "/" + name + "-model";
+  options.out_dir = dir + "/" + name + "-index";
+  options.projection_dim_per_side = 8;
+  if (absl::Status s = model.Save(options.model_dir, recipe); !s.ok()) {
+    ADD_FAILURE() << s;
+    return nullptr;
+  }
+  absl::StatusOr<Dataset> rows = LoadRecipeData(model.config(), recipe, Split::kTrain);
+  if (!rows.ok()) {
+    ADD_FAILURE() << rows.status();
+    return nullptr;
+  }
+  if (absl::Status s = BuildIndex(*rows, recipe.data_dir, options); !s.ok()) {
+    ADD_FAILURE() << s;
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<Attributor>> attributor = Attributor::Open(options.out_dir);
+  if (!attributor.ok()) {
+    ADD_FAILURE() << attributor.status();
+    return nullptr;
+  }
+  return *std::move(attributor);
+}
+
+void ExpectSameIndexFiles(const std::string& a, const std::string& b) {
+  int compared = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(a)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name.rfind("manifest", 0) == 0) continue;
+    EXPECT_EQ(ReadText(entry.path().string()), ReadText(b + "/" + name)) << name << " differs";
+    ++compared;
+  }
+  EXPECT_GE(compared, 3) << "gradient shards, factors and the sample table";
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "attribution/attributor.h"
 #include "curvature/preconditioner.h"
 #include "data/dataset.h"
 #include "model/model.h"
@@ -72,6 +73,15 @@ class TempDir {
 std::string ReadText(const std::string& path);
 // Writes `text` to `path`, replacing it (a test failure when it cannot).
 void WriteText(const std::string& path, const std::string& text);
+
+// `model` saved with `recipe` as DIR/NAME-model and indexed (8 per side) from the rows the
+// recipe names (LoadRecipeData) into DIR/NAME-index, opened; nullptr after a test failure.
+// For tests that one corpus in two forms gives the same index.
+std::unique_ptr<Attributor> IndexWithRecipe(const Model& model, const TrainRecipe& recipe,
+                                            const std::string& dir, const std::string& name);
+// Every file of index directory `a` equals the same file of `b`, except the manifest (which
+// names the data); at least the shards, the factors and the sample table are compared.
+void ExpectSameIndexFiles(const std::string& a, const std::string& b);
 
 // First `n` samples of the real Fashion-MNIST split (cached per process).
 const Dataset& FashionTrain(int64_t n);
