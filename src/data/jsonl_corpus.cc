@@ -27,8 +27,6 @@ std::string FileStem(const std::string& path) {
   return dot == std::string::npos || dot == 0 ? name : name.substr(0, dot);
 }
 
-const char* JsonTypeName(const json& value) { return value.type_name(); }
-
 // A string field of `line`, unescaped; "" with *present = false when absent.
 absl::StatusOr<std::string> StringField(const json& line, const std::string& field, bool* present) {
   auto it = line.find(field);
@@ -36,7 +34,7 @@ absl::StatusOr<std::string> StringField(const json& line, const std::string& fie
   if (!*present) return std::string();
   if (!it->is_string()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("field '", field, "' is ", JsonTypeName(*it), ", not a string"));
+        absl::StrCat("field '", field, "' is ", it->type_name(), ", not a string"));
   }
   std::string value = it->get<std::string>();
   UnescapeInvalidUtf8(&value);
@@ -52,7 +50,7 @@ bool IsBlank(const std::string& text) {
 absl::StatusOr<TextDocument> DocumentOf(const json& line, const JsonlOptions& options,
                                         const std::string& file_stem, int64_t line_number) {
   if (!line.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat("not a JSON object (", JsonTypeName(line), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("not a JSON object (", line.type_name(), ")"));
   }
   TextDocument doc;
   bool present = false;
@@ -97,7 +95,7 @@ absl::StatusOr<TextDocument> DocumentOf(const json& line, const JsonlOptions& op
     doc.id = id->dump();
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "field '", options.id_field, "' is ", JsonTypeName(*id), ", not a string or an integer"));
+        "field '", options.id_field, "' is ", id->type_name(), ", not a string or an integer"));
   }
   if (!options.source_from_file) {
     ASSIGN_OR_RETURN(doc.source, StringField(line, options.source_field, &present));

@@ -81,11 +81,4 @@ void UnescapeInvalidUtf8(std::string* text) {
   text->resize(out);
 }
 
-bool HasUtf8Escape(std::string_view text) {
-  for (size_t i = 0; i + 4 <= text.size(); ++i) {
-    if (IsEscapeAt(text, i)) return true;
-  }
-  return false;
-}
-
 }  // namespace tda

@@ -18,7 +18,4 @@ int64_t EscapeInvalidUtf8(std::string_view text, std::string* escaped);
 // Undoes EscapeInvalidUtf8 in place.
 void UnescapeInvalidUtf8(std::string* text);
 
-// True when `text` contains an escape (so a line's own text would be ambiguous).
-bool HasUtf8Escape(std::string_view text);
-
 }  // namespace tda
