@@ -1,0 +1,55 @@
+// Long documents as windows of the model's context: one index row per window
+// ("chunk").
+//
+// A document of n tokens is the stream s = [EOD, t_0, ..., t_{n-1}, EOD]; its
+// prediction positions are p in [0, n + 1): input s[p], target s[p + 1]. A
+// window covers the positions [begin, end) (end - begin <= context) and carries
+// loss from loss_begin on: with a stride shorter than the context the windows
+// overlap, and each position's loss is counted in the first window that holds
+// it only (the sliding-window evaluation of language models), so the chunks'
+// scores sum to the document's. A document that fits is one window, as before.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tda {
+
+struct ChunkWindow {
+  int64_t begin = 0;      // first prediction position
+  int64_t end = 0;        // one past the last
+  int64_t loss_begin = 0; // positions in [begin, loss_begin) carry no loss
+};
+
+// The windows of a document with `positions` prediction positions (n + 1).
+// stride == 0: one window cut at the context (truncation, the rows of models
+// trained before chunking). Else windows start at 0, stride, 2 stride, ...
+// until one reaches the end; stride <= context.
+std::vector<ChunkWindow> ChunkWindows(int64_t positions, int64_t context,
+                                      int64_t stride);
+
+// Writes the row of `window` into tokens[0, context) and targets[0, context):
+// positions past the window are padding (input `end_of_document`, target
+// kNoTarget); targets before loss_begin or before `prompt_tokens` (instruction
+// data: the prompt carries no loss) are kNoTarget. `doc` holds the document's n
+// tokens.
+void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window,
+                   int64_t context, int64_t prompt_tokens,
+                   int32_t end_of_document, int32_t *tokens, int32_t *targets);
+
+// The id of chunk k of a document cut into `chunks` windows: the document's id
+// when it is one window, else "<id>#<k>".
+std::string ChunkId(std::string_view document_id, int64_t k, int64_t chunks);
+
+// The document of a row id: the id without a trailing "#<digits>".
+std::string_view DocumentOfRow(std::string_view row_id);
+
+// True when `document_id` ends like a chunk id ("#<digits>"): such ids are
+// refused when documents are chunked, since their rows could not be told from
+// another document's chunks.
+bool LooksLikeChunkId(std::string_view document_id);
+
+} // namespace tda
