@@ -22,6 +22,11 @@ absl::Status ValidateTextSplitOptions(const TextSplitOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("held-out fraction must be in [0, 1), got ", options.held_out_fraction));
   }
+  if (options.chunk_stride < 0 || options.chunk_stride > options.context_length) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk stride must be in [0, context length ",
+                                                   options.context_length, "], got ",
+                                                   options.chunk_stride));
+  }
   return absl::OkStatus();
 }
 

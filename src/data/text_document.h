@@ -29,6 +29,9 @@ struct TextSplitOptions {
   double held_out_fraction = 0.05;
   uint64_t split_seed = 0;
   int64_t limit = 0;  // first N documents of the split (in corpus order); 0 = all
+  // Long documents become windows this many tokens apart (data/chunking.h); 0 = cut at the
+  // context.
+  int64_t chunk_stride = 0;
 };
 
 // kInvalidArgument unless context_length > 0 and held_out_fraction is in [0, 1).

@@ -59,6 +59,7 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
         {"clip_norm", recipe.clip_norm},
         {"dataset", recipe.dataset},
         {"truncated", recipe.truncated},
+        {"chunk_stride", recipe.chunk_stride},
         {"held_out_fraction", recipe.held_out_fraction}}},
   };
   if (recipe.dataset == "jsonl") {
@@ -113,6 +114,7 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
       recipe->clip_norm = r.value("clip_norm", 0.0);
       recipe->dataset = r.value("dataset", std::string());
       recipe->truncated = r.value("truncated", int64_t{0});
+      recipe->chunk_stride = r.value("chunk_stride", int64_t{0});
       recipe->held_out_fraction = r.value("held_out_fraction", 0.05);
       if (r.contains("jsonl")) {
         const json& j = r["jsonl"];

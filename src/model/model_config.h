@@ -51,6 +51,9 @@ struct TrainRecipe {
   JsonlOptions jsonl;              // jsonl: field names and options (paths: from data_dir)
   std::string corpus_hash;         // jsonl: CorpusHash of the files the model was trained on
   int64_t truncated = 0;           // sequences: training documents cut at the context length
+  int64_t chunk_stride = 0;        // sequences: long documents become windows this many tokens
+                                   // apart (data/chunking.h); 0 = cut at the context (models
+                                   // trained before chunking)
   double held_out_fraction = 0.05;  // fortunes: fraction of documents held out by id hash
 };
 

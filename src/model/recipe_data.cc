@@ -27,6 +27,7 @@ absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRec
   options.context_length = config.context_length;
   options.limit = limit;
   options.held_out_fraction = recipe.held_out_fraction;
+  options.chunk_stride = recipe.chunk_stride;
   if (recipe.dataset != "jsonl") return LoadFortunes(data_dir, split, options, truncated);
 
   JsonlOptions jsonl = recipe.jsonl;
