@@ -1,5 +1,5 @@
 // tda eval loo | lds: how faithful each attribution method is, measured on real
-// Fashion-MNIST by retraining (src/ablation). Both train their own model from
+// Fashion-MNIST (or a tensors corpus: --data X.npy --labels Y.npy) by retraining (src/ablation). Both train their own model from
 // scratch with the given sizes, so a small run takes seconds and a full run is
 // a benchmark.
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include "common/flags.h"
 #include "common/status_macros.h"
 #include "client/progress_bar.h"
+#include "client/tensor_flags.h"
 #include "common/statistics.h"
 #include "curvature/exact.h"
 #include "data/fashion_mnist.h"
@@ -77,9 +78,22 @@ absl::StatusOr<std::vector<Method>> ParseMethods(const std::string& text, int64_
   return out;
 }
 
-// Loads the first n train / test images at the requested resolution.
+// The first n train / test samples: of the tensors corpus of --data, else the Fashion-MNIST
+// images at the requested resolution.
 absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, Dataset* train,
                       Dataset* test) {
+  ASSIGN_OR_RETURN(std::optional<TensorCorpusFiles> tensors, TensorCorpusFromFlags(flags));
+  if (tensors.has_value()) {
+    const double held_out = flags.GetDouble("held-out-fraction");
+    ASSIGN_OR_RETURN(*train, LoadTensorCorpus(*tensors, Split::kTrain, n_train, held_out));
+    ASSIGN_OR_RETURN(*test, LoadTensorCorpus(*tensors, Split::kTest, n_test, held_out));
+    if (train->size() < n_train || test->size() < n_test) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the corpus of --data has ", train->size(), " training and ", test->size(),
+          " held-out samples; the experiment asks for ", n_train, " and ", n_test));
+    }
+    return absl::OkStatus();
+  }
   const std::string dir = flags.GetString("data-dir");
   const int64_t side = flags.GetInt("side");
   ASSIGN_OR_RETURN(*train, LoadFashionMnistAtSide(dir, Split::kTrain, n_train, side));
@@ -87,9 +101,14 @@ absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, 
   return absl::OkStatus();
 }
 
+// The classes of a classification data set (its class names; 10 when it names none).
+int64_t ClassCount(const Dataset& data) {
+  return data.class_names.empty() ? 10 : static_cast<int64_t>(data.class_names.size());
+}
+
 void AddCommonFlags(FlagParser& flags, int64_t train_size, int64_t epochs, double weight_decay) {
-  flags.AddInt("train-size", "N", train_size, "first N Fashion-MNIST training images");
-  flags.AddInt("side", "S", 14, "downsample images to SxS (7, 14 or 28)");
+  flags.AddInt("train-size", "N", train_size, "first N training samples");
+  flags.AddInt("side", "S", 14, "Fashion-MNIST: downsample images to SxS (7, 14 or 28)");
   flags.AddInt("epochs", "N", epochs, "Adam epochs of every training run");
   flags.AddDouble("weight-decay", "X", weight_decay, "L2 coefficient of the training objective");
   flags.AddString("methods", "LIST", "auto",
@@ -99,6 +118,9 @@ void AddCommonFlags(FlagParser& flags, int64_t train_size, int64_t epochs, doubl
   flags.AddInt("seed", "N", 0, "seed of initialisation, shuffling and sampling");
   flags.AddBool("json", "print the result as JSON");
   flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir, "Fashion-MNIST IDX files");
+  flags.AddString("data", "FEATURES.npy", "",
+                  "evaluate on a tensors corpus instead of Fashion-MNIST: features (N, D)");
+  AddTensorCorpusFlags(&flags);
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
 }
 
@@ -157,7 +179,7 @@ void PrintRows(const std::string& what, const std::string& settings, const std::
 int RunLoo(const Args& args) {
   FlagParser flags("tda eval loo", "[options]",
                    "Leave-one-out ground truth (Koh & Liang 2017) on "
-                   "Fashion-MNIST multinomial logistic\n"
+                   "Fashion-MNIST (or --data X.npy --labels Y.npy) multinomial logistic\n"
                    "regression with L2: trains the model, converges it by "
                    "Newton-CG, picks the test query\n"
                    "with the highest loss, retrains without each of the top-k "
@@ -195,7 +217,7 @@ int RunLoo(const Args& args) {
   experiment.top_k = flags.GetInt("top-k");
   experiment.random = flags.GetInt("random");
   // Logistic regression: the parameter count decides which methods "auto" includes.
-  const int64_t parameters = (train.feature_dim + 1) * 10;
+  const int64_t parameters = (train.feature_dim + 1) * ClassCount(train);
   absl::StatusOr<std::vector<Method>> methods =
       ParseMethods(flags.GetString("methods"), parameters);
   if (!methods.ok()) return flags.UsageError(std::string(methods.status().message()));
@@ -217,18 +239,19 @@ int RunLoo(const Args& args) {
   CompareWithExact(all_scores, rows);
   const int64_t query = result->query;
   const std::string settings_text = absl::StrFormat(
-      "leave-one-out: logistic regression %d-10 (%d parameters), N = %d, "
+      "leave-one-out: logistic regression %d-%d (%d parameters), N = %d, "
       "weight decay %g;\n"
-      "query fashion-mnist/test/%d (loss %.4f); %d retrainings (top %d by %s + "
+      "query %s (loss %.4f); %d retrainings (top %d by %s + "
       "%d random)",
-      train.feature_dim, result->parameters, train.size(), wd, query, result->loo.query_loss,
+      train.feature_dim, ClassCount(train), result->parameters, train.size(), wd, test.ids[query],
+      result->loo.query_loss,
       result->loo.removed.size(), experiment.top_k, rows[0].method, experiment.random);
   const std::string json_extra = absl::StrFormat(
       "\"experiment\": \"loo\", \"train_size\": %d, \"side\": %d, "
       "\"weight_decay\": %g, "
-      "\"query\": \"fashion-mnist/test/%d\", \"query_loss\": %.6f, "
+      "\"query\": \"%s\", \"query_loss\": %.6f, "
       "\"retrainings\": %d",
-      train.size(), flags.GetInt("side"), wd, query, result->loo.query_loss,
+      train.size(), flags.GetInt("side"), wd, test.ids[query], result->loo.query_loss,
       result->loo.removed.size());
   PrintRows("LOO", settings_text, rows, flags.GetBool("json"), json_extra);
   return 0;
@@ -236,7 +259,7 @@ int RunLoo(const Args& args) {
 
 int RunLds(const Args& args) {
   FlagParser flags("tda eval lds", "[options]",
-                   "Linear datamodeling score (TRAK / dattri protocol) on Fashion-MNIST: "
+                   "Linear datamodeling score (TRAK / dattri protocol) on Fashion-MNIST (or --data): "
                    "trains a model on\n"
                    "N images, retrains it from scratch on M random subsets of fraction "
                    "alpha, and prints per\n"
@@ -285,6 +308,7 @@ int RunLds(const Args& args) {
       !s.ok())
     return RuntimeError(s);
   config.input_dim = train.feature_dim;
+  config.num_classes = ClassCount(train);
   LdsExperiment experiment;
   experiment.config = config;
   experiment.lds = options;
@@ -320,8 +344,9 @@ int RunLds(const Args& args) {
   bar.Finish();
   const std::string arch =
       config.hidden.empty()
-          ? absl::StrCat("logistic regression ", config.input_dim, "-10")
-          : absl::StrCat("MLP ", config.input_dim, "-", absl::StrJoin(config.hidden, "-"), "-10");
+          ? absl::StrCat("logistic regression ", config.input_dim, "-", config.num_classes)
+          : absl::StrCat("MLP ", config.input_dim, "-", absl::StrJoin(config.hidden, "-"), "-",
+                         config.num_classes);
   const std::string settings_text = absl::StrFormat(
       "LDS: %s (%d parameters), N = %d, %d epochs, weight decay %g; %d subsets "
       "of %g x %d "
@@ -348,7 +373,8 @@ int RunEval(const Args& args) {
       "Usage: tda eval <loo|lds> [options]\n"
       "\n"
       "How faithful each attribution method is, measured by retraining on "
-      "Fashion-MNIST:\n"
+      "Fashion-MNIST\n"
+      "(or a tensors corpus: --data FEATURES.npy --labels LABELS.npy):\n"
       "  loo   leave-one-out retraining on logistic regression: Pearson of "
       "predicted vs actual\n"
       "  lds   linear datamodeling score over random training subsets (TRAK / "

@@ -1,9 +1,8 @@
 #include "client/jsonl_flags.h"
 
-#include <filesystem>
-
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/tensor_flags.h"
 #include "common/status_macros.h"
 
 namespace tda {
@@ -28,7 +27,7 @@ void AddJsonlFlags(FlagParser* flags) {
 absl::StatusOr<JsonlOptions> JsonlOptionsFromFlags(const FlagParser& flags) {
   JsonlOptions options;
   for (absl::string_view path : absl::StrSplit(flags.GetString("data"), ',', absl::SkipEmpty())) {
-    options.paths.push_back(std::filesystem::absolute(std::string(path)).lexically_normal());
+    options.paths.push_back(AbsoluteCorpusPath(std::string(path)));
   }
   if (options.paths.empty()) return absl::InvalidArgumentError("--data names no files");
   options.text_field = flags.GetString("text-field");

@@ -1,7 +1,6 @@
 // tda train: trains the MLP classifier on Fashion-MNIST (IDX) or on a tensors corpus (.npy
 // arrays: --data/--labels, data/tensor_corpus.h) and saves it (safetensors + config.json).
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 
 #include "absl/strings/numbers.h"
@@ -11,6 +10,7 @@
 #include "client/commands.h"
 #include "common/flags.h"
 #include "client/progress_bar.h"
+#include "client/tensor_flags.h"
 #include "common/atomic_file.h"
 #include "data/fashion_mnist.h"
 #include "data/tensor_corpus.h"
@@ -72,15 +72,7 @@ int RunTrain(const Args& args) {
   flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir, "Fashion-MNIST IDX files");
   flags.AddString("data", "FEATURES.npy", "",
                    "train on a tensors corpus: features (N, D) float32/float64/uint8");
-  flags.AddString("labels", "LABELS.npy", "", "with --data: labels (N,) int64/int32/uint8");
-  flags.AddString("samples", "FILE", "", "with --data: ids and sources (TSV with header, or JSONL)");
-  flags.AddString("class-names", "FILE", "", "with --data: one class name per line (or .json)");
-  flags.AddString("test-features", "FILE.npy", "",
-                  "with --data: held-out features (without: hold out by id hash)");
-  flags.AddString("test-labels", "FILE.npy", "", "with --test-features: held-out labels");
-  flags.AddString("test-samples", "FILE", "", "with --test-features: held-out ids and sources");
-  flags.AddDouble("held-out-fraction", "X", 0.05,
-                  "with --data and no --test-features: fraction held out by id hash");
+  AddTensorCorpusFlags(&flags);
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
@@ -99,28 +91,12 @@ int RunTrain(const Args& args) {
   recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   recipe.train_size = flags.GetInt("train-size");
   recipe.data_dir = flags.GetString("data-dir");
-  if (!flags.GetString("data").empty() || !flags.GetString("labels").empty()) {
-    // Absolute, so that the model and its index find the files from anywhere.
-    auto file = [&flags](const char* flag) -> std::string {
-      const std::string path = flags.GetString(flag);
-      return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
-    };
-    TensorCorpusFiles files;
-    files.features = file("data");
-    files.labels = file("labels");
-    files.samples = file("samples");
-    files.class_names = file("class-names");
-    files.test_features = file("test-features");
-    files.test_labels = file("test-labels");
-    files.test_samples = file("test-samples");
-    absl::StatusOr<std::string> spec = TensorCorpusSpec(files);
-    if (!spec.ok()) return flags.UsageError(std::string(spec.status().message()));
+  absl::StatusOr<std::optional<TensorCorpusFiles>> tensors = TensorCorpusFromFlags(flags);
+  if (!tensors.ok()) return flags.UsageError(std::string(tensors.status().message()));
+  if (tensors->has_value()) {
     recipe.dataset = kTensorsDataset;
-    recipe.data_dir = *spec;
+    recipe.data_dir = *TensorCorpusSpec(**tensors);
     recipe.held_out_fraction = flags.GetDouble("held-out-fraction");
-    if (recipe.held_out_fraction < 0 || recipe.held_out_fraction >= 1) {
-      return flags.UsageError("--held-out-fraction must be in [0, 1)");
-    }
   }
   if (recipe.optimizer != "adam" && recipe.optimizer != "sgd") {
     return flags.UsageError("--optimizer must be adam or sgd");

@@ -15,13 +15,10 @@ namespace {
 // The text of every fortune (a test failure when the corpus cannot be read).
 std::vector<std::string> FortuneTexts() {
   std::vector<std::string> texts;
-  absl::StatusOr<std::vector<TextDocument>> docs =
-      ReadFortunes(kFortunesDefaultDir);
+  absl::StatusOr<std::vector<TextDocument>> docs = ReadFortunes(kFortunesDefaultDir);
   EXPECT_TRUE(docs.ok()) << docs.status();
-  if (!docs.ok())
-    return texts;
-  for (const TextDocument &doc : *docs)
-    texts.push_back(doc.text);
+  if (!docs.ok()) return texts;
+  for (const TextDocument &doc : *docs) texts.push_back(doc.text);
   return texts;
 }
 
@@ -31,14 +28,10 @@ TEST(ChunkWindowsTest, CountsAndLossOwnershipOverEveryFortune) {
     const int64_t positions = static_cast<int64_t>(text.size()) + 1;
     for (int64_t context : contexts) {
       for (int64_t stride : {context, context / 2, int64_t{1} + context / 3}) {
-        const std::vector<ChunkWindow> windows =
-            ChunkWindows(positions, context, stride);
+        const std::vector<ChunkWindow> windows = ChunkWindows(positions, context, stride);
         const int64_t expected =
-            positions <= context
-                ? 1
-                : 1 + (positions - context + stride - 1) / stride;
-        ASSERT_EQ(static_cast<int64_t>(windows.size()), expected)
-            << positions << " " << stride;
+            positions <= context ? 1 : 1 + (positions - context + stride - 1) / stride;
+        ASSERT_EQ(static_cast<int64_t>(windows.size()), expected) << positions << " " << stride;
         // Every position carries loss in exactly one window, in order.
         int64_t next = 0;
         for (const ChunkWindow &w : windows) {
@@ -59,14 +52,12 @@ TEST(ChunkWindowsTest, OneWindowRowEqualsTheDocumentRow) {
     const int64_t n = static_cast<int64_t>(text.size());
     const std::vector<int32_t> doc = EncodeBytes(text);
     for (int64_t stride : {int64_t{0}, context}) {
-      const std::vector<ChunkWindow> windows =
-          ChunkWindows(n + 1, context, stride);
-      if (stride > 0 && windows.size() != 1)
-        continue;
-      std::vector<int32_t> tokens(context), targets(context),
-          want_tokens(context), want_targets(context);
-      WriteChunkRow(doc.data(), n, windows[0], context, 0, kEndOfDocument,
-                    tokens.data(), targets.data());
+      const std::vector<ChunkWindow> windows = ChunkWindows(n + 1, context, stride);
+      if (stride > 0 && windows.size() != 1) continue;
+      std::vector<int32_t> tokens(context), targets(context), want_tokens(context),
+          want_targets(context);
+      WriteChunkRow(doc.data(), n, windows[0], context, 0, kEndOfDocument, tokens.data(),
+                    targets.data());
       WriteDocumentRow(text, context, want_tokens.data(), want_targets.data());
       ASSERT_EQ(tokens, want_tokens);
       ASSERT_EQ(targets, want_targets);
@@ -80,22 +71,19 @@ TEST(ChunkWindowsTest, ChunkRowsPredictTheDocumentsNextTokens) {
   const int64_t n = static_cast<int64_t>(doc.size());
   const int64_t context = 8;
   const std::vector<ChunkWindow> windows = ChunkWindows(n + 1, context, 5);
-  std::vector<int32_t>
-      scored; // the targets with loss, over all windows in order
+  std::vector<int32_t> scored;  // the targets with loss, over all windows in order
   for (const ChunkWindow &w : windows) {
     std::vector<int32_t> tokens(context), targets(context);
-    WriteChunkRow(doc.data(), n, w, context, 3, kEndOfDocument, tokens.data(),
-                  targets.data());
+    WriteChunkRow(doc.data(), n, w, context, 3, kEndOfDocument, tokens.data(), targets.data());
     for (int64_t r = 0; r < context; ++r) {
-      if (targets[r] >= 0)
-        scored.push_back(targets[r]);
+      if (targets[r] >= 0) scored.push_back(targets[r]);
       if (r + 1 < context && targets[r] >= 0 && w.begin + r + 1 < w.end) {
-        EXPECT_EQ(tokens[r + 1], targets[r]); // the next input is this target
+        EXPECT_EQ(tokens[r + 1], targets[r]);  // the next input is this target
       }
     }
   }
   std::vector<int32_t> want(doc.begin() + 3,
-                            doc.end()); // the prompt's 3 carry no loss
+                            doc.end());  // the prompt's 3 carry no loss
   want.push_back(kEndOfDocument);
   EXPECT_EQ(scored, want);
 }
@@ -111,5 +99,5 @@ TEST(ChunkIdTest, SuffixesRoundTrip) {
   EXPECT_FALSE(LooksLikeChunkId("doc#x7"));
 }
 
-} // namespace
-} // namespace tda
+}  // namespace
+}  // namespace tda

@@ -20,15 +20,14 @@
 namespace tda {
 
 struct SampleRef {
-  const Dataset *data = nullptr; // the split holding the sample
-  int64_t row = 0;               // its row there
+  const Dataset *data = nullptr;  // the split holding the sample
+  int64_t row = 0;                // its row there
 };
 
 class IndexSamples {
-public:
+ public:
   // `index`, `config` and `recipe` must outlive this.
-  IndexSamples(const GradientIndex &index, const ModelConfig &config,
-               const TrainRecipe &recipe);
+  IndexSamples(const GradientIndex &index, const ModelConfig &config, const TrainRecipe &recipe);
 
   // The sample named `id` in the training split, else in the held-out split.
   // kInvalidArgument when neither has it; the loader's error when a split
@@ -46,7 +45,7 @@ public:
 
   const std::string &data_dir() const { return data_dir_; }
 
-private:
+ private:
   struct Loaded {
     std::once_flag once;
     absl::StatusOr<Dataset> data = absl::UnknownError("not loaded");
@@ -63,4 +62,4 @@ private:
   mutable absl::StatusOr<Dataset> rows_ = absl::UnknownError("not loaded");
 };
 
-} // namespace tda
+}  // namespace tda

@@ -19,26 +19,25 @@
 namespace tda {
 
 struct ChunkWindow {
-  int64_t begin = 0;      // first prediction position
-  int64_t end = 0;        // one past the last
-  int64_t loss_begin = 0; // positions in [begin, loss_begin) carry no loss
+  int64_t begin = 0;       // first prediction position
+  int64_t end = 0;         // one past the last
+  int64_t loss_begin = 0;  // positions in [begin, loss_begin) carry no loss
 };
 
 // The windows of a document with `positions` prediction positions (n + 1).
 // stride == 0: one window cut at the context (truncation, the rows of models
 // trained before chunking). Else windows start at 0, stride, 2 stride, ...
 // until one reaches the end; stride <= context.
-std::vector<ChunkWindow> ChunkWindows(int64_t positions, int64_t context,
-                                      int64_t stride);
+std::vector<ChunkWindow> ChunkWindows(int64_t positions, int64_t context, int64_t stride);
 
 // Writes the row of `window` into tokens[0, context) and targets[0, context):
 // positions past the window are padding (input `end_of_document`, target
 // kNoTarget); targets before loss_begin or before `prompt_tokens` (instruction
 // data: the prompt carries no loss) are kNoTarget. `doc` holds the document's n
 // tokens.
-void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window,
-                   int64_t context, int64_t prompt_tokens,
-                   int32_t end_of_document, int32_t *tokens, int32_t *targets);
+void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window, int64_t context,
+                   int64_t prompt_tokens, int32_t end_of_document, int32_t *tokens,
+                   int32_t *targets);
 
 // The id of chunk k of a document cut into `chunks` windows: the document's id
 // when it is one window, else "<id>#<k>".
@@ -52,4 +51,4 @@ std::string_view DocumentOfRow(std::string_view row_id);
 // another document's chunks.
 bool LooksLikeChunkId(std::string_view document_id);
 
-} // namespace tda
+}  // namespace tda

@@ -16,7 +16,7 @@ namespace {
 
 constexpr int kBusyTimeoutMs = 10000;
 
-constexpr const char *kSchema = R"sql(
+constexpr const char* kSchema = R"sql(
 CREATE TABLE jobs(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   kind TEXT NOT NULL,
@@ -58,73 +58,68 @@ CREATE TABLE schedule_runs(
 CREATE INDEX schedule_runs_by_schedule ON schedule_runs(schedule_id, id);
 )sql";
 
-constexpr const char *kJobColumns =
-    "id, kind, spec, state, progress, stage, eta_seconds, created_at, "
-    "started_at, finished_at, "
+constexpr const char* kJobColumns =
+    "id, kind, spec, state, progress, stage, eta_seconds, created_at, started_at, finished_at, "
     "error, result_path, attempt, cancel_requested, schedule_id, submitter";
 
-} // namespace
+}  // namespace
 
 double NowSeconds() {
-  return std::chrono::duration<double>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-const char *JobStateName(JobState state) {
+const char* JobStateName(JobState state) {
   switch (state) {
-  case JobState::kQueued:
-    return "queued";
-  case JobState::kRunning:
-    return "running";
-  case JobState::kSucceeded:
-    return "succeeded";
-  case JobState::kFailed:
-    return "failed";
-  case JobState::kCancelled:
-    return "cancelled";
-  case JobState::kInterrupted:
-    return "interrupted";
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
+    case JobState::kInterrupted:
+      return "interrupted";
   }
   return "unknown";
 }
 
 absl::StatusOr<JobState> ParseJobState(std::string_view name) {
-  for (JobState s :
-       {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
-        JobState::kFailed, JobState::kCancelled, JobState::kInterrupted}) {
-    if (name == JobStateName(s))
-      return s;
+  for (JobState s : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                     JobState::kCancelled, JobState::kInterrupted}) {
+    if (name == JobStateName(s)) return s;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown job state '", std::string(name),
-      "' (queued, running, succeeded, failed, cancelled, interrupted)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown job state '", std::string(name),
+                   "' (queued, running, succeeded, failed, cancelled, interrupted)"));
 }
 
 bool IsTerminal(JobState state) {
   return state != JobState::kQueued && state != JobState::kRunning;
 }
 
-absl::Status JobStore::Error(const char *what) const {
+absl::Status JobStore::Error(const char* what) const {
   const int code = sqlite3_errcode(db_);
   const std::string message =
       absl::StrCat("job store ", path_, ": ", what, ": ", sqlite3_errmsg(db_));
   switch (code & 0xff) {
-  case SQLITE_BUSY:
-  case SQLITE_LOCKED:
-    return absl::UnavailableError(message);
-  case SQLITE_CORRUPT:
-  case SQLITE_NOTADB:
-    return absl::DataLossError(message);
-  case SQLITE_CONSTRAINT:
-    return absl::AlreadyExistsError(message);
-  default:
-    return absl::InternalError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_CONSTRAINT:
+      return absl::AlreadyExistsError(message);
+    default:
+      return absl::InternalError(message);
   }
 }
 
-absl::Status JobStore::Exec(const char *sql) {
-  char *message = nullptr;
+absl::Status JobStore::Exec(const char* sql) {
+  char* message = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
     sqlite3_free(message);
     return Error(sql);
@@ -132,16 +127,13 @@ absl::Status JobStore::Exec(const char *sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<JobStore>>
-JobStore::Open(const std::string &path) {
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   const std::string parent = std::filesystem::path(path).parent_path().string();
-  if (!parent.empty())
-    RETURN_IF_ERROR(MakeDirectories(parent));
+  if (!parent.empty()) RETURN_IF_ERROR(MakeDirectories(parent));
   auto store = std::unique_ptr<JobStore>(new JobStore());
   store->path_ = path;
   if (sqlite3_open_v2(path.c_str(), &store->db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                          SQLITE_OPEN_FULLMUTEX,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     return store->Error("open");
   }
@@ -162,63 +154,53 @@ absl::Status JobStore::CreateSchema() {
   Statement version(this, "PRAGMA user_version");
   ASSIGN_OR_RETURN(bool row, version.Step());
   const int64_t found = row ? version.Int(0) : 0;
-  if (found == kJobStoreSchemaVersion)
-    return absl::OkStatus();
+  if (found == kJobStoreSchemaVersion) return absl::OkStatus();
   if (found > kJobStoreSchemaVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job store ", path_, " has schema version ", found,
-                     ", newer than this tda's ", kJobStoreSchemaVersion));
+    return absl::FailedPreconditionError(absl::StrCat("job store ", path_, " has schema version ",
+                                                      found, ", newer than this tda's ",
+                                                      kJobStoreSchemaVersion));
   }
   RETURN_IF_ERROR(Exec(kSchema));
-  RETURN_IF_ERROR(Exec(
-      absl::StrCat("PRAGMA user_version=", kJobStoreSchemaVersion).c_str()));
+  RETURN_IF_ERROR(Exec(absl::StrCat("PRAGMA user_version=", kJobStoreSchemaVersion).c_str()));
   return tx.Commit();
 }
 
-// Databases of schema version 1 created before jobs had a submitter get the
-// column here (in place, idempotent; older rows read as submitter ""), so the
-// version number stays 1.
+// Databases of schema version 1 created before jobs had a submitter get the column here (in
+// place, idempotent; older rows read as submitter ""), so the version number stays 1.
 absl::Status JobStore::AddSubmitterColumn() {
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
-  Statement columns(this, "SELECT COUNT(*) FROM pragma_table_info('jobs') "
-                          "WHERE name = 'submitter'");
+  Statement columns(this,
+                    "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'submitter'");
   ASSIGN_OR_RETURN(bool row, columns.Step());
-  if (row && columns.Int(0) > 0)
-    return absl::OkStatus();
-  RETURN_IF_ERROR(
-      Exec("ALTER TABLE jobs ADD COLUMN submitter TEXT NOT NULL DEFAULT ''"));
+  if (row && columns.Int(0) > 0) return absl::OkStatus();
+  RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN submitter TEXT NOT NULL DEFAULT ''"));
   return tx.Commit();
 }
 
-absl::StatusOr<int64_t> JobStore::Submit(const std::string &kind,
-                                         const std::string &spec,
-                                         const std::string &submitter,
+absl::StatusOr<int64_t> JobStore::Submit(const std::string& kind, const std::string& spec,
+                                         const std::string& submitter,
                                          int64_t max_active_per_submitter) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
   if (max_active_per_submitter > 0) {
-    Statement active(
-        this, "SELECT COUNT(*) FROM jobs WHERE submitter = ? AND state IN "
-              "('queued', 'running')");
+    Statement active(this,
+                     "SELECT COUNT(*) FROM jobs WHERE submitter = ? AND state IN "
+                     "('queued', 'running')");
     active.Bind(1, submitter);
     ASSIGN_OR_RETURN(bool row, active.Step());
     if (row && active.Int(0) >= max_active_per_submitter) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "'", submitter, "' already has ", active.Int(0),
-          " queued or running jobs (quota ", max_active_per_submitter,
-          "); wait for one to finish or cancel one"));
+          "'", submitter, "' already has ", active.Int(0), " queued or running jobs (quota ",
+          max_active_per_submitter, "); wait for one to finish or cancel one"));
     }
   }
   Statement insert(this,
                    "INSERT INTO jobs(kind, spec, state, created_at, submitter) "
                    "VALUES(?, ?, 'queued', ?, ?)");
-  RETURN_IF_ERROR(insert.Bind(1, kind)
-                      .Bind(2, spec)
-                      .Bind(3, NowSeconds())
-                      .Bind(4, submitter)
-                      .Run());
+  RETURN_IF_ERROR(
+      insert.Bind(1, kind).Bind(2, spec).Bind(3, NowSeconds()).Bind(4, submitter).Run());
   const int64_t id = sqlite3_last_insert_rowid(db_);
   RETURN_IF_ERROR(tx.Commit());
   return id;
@@ -226,7 +208,8 @@ absl::StatusOr<int64_t> JobStore::Submit(const std::string &kind,
 
 namespace {
 
-template <typename S> JobRecord ReadJob(const S &s) {
+template <typename S>
+JobRecord ReadJob(const S& s) {
   JobRecord job;
   job.id = s.Int(0);
   job.kind = s.Text(1);
@@ -247,16 +230,14 @@ template <typename S> JobRecord ReadJob(const S &s) {
   return job;
 }
 
-} // namespace
+}  // namespace
 
 absl::StatusOr<JobRecord> JobStore::GetLocked(int64_t id) {
-  const std::string sql =
-      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE id = ?");
+  const std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE id = ?");
   Statement select(this, sql.c_str());
   select.Bind(1, id);
   ASSIGN_OR_RETURN(bool row, select.Step());
-  if (!row)
-    return absl::NotFoundError(absl::StrCat("no job with id ", id));
+  if (!row) return absl::NotFoundError(absl::StrCat("no job with id ", id));
   return ReadJob(select);
 }
 
@@ -265,25 +246,21 @@ absl::StatusOr<JobRecord> JobStore::Get(int64_t id) {
   return GetLocked(id);
 }
 
-absl::StatusOr<std::vector<JobRecord>>
-JobStore::List(std::optional<JobState> state, int64_t limit) {
-  if (limit <= 0)
-    return absl::InvalidArgumentError(
-        absl::StrCat("limit must be > 0, got ", limit));
+absl::StatusOr<std::vector<JobRecord>> JobStore::List(std::optional<JobState> state,
+                                                      int64_t limit) {
+  if (limit <= 0) return absl::InvalidArgumentError(absl::StrCat("limit must be > 0, got ", limit));
   std::lock_guard<std::mutex> lock(mu_);
-  const std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs",
-                                       state ? " WHERE state = ?" : "",
-                                       " ORDER BY id DESC LIMIT ?");
+  const std::string sql =
+      absl::StrCat("SELECT ", kJobColumns, " FROM jobs", state ? " WHERE state = ?" : "",
+                   " ORDER BY id DESC LIMIT ?");
   Statement select(this, sql.c_str());
   int arg = 1;
-  if (state)
-    select.Bind(arg++, std::string(JobStateName(*state)));
+  if (state) select.Bind(arg++, std::string(JobStateName(*state)));
   select.Bind(arg, limit);
   std::vector<JobRecord> jobs;
   while (true) {
     ASSIGN_OR_RETURN(bool row, select.Step());
-    if (!row)
-      break;
+    if (!row) break;
     jobs.push_back(ReadJob(select));
   }
   return jobs;
@@ -293,15 +270,12 @@ absl::StatusOr<std::optional<JobRecord>> JobStore::ClaimNextQueued() {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
-  Statement select(
-      this, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1");
+  Statement select(this, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1");
   ASSIGN_OR_RETURN(bool row, select.Step());
-  if (!row)
-    return std::optional<JobRecord>();
+  if (!row) return std::optional<JobRecord>();
   const int64_t id = select.Int(0);
   Statement update(this,
-                   "UPDATE jobs SET state = 'running', attempt = attempt + 1, "
-                   "started_at = ?, "
+                   "UPDATE jobs SET state = 'running', attempt = attempt + 1, started_at = ?, "
                    "progress = 0, stage = '', eta_seconds = -1 WHERE id = ?");
   RETURN_IF_ERROR(update.Bind(1, NowSeconds()).Bind(2, id).Run());
   ASSIGN_OR_RETURN(JobRecord job, GetLocked(id));
@@ -309,8 +283,7 @@ absl::StatusOr<std::optional<JobRecord>> JobStore::ClaimNextQueued() {
   return std::optional<JobRecord>(std::move(job));
 }
 
-absl::Status JobStore::UpdateProgress(int64_t id, double progress,
-                                      const std::string &stage,
+absl::Status JobStore::UpdateProgress(int64_t id, double progress, const std::string& stage,
                                       double eta_seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
@@ -318,63 +291,53 @@ absl::Status JobStore::UpdateProgress(int64_t id, double progress,
   Statement update(this,
                    "UPDATE jobs SET progress = ?, stage = ?, eta_seconds = ? "
                    "WHERE id = ? AND state = 'running'");
-  RETURN_IF_ERROR(update.Bind(1, progress)
-                      .Bind(2, stage)
-                      .Bind(3, eta_seconds)
-                      .Bind(4, id)
-                      .Run());
+  RETURN_IF_ERROR(update.Bind(1, progress).Bind(2, stage).Bind(3, eta_seconds).Bind(4, id).Run());
   if (sqlite3_changes(db_) == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " is not running"));
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is not running"));
   }
   return tx.Commit();
 }
 
-absl::Status JobStore::AppendLog(int64_t id, const std::string &line) {
+absl::Status JobStore::AppendLog(int64_t id, const std::string& line) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
-  Statement insert(this,
-                   "INSERT INTO job_log(job_id, time, line) VALUES(?, ?, ?)");
+  Statement insert(this, "INSERT INTO job_log(job_id, time, line) VALUES(?, ?, ?)");
   absl::Status s = insert.Bind(1, id).Bind(2, NowSeconds()).Bind(3, line).Run();
-  if (absl::IsAlreadyExists(s))
-    return absl::NotFoundError(absl::StrCat("no job with id ", id));
+  if (absl::IsAlreadyExists(s)) return absl::NotFoundError(absl::StrCat("no job with id ", id));
   RETURN_IF_ERROR(s);
   return tx.Commit();
 }
 
-absl::StatusOr<std::vector<JobLogLine>>
-JobStore::LogSince(int64_t id, int64_t after_seq, int64_t limit) {
+absl::StatusOr<std::vector<JobLogLine>> JobStore::LogSince(int64_t id, int64_t after_seq,
+                                                           int64_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  Statement select(
-      this, "SELECT seq, time, line FROM job_log WHERE job_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?");
+  Statement select(this,
+                   "SELECT seq, time, line FROM job_log WHERE job_id = ? AND seq > ? "
+                   "ORDER BY seq LIMIT ?");
   select.Bind(1, id).Bind(2, after_seq).Bind(3, limit);
   std::vector<JobLogLine> lines;
   while (true) {
     ASSIGN_OR_RETURN(bool row, select.Step());
-    if (!row)
-      break;
+    if (!row) break;
     lines.push_back({select.Int(0), select.Real(1), select.Text(2)});
   }
   return lines;
 }
 
-absl::Status JobStore::Finish(int64_t id, JobState state,
-                              const std::string &error,
-                              const std::string &result_path) {
+absl::Status JobStore::Finish(int64_t id, JobState state, const std::string& error,
+                              const std::string& result_path) {
   if (!IsTerminal(state)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Finish needs a terminal state, got ", JobStateName(state)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Finish needs a terminal state, got ", JobStateName(state)));
   }
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
-  Statement update(
-      this,
-      "UPDATE jobs SET state = ?, error = ?, result_path = ?, finished_at = ?, "
-      "progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END, "
-      "eta_seconds = -1 WHERE id = ? AND state = 'running'");
+  Statement update(this,
+                   "UPDATE jobs SET state = ?, error = ?, result_path = ?, finished_at = ?, "
+                   "progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END, "
+                   "eta_seconds = -1 WHERE id = ? AND state = 'running'");
   const std::string name = JobStateName(state);
   RETURN_IF_ERROR(update.Bind(1, name)
                       .Bind(2, error)
@@ -385,8 +348,8 @@ absl::Status JobStore::Finish(int64_t id, JobState state,
                       .Run());
   if (sqlite3_changes(db_) == 0) {
     ASSIGN_OR_RETURN(JobRecord job, GetLocked(id));
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", id, " is ", JobStateName(job.state), ", not running"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " is ", JobStateName(job.state), ", not running"));
   }
   return tx.Commit();
 }
@@ -397,47 +360,39 @@ absl::StatusOr<JobState> JobStore::RequestCancel(int64_t id) {
   RETURN_IF_ERROR(tx.status());
   ASSIGN_OR_RETURN(JobRecord job, GetLocked(id));
   if (IsTerminal(job.state)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", id, " has already finished (", JobStateName(job.state), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", id, " has already finished (", JobStateName(job.state), ")"));
   }
   if (job.state == JobState::kQueued) {
-    Statement update(this, "UPDATE jobs SET state = 'cancelled', "
-                           "cancel_requested = 1, finished_at = ? "
-                           "WHERE id = ?");
+    Statement update(this,
+                     "UPDATE jobs SET state = 'cancelled', cancel_requested = 1, finished_at = ? "
+                     "WHERE id = ?");
     RETURN_IF_ERROR(update.Bind(1, NowSeconds()).Bind(2, id).Run());
   } else {
     Statement update(this, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?");
     RETURN_IF_ERROR(update.Bind(1, id).Run());
   }
   RETURN_IF_ERROR(tx.Commit());
-  return job.state == JobState::kQueued ? JobState::kCancelled
-                                        : JobState::kRunning;
+  return job.state == JobState::kQueued ? JobState::kCancelled : JobState::kRunning;
 }
 
-absl::Status JobStore::Recover(int64_t id, bool requeue,
-                               const std::string &reason) {
+absl::Status JobStore::Recover(int64_t id, bool requeue, const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);
   RETURN_IF_ERROR(tx.status());
   if (requeue) {
-    Statement update(
-        this,
-        "UPDATE jobs SET state = 'queued' WHERE id = ? AND state = 'running'");
+    Statement update(this, "UPDATE jobs SET state = 'queued' WHERE id = ? AND state = 'running'");
     RETURN_IF_ERROR(update.Bind(1, id).Run());
   } else {
-    Statement update(
-        this,
-        "UPDATE jobs SET state = 'interrupted', error = ?, finished_at = ?, "
-        "eta_seconds = -1 WHERE id = ? AND state = 'running'");
-    RETURN_IF_ERROR(
-        update.Bind(1, reason).Bind(2, NowSeconds()).Bind(3, id).Run());
+    Statement update(this,
+                     "UPDATE jobs SET state = 'interrupted', error = ?, finished_at = ?, "
+                     "eta_seconds = -1 WHERE id = ? AND state = 'running'");
+    RETURN_IF_ERROR(update.Bind(1, reason).Bind(2, NowSeconds()).Bind(3, id).Run());
   }
   if (sqlite3_changes(db_) == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job ", id, " is not running"));
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is not running"));
   }
-  Statement log(this,
-                "INSERT INTO job_log(job_id, time, line) VALUES(?, ?, ?)");
+  Statement log(this, "INSERT INTO job_log(job_id, time, line) VALUES(?, ?, ?)");
   RETURN_IF_ERROR(log.Bind(1, id).Bind(2, NowSeconds()).Bind(3, reason).Run());
   return tx.Commit();
 }
@@ -448,15 +403,13 @@ absl::Status JobStore::IntegrityCheck() {
   std::string report;
   while (true) {
     ASSIGN_OR_RETURN(bool row, check.Step());
-    if (!row)
-      break;
+    if (!row) break;
     absl::StrAppend(&report, report.empty() ? "" : "; ", check.Text(0));
   }
   if (report != "ok") {
-    return absl::DataLossError(
-        absl::StrCat("job store ", path_, ": integrity check: ", report));
+    return absl::DataLossError(absl::StrCat("job store ", path_, ": integrity check: ", report));
   }
   return absl::OkStatus();
 }
 
-} // namespace tda
+}  // namespace tda

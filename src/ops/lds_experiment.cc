@@ -15,6 +15,9 @@ absl::StatusOr<LdsExperimentResult> RunLdsExperiment(
   RETURN_IF_ERROR(ValidateLdsOptions(experiment.lds, train.size()));
   ModelConfig config = experiment.config;
   config.input_dim = train.feature_dim;
+  if (!train.class_names.empty()) {
+    config.num_classes = static_cast<int64_t>(train.class_names.size());
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, experiment.recipe.seed));
   RETURN_IF_ERROR(Train(*model, train, experiment.recipe, progress).status());
   ASSIGN_OR_RETURN(LdsRetraining retraining, RetrainOnSubsets(config, experiment.recipe, train,

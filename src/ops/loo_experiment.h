@@ -25,27 +25,25 @@
 namespace tda {
 
 struct LooExperiment {
-  TrainRecipe
-      recipe; // of the model (weight_decay > 0: the objective must be convex)
-  std::vector<Method>
-      methods;        // the first picks the top-k samples to retrain without
-  int64_t query = -1; // test row; -1: the highest loss among the first 20
+  TrainRecipe recipe;           // of the model (weight_decay > 0: the objective must be convex)
+  std::vector<Method> methods;  // the first picks the top-k samples to retrain without
+  int64_t query = -1;           // test row; -1: the highest loss among the first 20
   int64_t top_k = 20;
   int64_t random = 20;
 };
 
 struct LooExperimentResult {
   int64_t parameters = 0;
-  int64_t query = 0; // test row used
-  LooResult
-      loo; // per method (in the order asked): Pearson of predicted vs actual
-  std::vector<MethodScores> scores; // per method, N x 1
+  int64_t query = 0;  // test row used
+  LooResult loo;      // per method (in the order asked): Pearson of predicted vs actual
+  std::vector<MethodScores> scores;  // per method, N x 1
 };
 
 // kInvalidArgument for weight_decay <= 0, no methods or a query past the test
 // rows; the errors of training, Newton-CG, scoring and retraining.
-[[nodiscard]] absl::StatusOr<LooExperimentResult>
-RunLooExperiment(const LooExperiment &experiment, const Dataset &train,
-                 const Dataset &test, const ProgressFn &progress = {});
+[[nodiscard]] absl::StatusOr<LooExperimentResult> RunLooExperiment(const LooExperiment &experiment,
+                                                                   const Dataset &train,
+                                                                   const Dataset &test,
+                                                                   const ProgressFn &progress = {});
 
-} // namespace tda
+}  // namespace tda
