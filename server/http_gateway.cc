@@ -25,38 +25,30 @@ constexpr char kSocketName[] = "/grpc.sock";
 
 // google.rpc.Status as JSON, with the code's name beside its number.
 nlohmann::json ErrorJson(grpc::StatusCode code, const std::string &message) {
-  return {
-      {"code", static_cast<int>(code)},
-      {"status", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))},
-      {"message", message}};
+  return {{"code", static_cast<int>(code)},
+          {"status", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))},
+          {"message", message}};
 }
 
-void WriteError(grpc::StatusCode code, const std::string &message,
-                httplib::Response *out) {
+void WriteError(grpc::StatusCode code, const std::string &message, httplib::Response *out) {
   out->status = HttpStatusForGrpcCode(code);
   out->set_content(
-      ErrorJson(code, message)
-              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+      ErrorJson(code, message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
           "\n",
       kJson);
 }
 
-[[nodiscard]] bool ToJson(const google::protobuf::Message &message,
-                          std::string *json) {
+[[nodiscard]] bool ToJson(const google::protobuf::Message &message, std::string *json) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
-  return google::protobuf::util::MessageToJsonString(message, json, options)
-      .ok();
+  return google::protobuf::util::MessageToJsonString(message, json, options).ok();
 }
 
-void WriteMessage(const google::protobuf::Message &message,
-                  httplib::Response *out) {
+void WriteMessage(const google::protobuf::Message &message, httplib::Response *out) {
   std::string json;
   if (!ToJson(message, &json)) {
-    return WriteError(
-        grpc::StatusCode::INTERNAL,
-        "the reply could not be written as JSON (a string that is not UTF-8?)",
-        out);
+    return WriteError(grpc::StatusCode::INTERNAL,
+                      "the reply could not be written as JSON (a string that is not UTF-8?)", out);
   }
   out->status = 200;
   out->set_content(json + "\n", kJson);
@@ -64,14 +56,11 @@ void WriteMessage(const google::protobuf::Message &message,
 
 // Parses `json` ("" = {}) into `message`; on failure writes 400 naming the
 // message type.
-[[nodiscard]] bool ParseJson(const std::string &json,
-                             google::protobuf::Message *message,
+[[nodiscard]] bool ParseJson(const std::string &json, google::protobuf::Message *message,
                              httplib::Response *out) {
   const google::protobuf::util::Status parsed =
-      google::protobuf::util::JsonStringToMessage(json.empty() ? "{}" : json,
-                                                  message);
-  if (parsed.ok())
-    return true;
+      google::protobuf::util::JsonStringToMessage(json.empty() ? "{}" : json, message);
+  if (parsed.ok()) return true;
   WriteError(grpc::StatusCode::INVALID_ARGUMENT,
              absl::StrCat("the request is not a valid ", message->GetTypeName(),
                           " in JSON: ", parsed.message().as_string()),
@@ -85,78 +74,70 @@ void WriteMessage(const google::protobuf::Message &message,
                                         google::protobuf::Message *message,
                                         httplib::Response *out) {
   nlohmann::json fields = nlohmann::json::object();
-  for (const auto &[name, value] : http.params)
-    fields[name] = value;
-  return ParseJson(
-      fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-      message, out);
+  for (const auto &[name, value] : http.params) fields[name] = value;
+  return ParseJson(fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), message,
+                   out);
 }
 
 // The path's first capture group as an id; on failure writes 400.
-[[nodiscard]] bool PathId(const httplib::Request &http, int64_t *id,
-                          httplib::Response *out) {
-  if (http.matches.size() > 1 && absl::SimpleAtoi(http.matches[1].str(), id))
-    return true;
+[[nodiscard]] bool PathId(const httplib::Request &http, int64_t *id, httplib::Response *out) {
+  if (http.matches.size() > 1 && absl::SimpleAtoi(http.matches[1].str(), id)) return true;
   WriteError(grpc::StatusCode::INVALID_ARGUMENT,
-             absl::StrCat("'",
-                          http.matches.size() > 1 ? http.matches[1].str() : "",
+             absl::StrCat("'", http.matches.size() > 1 ? http.matches[1].str() : "",
                           "' in the path is not an id (a number)"),
              out);
   return false;
 }
 
-} // namespace
+}  // namespace
 
 int HttpStatusForGrpcCode(grpc::StatusCode code) {
   switch (code) {
-  case grpc::StatusCode::OK:
-    return 200;
-  case grpc::StatusCode::CANCELLED:
-    return 499;
-  case grpc::StatusCode::INVALID_ARGUMENT:
-  case grpc::StatusCode::FAILED_PRECONDITION:
-  case grpc::StatusCode::OUT_OF_RANGE:
-    return 400;
-  case grpc::StatusCode::DEADLINE_EXCEEDED:
-    return 504;
-  case grpc::StatusCode::NOT_FOUND:
-    return 404;
-  case grpc::StatusCode::ALREADY_EXISTS:
-  case grpc::StatusCode::ABORTED:
-    return 409;
-  case grpc::StatusCode::PERMISSION_DENIED:
-    return 403;
-  case grpc::StatusCode::UNAUTHENTICATED:
-    return 401;
-  case grpc::StatusCode::RESOURCE_EXHAUSTED:
-    return 429;
-  case grpc::StatusCode::UNIMPLEMENTED:
-    return 501;
-  case grpc::StatusCode::UNAVAILABLE:
-    return 503;
-  default: // UNKNOWN, INTERNAL, DATA_LOSS
-    return 500;
+    case grpc::StatusCode::OK:
+      return 200;
+    case grpc::StatusCode::CANCELLED:
+      return 499;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION:
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return 400;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return 504;
+    case grpc::StatusCode::NOT_FOUND:
+      return 404;
+    case grpc::StatusCode::ALREADY_EXISTS:
+    case grpc::StatusCode::ABORTED:
+      return 409;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return 403;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return 401;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return 429;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return 501;
+    case grpc::StatusCode::UNAVAILABLE:
+      return 503;
+    default:  // UNKNOWN, INTERNAL, DATA_LOSS
+      return 500;
   }
 }
 
 absl::StatusOr<std::unique_ptr<JsonGateway>> JsonGateway::AddPrivatePort(
-    std::shared_ptr<grpc::AuthMetadataProcessor> processor,
-    int64_t max_message_bytes, grpc::ServerBuilder *builder) {
+    std::shared_ptr<grpc::AuthMetadataProcessor> processor, int64_t max_message_bytes,
+    grpc::ServerBuilder *builder) {
   const char *tmp = getenv("TMPDIR");
-  std::string dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
-                                 "/tda-http-XXXXXX");
+  std::string dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/tda-http-XXXXXX");
   if (mkdtemp(dir.data()) == nullptr) {
-    return absl::InternalError(
-        absl::StrCat("cannot create a private directory ", dir,
-                     " for the HTTP gateway's socket (set TMPDIR)"));
+    return absl::InternalError(absl::StrCat("cannot create a private directory ", dir,
+                                            " for the HTTP gateway's socket (set TMPDIR)"));
   }
   auto gateway = std::unique_ptr<JsonGateway>(new JsonGateway());
   gateway->socket_dir_ = dir;
   gateway->grpc_target_ = absl::StrCat("unix:", dir, kSocketName);
   gateway->local_credentials_ = processor != nullptr;
   gateway->max_message_bytes_ = max_message_bytes;
-  std::shared_ptr<grpc::ServerCredentials> credentials =
-      grpc::InsecureServerCredentials();
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (processor != nullptr) {
     credentials = grpc::experimental::LocalServerCredentials(UDS);
     credentials->SetAuthMetadataProcessor(std::move(processor));
@@ -181,16 +162,14 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
     args.SetMaxSendMessageSize(max_bytes);
     return grpc::CreateCustomChannel(
         target,
-        local ? grpc::experimental::LocalCredentials(UDS)
-              : grpc::InsecureChannelCredentials(),
+        local ? grpc::experimental::LocalCredentials(UDS) : grpc::InsecureChannelCredentials(),
         args);
   };
   // Forwards the Authorization header; false (401 written) when it cannot be
   // metadata.
-  auto authorize = [](const httplib::Request &http,
-                      grpc::ClientContext *context, httplib::Response *out) {
-    if (!http.has_header("Authorization"))
-      return true;
+  auto authorize = [](const httplib::Request &http, grpc::ClientContext *context,
+                      httplib::Response *out) {
+    if (!http.has_header("Authorization")) return true;
     const std::string value = http.get_header_value("Authorization");
     for (char c : value) {
       if (c < 0x20 || c > 0x7e) {
@@ -207,35 +186,25 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
   };
   // One unary call: `fill` builds the request from the HTTP request (false:
   // error written), `call` makes it on a stub of the fresh channel.
-  auto unary = [new_channel, authorize](auto request, auto response, auto fill,
-                                        auto call) {
+  auto unary = [new_channel, authorize](auto request, auto response, auto fill, auto call) {
     return [=](const httplib::Request &http, httplib::Response &out) {
       auto req = request;
-      if (!fill(http, &req, &out))
-        return;
+      if (!fill(http, &req, &out)) return;
       grpc::ClientContext context;
-      if (!authorize(http, &context, &out))
-        return;
+      if (!authorize(http, &context, &out)) return;
       auto resp = response;
       const grpc::Status status = call(new_channel(), &context, req, &resp);
-      if (!status.ok())
-        return WriteError(status.error_code(), status.error_message(), &out);
+      if (!status.ok()) return WriteError(status.error_code(), status.error_message(), &out);
       WriteMessage(resp, &out);
     };
   };
   auto body = [](const httplib::Request &http, google::protobuf::Message *m,
-                 httplib::Response *out) {
-    return ParseJson(http.body, m, out);
-  };
+                 httplib::Response *out) { return ParseJson(http.body, m, out); };
   auto query = [](const httplib::Request &http, google::protobuf::Message *m,
-                  httplib::Response *out) {
-    return ParseQueryParameters(http, m, out);
-  };
-  auto job_id = [](const httplib::Request &http, auto *m,
-                   httplib::Response *out) {
+                  httplib::Response *out) { return ParseQueryParameters(http, m, out); };
+  auto job_id = [](const httplib::Request &http, auto *m, httplib::Response *out) {
     int64_t id = 0;
-    if (!PathId(http, &id, out))
-      return false;
+    if (!PathId(http, &id, out)) return false;
     m->set_id(id);
     return true;
   };
@@ -248,90 +217,69 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
 
   routes->Post("/v1/attribute",
                unary(v1::AttributeRequest(), v1::AttributeResponse(), body,
-                     [=](auto channel, auto *context, const auto &request,
-                         auto *response) {
-                       return attribution(channel)->Attribute(context, request,
-                                                              response);
+                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                       return attribution(channel)->Attribute(context, request, response);
                      }));
-  routes->Get("/v1/indexes", unary(v1::DescribeIndexRequest(),
-                                   v1::DescribeIndexResponse(), query,
-                                   [=](auto channel, auto *context,
-                                       const auto &request, auto *response) {
-                                     return attribution(channel)->DescribeIndex(
-                                         context, request, response);
-                                   }));
+  routes->Get("/v1/indexes",
+              unary(v1::DescribeIndexRequest(), v1::DescribeIndexResponse(), query,
+                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                      return attribution(channel)->DescribeIndex(context, request, response);
+                    }));
   routes->Get(R"(/v1/samples/(.+))",
               unary(
                   v1::GetSampleRequest(), v1::GetSampleResponse(),
-                  [](const httplib::Request &http, v1::GetSampleRequest *m,
-                     httplib::Response *) {
+                  [](const httplib::Request &http, v1::GetSampleRequest *m, httplib::Response *) {
                     m->set_sample_id(http.matches[1].str());
                     return true;
                   },
-                  [=](auto channel, auto *context, const auto &request,
-                      auto *response) {
-                    return attribution(channel)->GetSample(context, request,
-                                                           response);
+                  [=](auto channel, auto *context, const auto &request, auto *response) {
+                    return attribution(channel)->GetSample(context, request, response);
                   }));
-  routes->Post("/v1/jobs", unary(v1::SubmitJobRequest(), v1::Job(), body,
-                                 [=](auto channel, auto *context,
-                                     const auto &request, auto *response) {
-                                   return jobs(channel)->SubmitJob(
-                                       context, request, response);
-                                 }));
+  routes->Post("/v1/jobs",
+               unary(v1::SubmitJobRequest(), v1::Job(), body,
+                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                       return jobs(channel)->SubmitJob(context, request, response);
+                     }));
   routes->Get("/v1/jobs",
               unary(v1::ListJobsRequest(), v1::ListJobsResponse(), query,
-                    [=](auto channel, auto *context, const auto &request,
-                        auto *response) {
-                      return jobs(channel)->ListJobs(context, request,
-                                                     response);
+                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                      return jobs(channel)->ListJobs(context, request, response);
                     }));
   routes->Get(R"(/v1/jobs/([^/:]+))",
               unary(v1::GetJobRequest(), v1::Job(), job_id,
-                    [=](auto channel, auto *context, const auto &request,
-                        auto *response) {
+                    [=](auto channel, auto *context, const auto &request, auto *response) {
                       return jobs(channel)->GetJob(context, request, response);
                     }));
   routes->Post(R"(/v1/jobs/([^/:]+):cancel)",
                unary(v1::CancelJobRequest(), v1::Job(), job_id,
-                     [=](auto channel, auto *context, const auto &request,
-                         auto *response) {
-                       return jobs(channel)->CancelJob(context, request,
-                                                       response);
+                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                       return jobs(channel)->CancelJob(context, request, response);
                      }));
   routes->Post("/v1/schedules",
                unary(v1::CreateScheduleRequest(), v1::Schedule(), body,
-                     [=](auto channel, auto *context, const auto &request,
-                         auto *response) {
-                       return jobs(channel)->CreateSchedule(context, request,
-                                                            response);
+                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                       return jobs(channel)->CreateSchedule(context, request, response);
                      }));
-  routes->Get(
-      "/v1/schedules",
-      unary(v1::ListSchedulesRequest(), v1::ListSchedulesResponse(), query,
-            [=](auto channel, auto *context, const auto &request,
-                auto *response) {
-              return jobs(channel)->ListSchedules(context, request, response);
-            }));
-  routes->Delete(
-      R"(/v1/schedules/([^/:]+))",
-      unary(v1::DeleteScheduleRequest(), v1::DeleteScheduleResponse(), job_id,
-            [=](auto channel, auto *context, const auto &request,
-                auto *response) {
-              return jobs(channel)->DeleteSchedule(context, request, response);
-            }));
+  routes->Get("/v1/schedules",
+              unary(v1::ListSchedulesRequest(), v1::ListSchedulesResponse(), query,
+                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                      return jobs(channel)->ListSchedules(context, request, response);
+                    }));
+  routes->Delete(R"(/v1/schedules/([^/:]+))",
+                 unary(v1::DeleteScheduleRequest(), v1::DeleteScheduleResponse(), job_id,
+                       [=](auto channel, auto *context, const auto &request, auto *response) {
+                         return jobs(channel)->DeleteSchedule(context, request, response);
+                       }));
 
   // WatchJob: the first update (or the error) decides the HTTP status; then one
   // JSON line per update, and an error after the first as a last line {"error":
   // {...}}. A client that goes away cancels the watch.
-  routes->Get(R"(/v1/jobs/([^/:]+):watch)", [new_channel, authorize](
-                                                const httplib::Request &http,
-                                                httplib::Response &out) {
+  routes->Get(R"(/v1/jobs/([^/:]+):watch)", [new_channel, authorize](const httplib::Request &http,
+                                                                     httplib::Response &out) {
     int64_t id = 0;
-    if (!PathId(http, &id, &out))
-      return;
-    struct Watch { // members destroyed in reverse order: the reader before its
-                   // context
+    if (!PathId(http, &id, &out)) return;
+    struct Watch {  // members destroyed in reverse order: the reader before its
+                    // context
       std::shared_ptr<grpc::Channel> channel;
       std::unique_ptr<v1::JobService::Stub> stub;
       grpc::ClientContext context;
@@ -339,8 +287,7 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
       v1::JobUpdate first;
     };
     auto watch = std::make_shared<Watch>();
-    if (!authorize(http, &watch->context, &out))
-      return;
+    if (!authorize(http, &watch->context, &out)) return;
     watch->channel = new_channel();
     watch->stub = v1::JobService::NewStub(watch->channel);
     v1::WatchJobRequest request;
@@ -348,11 +295,9 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
     watch->reader = watch->stub->WatchJob(&watch->context, request);
     if (!watch->reader->Read(&watch->first)) {
       const grpc::Status status = watch->reader->Finish();
-      return WriteError(status.ok() ? grpc::StatusCode::INTERNAL
-                                    : status.error_code(),
-                        status.ok() ? "the watch ended before its first update"
-                                    : status.error_message(),
-                        &out);
+      return WriteError(
+          status.ok() ? grpc::StatusCode::INTERNAL : status.error_code(),
+          status.ok() ? "the watch ended before its first update" : status.error_message(), &out);
     }
     out.status = 200;
     out.set_chunked_content_provider(
@@ -360,8 +305,7 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
           v1::JobUpdate update = watch->first;
           do {
             std::string line;
-            if (!ToJson(update, &line))
-              continue;
+            if (!ToJson(update, &line)) continue;
             line += "\n";
             if (!sink.write(line.data(), line.size())) {
               watch->context.TryCancel();
@@ -372,10 +316,8 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
           const grpc::Status status = watch->reader->Finish();
           if (!status.ok()) {
             const std::string line =
-                nlohmann::json({{"error", ErrorJson(status.error_code(),
-                                                    status.error_message())}})
-                    .dump(-1, ' ', false,
-                          nlohmann::json::error_handler_t::replace) +
+                nlohmann::json({{"error", ErrorJson(status.error_code(), status.error_message())}})
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
                 "\n";
             sink.write(line.data(), line.size());
           }
@@ -384,24 +326,22 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
         });
   });
 
-  routes->set_error_handler(
-      [](const httplib::Request &http, httplib::Response &out) {
-        if (!out.body.empty())
-          return;
-        if (out.status == 404) {
-          WriteError(grpc::StatusCode::NOT_FOUND,
-                     absl::StrCat("no endpoint ", http.method, " ", http.path,
-                                  " (see README 'From curl' for the routes)"),
-                     &out);
-          out.status = 404;
-        } else if (out.status == 413) {
-          WriteError(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     "the request body is larger than the server's limit "
-                     "(--max-message-bytes)",
-                     &out);
-          out.status = 413;
-        }
-      });
+  routes->set_error_handler([](const httplib::Request &http, httplib::Response &out) {
+    if (!out.body.empty()) return;
+    if (out.status == 404) {
+      WriteError(grpc::StatusCode::NOT_FOUND,
+                 absl::StrCat("no endpoint ", http.method, " ", http.path,
+                              " (see README 'From curl' for the routes)"),
+                 &out);
+      out.status = 404;
+    } else if (out.status == 413) {
+      WriteError(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                 "the request body is larger than the server's limit "
+                 "(--max-message-bytes)",
+                 &out);
+      out.status = 413;
+    }
+  });
 }
 
-} // namespace tda
+}  // namespace tda

@@ -56,25 +56,25 @@ namespace tda {
 int HttpStatusForGrpcCode(grpc::StatusCode code);
 
 class JsonGateway {
-public:
+ public:
   // Creates the private socket directory and adds its listening port to
   // `builder` (call before BuildAndStart), authenticating with `processor` when
   // not null. kInternal when no private directory can be made.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<JsonGateway>>
-  AddPrivatePort(std::shared_ptr<grpc::AuthMetadataProcessor> processor,
-                 int64_t max_message_bytes, grpc::ServerBuilder *builder);
-  ~JsonGateway(); // removes the socket and its directory
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<JsonGateway>> AddPrivatePort(
+      std::shared_ptr<grpc::AuthMetadataProcessor> processor, int64_t max_message_bytes,
+      grpc::ServerBuilder *builder);
+  ~JsonGateway();  // removes the socket and its directory
 
   // Registers the routes above on an HTTP listener's routes
   // (server/http_listener.h).
   void AddRoutes(httplib::Server *routes) const;
 
-private:
+ private:
   JsonGateway() = default;
   std::string socket_dir_;
-  std::string grpc_target_; // "unix:<socket_dir_>/grpc.sock"
+  std::string grpc_target_;  // "unix:<socket_dir_>/grpc.sock"
   bool local_credentials_ = false;
   int64_t max_message_bytes_ = 0;
 };
 
-} // namespace tda
+}  // namespace tda

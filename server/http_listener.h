@@ -29,18 +29,18 @@ class Server;
 namespace tda {
 
 struct HttpListenerOptions {
-  std::string listen; // HOST:PORT; port 0 picks a free port
+  std::string listen;  // HOST:PORT; port 0 picks a free port
   ServerSecurityOptions security;
   int64_t max_body_bytes = 64 << 20;
 };
 
 class HttpListener {
-public:
+ public:
   // kInvalidArgument when the listen policy refuses the address (its warnings
   // are logged to stderr) or HOST:PORT is malformed, or the TLS files are
   // unusable; kUnavailable when the address cannot be bound.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpListener>>
-  Bind(const HttpListenerOptions &options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpListener>> Bind(
+      const HttpListenerOptions &options);
   ~HttpListener();
 
   httplib::Server &routes() { return *server_; }
@@ -54,7 +54,7 @@ public:
   const std::string &address() const { return address_; }
   const char *scheme() const { return tls_ ? "https" : "http"; }
 
-private:
+ private:
   HttpListener() = default;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
@@ -62,4 +62,4 @@ private:
   bool tls_ = false;
 };
 
-} // namespace tda
+}  // namespace tda

@@ -19,8 +19,7 @@
 #include "server/tda_server.h"
 
 int main(int argc, char **argv) {
-  tda::FlagParser flags("tda-server",
-                        "--index DIR [--listen HOST:PORT] [options]",
+  tda::FlagParser flags("tda-server", "--index DIR [--listen HOST:PORT] [options]",
                         "Serves a gradient index built by 'tda index build' "
                         "over gRPC: tda.v1.AttributionService\n"
                         "(Attribute, DescribeIndex, GetSample), "
@@ -30,70 +29,53 @@ int main(int argc, char **argv) {
   flags.AddRequiredString("index", "DIR", "gradient index directory to serve");
   flags.AddString("listen", "HOST:PORT", "127.0.0.1:50051",
                   "address to listen on; port 0 picks a free port");
-  flags.AddInt("max-message-bytes", "N", 64 << 20,
-               "largest request or response, in bytes");
-  flags.AddInt("threads", "N", 0,
-               "compute threads per query (0 = OMP_NUM_THREADS or all cores)");
-  flags.AddInt(
-      "query-slots", "N", 1,
-      "queries computed at once (each uses every compute thread; more wait)");
+  flags.AddInt("max-message-bytes", "N", 64 << 20, "largest request or response, in bytes");
+  flags.AddInt("threads", "N", 0, "compute threads per query (0 = OMP_NUM_THREADS or all cores)");
+  flags.AddInt("query-slots", "N", 1,
+               "queries computed at once (each uses every compute thread; more wait)");
   flags.AddInt("query-queue", "N", 64,
                "queries waiting for a slot at most; more are refused at once "
                "(0 = no bound)");
-  flags.AddInt(
-      "caller-queries", "N", 0,
-      "queries of one caller in flight or queued at most (0 = no bound)");
+  flags.AddInt("caller-queries", "N", 0,
+               "queries of one caller in flight or queued at most (0 = no bound)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
                   "keep server state here: the job database DIR/jobs.db "
                   "(enables JobService)");
-  flags.AddString(
-      "data-root", "DIR", "",
-      "job inputs must lie under DIR (relative job paths resolve against it; "
-      "default: <state-dir>/data)");
-  flags.AddString(
-      "output-root", "DIR", "",
-      "job outputs must lie under DIR (relative job paths resolve against it; "
-      "default: <state-dir>/outputs); the state dir's own files are never "
-      "outputs");
+  flags.AddString("data-root", "DIR", "",
+                  "job inputs must lie under DIR (relative job paths resolve against it; "
+                  "default: <state-dir>/data)");
+  flags.AddString("output-root", "DIR", "",
+                  "job outputs must lie under DIR (relative job paths resolve against it; "
+                  "default: <state-dir>/outputs); the state dir's own files are never "
+                  "outputs");
   flags.AddInt("job-slots", "N", 1, "background jobs running at once");
   flags.AddInt("job-threads", "N", 1, "compute threads of each background job");
-  flags.AddInt("job-nice", "N", 10,
-               "CPU priority of job workers relative to queries (0-19)");
-  flags.AddString(
-      "job-worker", "PATH", "",
-      "tda-job-worker executable (default: the one beside tda-server)");
+  flags.AddInt("job-nice", "N", 10, "CPU priority of job workers relative to queries (0-19)");
+  flags.AddString("job-worker", "PATH", "",
+                  "tda-job-worker executable (default: the one beside tda-server)");
   // Team use (README "Running it for a team"; server/server_security.h).
   flags.AddString("auth-tokens", "FILE", "",
                   "require bearer tokens from FILE ('tda admin token create'); "
                   "re-read on SIGHUP");
   flags.AddString("tls-cert", "FILE", "", "PEM certificate chain: serve TLS");
   flags.AddString("tls-key", "FILE", "", "PEM private key of --tls-cert");
-  flags.AddString(
-      "tls-client-ca", "FILE", "",
-      "PEM CA: require client certificates signed by it (mutual TLS)");
-  flags.AddBool("insecure",
-                "allow a non-loopback --listen without TLS and tokens");
-  flags.AddInt("job-quota", "N", 0,
-               "queued + running jobs per submitter (0 = no limit)");
+  flags.AddString("tls-client-ca", "FILE", "",
+                  "PEM CA: require client certificates signed by it (mutual TLS)");
+  flags.AddBool("insecure", "allow a non-loopback --listen without TLS and tokens");
+  flags.AddInt("job-quota", "N", 0, "queued + running jobs per submitter (0 = no limit)");
   flags.AddString("http-listen", "HOST:PORT", "",
                   "also serve the JSON-over-HTTP API here (same TLS, tokens "
                   "and listen policy; "
                   "port 0 picks a free port)");
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (std::optional<int> exit = flags.ParseOrExit(args))
-    return *exit;
-  if (flags.GetInt("threads") < 0)
-    return flags.UsageError("--threads must be >= 0");
-  if (flags.GetInt("query-slots") < 1)
-    return flags.UsageError("--query-slots must be >= 1");
-  if (flags.GetInt("query-queue") < 0)
-    return flags.UsageError("--query-queue must be >= 0");
-  if (flags.GetInt("caller-queries") < 0)
-    return flags.UsageError("--caller-queries must be >= 0");
-  if (flags.GetInt("job-quota") < 0)
-    return flags.UsageError("--job-quota must be >= 0");
+  if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
+  if (flags.GetInt("query-slots") < 1) return flags.UsageError("--query-slots must be >= 1");
+  if (flags.GetInt("query-queue") < 0) return flags.UsageError("--query-queue must be >= 0");
+  if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
+  if (flags.GetInt("job-quota") < 0) return flags.UsageError("--job-quota must be >= 0");
 
   // Block the stop signals in every thread (gRPC's included); main waits for
   // them below.
@@ -105,8 +87,8 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   tda::InitCompute(static_cast<int>(flags.GetInt("threads")));
-  tda::ReleaseArenaTopsOnFree(); // a server keeps less freed memory than
-                                 // training does
+  tda::ReleaseArenaTopsOnFree();  // a server keeps less freed memory than
+                                  // training does
   tda::ServerOptions options;
   options.index_dir = flags.GetString("index");
   options.listen = flags.GetString("listen");
@@ -130,37 +112,31 @@ int main(int argc, char **argv) {
   options.http_listen = flags.GetString("http-listen");
   if (options.jobs.worker_binary.empty()) {
     options.jobs.worker_binary =
-        (std::filesystem::read_symlink("/proc/self/exe").parent_path() /
-         "tda-job-worker")
-            .string();
+        (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker").string();
   }
-  absl::StatusOr<std::unique_ptr<tda::TdaServer>> server =
-      tda::TdaServer::Start(options);
+  absl::StatusOr<std::unique_ptr<tda::TdaServer>> server = tda::TdaServer::Start(options);
   if (!server.ok()) {
     std::cerr << "tda-server: error: " << server.status().message() << "\n";
     return 1;
   }
   std::cout << "tda-server listening on " << (*server)->address() << std::endl;
   if (!options.http_listen.empty()) {
-    std::cout << "tda-server HTTP/JSON API on " << (*server)->http_scheme()
-              << "://" << (*server)->http_address() << std::endl;
+    std::cout << "tda-server HTTP/JSON API on " << (*server)->http_scheme() << "://"
+              << (*server)->http_address() << std::endl;
   }
 
   int signal_number = 0;
-  while (sigwait(&stop_signals, &signal_number) == 0 &&
-         signal_number == SIGHUP) {
+  while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
     absl::StatusOr<size_t> tokens = (*server)->ReloadTokens();
     if (tokens.ok()) {
-      std::cerr << "tda-server: SIGHUP: reloaded " << *tokens
-                << " token(s) from " << options.security.auth_tokens_file
-                << "\n";
+      std::cerr << "tda-server: SIGHUP: reloaded " << *tokens << " token(s) from "
+                << options.security.auth_tokens_file << "\n";
     } else {
-      std::cerr << "tda-server: SIGHUP: keeping the previous tokens: "
-                << tokens.status().message() << "\n";
+      std::cerr << "tda-server: SIGHUP: keeping the previous tokens: " << tokens.status().message()
+                << "\n";
     }
   }
-  std::cerr << "tda-server: "
-            << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
+  std::cerr << "tda-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")
             << ", shutting down\n";
   (*server)->Shutdown(flags.GetDouble("shutdown-grace"));
   (*server)->Wait();

@@ -21,43 +21,35 @@
 
 namespace tda {
 
-absl::StatusOr<std::unique_ptr<TdaServer>>
-TdaServer::Start(const ServerOptions &options) {
+absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions &options) {
   // Refuse an unsafe address before the (slow) index opening; the warnings come
   // below.
-  if (absl::Status policy =
-          CheckListenPolicy(options.listen, options.security).status();
+  if (absl::Status policy = CheckListenPolicy(options.listen, options.security).status();
       !policy.ok()) {
     return policy;
   }
   absl::StatusOr<std::unique_ptr<Attributor>> attributor =
       Attributor::Open(options.index_dir, GradientIndex::Verify::kSizes);
-  if (!attributor.ok())
-    return attributor.status();
+  if (!attributor.ok()) return attributor.status();
   auto verifier = std::make_shared<IndexVerifier>(options.index_dir);
   absl::StatusOr<std::unique_ptr<TdaServer>> server =
-      Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)),
-            verifier);
-  if (!server.ok())
-    return server.status();
+      Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)), verifier);
+  if (!server.ok()) return server.status();
   TdaServer *running = server->get();
   verifier->Start([running](const absl::Status &error) {
-    if (grpc::HealthCheckServiceInterface *health =
-            running->server_->GetHealthCheckService()) {
+    if (grpc::HealthCheckServiceInterface *health = running->server_->GetHealthCheckService()) {
       health->SetServingStatus(false);
     }
   });
   return server;
 }
 
-absl::StatusOr<std::unique_ptr<TdaServer>>
-TdaServer::Start(const ServerOptions &options,
-                 std::shared_ptr<const Attributor> attributor,
-                 std::shared_ptr<IndexVerifier> verifier) {
+absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
+    const ServerOptions &options, std::shared_ptr<const Attributor> attributor,
+    std::shared_ptr<IndexVerifier> verifier) {
   if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max message bytes must be in [1, ", INT_MAX, "], got ",
-                     options.max_message_bytes));
+    return absl::InvalidArgumentError(absl::StrCat("max message bytes must be in [1, ", INT_MAX,
+                                                   "], got ", options.max_message_bytes));
   }
   if (options.query_slots < 1) {
     return absl::InvalidArgumentError(
@@ -65,8 +57,8 @@ TdaServer::Start(const ServerOptions &options,
   }
   if (options.query_queue < 0 || options.caller_queries < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("query queue and caller queries must be >= 0, got ",
-                     options.query_queue, " and ", options.caller_queries));
+        absl::StrCat("query queue and caller queries must be >= 0, got ", options.query_queue,
+                     " and ", options.caller_queries));
   }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == options.listen.size()) {
@@ -75,8 +67,7 @@ TdaServer::Start(const ServerOptions &options,
   }
   absl::StatusOr<std::vector<std::string>> warnings =
       CheckListenPolicy(options.listen, options.security);
-  if (!warnings.ok())
-    return warnings.status();
+  if (!warnings.ok()) return warnings.status();
   for (const std::string &warning : *warnings) {
     std::cerr << "tda-server: WARNING: " << warning << "\n";
   }
@@ -84,20 +75,17 @@ TdaServer::Start(const ServerOptions &options,
   if (options.security.tokens()) {
     absl::StatusOr<std::shared_ptr<TokenAuthProcessor>> loaded =
         TokenAuthProcessor::Load(options.security.auth_tokens_file);
-    if (!loaded.ok())
-      return loaded.status();
+    if (!loaded.ok()) return loaded.status();
     token_processor = std::move(*loaded);
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       BuildServerCredentials(options.security, token_processor);
-  if (!credentials.ok())
-    return credentials.status();
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<HttpListener> http_listener;
   if (!options.http_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<HttpListener>> bound = HttpListener::Bind(
-        {options.http_listen, options.security, options.max_message_bytes});
-    if (!bound.ok())
-      return bound.status();
+    absl::StatusOr<std::unique_ptr<HttpListener>> bound =
+        HttpListener::Bind({options.http_listen, options.security, options.max_message_bytes});
+    if (!bound.ok()) return bound.status();
     http_listener = std::move(*bound);
   }
   grpc::EnableDefaultHealthCheckService(true);
@@ -107,8 +95,7 @@ TdaServer::Start(const ServerOptions &options,
   server->verifier_ = verifier;
   server->service_ = std::make_unique<AttributionServiceImpl>(
       std::move(attributor), std::move(verifier),
-      AttributionLimits{options.query_slots, options.query_queue,
-                        options.caller_queries});
+      AttributionLimits{options.query_slots, options.query_queue, options.caller_queries});
   server->token_processor_ = token_processor;
   server->admin_service_ = std::make_unique<AdminServiceImpl>(token_processor);
   grpc::ServerBuilder builder;
@@ -121,19 +108,15 @@ TdaServer::Start(const ServerOptions &options,
     jobs.roots = {options.data_root, options.output_root, options.state_dir};
     jobs.max_active_per_submitter = options.job_quota;
     absl::StatusOr<std::unique_ptr<JobRunner>> runner = JobRunner::Start(jobs);
-    if (!runner.ok())
-      return runner.status();
+    if (!runner.ok()) return runner.status();
     server->job_runner_ = std::move(*runner);
-    server->job_service_ =
-        std::make_unique<JobServiceImpl>(server->job_runner_.get());
+    server->job_service_ = std::make_unique<JobServiceImpl>(server->job_runner_.get());
     builder.RegisterService(server->job_service_.get());
   }
   if (http_listener != nullptr) {
     absl::StatusOr<std::unique_ptr<JsonGateway>> gateway =
-        JsonGateway::AddPrivatePort(token_processor, options.max_message_bytes,
-                                    &builder);
-    if (!gateway.ok())
-      return gateway.status();
+        JsonGateway::AddPrivatePort(token_processor, options.max_message_bytes, &builder);
+    if (!gateway.ok()) return gateway.status();
     server->json_gateway_ = std::move(*gateway);
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
@@ -141,28 +124,21 @@ TdaServer::Start(const ServerOptions &options,
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on '", options.listen,
-                     "' (address in use or not local?)"));
+        absl::StrCat("cannot listen on '", options.listen, "' (address in use or not local?)"));
   }
-  server->address_ =
-      absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+  server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
   if (http_listener != nullptr) {
     server->json_gateway_->AddRoutes(&http_listener->routes());
     http_listener->Serve();
     server->http_listener_ = std::move(http_listener);
   }
-  std::cerr
-      << "tda-server: " << (options.security.tls() ? "TLS" : "plaintext")
-      << (options.security.tls_client_ca_file.empty()
-              ? ""
-              : ", client certificates required")
-      << (options.security.tokens()
-              ? ", bearer tokens from " + options.security.auth_tokens_file
-              : std::string(
-                    ", no authentication (every caller is anonymous admin)"))
-      << "\n";
-  grpc::HealthCheckServiceInterface *health =
-      server->server_->GetHealthCheckService();
+  std::cerr << "tda-server: " << (options.security.tls() ? "TLS" : "plaintext")
+            << (options.security.tls_client_ca_file.empty() ? "" : ", client certificates required")
+            << (options.security.tokens()
+                    ? ", bearer tokens from " + options.security.auth_tokens_file
+                    : std::string(", no authentication (every caller is anonymous admin)"))
+            << "\n";
+  grpc::HealthCheckServiceInterface *health = server->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus(true);
     health->SetServingStatus(v1::AttributionService::service_full_name(), true);
@@ -174,27 +150,21 @@ TdaServer::~TdaServer() {
   Shutdown(0);
   Wait();
   // Its failure callback uses server_: let it finish before server_ goes.
-  if (verifier_ != nullptr)
-    verifier_->Wait();
+  if (verifier_ != nullptr) verifier_->Wait();
 }
 
 void TdaServer::Shutdown(double grace_seconds) {
-  if (server_ == nullptr || shut_down_.exchange(true))
-    return;
-  if (grpc::HealthCheckServiceInterface *health =
-          server_->GetHealthCheckService()) {
+  if (server_ == nullptr || shut_down_.exchange(true)) return;
+  if (grpc::HealthCheckServiceInterface *health = server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
-  const auto deadline =
-      std::chrono::system_clock::now() +
-      std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   server_->Shutdown(deadline);
   // After the gRPC calls: HTTP requests waiting on them (a watch) have their
   // answer by now.
-  if (http_listener_ != nullptr)
-    http_listener_->Stop();
-  if (job_runner_ != nullptr)
-    job_runner_->Shutdown();
+  if (http_listener_ != nullptr) http_listener_->Stop();
+  if (job_runner_ != nullptr) job_runner_->Shutdown();
 }
 
 std::string TdaServer::http_address() const {
@@ -207,15 +177,13 @@ std::string TdaServer::http_scheme() const {
 
 absl::StatusOr<size_t> TdaServer::ReloadTokens() {
   if (token_processor_ == nullptr) {
-    return absl::FailedPreconditionError(
-        "the server runs without --auth-tokens");
+    return absl::FailedPreconditionError("the server runs without --auth-tokens");
   }
   return token_processor_->Reload();
 }
 
 void TdaServer::Wait() {
-  if (server_ != nullptr)
-    server_->Wait();
+  if (server_ != nullptr) server_->Wait();
 }
 
-} // namespace tda
+}  // namespace tda

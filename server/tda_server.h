@@ -24,8 +24,8 @@ namespace tda {
 
 struct ServerOptions {
   std::string index_dir;
-  std::string listen = "127.0.0.1:50051"; // host:port; port 0 picks a free port
-  int64_t max_message_bytes = 64 << 20;   // per request and per response
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
+  int64_t max_message_bytes = 64 << 20;    // per request and per response
   // Where the server keeps its state: the job database "<state_dir>/jobs.db".
   // Empty: no JobService (its calls answer UNIMPLEMENTED).
   std::string state_dir;
@@ -34,8 +34,7 @@ struct ServerOptions {
   // "<state_dir>/outputs". Created if missing.
   std::string data_root;
   std::string output_root;
-  JobRunnerOptions
-      jobs; // db_path and roots are set from state_dir and the roots above
+  JobRunnerOptions jobs;  // db_path and roots are set from state_dir and the roots above
   // Attribute calls computed at once; more wait their turn. Each query already
   // spreads its scan over every compute thread, so running more at once only
   // oversubscribes the cores.
@@ -64,23 +63,21 @@ class JsonGateway;
 class TokenAuthProcessor;
 
 class TdaServer {
-public:
+ public:
   // Opens options.index_dir checking versions and sizes (errors as
   // Attributor::Open), starts serving it, and verifies every file's checksum in
   // the background (IndexVerifier): on a mismatch health turns NOT_SERVING and
   // queries fail with DATA_LOSS naming the file.
-  static absl::StatusOr<std::unique_ptr<TdaServer>>
-  Start(const ServerOptions &options);
+  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions &options);
   // Serves an attributor that is already open (options.index_dir is ignored);
   // with a `verifier`, its state gates queries (the caller starts it).
   // kUnavailable when the address cannot be bound; kInvalidArgument when the
   // listen policy refuses the address or a TLS or token file is malformed
   // (server/server_security.h).
-  static absl::StatusOr<std::unique_ptr<TdaServer>>
-  Start(const ServerOptions &options,
-        std::shared_ptr<const Attributor> attributor,
-        std::shared_ptr<IndexVerifier> verifier = nullptr);
-  ~TdaServer(); // shuts down if still running
+  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(
+      const ServerOptions &options, std::shared_ptr<const Attributor> attributor,
+      std::shared_ptr<IndexVerifier> verifier = nullptr);
+  ~TdaServer();  // shuts down if still running
 
   // The bound address, with the actual port (e.g. "127.0.0.1:40123").
   const std::string &address() const { return address_; }
@@ -100,22 +97,20 @@ public:
   // kFailedPrecondition without tokens.
   [[nodiscard]] absl::StatusOr<size_t> ReloadTokens();
 
-private:
+ private:
   TdaServer() = default;
-  std::shared_ptr<IndexVerifier>
-      verifier_; // only when Start opened the index itself
+  std::shared_ptr<IndexVerifier> verifier_;  // only when Start opened the index itself
   std::unique_ptr<AttributionServiceImpl> service_;
-  std::unique_ptr<JobRunner> job_runner_; // with state_dir only
+  std::unique_ptr<JobRunner> job_runner_;  // with state_dir only
   std::unique_ptr<JobServiceImpl> job_service_;
-  std::shared_ptr<TokenAuthProcessor>
-      token_processor_; // with --auth-tokens only
+  std::shared_ptr<TokenAuthProcessor> token_processor_;  // with --auth-tokens only
   std::unique_ptr<AdminServiceImpl> admin_service_;
-  std::unique_ptr<JsonGateway> json_gateway_; // with http_listen only
+  std::unique_ptr<JsonGateway> json_gateway_;  // with http_listen only
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<HttpListener> http_listener_; // stopped before server_ goes
+  std::unique_ptr<HttpListener> http_listener_;  // stopped before server_ goes
   std::string address_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};
 };
 
-} // namespace tda
+}  // namespace tda

@@ -13,9 +13,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
@@ -60,11 +59,11 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   nlohmann::json tokens = {{"reader", Token(tokens_file, "reader", "reader")},
                            {"operator", Token(tokens_file, "operator", "operator")}};
   std::string address;
-  absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
-      *index, "127.0.0.1:0",
-      {"--auth-tokens", tokens_file, "--state-dir", dir.file("state"), "--http-listen",
-       "127.0.0.1:0"},
-      &address);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server =
+      testing::StartTdaServer(*index, "127.0.0.1:0",
+                              {"--auth-tokens", tokens_file, "--state-dir", dir.file("state"),
+                               "--http-listen", "127.0.0.1:0"},
+                              &address);
   TDA_ASSERT_OK(server);
   const nlohmann::json config = {{"cli", TDA_CLI_BINARY}, {"index", *index},
                                  {"address", address},    {"http", HttpUrl(server->get())},
@@ -81,8 +80,8 @@ TEST(HttpPythonClient, FortunesTextQueryFromPython) {
   for (const std::string& command :
        {absl::StrCat(TDA_CLI_BINARY, " train --model-kind gpt --recipe tiny --threads 1 --out ",
                      model),
-        absl::StrCat(TDA_CLI_BINARY, " index build --projection-dim 8 --threads 1 --model ",
-                     model, " --out ", index)}) {
+        absl::StrCat(TDA_CLI_BINARY, " index build --projection-dim 8 --threads 1 --model ", model,
+                     " --out ", index)}) {
     const testing::CommandResult result = testing::Shell(command, 300);
     ASSERT_EQ(result.exit_code, 0) << command << "\n" << result.stdout_text;
   }

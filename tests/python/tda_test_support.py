@@ -20,8 +20,10 @@ def load_config() -> Dict[str, Any]:
 
 
 def cli_query(config: Dict[str, Any], args: List[str]) -> attribution_pb2.AttributeResponse:
-    """`tda query --index INDEX ARGS --json` (offline, the same engine as the server)."""
-    out = subprocess.run([config["cli"], "query", "--index", config["index"], "--json", *args],
+    """`tda query --index INDEX ARGS --json` (offline, the same engine as the server, on one
+    compute thread as the test servers, so that sums are added in the same order)."""
+    out = subprocess.run([config["cli"], "query", "--index", config["index"], "--json",
+                          "--threads", "1", *args],
                          check=True, capture_output=True, text=True, timeout=120).stdout
     return json_format.Parse(out, attribution_pb2.AttributeResponse())
 
