@@ -24,13 +24,13 @@ constexpr char kJson[] = "application/json";
 constexpr char kSocketName[] = "/grpc.sock";
 
 // google.rpc.Status as JSON, with the code's name beside its number.
-nlohmann::json ErrorJson(grpc::StatusCode code, const std::string &message) {
+nlohmann::json ErrorJson(grpc::StatusCode code, const std::string& message) {
   return {{"code", static_cast<int>(code)},
           {"status", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))},
           {"message", message}};
 }
 
-void WriteError(grpc::StatusCode code, const std::string &message, httplib::Response *out) {
+void WriteError(grpc::StatusCode code, const std::string& message, httplib::Response* out) {
   out->status = HttpStatusForGrpcCode(code);
   out->set_content(
       ErrorJson(code, message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
@@ -38,13 +38,13 @@ void WriteError(grpc::StatusCode code, const std::string &message, httplib::Resp
       kJson);
 }
 
-[[nodiscard]] bool ToJson(const google::protobuf::Message &message, std::string *json) {
+[[nodiscard]] bool ToJson(const google::protobuf::Message& message, std::string* json) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   return google::protobuf::util::MessageToJsonString(message, json, options).ok();
 }
 
-void WriteMessage(const google::protobuf::Message &message, httplib::Response *out) {
+void WriteMessage(const google::protobuf::Message& message, httplib::Response* out) {
   std::string json;
   if (!ToJson(message, &json)) {
     return WriteError(grpc::StatusCode::INTERNAL,
@@ -54,10 +54,9 @@ void WriteMessage(const google::protobuf::Message &message, httplib::Response *o
   out->set_content(json + "\n", kJson);
 }
 
-// Parses `json` ("" = {}) into `message`; on failure writes 400 naming the
-// message type.
-[[nodiscard]] bool ParseJson(const std::string &json, google::protobuf::Message *message,
-                             httplib::Response *out) {
+// Parses `json` ("" = {}) into `message`; on failure writes 400 naming the message type.
+[[nodiscard]] bool ParseJson(const std::string& json, google::protobuf::Message* message,
+                             httplib::Response* out) {
   const google::protobuf::util::Status parsed =
       google::protobuf::util::JsonStringToMessage(json.empty() ? "{}" : json, message);
   if (parsed.ok()) return true;
@@ -68,19 +67,19 @@ void WriteMessage(const google::protobuf::Message &message, httplib::Response *o
   return false;
 }
 
-// The URL's query parameters as a JSON object of strings (the JSON mapping
-// accepts numbers and enum names as strings), parsed into `message`.
-[[nodiscard]] bool ParseQueryParameters(const httplib::Request &http,
-                                        google::protobuf::Message *message,
-                                        httplib::Response *out) {
+// The URL's query parameters as a JSON object of strings (the JSON mapping accepts numbers and enum
+// names as strings), parsed into `message`.
+[[nodiscard]] bool ParseQueryParameters(const httplib::Request& http,
+                                        google::protobuf::Message* message,
+                                        httplib::Response* out) {
   nlohmann::json fields = nlohmann::json::object();
-  for (const auto &[name, value] : http.params) fields[name] = value;
+  for (const auto& [name, value] : http.params) fields[name] = value;
   return ParseJson(fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), message,
                    out);
 }
 
 // The path's first capture group as an id; on failure writes 400.
-[[nodiscard]] bool PathId(const httplib::Request &http, int64_t *id, httplib::Response *out) {
+[[nodiscard]] bool PathId(const httplib::Request& http, int64_t* id, httplib::Response* out) {
   if (http.matches.size() > 1 && absl::SimpleAtoi(http.matches[1].str(), id)) return true;
   WriteError(grpc::StatusCode::INVALID_ARGUMENT,
              absl::StrCat("'", http.matches.size() > 1 ? http.matches[1].str() : "",
@@ -125,8 +124,8 @@ int HttpStatusForGrpcCode(grpc::StatusCode code) {
 
 absl::StatusOr<std::unique_ptr<JsonGateway>> JsonGateway::AddPrivatePort(
     std::shared_ptr<grpc::AuthMetadataProcessor> processor, int64_t max_message_bytes,
-    grpc::ServerBuilder *builder) {
-  const char *tmp = getenv("TMPDIR");
+    grpc::ServerBuilder* builder) {
+  const char* tmp = getenv("TMPDIR");
   std::string dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/tda-http-XXXXXX");
   if (mkdtemp(dir.data()) == nullptr) {
     return absl::InternalError(absl::StrCat("cannot create a private directory ", dir,
@@ -151,9 +150,8 @@ JsonGateway::~JsonGateway() {
   rmdir(socket_dir_.c_str());
 }
 
-void JsonGateway::AddRoutes(httplib::Server *routes) const {
-  // A fresh channel per request: its own connection, so each caller's token is
-  // its own.
+void JsonGateway::AddRoutes(httplib::Server* routes) const {
+  // A fresh channel per request: its own connection, so each caller's token is its own.
   auto new_channel = [target = grpc_target_, local = local_credentials_,
                       max_bytes = static_cast<int>(max_message_bytes_)] {
     grpc::ChannelArguments args;
@@ -165,10 +163,9 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
         local ? grpc::experimental::LocalCredentials(UDS) : grpc::InsecureChannelCredentials(),
         args);
   };
-  // Forwards the Authorization header; false (401 written) when it cannot be
-  // metadata.
-  auto authorize = [](const httplib::Request &http, grpc::ClientContext *context,
-                      httplib::Response *out) {
+  // Forwards the Authorization header; false (401 written) when it cannot be metadata.
+  auto authorize = [](const httplib::Request& http, grpc::ClientContext* context,
+                      httplib::Response* out) {
     if (!http.has_header("Authorization")) return true;
     const std::string value = http.get_header_value("Authorization");
     for (char c : value) {
@@ -184,10 +181,10 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
     context->AddMetadata("authorization", value);
     return true;
   };
-  // One unary call: `fill` builds the request from the HTTP request (false:
-  // error written), `call` makes it on a stub of the fresh channel.
+  // One unary call: `fill` builds the request from the HTTP request (false: error written), `call`
+  // makes it on a stub of the fresh channel.
   auto unary = [new_channel, authorize](auto request, auto response, auto fill, auto call) {
-    return [=](const httplib::Request &http, httplib::Response &out) {
+    return [=](const httplib::Request& http, httplib::Response& out) {
       auto req = request;
       if (!fill(http, &req, &out)) return;
       grpc::ClientContext context;
@@ -198,84 +195,84 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
       WriteMessage(resp, &out);
     };
   };
-  auto body = [](const httplib::Request &http, google::protobuf::Message *m,
-                 httplib::Response *out) { return ParseJson(http.body, m, out); };
-  auto query = [](const httplib::Request &http, google::protobuf::Message *m,
-                  httplib::Response *out) { return ParseQueryParameters(http, m, out); };
-  auto job_id = [](const httplib::Request &http, auto *m, httplib::Response *out) {
+  auto body = [](const httplib::Request& http, google::protobuf::Message* m,
+                 httplib::Response* out) { return ParseJson(http.body, m, out); };
+  auto query = [](const httplib::Request& http, google::protobuf::Message* m,
+                  httplib::Response* out) { return ParseQueryParameters(http, m, out); };
+  auto job_id = [](const httplib::Request& http, auto* m, httplib::Response* out) {
     int64_t id = 0;
     if (!PathId(http, &id, out)) return false;
     m->set_id(id);
     return true;
   };
-  auto attribution = [](const std::shared_ptr<grpc::Channel> &channel) {
+  auto attribution = [](const std::shared_ptr<grpc::Channel>& channel) {
     return v1::AttributionService::NewStub(channel);
   };
-  auto jobs = [](const std::shared_ptr<grpc::Channel> &channel) {
+  auto jobs = [](const std::shared_ptr<grpc::Channel>& channel) {
     return v1::JobService::NewStub(channel);
   };
 
   routes->Post("/v1/attribute",
                unary(v1::AttributeRequest(), v1::AttributeResponse(), body,
-                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                     [=](auto channel, auto* context, const auto& request, auto* response) {
                        return attribution(channel)->Attribute(context, request, response);
                      }));
   routes->Get("/v1/indexes",
               unary(v1::DescribeIndexRequest(), v1::DescribeIndexResponse(), query,
-                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                    [=](auto channel, auto* context, const auto& request, auto* response) {
                       return attribution(channel)->DescribeIndex(context, request, response);
                     }));
   routes->Get(R"(/v1/samples/(.+))",
               unary(
                   v1::GetSampleRequest(), v1::GetSampleResponse(),
-                  [](const httplib::Request &http, v1::GetSampleRequest *m, httplib::Response *) {
+                  [](const httplib::Request& http, v1::GetSampleRequest* m, httplib::Response*) {
                     m->set_sample_id(http.matches[1].str());
                     return true;
                   },
-                  [=](auto channel, auto *context, const auto &request, auto *response) {
+                  [=](auto channel, auto* context, const auto& request, auto* response) {
                     return attribution(channel)->GetSample(context, request, response);
                   }));
   routes->Post("/v1/jobs",
                unary(v1::SubmitJobRequest(), v1::Job(), body,
-                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                     [=](auto channel, auto* context, const auto& request, auto* response) {
                        return jobs(channel)->SubmitJob(context, request, response);
                      }));
   routes->Get("/v1/jobs",
               unary(v1::ListJobsRequest(), v1::ListJobsResponse(), query,
-                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                    [=](auto channel, auto* context, const auto& request, auto* response) {
                       return jobs(channel)->ListJobs(context, request, response);
                     }));
   routes->Get(R"(/v1/jobs/([^/:]+))",
               unary(v1::GetJobRequest(), v1::Job(), job_id,
-                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                    [=](auto channel, auto* context, const auto& request, auto* response) {
                       return jobs(channel)->GetJob(context, request, response);
                     }));
   routes->Post(R"(/v1/jobs/([^/:]+):cancel)",
                unary(v1::CancelJobRequest(), v1::Job(), job_id,
-                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                     [=](auto channel, auto* context, const auto& request, auto* response) {
                        return jobs(channel)->CancelJob(context, request, response);
                      }));
   routes->Post("/v1/schedules",
                unary(v1::CreateScheduleRequest(), v1::Schedule(), body,
-                     [=](auto channel, auto *context, const auto &request, auto *response) {
+                     [=](auto channel, auto* context, const auto& request, auto* response) {
                        return jobs(channel)->CreateSchedule(context, request, response);
                      }));
   routes->Get("/v1/schedules",
               unary(v1::ListSchedulesRequest(), v1::ListSchedulesResponse(), query,
-                    [=](auto channel, auto *context, const auto &request, auto *response) {
+                    [=](auto channel, auto* context, const auto& request, auto* response) {
                       return jobs(channel)->ListSchedules(context, request, response);
                     }));
   routes->Delete(R"(/v1/schedules/([^/:]+))",
                  unary(v1::DeleteScheduleRequest(), v1::DeleteScheduleResponse(), job_id,
-                       [=](auto channel, auto *context, const auto &request, auto *response) {
+                       [=](auto channel, auto* context, const auto& request, auto* response) {
                          return jobs(channel)->DeleteSchedule(context, request, response);
                        }));
 
-  // WatchJob: the first update (or the error) decides the HTTP status; then one
-  // JSON line per update, and an error after the first as a last line {"error":
-  // {...}}. A client that goes away cancels the watch.
-  routes->Get(R"(/v1/jobs/([^/:]+):watch)", [new_channel, authorize](const httplib::Request &http,
-                                                                     httplib::Response &out) {
+  // WatchJob: the first update (or the error) decides the HTTP status; then one JSON line per
+  // update, and an error after the first as a last line {"error": {...}}. A client that goes away
+  // cancels the watch.
+  routes->Get(R"(/v1/jobs/([^/:]+):watch)", [new_channel, authorize](const httplib::Request& http,
+                                                                     httplib::Response& out) {
     int64_t id = 0;
     if (!PathId(http, &id, &out)) return;
     struct Watch {  // members destroyed in reverse order: the reader before its
@@ -301,7 +298,7 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
     }
     out.status = 200;
     out.set_chunked_content_provider(
-        "application/x-ndjson", [watch](size_t, httplib::DataSink &sink) {
+        "application/x-ndjson", [watch](size_t, httplib::DataSink& sink) {
           v1::JobUpdate update = watch->first;
           do {
             std::string line;
@@ -326,7 +323,7 @@ void JsonGateway::AddRoutes(httplib::Server *routes) const {
         });
   });
 
-  routes->set_error_handler([](const httplib::Request &http, httplib::Response &out) {
+  routes->set_error_handler([](const httplib::Request& http, httplib::Response& out) {
     if (!out.body.empty()) return;
     if (out.status == 404) {
       WriteError(grpc::StatusCode::NOT_FOUND,

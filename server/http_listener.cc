@@ -11,7 +11,7 @@
 namespace tda {
 
 absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
-    const HttpListenerOptions &options) {
+    const HttpListenerOptions& options) {
   const size_t colon = options.listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
   if (!warnings.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--http-listen: ", warnings.status().message()));
   }
-  for (const std::string &warning : *warnings) {
+  for (const std::string& warning : *warnings) {
     std::cerr << "tda-server: WARNING: HTTP: " << warning << "\n";
   }
   std::string host = options.listen.substr(0, colon);
@@ -33,7 +33,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
   }
 
   auto listener = std::unique_ptr<HttpListener>(new HttpListener());
-  const ServerSecurityOptions &security = options.security;
+  const ServerSecurityOptions& security = options.security;
   if (security.tls()) {
     listener->server_ = std::make_unique<httplib::SSLServer>(
         security.tls_cert_file.c_str(), security.tls_key_file.c_str(),
@@ -65,8 +65,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
 
 void HttpListener::Serve() {
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  // Until it runs, stop() would not reach the accept loop (and Stop would wait
-  // forever).
+  // Until it runs, stop() would not reach the accept loop (and Stop would wait forever).
   for (int waited_ms = 0; !server_->is_running() && waited_ms < 5000; ++waited_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -1,17 +1,14 @@
-// tda-server's HTTP listener (--http-listen HOST:PORT): one httplib server on
-// its own thread, bound before anything is served, that other parts register
-// routes on (the JSON gateway, server/http_gateway.h; later /metrics).
+// tda-server's HTTP listener (--http-listen HOST:PORT): one httplib server on its own thread, bound
+// before anything is served, that other parts register routes on (the JSON gateway,
+// server/http_gateway.h; later /metrics).
 //
-// Safety rules are the gRPC port's (server/server_security.h,
-// CheckListenPolicy): loopback only, unless TLS and tokens, or --insecure. With
-// TLS (--tls-cert/--tls-key) it serves HTTPS with the same certificate; with
-// --tls-client-ca it requires client certificates signed by that CA. Request
-// bodies larger than `max_body_bytes` are refused with 413 before any handler
-// runs.
+// Safety rules are the gRPC port's (server/server_security.h, CheckListenPolicy): loopback only,
+// unless TLS and tokens, or --insecure. With TLS (--tls-cert/--tls-key) it serves HTTPS with the
+// same certificate; with --tls-client-ca it requires client certificates signed by that CA. Request
+// bodies larger than `max_body_bytes` are refused with 413 before any handler runs.
 //
-// Usage: Bind, register routes on routes(), Serve; Stop (or the destructor)
-// ends it. Thread-safety: routes() only before Serve; Stop from any thread,
-// once or more.
+// Usage: Bind, register routes on routes(), Serve; Stop (or the destructor) ends it. Thread-safety:
+// routes() only before Serve; Stop from any thread, once or more.
 #pragma once
 
 #include <cstdint>
@@ -36,23 +33,22 @@ struct HttpListenerOptions {
 
 class HttpListener {
  public:
-  // kInvalidArgument when the listen policy refuses the address (its warnings
-  // are logged to stderr) or HOST:PORT is malformed, or the TLS files are
-  // unusable; kUnavailable when the address cannot be bound.
+  // kInvalidArgument when the listen policy refuses the address (its warnings are logged to stderr)
+  // or HOST:PORT is malformed, or the TLS files are unusable; kUnavailable when the address cannot
+  // be bound.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpListener>> Bind(
-      const HttpListenerOptions &options);
+      const HttpListenerOptions& options);
   ~HttpListener();
 
-  httplib::Server &routes() { return *server_; }
+  httplib::Server& routes() { return *server_; }
   // Starts answering requests on a thread of its own.
   void Serve();
   // Stops accepting and returns once the serving thread is done.
   void Stop();
 
-  // The bound address with the actual port, e.g. "127.0.0.1:40123"; "https" or
-  // "http".
-  const std::string &address() const { return address_; }
-  const char *scheme() const { return tls_ ? "https" : "http"; }
+  // The bound address with the actual port, e.g. "127.0.0.1:40123"; "https" or "http".
+  const std::string& address() const { return address_; }
+  const char* scheme() const { return tls_ ? "https" : "http"; }
 
  private:
   HttpListener() = default;

@@ -1,9 +1,8 @@
-// tda-server: serves one gradient index over gRPC (tda.v1.AttributionService,
-// the standard health service and server reflection; with --state-dir also
-// tda.v1.JobService, background jobs run by tda-job-worker processes) until
-// SIGINT or SIGTERM, then shuts down gracefully. SIGHUP re-reads the
-// --auth-tokens file (a bad file keeps the previous tokens); connections stay
-// up.
+// tda-server: serves one gradient index over gRPC (tda.v1.AttributionService, the standard
+// health service and server reflection; with --state-dir also tda.v1.JobService, background
+// jobs run by tda-job-worker processes) until SIGINT or SIGTERM, then shuts down gracefully.
+// SIGHUP re-reads the --auth-tokens file (a bad file keeps the previous tokens); connections
+// stay up.
 #include <pthread.h>
 #include <signal.h>
 
@@ -18,14 +17,12 @@
 #include "server/freed_memory.h"
 #include "server/tda_server.h"
 
-int main(int argc, char **argv) {
-  tda::FlagParser flags("tda-server", "--index DIR [--listen HOST:PORT] [options]",
-                        "Serves a gradient index built by 'tda index build' "
-                        "over gRPC: tda.v1.AttributionService\n"
-                        "(Attribute, DescribeIndex, GetSample), "
-                        "grpc.health.v1.Health and server reflection.\n"
-                        "Prints 'tda-server listening on HOST:PORT' once "
-                        "ready; stops on SIGINT or SIGTERM.");
+int main(int argc, char** argv) {
+  tda::FlagParser flags(
+      "tda-server", "--index DIR [--listen HOST:PORT] [options]",
+      "Serves a gradient index built by 'tda index build' over gRPC: tda.v1.AttributionService\n"
+      "(Attribute, DescribeIndex, GetSample), grpc.health.v1.Health and server reflection.\n"
+      "Prints 'tda-server listening on HOST:PORT' once ready; stops on SIGINT or SIGTERM.");
   flags.AddRequiredString("index", "DIR", "gradient index directory to serve");
   flags.AddString("listen", "HOST:PORT", "127.0.0.1:50051",
                   "address to listen on; port 0 picks a free port");
@@ -34,22 +31,19 @@ int main(int argc, char **argv) {
   flags.AddInt("query-slots", "N", 1,
                "queries computed at once (each uses every compute thread; more wait)");
   flags.AddInt("query-queue", "N", 64,
-               "queries waiting for a slot at most; more are refused at once "
-               "(0 = no bound)");
+               "queries waiting for a slot at most; more are refused at once (0 = no bound)");
   flags.AddInt("caller-queries", "N", 0,
                "queries of one caller in flight or queued at most (0 = no bound)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
-                  "keep server state here: the job database DIR/jobs.db "
-                  "(enables JobService)");
+                  "keep server state here: the job database DIR/jobs.db (enables JobService)");
   flags.AddString("data-root", "DIR", "",
                   "job inputs must lie under DIR (relative job paths resolve against it; "
                   "default: <state-dir>/data)");
   flags.AddString("output-root", "DIR", "",
                   "job outputs must lie under DIR (relative job paths resolve against it; "
-                  "default: <state-dir>/outputs); the state dir's own files are never "
-                  "outputs");
+                  "default: <state-dir>/outputs); the state dir's own files are never outputs");
   flags.AddInt("job-slots", "N", 1, "background jobs running at once");
   flags.AddInt("job-threads", "N", 1, "compute threads of each background job");
   flags.AddInt("job-nice", "N", 10, "CPU priority of job workers relative to queries (0-19)");
@@ -57,8 +51,7 @@ int main(int argc, char **argv) {
                   "tda-job-worker executable (default: the one beside tda-server)");
   // Team use (README "Running it for a team"; server/server_security.h).
   flags.AddString("auth-tokens", "FILE", "",
-                  "require bearer tokens from FILE ('tda admin token create'); "
-                  "re-read on SIGHUP");
+                  "require bearer tokens from FILE ('tda admin token create'); re-read on SIGHUP");
   flags.AddString("tls-cert", "FILE", "", "PEM certificate chain: serve TLS");
   flags.AddString("tls-key", "FILE", "", "PEM private key of --tls-cert");
   flags.AddString("tls-client-ca", "FILE", "",
@@ -66,8 +59,7 @@ int main(int argc, char **argv) {
   flags.AddBool("insecure", "allow a non-loopback --listen without TLS and tokens");
   flags.AddInt("job-quota", "N", 0, "queued + running jobs per submitter (0 = no limit)");
   flags.AddString("http-listen", "HOST:PORT", "",
-                  "also serve the JSON-over-HTTP API here (same TLS, tokens "
-                  "and listen policy; "
+                  "also serve the JSON-over-HTTP API here (same TLS, tokens and listen policy; "
                   "port 0 picks a free port)");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
@@ -77,8 +69,7 @@ int main(int argc, char **argv) {
   if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
   if (flags.GetInt("job-quota") < 0) return flags.UsageError("--job-quota must be >= 0");
 
-  // Block the stop signals in every thread (gRPC's included); main waits for
-  // them below.
+  // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -87,8 +78,7 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   tda::InitCompute(static_cast<int>(flags.GetInt("threads")));
-  tda::ReleaseArenaTopsOnFree();  // a server keeps less freed memory than
-                                  // training does
+  tda::ReleaseArenaTopsOnFree();  // a server keeps less freed memory than training does
   tda::ServerOptions options;
   options.index_dir = flags.GetString("index");
   options.listen = flags.GetString("listen");
@@ -112,7 +102,8 @@ int main(int argc, char **argv) {
   options.http_listen = flags.GetString("http-listen");
   if (options.jobs.worker_binary.empty()) {
     options.jobs.worker_binary =
-        (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker").string();
+        (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker")
+            .string();
   }
   absl::StatusOr<std::unique_ptr<tda::TdaServer>> server = tda::TdaServer::Start(options);
   if (!server.ok()) {
@@ -132,8 +123,8 @@ int main(int argc, char **argv) {
       std::cerr << "tda-server: SIGHUP: reloaded " << *tokens << " token(s) from "
                 << options.security.auth_tokens_file << "\n";
     } else {
-      std::cerr << "tda-server: SIGHUP: keeping the previous tokens: " << tokens.status().message()
-                << "\n";
+      std::cerr << "tda-server: SIGHUP: keeping the previous tokens: "
+                << tokens.status().message() << "\n";
     }
   }
   std::cerr << "tda-server: " << (signal_number == SIGINT ? "SIGINT" : "SIGTERM")

@@ -21,9 +21,8 @@
 
 namespace tda {
 
-absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions &options) {
-  // Refuse an unsafe address before the (slow) index opening; the warnings come
-  // below.
+absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions& options) {
+  // Refuse an unsafe address before the (slow) index opening; the warnings come below.
   if (absl::Status policy = CheckListenPolicy(options.listen, options.security).status();
       !policy.ok()) {
     return policy;
@@ -35,9 +34,9 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions 
   absl::StatusOr<std::unique_ptr<TdaServer>> server =
       Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)), verifier);
   if (!server.ok()) return server.status();
-  TdaServer *running = server->get();
-  verifier->Start([running](const absl::Status &error) {
-    if (grpc::HealthCheckServiceInterface *health = running->server_->GetHealthCheckService()) {
+  TdaServer* running = server->get();
+  verifier->Start([running](const absl::Status& error) {
+    if (grpc::HealthCheckServiceInterface* health = running->server_->GetHealthCheckService()) {
       health->SetServingStatus(false);
     }
   });
@@ -45,7 +44,7 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions 
 }
 
 absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
-    const ServerOptions &options, std::shared_ptr<const Attributor> attributor,
+    const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
     std::shared_ptr<IndexVerifier> verifier) {
   if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("max message bytes must be in [1, ", INT_MAX,
@@ -56,9 +55,9 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
         absl::StrCat("query slots must be >= 1, got ", options.query_slots));
   }
   if (options.query_queue < 0 || options.caller_queries < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("query queue and caller queries must be >= 0, got ", options.query_queue,
-                     " and ", options.caller_queries));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "query queue and caller queries must be >= 0, got ", options.query_queue, " and ",
+        options.caller_queries));
   }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == options.listen.size()) {
@@ -68,7 +67,7 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   absl::StatusOr<std::vector<std::string>> warnings =
       CheckListenPolicy(options.listen, options.security);
   if (!warnings.ok()) return warnings.status();
-  for (const std::string &warning : *warnings) {
+  for (const std::string& warning : *warnings) {
     std::cerr << "tda-server: WARNING: " << warning << "\n";
   }
   std::shared_ptr<TokenAuthProcessor> token_processor;
@@ -138,7 +137,7 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
                     ? ", bearer tokens from " + options.security.auth_tokens_file
                     : std::string(", no authentication (every caller is anonymous admin)"))
             << "\n";
-  grpc::HealthCheckServiceInterface *health = server->server_->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   if (health != nullptr) {
     health->SetServingStatus(true);
     health->SetServingStatus(v1::AttributionService::service_full_name(), true);
@@ -155,14 +154,13 @@ TdaServer::~TdaServer() {
 
 void TdaServer::Shutdown(double grace_seconds) {
   if (server_ == nullptr || shut_down_.exchange(true)) return;
-  if (grpc::HealthCheckServiceInterface *health = server_->GetHealthCheckService()) {
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
     health->SetServingStatus(false);
   }
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   server_->Shutdown(deadline);
-  // After the gRPC calls: HTTP requests waiting on them (a watch) have their
-  // answer by now.
+  // After the gRPC calls: HTTP requests waiting on them (a watch) have their answer by now.
   if (http_listener_ != nullptr) http_listener_->Stop();
   if (job_runner_ != nullptr) job_runner_->Shutdown();
 }

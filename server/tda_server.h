@@ -1,11 +1,9 @@
-// A running tda gRPC server: AttributionService for one index, JobService (with
-// a state directory: background jobs and schedules, src/jobs), the standard
-// health service (grpc.health.v1.Health, SERVING once started) and server
-// reflection, on one listening address. Used by tda-server's main and by tests
-// that want a server in-process.
+// A running tda gRPC server: AttributionService for one index, JobService (with a state
+// directory: background jobs and schedules, src/jobs), the standard health service
+// (grpc.health.v1.Health, SERVING once started) and server reflection, on one listening
+// address. Used by tda-server's main and by tests that want a server in-process.
 //
-// Thread-safety: Shutdown may be called from any thread, once; Wait blocks
-// until shutdown.
+// Thread-safety: Shutdown may be called from any thread, once; Wait blocks until shutdown.
 #pragma once
 
 #include <grpcpp/server.h>
@@ -26,31 +24,27 @@ struct ServerOptions {
   std::string index_dir;
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
   int64_t max_message_bytes = 64 << 20;    // per request and per response
-  // Where the server keeps its state: the job database "<state_dir>/jobs.db".
-  // Empty: no JobService (its calls answer UNIMPLEMENTED).
+  // Where the server keeps its state: the job database "<state_dir>/jobs.db". Empty: no
+  // JobService (its calls answer UNIMPLEMENTED).
   std::string state_dir;
-  // Where job paths may point (src/jobs/job_paths.h): inputs under data_root,
-  // outputs under output_root; empty: "<state_dir>/data" and
-  // "<state_dir>/outputs". Created if missing.
+  // Where job paths may point (src/jobs/job_paths.h): inputs under data_root, outputs under
+  // output_root; empty: "<state_dir>/data" and "<state_dir>/outputs". Created if missing.
   std::string data_root;
   std::string output_root;
   JobRunnerOptions jobs;  // db_path and roots are set from state_dir and the roots above
-  // Attribute calls computed at once; more wait their turn. Each query already
-  // spreads its scan over every compute thread, so running more at once only
-  // oversubscribes the cores.
+  // Attribute calls computed at once; more wait their turn. Each query already spreads its
+  // scan over every compute thread, so running more at once only oversubscribes the cores.
   int query_slots = 1;
-  // Attribute calls waiting for a slot (more: RESOURCE_EXHAUSTED at once; 0: no
-  // bound), and calls of one caller (server/caller.h) in flight or queued (0:
-  // no bound).
+  // Attribute calls waiting for a slot (more: RESOURCE_EXHAUSTED at once; 0: no bound), and
+  // calls of one caller (server/caller.h) in flight or queued (0: no bound).
   int query_queue = 64;
   int caller_queries = 0;
   // TLS, tokens and the listen policy (server/server_security.h).
   ServerSecurityOptions security;
-  // Queued + running jobs per submitter; 0 = no limit (sets
-  // jobs.max_active_per_submitter).
+  // Queued + running jobs per submitter; 0 = no limit (sets jobs.max_active_per_submitter).
   int64_t job_quota = 0;
-  // HOST:PORT of the JSON-over-HTTP API (server/http_gateway.h), under the same
-  // listen policy, TLS and tokens; empty: none. Port 0 picks a free port.
+  // HOST:PORT of the JSON-over-HTTP API (server/http_gateway.h), under the same listen policy,
+  // TLS and tokens; empty: none. Port 0 picks a free port.
   std::string http_listen;
 };
 
@@ -64,37 +58,33 @@ class TokenAuthProcessor;
 
 class TdaServer {
  public:
-  // Opens options.index_dir checking versions and sizes (errors as
-  // Attributor::Open), starts serving it, and verifies every file's checksum in
-  // the background (IndexVerifier): on a mismatch health turns NOT_SERVING and
-  // queries fail with DATA_LOSS naming the file.
-  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions &options);
-  // Serves an attributor that is already open (options.index_dir is ignored);
-  // with a `verifier`, its state gates queries (the caller starts it).
-  // kUnavailable when the address cannot be bound; kInvalidArgument when the
-  // listen policy refuses the address or a TLS or token file is malformed
-  // (server/server_security.h).
+  // Opens options.index_dir checking versions and sizes (errors as Attributor::Open), starts
+  // serving it, and verifies every file's checksum in the background (IndexVerifier): on a
+  // mismatch health turns NOT_SERVING and queries fail with DATA_LOSS naming the file.
+  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
+  // Serves an attributor that is already open (options.index_dir is ignored); with a
+  // `verifier`, its state gates queries (the caller starts it).
+  // kUnavailable when the address cannot be bound; kInvalidArgument when the listen policy
+  // refuses the address or a TLS or token file is malformed (server/server_security.h).
   static absl::StatusOr<std::unique_ptr<TdaServer>> Start(
-      const ServerOptions &options, std::shared_ptr<const Attributor> attributor,
+      const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
       std::shared_ptr<IndexVerifier> verifier = nullptr);
   ~TdaServer();  // shuts down if still running
 
   // The bound address, with the actual port (e.g. "127.0.0.1:40123").
-  const std::string &address() const { return address_; }
+  const std::string& address() const { return address_; }
   int port() const { return port_; }
-  // The HTTP listener's bound address ("" without http_listen) and its scheme
-  // (http, https).
+  // The HTTP listener's bound address ("" without http_listen) and its scheme (http, https).
   std::string http_address() const;
   std::string http_scheme() const;
 
-  // Stops accepting calls, marks health NOT_SERVING, lets calls in flight
-  // finish for up to `grace_seconds`, then cancels what remains.
+  // Stops accepting calls, marks health NOT_SERVING, lets calls in flight finish for up to
+  // `grace_seconds`, then cancels what remains.
   void Shutdown(double grace_seconds = 5.0);
   void Wait();
 
-  // Re-reads the --auth-tokens file (SIGHUP); open connections stay. Returns
-  // the number of tokens; on an error the previous tokens stay in force.
-  // kFailedPrecondition without tokens.
+  // Re-reads the --auth-tokens file (SIGHUP); open connections stay. Returns the number of
+  // tokens; on an error the previous tokens stay in force. kFailedPrecondition without tokens.
   [[nodiscard]] absl::StatusOr<size_t> ReloadTokens();
 
  private:

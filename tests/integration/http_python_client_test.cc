@@ -1,7 +1,7 @@
 // The Python client (python/tda) and the JSON-over-HTTP API against the real tda-server on
 // loopback. This harness builds the indexes and starts the servers; the checks are Python
-// (tests/python/*_test.py, run with Debian's /usr/bin/python3 and the stubs CMake generated
-// into build/python), reading a JSON file that says where everything is:
+// (tests/python/*_test.py, run with Debian's /usr/bin/python3 and the stubs CMake generated into
+// build/python), reading a JSON file that says where everything is:
 //   - Fashion-MNIST: a small real index served with tokens (reader, operator), a job database
 //     and --http-listen; the Python client's id query equals `tda query --json`, a sleep job
 //     submitted and watched from Python completes, a bad request raises INVALID_ARGUMENT with
