@@ -12,6 +12,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -42,13 +43,14 @@ std::string HttpUrl(ChildProcess* server) {
   return line.ok() ? line->substr(line->rfind(' ') + 1) : "";
 }
 
-// Runs tests/python/SCRIPT with the config file; its unittest output is printed on failure.
+// Runs tests/python/SCRIPT with the config file, printing its unittest output.
 void RunPythonTest(const std::string& script, const std::string& config) {
   const std::string command =
       absl::StrCat("PYTHONPATH=", TDA_PYTHON_PACKAGE_DIR, ":", TDA_PYTHON_STUBS_DIR, " ",
                    TDA_PYTHON, " ", TDA_PYTHON_TESTS_DIR, "/", script, " ", config);
   const testing::CommandResult result = testing::Shell(command, 240);
-  EXPECT_EQ(result.exit_code, 0) << command << "\n" << result.stdout_text;
+  std::cout << result.stdout_text;
+  EXPECT_EQ(result.exit_code, 0) << command;
 }
 
 TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
