@@ -1,6 +1,7 @@
 #include "server/http_listener.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <iostream>
@@ -50,6 +51,12 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
                      security.tls_client_ca_file, " (unreadable or not a matching PEM pair)"));
   }
   listener->server_->set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  // httplib's default adds SO_REUSEPORT, which lets a second server bind the same port and
+  // take half its connections; refuse an address in use instead.
+  listener->server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (port == 0) {
     port = listener->server_->bind_to_any_port(host);
   } else if (!listener->server_->bind_to_port(host, port)) {

@@ -3,15 +3,16 @@
 // (tests/python/*_test.py, run with Debian's /usr/bin/python3 and the stubs CMake generated into
 // build/python), reading a JSON file that says where everything is:
 //   - Fashion-MNIST: a small real index served with tokens (reader, operator), a job database
-//     and --http-listen; the Python client's id query equals `tda query --json`, a sleep job
-//     submitted and watched from Python completes, a bad request raises INVALID_ARGUMENT with
-//     the server's message; every HTTP endpoint answers what gRPC answers, bad JSON is 400, no
-//     token 401, a reader submitting a job 403.
+//     and --http-listen (refused off loopback, refused on a port in use). The Python client's id
+//     query equals `tda query --json`, a sleep job submitted and watched from Python completes,
+//     a bad request raises INVALID_ARGUMENT with the server's message; every HTTP endpoint
+//     answers what gRPC answers, bad JSON is 400, no token 401, a reader submitting a job 403.
 //   - fortunes: a tiny GPT trained and indexed by the CLI; a text query from Python equals
 //     `tda query --json`.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -72,6 +73,18 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
                                  {"tokens", tokens},      {"tokens_file", tokens_file}};
   // The tokens go in a file, never on a command line.
   TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
+  // The HTTP port follows the gRPC port's rules: off loopback only with TLS and tokens (or
+  // --insecure), and a port in use is refused, not shared.
+  const std::string serve =
+      absl::StrCat(TDA_SERVER_BINARY, " --index ", *index, " --listen 127.0.0.1:0 --http-listen ");
+  const std::string http_address = config["http"].get<std::string>().substr(strlen("http://"));
+  for (const auto& [listen, refusal] :
+       {std::pair<std::string, std::string>{"0.0.0.0:0", "refusing to listen on the non-loopback"},
+        {http_address, "cannot listen for HTTP on"}}) {
+    const testing::CommandResult refused = testing::Shell(serve + listen, 60);
+    EXPECT_EQ(refused.exit_code, 1) << listen;
+    EXPECT_THAT(refused.stdout_text, ::testing::HasSubstr(refusal));
+  }
   RunPythonTest("client_fashion_mnist_test.py", dir.file("config.json"));
   RunPythonTest("http_api_test.py", dir.file("config.json"));
 }
