@@ -7,6 +7,8 @@
 //     query equals `tda query --json`, a sleep job submitted and watched from Python completes,
 //     a bad request raises INVALID_ARGUMENT with the server's message; every HTTP endpoint
 //     answers what gRPC answers, bad JSON is 400, no token 401, a reader submitting a job 403.
+//   - TLS with client certificates (mTLS) and tokens on 0.0.0.0: HTTPS and the Python client
+//     answer alike with a client certificate; without one, or trusting another CA, they fail.
 //   - fortunes: a tiny GPT trained and indexed by the CLI; a text query from Python equals
 //     `tda query --json`.
 #include <gmock/gmock.h>
@@ -87,6 +89,31 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   }
   RunPythonTest("client_fashion_mnist_test.py", dir.file("config.json"));
   RunPythonTest("http_api_test.py", dir.file("config.json"));
+}
+
+TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
+  testing::TempDir dir;
+  TDA_ASSERT_OK(testing::MakeCertificates(dir.path()));
+  absl::StatusOr<std::string> index = testing::BuildSmallIndex(dir.path());
+  TDA_ASSERT_OK(index);
+  const std::string tokens_file = dir.file("tokens");
+  const nlohmann::json tokens = {{"reader", Token(tokens_file, "reader", "reader")}};
+  std::string address;
+  // TLS and tokens: the listen policy allows a network address, for HTTP too.
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
+      *index, "0.0.0.0:0",
+      {"--auth-tokens", tokens_file, "--tls-cert", dir.file("server.pem"), "--tls-key",
+       dir.file("server.key"), "--tls-client-ca", dir.file("ca.pem"), "--http-listen", "0.0.0.0:0"},
+      &address);
+  TDA_ASSERT_OK(server);
+  const std::string url = HttpUrl(server->get());
+  ASSERT_EQ(url.rfind("https://0.0.0.0:", 0), 0u) << url;
+  const nlohmann::json config = {{"address", "127.0.0.1" + address.substr(address.rfind(':'))},
+                                 {"http", "https://127.0.0.1" + url.substr(url.rfind(':'))},
+                                 {"tokens", tokens},
+                                 {"certificates", dir.path()}};
+  TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
+  RunPythonTest("https_test.py", dir.file("config.json"));
 }
 
 TEST(HttpPythonClient, FortunesTextQueryFromPython) {
