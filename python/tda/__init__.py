@@ -15,6 +15,14 @@ import pkgutil
 # The generated tda.v1 package may live in another directory of sys.path (build/python).
 __path__ = pkgutil.extend_path(__path__, __name__)
 
+try:
+    from tda.v1 import attribution_pb2 as _stubs  # noqa: F401
+except ImportError as missing:
+    raise ImportError(
+        "tda's gRPC stubs (tda.v1) are missing: run `cmake --build build --target "
+        "tda_python_stubs` and put build/python on PYTHONPATH next to python/, or "
+        "`pip install ./python`") from missing
+
 from tda.client import Client  # noqa: E402
 from tda.errors import TdaError  # noqa: E402
 from tda.types import (  # noqa: E402
