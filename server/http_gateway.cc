@@ -23,6 +23,11 @@ namespace {
 constexpr char kJson[] = "application/json";
 constexpr char kSocketName[] = "/grpc.sock";
 
+// One line of JSON; bytes that are not UTF-8 become U+FFFD.
+std::string JsonLine(const nlohmann::json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
 // google.rpc.Status as JSON, with the code's name beside its number.
 nlohmann::json ErrorJson(grpc::StatusCode code, const std::string& message) {
   return {{"code", static_cast<int>(code)},
@@ -32,10 +37,7 @@ nlohmann::json ErrorJson(grpc::StatusCode code, const std::string& message) {
 
 void WriteError(grpc::StatusCode code, const std::string& message, httplib::Response* out) {
   out->status = HttpStatusForGrpcCode(code);
-  out->set_content(
-      ErrorJson(code, message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-          "\n",
-      kJson);
+  out->set_content(JsonLine(ErrorJson(code, message)), kJson);
 }
 
 [[nodiscard]] bool ToJson(const google::protobuf::Message& message, std::string* json) {
@@ -74,8 +76,7 @@ void WriteMessage(const google::protobuf::Message& message, httplib::Response* o
                                         httplib::Response* out) {
   nlohmann::json fields = nlohmann::json::object();
   for (const auto& [name, value] : http.params) fields[name] = value;
-  return ParseJson(fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), message,
-                   out);
+  return ParseJson(JsonLine(fields), message, out);
 }
 
 // The path's first capture group as an id; on failure writes 400.
@@ -171,9 +172,8 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
     for (char c : value) {
       if (c < 0x20 || c > 0x7e) {
         WriteError(grpc::StatusCode::UNAUTHENTICATED,
-                   "the Authorization header holds bytes that are not "
-                   "printable ASCII; send "
-                   "'Authorization: Bearer TOKEN'",
+                   "the Authorization header holds bytes that are not printable ASCII; "
+                   "send 'Authorization: Bearer TOKEN'",
                    out);
         return false;
       }
@@ -313,9 +313,7 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
           const grpc::Status status = watch->reader->Finish();
           if (!status.ok()) {
             const std::string line =
-                nlohmann::json({{"error", ErrorJson(status.error_code(), status.error_message())}})
-                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-                "\n";
+                JsonLine({{"error", ErrorJson(status.error_code(), status.error_message())}});
             sink.write(line.data(), line.size());
           }
           sink.done();
@@ -330,13 +328,10 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
                  absl::StrCat("no endpoint ", http.method, " ", http.path,
                               " (see README 'From curl' for the routes)"),
                  &out);
-      out.status = 404;
     } else if (out.status == 413) {
       WriteError(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                 "the request body is larger than the server's limit "
-                 "(--max-message-bytes)",
-                 &out);
-      out.status = 413;
+                 "the request body is larger than the server's limit (--max-message-bytes)", &out);
+      out.status = 413;  // not RESOURCE_EXHAUSTED's 429: nothing to retry
     }
   });
 }

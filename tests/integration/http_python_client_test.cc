@@ -30,6 +30,9 @@ namespace {
 
 using ::tda::testing::ChildProcess;
 
+// Small enough for a test to send a larger body, large enough for every message of the tests.
+constexpr int kMaxMessageBytes = 1 << 20;
+
 std::string Token(const std::string& file, const std::string& name, const std::string& role) {
   absl::StatusOr<testing::CommandResult> result = testing::RunCommand(
       {TDA_CLI_BINARY, "admin", "token", "create", name, "--role", role, "--file", file}, 30);
@@ -64,15 +67,19 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   nlohmann::json tokens = {{"reader", Token(tokens_file, "reader", "reader")},
                            {"operator", Token(tokens_file, "operator", "operator")}};
   std::string address;
-  absl::StatusOr<std::unique_ptr<ChildProcess>> server =
-      testing::StartTdaServer(*index, "127.0.0.1:0",
-                              {"--auth-tokens", tokens_file, "--state-dir", dir.file("state"),
-                               "--http-listen", "127.0.0.1:0"},
-                              &address);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
+      *index, "127.0.0.1:0",
+      {"--auth-tokens", tokens_file, "--state-dir", dir.file("state"), "--http-listen",
+       "127.0.0.1:0", "--max-message-bytes", std::to_string(kMaxMessageBytes)},
+      &address);
   TDA_ASSERT_OK(server);
-  const nlohmann::json config = {{"cli", TDA_CLI_BINARY}, {"index", *index},
-                                 {"address", address},    {"http", HttpUrl(server->get())},
-                                 {"tokens", tokens},      {"tokens_file", tokens_file}};
+  const nlohmann::json config = {{"cli", TDA_CLI_BINARY},
+                                 {"index", *index},
+                                 {"address", address},
+                                 {"http", HttpUrl(server->get())},
+                                 {"tokens", tokens},
+                                 {"tokens_file", tokens_file},
+                                 {"max_message_bytes", kMaxMessageBytes}};
   // The tokens go in a file, never on a command line.
   TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
   // The HTTP port follows the gRPC port's rules: off loopback only with TLS and tokens (or

@@ -1,8 +1,8 @@
 """The JSON-over-HTTP API of a real tda-server (--http-listen; started by
 tests/integration/http_python_client_test.cc), with curl-equivalent requests from urllib:
 each endpoint answers what the gRPC API answers (through tda.Client); bad JSON is 400 with a
-message, no token 401, a role too low 403, the errors' bodies are {"code", "status",
-"message"}.
+message, no token 401, a role too low 403, a body over --max-message-bytes 413; the errors'
+bodies are {"code", "status", "message"}.
 
 Usage: http_api_test.py CONFIG.json
 """
@@ -143,6 +143,11 @@ class HttpApiTest(unittest.TestCase):
             self.reader.attribute(ids=["fashion-mnist/test/0"], top_k=0)
         error = self.assert_error(status, body, 400, "INVALID_ARGUMENT", "top_k")
         self.assertEqual(error["message"], grpc_error.exception.message)
+
+    def test_body_over_the_message_limit_is_413(self) -> None:
+        status, body = http("POST", "/v1/attribute", raw=b" " * (CONFIG["max_message_bytes"] + 1))
+        self.assert_error(status, body, 413, "RESOURCE_EXHAUSTED", "--max-message-bytes")
+        ok_json(self, "POST", "/v1/attribute", raw=b" " * 1000 + json.dumps(QUERY).encode())
 
     def test_no_token_is_401_and_wrong_role_403(self) -> None:
         for method, path, body in (("GET", "/v1/indexes", None),
