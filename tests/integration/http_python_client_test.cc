@@ -13,6 +13,7 @@
 //     `tda query --json`.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cstring>
 #include <iostream>
@@ -59,6 +60,14 @@ void RunPythonTest(const std::string& script, const std::string& config) {
   EXPECT_EQ(result.exit_code, 0) << command;
 }
 
+// Stops a server with --http-listen as an operator would (SIGTERM), so that it removes its private
+// socket directory (a SIGKILL, the ChildProcess destructor's way, leaves it behind).
+void StopGracefully(ChildProcess* server) {
+  server->Signal(SIGTERM);
+  absl::StatusOr<int> exit = server->Wait(30);
+  EXPECT_TRUE(exit.ok() && *exit == 0) << exit.status();
+}
+
 TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   testing::TempDir dir;
   absl::StatusOr<std::string> index = testing::BuildSmallIndex(dir.path());
@@ -96,6 +105,7 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   }
   RunPythonTest("client_fashion_mnist_test.py", dir.file("config.json"));
   RunPythonTest("http_api_test.py", dir.file("config.json"));
+  StopGracefully(server->get());
 }
 
 TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
@@ -121,6 +131,7 @@ TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
                                  {"certificates", dir.path()}};
   TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
   RunPythonTest("https_test.py", dir.file("config.json"));
+  StopGracefully(server->get());
 }
 
 TEST(HttpPythonClient, FortunesTextQueryFromPython) {
