@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
                   "PEM CA: require client certificates signed by it (mutual TLS)");
   flags.AddBool("insecure", "allow a non-loopback --listen without TLS and tokens");
   flags.AddInt("job-quota", "N", 0, "queued + running jobs per submitter (0 = no limit)");
+  flags.AddString("http-listen", "HOST:PORT", "",
+                  "also serve the JSON-over-HTTP API here (same TLS, tokens and listen policy; "
+                  "port 0 picks a free port)");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
   options.security.tls_client_ca_file = flags.GetString("tls-client-ca");
   options.security.insecure = flags.GetBool("insecure");
   options.job_quota = flags.GetInt("job-quota");
+  options.http_listen = flags.GetString("http-listen");
   if (options.jobs.worker_binary.empty()) {
     options.jobs.worker_binary =
         (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker")
@@ -107,6 +111,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "tda-server listening on " << (*server)->address() << std::endl;
+  if (!options.http_listen.empty()) {
+    std::cout << "tda-server HTTP/JSON API on " << (*server)->http_scheme() << "://"
+              << (*server)->http_address() << std::endl;
+  }
 
   int signal_number = 0;
   while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {

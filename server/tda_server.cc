@@ -14,6 +14,8 @@
 #include "server/admin_service.h"
 #include "server/attribution_service.h"
 #include "server/auth_token_processor.h"
+#include "server/http_gateway.h"
+#include "server/http_listener.h"
 #include "server/index_verifier.h"
 #include "server/job_service.h"
 
@@ -78,6 +80,13 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       BuildServerCredentials(options.security, token_processor);
   if (!credentials.ok()) return credentials.status();
+  std::unique_ptr<HttpListener> http_listener;
+  if (!options.http_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<HttpListener>> bound =
+        HttpListener::Bind({options.http_listen, options.security, options.max_message_bytes});
+    if (!bound.ok()) return bound.status();
+    http_listener = std::move(*bound);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -103,6 +112,12 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     server->job_service_ = std::make_unique<JobServiceImpl>(server->job_runner_.get());
     builder.RegisterService(server->job_service_.get());
   }
+  if (http_listener != nullptr) {
+    absl::StatusOr<std::unique_ptr<JsonGateway>> gateway =
+        JsonGateway::AddPrivatePort(token_processor, options.max_message_bytes, &builder);
+    if (!gateway.ok()) return gateway.status();
+    server->json_gateway_ = std::move(*gateway);
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   server->server_ = builder.BuildAndStart();
@@ -111,6 +126,11 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
         absl::StrCat("cannot listen on '", options.listen, "' (address in use or not local?)"));
   }
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
+  if (http_listener != nullptr) {
+    server->json_gateway_->AddRoutes(&http_listener->routes());
+    http_listener->Serve();
+    server->http_listener_ = std::move(http_listener);
+  }
   std::cerr << "tda-server: " << (options.security.tls() ? "TLS" : "plaintext")
             << (options.security.tls_client_ca_file.empty() ? "" : ", client certificates required")
             << (options.security.tokens()
@@ -140,7 +160,17 @@ void TdaServer::Shutdown(double grace_seconds) {
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
   server_->Shutdown(deadline);
+  // After the gRPC calls: HTTP requests waiting on them (a watch) have their answer by now.
+  if (http_listener_ != nullptr) http_listener_->Stop();
   if (job_runner_ != nullptr) job_runner_->Shutdown();
+}
+
+std::string TdaServer::http_address() const {
+  return http_listener_ != nullptr ? http_listener_->address() : "";
+}
+
+std::string TdaServer::http_scheme() const {
+  return http_listener_ != nullptr ? http_listener_->scheme() : "";
 }
 
 absl::StatusOr<size_t> TdaServer::ReloadTokens() {

@@ -43,12 +43,17 @@ struct ServerOptions {
   ServerSecurityOptions security;
   // Queued + running jobs per submitter; 0 = no limit (sets jobs.max_active_per_submitter).
   int64_t job_quota = 0;
+  // HOST:PORT of the JSON-over-HTTP API (server/http_gateway.h), under the same listen policy,
+  // TLS and tokens; empty: none. Port 0 picks a free port.
+  std::string http_listen;
 };
 
 class AdminServiceImpl;
 class AttributionServiceImpl;
+class HttpListener;
 class IndexVerifier;
 class JobServiceImpl;
+class JsonGateway;
 class TokenAuthProcessor;
 
 class TdaServer {
@@ -69,6 +74,9 @@ class TdaServer {
   // The bound address, with the actual port (e.g. "127.0.0.1:40123").
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  // The HTTP listener's bound address ("" without http_listen) and its scheme (http, https).
+  std::string http_address() const;
+  std::string http_scheme() const;
 
   // Stops accepting calls, marks health NOT_SERVING, lets calls in flight finish for up to
   // `grace_seconds`, then cancels what remains.
@@ -87,7 +95,9 @@ class TdaServer {
   std::unique_ptr<JobServiceImpl> job_service_;
   std::shared_ptr<TokenAuthProcessor> token_processor_;  // with --auth-tokens only
   std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<JsonGateway> json_gateway_;  // with http_listen only
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpListener> http_listener_;  // stopped before server_ goes
   std::string address_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};

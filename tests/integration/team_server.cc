@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "absl/strings/str_cat.h"
 #include "data/fashion_mnist.h"
 #include "index/index_builder.h"
 #include "test_support.h"
@@ -51,6 +52,27 @@ CommandResult Shell(const std::string& command, double timeout_seconds) {
       RunCommand({"/bin/sh", "-c", command + " 2>&1"}, timeout_seconds);
   if (!result.ok()) return CommandResult{-1, std::string(result.status().message())};
   return *result;
+}
+
+absl::Status MakeCertificates(const std::string& dir) {
+  const std::string script = absl::StrCat(
+      "set -e; cd ", dir, "\n",
+      "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out $1; }\n"
+      "key ca.key; key other-ca.key; key server.key; key client.key\n"
+      "openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj /CN=tda-test-ca\n"
+      "openssl req -x509 -new -key other-ca.key -out other-ca.pem -days 2 -subj /CN=other-ca\n"
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' "
+      "> server.ext\n"
+      "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
+      "openssl req -new -key server.key -out server.csr -subj /CN=localhost\n"
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile server.ext -out server.pem\n"
+      "openssl req -new -key client.key -out client.csr -subj /CN=tda-client\n"
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile client.ext -out client.pem\n");
+  const CommandResult result = Shell(script);
+  if (result.exit_code != 0) return absl::InternalError("openssl failed: " + result.stdout_text);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> TokenChannel(const std::string& address,

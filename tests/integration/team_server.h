@@ -1,4 +1,4 @@
-// Helpers for the team-server tests (auth_test, tls_test): a small real index, tda-server
+// Helpers for the team-server tests (auth_test, tls_test, http_python_client_test): a small real index, tda-server
 // started with extra flags, shell commands with their stderr, and raw calls of any method with
 // a given token over a real loopback channel. Not thread-safe.
 #pragma once
@@ -28,6 +28,10 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartTdaServer(const std::string& 
 
 // Runs `command` with /bin/sh, stdout and stderr together.
 CommandResult Shell(const std::string& command, double timeout_seconds = 60);
+
+// Writes, with Debian's openssl command, ca.pem, server.{pem,key} (for 127.0.0.1 and
+// localhost, signed by ca.pem), client.{pem,key} (signed by ca.pem) and other-ca.pem into `dir`.
+absl::Status MakeCertificates(const std::string& dir);
 
 // A channel as the CLI builds it (client/channel.h) with `token` ("" = none).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> TokenChannel(const std::string& address,

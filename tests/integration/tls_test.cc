@@ -21,33 +21,11 @@ using ::tda::testing::ChildProcess;
 using ::tda::testing::CommandResult;
 using ::testing::HasSubstr;
 
-// Writes ca.pem, server.{pem,key}, client.{pem,key} and other-ca.pem into `dir`.
-absl::Status MakeCertificates(const std::string& dir) {
-  const std::string script = absl::StrCat(
-      "set -e; cd ", dir, "\n",
-      "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out $1; }\n"
-      "key ca.key; key other-ca.key; key server.key; key client.key\n"
-      "openssl req -x509 -new -key ca.key -out ca.pem -days 2 -subj /CN=tda-test-ca\n"
-      "openssl req -x509 -new -key other-ca.key -out other-ca.pem -days 2 -subj /CN=other-ca\n"
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' "
-      "> server.ext\n"
-      "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
-      "openssl req -new -key server.key -out server.csr -subj /CN=localhost\n"
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-      "-extfile server.ext -out server.pem\n"
-      "openssl req -new -key client.key -out client.csr -subj /CN=tda-client\n"
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-      "-extfile client.ext -out client.pem\n");
-  const CommandResult result = testing::Shell(script);
-  if (result.exit_code != 0) return absl::InternalError("openssl failed: " + result.stdout_text);
-  return absl::OkStatus();
-}
-
 class TlsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    TDA_ASSERT_OK(MakeCertificates(dir_->path()));
+    TDA_ASSERT_OK(testing::MakeCertificates(dir_->path()));
     absl::StatusOr<std::string> index = testing::BuildSmallIndex(dir_->path());
     TDA_ASSERT_OK(index);
     index_dir_ = *index;

@@ -1,0 +1,184 @@
+"""tda.Client: a typed wrapper of tda-server's gRPC API (AttributionService, JobService).
+
+Connection: plaintext by default (tda-server's loopback default), TLS with `tls_ca` (the CA
+that signed the server's certificate; `tls_cert`/`tls_key` add a client certificate for
+servers with --tls-client-ca). A `token` goes in every call as "authorization: Bearer TOKEN";
+the channel keeps its own connection, because tda-server pins one token per connection.
+Every failed call raises tda.TdaError with the gRPC code and the server's message.
+Thread-safe like a grpc.Channel; close() (or `with`) releases the connection.
+"""
+
+import json
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import grpc
+import numpy as np
+
+from tda.errors import TdaError
+from tda.types import (METHODS, AttributeResult, IndexDescription, Job, JobUpdate, Sample)
+from tda.v1 import attribution_pb2, attribution_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+
+_MAX_MESSAGE_BYTES = 1 << 30
+
+
+def _read(path: Optional[str]) -> Optional[bytes]:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class Client:
+    """A connection to one tda-server.
+
+    address: "HOST:PORT". token: a bearer token (`tda admin token create`), or None.
+    tls_ca: PEM file of the CA that signed the server certificate (enables TLS).
+    timeout: default deadline of each call in seconds (None: no deadline).
+    """
+
+    def __init__(self, address: str, token: Optional[str] = None, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 timeout: Optional[float] = 300.0) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        options = [("grpc.use_local_subchannel_pool", 1),
+                   ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES)]
+        if tls_ca is not None or tls_cert is not None:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls_ca), private_key=_read(tls_key),
+                certificate_chain=_read(tls_cert))
+            self._channel = grpc.secure_channel(address, credentials, options)
+        else:
+            self._channel = grpc.insecure_channel(address, options)
+        self._metadata: Tuple[Tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ())
+        self._timeout = timeout
+        self._attribution = attribution_pb2_grpc.AttributionServiceStub(self._channel)
+        self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"tda.Client(token={'set' if self._metadata else 'none'})"
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _call(self, method: Any, request: Any, timeout: Optional[float] = None) -> Any:
+        try:
+            return method(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise TdaError.from_rpc_error(error) from None
+
+    # AttributionService
+
+    def attribute(self, ids: Optional[Sequence[str]] = None,
+                  texts: Optional[Sequence[Tuple[str, str]]] = None,
+                  features: Optional[np.ndarray] = None,
+                  labels: Union[None, int, Sequence[int]] = None, top_k: Optional[int] = None,
+                  method: Optional[str] = None, damping: Optional[float] = None,
+                  absolute_damping: Optional[float] = None, return_scores: bool = False,
+                  token_scores: bool = False, timeout: Optional[float] = None) -> AttributeResult:
+        """Top-k proponents and opponents of each query.
+
+        Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
+        ((prompt, completion) pairs, language-model indexes) or `features` (an array of shape
+        (Q, D) or (D,), one row per query; `labels` required). `labels`: one label for every
+        query or one per query (for ids: "why not class C?"). `method`: "ekfac" (the server's
+        default), "kfac", "gradient-dot", "lissa", "exact". `damping`: relative to the mean
+        eigenvalue; `absolute_damping`: the same lambda for every layer. `return_scores`: every
+        row's score in QueryResult.scores. The server validates everything else.
+        """
+        given = [q for q in (ids, texts, features) if q is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of ids, texts or features")
+        queries: List[attribution_pb2.Query] = []
+        if ids is not None:
+            queries = [attribution_pb2.Query(sample_id=i) for i in ids]
+        elif texts is not None:
+            queries = [attribution_pb2.Query(text=attribution_pb2.TextQuery(
+                prompt=p, completion=c)) for p, c in texts]
+        else:
+            rows = np.asarray(features, dtype=np.float32)
+            rows = rows.reshape(1, -1) if rows.ndim == 1 else rows
+            if rows.ndim != 2:
+                raise ValueError(f"features must have shape (Q, D) or (D,), got {rows.shape}")
+            queries = [attribution_pb2.Query(raw=attribution_pb2.RawInput(features=row))
+                       for row in rows]
+        if labels is not None:
+            per_query = [labels] * len(queries) if isinstance(labels, int) else list(labels)
+            if len(per_query) != len(queries):
+                raise ValueError(f"{len(per_query)} labels for {len(queries)} queries")
+            for query, label in zip(queries, per_query):
+                query.label = int(label)
+        request = attribution_pb2.AttributeRequest(queries=queries, return_scores=return_scores,
+                                                   token_scores=token_scores)
+        if top_k is not None:
+            request.top_k = top_k
+        if method is not None:
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
+            request.method = METHODS[method]
+        if damping is not None and absolute_damping is not None:
+            raise ValueError("give damping (relative) or absolute_damping, not both")
+        if damping is not None:
+            request.damping.relative = damping
+        if absolute_damping is not None:
+            request.damping.absolute = absolute_damping
+        return AttributeResult.from_proto(
+            self._call(self._attribution.Attribute, request, timeout))
+
+    def describe(self) -> IndexDescription:
+        """What the served index holds."""
+        return IndexDescription.from_proto(
+            self._call(self._attribution.DescribeIndex, attribution_pb2.DescribeIndexRequest()))
+
+    def sample(self, sample_id: str) -> Sample:
+        """One sample by id, with its features; TdaError NOT_FOUND for an unknown id."""
+        return Sample.from_proto(
+            self._call(self._attribution.GetSample,
+                       attribution_pb2.GetSampleRequest(sample_id=sample_id)))
+
+    # JobService (servers started with --state-dir)
+
+    def submit(self, kind: str, spec: Optional[Mapping[str, Any]] = None) -> Job:
+        """Queues a job ("build-index", "batch-attribute", "evaluate-lds", "sleep") with its
+        spec (`tda jobs submit KIND --help` lists the fields); returns it, QUEUED."""
+        request = jobs_pb2.SubmitJobRequest(kind=kind, spec_json=json.dumps(dict(spec or {})))
+        return Job.from_proto(self._call(self._jobs.SubmitJob, request))
+
+    def job(self, job_id: int) -> Job:
+        return Job.from_proto(self._call(self._jobs.GetJob, jobs_pb2.GetJobRequest(id=job_id)))
+
+    def jobs(self, state: Optional[str] = None, limit: int = 50) -> List[Job]:
+        """Jobs, newest first; `state` e.g. "RUNNING" filters."""
+        request = jobs_pb2.ListJobsRequest(limit=limit)
+        if state is not None:
+            request.state = jobs_pb2.JobState.Value("JOB_STATE_" + state)
+        return [Job.from_proto(j) for j in self._call(self._jobs.ListJobs, request).jobs]
+
+    def watch(self, job_id: int, timeout: Optional[float] = None) -> Iterator[JobUpdate]:
+        """Yields the job's progress updates until it finishes (the last one is final).
+        `timeout` bounds the whole watch (default: none)."""
+        stream = self._jobs.WatchJob(jobs_pb2.WatchJobRequest(id=job_id), timeout=timeout,
+                                     metadata=self._metadata)
+        try:
+            for update in stream:
+                yield JobUpdate.from_proto(update)
+        except grpc.RpcError as error:
+            raise TdaError.from_rpc_error(error) from None
+        finally:
+            stream.cancel()
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancels a queued job at once, asks a running one to stop; returns the job."""
+        return Job.from_proto(
+            self._call(self._jobs.CancelJob, jobs_pb2.CancelJobRequest(id=job_id)))
+
+
+__all__ = ["Client"]

@@ -1,0 +1,185 @@
+"""Typed answers of the tda client: dataclasses built from the API's messages.
+
+Each keeps the message it came from in `proto`, so fields the dataclass does not mirror (or
+that a newer server adds) stay reachable. Scores are numpy float32 arrays.
+"""
+
+import dataclasses
+import json
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from tda.v1 import attribution_pb2, jobs_pb2
+
+_METHOD_NAMES = {
+    attribution_pb2.METHOD_EKFAC: "ekfac",
+    attribution_pb2.METHOD_KFAC: "kfac",
+    attribution_pb2.METHOD_GRADIENT_DOT: "gradient-dot",
+    attribution_pb2.METHOD_LISSA: "lissa",
+    attribution_pb2.METHOD_EXACT: "exact",
+}
+METHODS = {name: value for value, name in _METHOD_NAMES.items()}
+
+
+def method_name(value: int) -> str:
+    """"ekfac", "kfac", ... for a tda.v1.Method value ("unspecified" for 0)."""
+    return _METHOD_NAMES.get(value, "unspecified")
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedSpan:
+    """The longest span a text query's completion shares verbatim with a document (bytes)."""
+    completion_offset: int
+    document_offset: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """One training row and its influence (positive: proponent)."""
+    row: int
+    sample_id: str
+    source: str
+    label: int
+    score: float
+    preview: str
+    shared_span: Optional[SharedSpan]
+    text: str
+    token_scores: np.ndarray
+    proto: attribution_pb2.Hit = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, hit: attribution_pb2.Hit) -> "Hit":
+        span = None
+        if hit.HasField("shared_span"):
+            s = hit.shared_span
+            span = SharedSpan(s.completion_offset, s.document_offset, s.length)
+        return cls(hit.row, hit.sample_id, hit.source, hit.label, hit.score, hit.preview, span,
+                   hit.text, np.array(hit.token_scores, dtype=np.float32), hit)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceTotal:
+    """A query's scores summed over one data source's (non-deleted) rows."""
+    source: str
+    sum: float
+    count: int
+    mean: float
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryResult:
+    """The answer to one query. `scores` holds every row's score (NaN for deleted rows) when
+    the request set return_scores, else an empty array."""
+    query_id: str
+    label: int
+    true_label: Optional[int]
+    predicted_label: int
+    label_probability: float
+    loss: float
+    proponents: List[Hit]
+    opponents: List[Hit]
+    scores: np.ndarray
+    source_totals: List[SourceTotal]
+    proto: attribution_pb2.QueryResult = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, r: attribution_pb2.QueryResult) -> "QueryResult":
+        return cls(
+            r.query_id, r.label, r.true_label if r.HasField("true_label") else None,
+            r.predicted_label, r.label_probability, r.loss,
+            [Hit.from_proto(h) for h in r.proponents], [Hit.from_proto(h) for h in r.opponents],
+            np.array(r.scores, dtype=np.float32),
+            [SourceTotal(t.source, t.sum, t.count, t.mean) for t in r.source_totals], r)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttributeResult:
+    """One result per query, in request order; `method` is the method that scored them."""
+    results: List[QueryResult]
+    method: str
+    index_rows: int
+    proto: attribution_pb2.AttributeResponse = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, response: attribution_pb2.AttributeResponse) -> "AttributeResult":
+        return cls([QueryResult.from_proto(r) for r in response.results],
+                   method_name(response.method), response.index_rows, response)
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexDescription:
+    """What the served index holds (the main fields of DescribeIndexResponse; all in proto)."""
+    rows: int
+    dim: int
+    dtype: str
+    dataset: str
+    model_kind: str
+    class_names: List[str]
+    methods: List[str]
+    deleted_rows: int
+    proto: attribution_pb2.DescribeIndexResponse = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, d: attribution_pb2.DescribeIndexResponse) -> "IndexDescription":
+        return cls(d.rows, d.dim, d.dtype, d.dataset, d.model.kind, list(d.class_names),
+                   [method_name(m) for m in d.methods], d.deleted_rows, d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """A training or test sample; `row` is None for a sample that is not a training row."""
+    sample_id: str
+    source: str
+    label: int
+    class_name: str
+    preview: str
+    row: Optional[int]
+    features: np.ndarray
+    proto: attribution_pb2.GetSampleResponse = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, s: attribution_pb2.GetSampleResponse) -> "Sample":
+        return cls(s.sample_id, s.source, s.label, s.class_name, s.preview,
+                   s.row if s.HasField("row") else None, np.array(s.features, dtype=np.float32),
+                   s)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A background job. `state` is the JobState name without its prefix ("SUCCEEDED")."""
+    id: int
+    kind: str
+    spec: Dict[str, Any]
+    state: str
+    progress: float
+    stage: str
+    eta_seconds: float
+    error: str
+    result_path: str
+    submitter: str
+    proto: jobs_pb2.Job = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED")
+
+    @classmethod
+    def from_proto(cls, job: jobs_pb2.Job) -> "Job":
+        state = jobs_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+        spec = json.loads(job.spec_json) if job.spec_json else {}
+        return cls(job.id, job.kind, spec, state, job.progress, job.stage, job.eta_seconds,
+                   job.error, job.result_path, job.submitter, job)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobUpdate:
+    """One progress update of WatchJob: the job as it is now and the log lines since the
+    previous update."""
+    job: Job
+    log_lines: List[str]
+
+    @classmethod
+    def from_proto(cls, update: jobs_pb2.JobUpdate) -> "JobUpdate":
+        return cls(Job.from_proto(update.job), [line.line for line in update.new_log_lines])
