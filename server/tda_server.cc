@@ -118,6 +118,9 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     if (!gateway.ok()) return gateway.status();
     server->json_gateway_ = std::move(*gateway);
   }
+  // A port in use is refused, not shared with another server (gRPC sets SO_REUSEPORT by
+  // default, and two servers on one port would split the callers between them).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   server->server_ = builder.BuildAndStart();
