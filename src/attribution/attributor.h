@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "attribution/document_totals.h"
 #include "attribution/shared_span.h"
 #include "common/cancellation.h"
 #include "common/progress.h"
@@ -80,6 +81,9 @@ struct QueryResult {
   // Per data source of the index (order of first appearance), always: computed in the same
   // pass as the top-k.
   std::vector<SourceTotal> source_totals;
+  // With AttributeOptions::group_by_document: the top_k documents by the sum of their rows'
+  // scores (attribution/document_totals.h), proponents descending, opponents ascending.
+  std::vector<DocumentTotal> proponent_documents, opponent_documents;
 };
 
 struct AttributeOptions {
@@ -89,6 +93,10 @@ struct AttributeOptions {
   bool return_scores = false;
   // Text queries: per-token influence within each returned document (Hit::token_scores).
   bool token_scores = false;
+  // Also rank documents by the sum of their rows' scores (QueryResult::proponent_documents):
+  // the chunks of a long document are summed. Keeps every row's score of each query in memory
+  // during the call (rows() floats per query).
+  bool group_by_document = false;
   // kLissa and kExact (indexes of full gradients only, projection dimension 0): both invert
   // curvature + lambda I with lambda = damping->absolute when set, else damping->relative
   // (default 0.1) x the mean EK-FAC eigenvalue of the whole model (~ trace(GN) / D).

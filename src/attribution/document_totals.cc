@@ -1,0 +1,95 @@
+#include "attribution/document_totals.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "data/chunking.h"
+
+namespace tda {
+
+IndexDocuments::IndexDocuments(const GradientIndex& index, bool chunked) : index_(index) {
+  const int64_t n = index.rows();
+  std::unordered_map<std::string, int64_t> number;
+  std::vector<int64_t> document_of_row(static_cast<size_t>(n));
+  std::vector<int64_t> count;
+  for (int64_t r = 0; r < n; ++r) {
+    const SampleRecord& sample = index.sample(r);
+    std::string id = chunked ? std::string(DocumentOfRow(sample.id)) : sample.id;
+    auto [it, added] = number.try_emplace(id, static_cast<int64_t>(ids_.size()));
+    if (added) {
+      ids_.push_back(std::move(id));
+      sources_.push_back(sample.source);
+      count.push_back(0);
+    }
+    document_of_row[static_cast<size_t>(r)] = it->second;
+    ++count[static_cast<size_t>(it->second)];
+  }
+  row_begin_.assign(ids_.size() + 1, 0);
+  for (size_t d = 0; d < ids_.size(); ++d) row_begin_[d + 1] = row_begin_[d] + count[d];
+  rows_.resize(static_cast<size_t>(n));
+  std::vector<int64_t> next(row_begin_.begin(), row_begin_.end() - 1);
+  for (int64_t r = 0; r < n; ++r) rows_[static_cast<size_t>(next[document_of_row[r]]++)] = r;
+}
+
+std::vector<int64_t> IndexDocuments::live_rows(int64_t document) const {
+  std::vector<int64_t> live;
+  for (int64_t i = row_begin_[document]; i < row_begin_[document + 1]; ++i) {
+    if (!index_.is_deleted(rows_[i])) live.push_back(rows_[i]);
+  }
+  return live;
+}
+
+void IndexDocuments::Rank(const float* scores, int64_t top_k,
+                          std::vector<DocumentTotal>* proponents,
+                          std::vector<DocumentTotal>* opponents) const {
+  struct Summed {
+    int64_t document;
+    double sum;
+  };
+  std::vector<Summed> positive, negative;
+  for (int64_t d = 0; d < size(); ++d) {
+    double sum = 0;
+    int64_t live = 0;
+    for (int64_t i = row_begin_[d]; i < row_begin_[d + 1]; ++i) {
+      const float score = scores[rows_[i]];
+      if (std::isnan(score)) continue;
+      sum += score;
+      ++live;
+    }
+    if (live > 0 && sum > 0) positive.push_back({d, sum});
+    if (live > 0 && sum < 0) negative.push_back({d, sum});
+  }
+  auto take = [&](std::vector<Summed>& summed, bool descending, std::vector<DocumentTotal>* out) {
+    auto before = [descending](const Summed& a, const Summed& b) {
+      if (a.sum != b.sum) return descending ? a.sum > b.sum : a.sum < b.sum;
+      return a.document < b.document;
+    };
+    const size_t k = std::min(summed.size(), static_cast<size_t>(std::max<int64_t>(0, top_k)));
+    std::partial_sort(summed.begin(), summed.begin() + k, summed.end(), before);
+    out->clear();
+    for (size_t j = 0; j < k; ++j) {
+      const int64_t d = summed[j].document;
+      DocumentTotal total;
+      total.document_id = ids_[d];
+      total.source = sources_[d];
+      total.sum = summed[j].sum;
+      for (int64_t i = row_begin_[d]; i < row_begin_[d + 1]; ++i) {
+        const float score = scores[rows_[i]];
+        if (std::isnan(score)) continue;
+        ++total.chunks;
+        if (total.best_row < 0 ||
+            (descending ? score > total.best_score : score < total.best_score)) {
+          total.best_row = rows_[i];
+          total.best_score = score;
+        }
+      }
+      total.best_row_id = index_.sample(total.best_row).id;
+      out->push_back(std::move(total));
+    }
+  };
+  take(positive, true, proponents);
+  take(negative, false, opponents);
+}
+
+}  // namespace tda
