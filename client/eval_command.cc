@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "ablation/lds.h"
-#include "ops/lds_experiment.h"
-#include "ablation/leave_one_out.h"
 #include "ablation/method_scores.h"
+#include "ops/lds_experiment.h"
+#include "ops/loo_experiment.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -20,12 +20,12 @@
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
 #include "common/flags.h"
+#include "common/status_macros.h"
 #include "client/progress_bar.h"
 #include "common/statistics.h"
 #include "curvature/exact.h"
 #include "data/fashion_mnist.h"
 #include "model/model.h"
-#include "model/trainer.h"
 
 namespace tda {
 namespace {
@@ -81,16 +81,9 @@ absl::StatusOr<std::vector<Method>> ParseMethods(const std::string& text, int64_
 absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, Dataset* train,
                       Dataset* test) {
   const std::string dir = flags.GetString("data-dir");
-  absl::StatusOr<Dataset> tr = LoadFashionMnist(dir, Split::kTrain, n_train);
-  if (!tr.ok()) return tr.status();
-  absl::StatusOr<Dataset> te = LoadFashionMnist(dir, Split::kTest, n_test);
-  if (!te.ok()) return te.status();
-  absl::StatusOr<Dataset> small_train = DownsampleFashionMnist(*tr, flags.GetInt("side"));
-  if (!small_train.ok()) return small_train.status();
-  absl::StatusOr<Dataset> small_test = DownsampleFashionMnist(*te, flags.GetInt("side"));
-  if (!small_test.ok()) return small_test.status();
-  *train = *std::move(small_train);
-  *test = *std::move(small_test);
+  const int64_t side = flags.GetInt("side");
+  ASSIGN_OR_RETURN(*train, LoadFashionMnistAtSide(dir, Split::kTrain, n_train, side));
+  ASSIGN_OR_RETURN(*test, LoadFashionMnistAtSide(dir, Split::kTest, n_test, side));
   return absl::OkStatus();
 }
 
@@ -193,74 +186,50 @@ int RunLoo(const Args& args) {
   const int64_t n_test = std::max<int64_t>(20, flags.GetInt("query") + 1);
   if (absl::Status s = LoadData(flags, flags.GetInt("train-size"), n_test, &train, &test); !s.ok())
     return RuntimeError(s);
-  ModelConfig config;
-  config.input_dim = train.feature_dim;
-  config.hidden = {};
-  TrainRecipe recipe;
-  recipe.epochs = flags.GetInt("epochs");
-  recipe.batch_size = 64;
-  recipe.weight_decay = wd;
-  recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
-  if (!model.ok()) return RuntimeError(model.status());
+  LooExperiment experiment;
+  experiment.recipe.epochs = flags.GetInt("epochs");
+  experiment.recipe.batch_size = 64;
+  experiment.recipe.weight_decay = wd;
+  experiment.recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  experiment.query = flags.GetInt("query");
+  experiment.top_k = flags.GetInt("top-k");
+  experiment.random = flags.GetInt("random");
+  // Logistic regression: the parameter count decides which methods "auto" includes.
+  const int64_t parameters = (train.feature_dim + 1) * 10;
   absl::StatusOr<std::vector<Method>> methods =
-      ParseMethods(flags.GetString("methods"), (*model)->layout().total());
+      ParseMethods(flags.GetString("methods"), parameters);
   if (!methods.ok()) return flags.UsageError(std::string(methods.status().message()));
+  experiment.methods = *methods;
 
   ProgressBar bar;
-  if (absl::StatusOr<TrainReport> r = Train(**model, train, recipe, bar.Callback()); !r.ok())
-    return RuntimeError(r.status());
-  NewtonOptions newton;
-  newton.weight_decay = wd;
-  absl::StatusOr<NewtonReport> optimum = MinimizeRegularizedLoss(**model, train, -1, newton);
-  if (!optimum.ok()) return RuntimeError(optimum.status());
-
-  int64_t query = flags.GetInt("query");
-  if (query < 0) {
-    absl::StatusOr<BatchCapture> c = (*model)->Capture(test.Rows(0, 20));
-    if (!c.ok()) return RuntimeError(c.status());
-    query = std::max_element(c->losses.begin(), c->losses.end()) - c->losses.begin();
-  }
-  const Dataset query_set = test.Select({query});
-  MethodSettings settings;
-  settings.damping = wd;
-  settings.curvature = Curvature::kHessian;
-  std::vector<LooMethod> loo_methods;
-  std::vector<Row> rows;
-  std::vector<Eigen::MatrixXd> all_scores;
-  for (Method m : *methods) {
-    absl::StatusOr<MethodScores> scores =
-        ComputeMethodScores(m, **model, train, query_set, settings, bar.Callback());
-    if (!scores.ok()) return RuntimeError(scores.status());
-    loo_methods.push_back(
-        {MethodName(m), scores->scores.col(0) / static_cast<double>(train.size())});
-    rows.push_back({MethodName(m), 0, scores->seconds, scores->peak_bytes, scores->detail});
-    all_scores.push_back(std::move(scores->scores));
-  }
-  CompareWithExact(all_scores, rows);
-  LooOptions options;
-  options.newton = newton;
-  options.top_k = flags.GetInt("top-k");
-  options.random = flags.GetInt("random");
-  options.seed = recipe.seed;
-  absl::StatusOr<LooResult> result = LeaveOneOut(
-      **model, train, query_set.row(0), query_set.labels[0], loo_methods, options, bar.Callback());
+  absl::StatusOr<LooExperimentResult> result =
+      RunLooExperiment(experiment, train, test, bar.Callback());
   if (!result.ok()) return RuntimeError(result.status());
   bar.Finish();
-  for (size_t i = 0; i < rows.size(); ++i) rows[i].value = result->pearson[i];
+  std::vector<Row> rows;
+  std::vector<Eigen::MatrixXd> all_scores;
+  for (size_t i = 0; i < result->scores.size(); ++i) {
+    const MethodScores& m = result->scores[i];
+    rows.push_back(
+        {MethodName(m.method), result->loo.pearson[i], m.seconds, m.peak_bytes, m.detail});
+    all_scores.push_back(m.scores);
+  }
+  CompareWithExact(all_scores, rows);
+  const int64_t query = result->query;
   const std::string settings_text = absl::StrFormat(
       "leave-one-out: logistic regression %d-10 (%d parameters), N = %d, "
       "weight decay %g;\n"
       "query fashion-mnist/test/%d (loss %.4f); %d retrainings (top %d by %s + "
       "%d random)",
-      train.feature_dim, (*model)->layout().total(), train.size(), wd, query, result->query_loss,
-      result->removed.size(), options.top_k, rows[0].method, options.random);
+      train.feature_dim, result->parameters, train.size(), wd, query, result->loo.query_loss,
+      result->loo.removed.size(), experiment.top_k, rows[0].method, experiment.random);
   const std::string json_extra = absl::StrFormat(
       "\"experiment\": \"loo\", \"train_size\": %d, \"side\": %d, "
       "\"weight_decay\": %g, "
       "\"query\": \"fashion-mnist/test/%d\", \"query_loss\": %.6f, "
       "\"retrainings\": %d",
-      train.size(), flags.GetInt("side"), wd, query, result->query_loss, result->removed.size());
+      train.size(), flags.GetInt("side"), wd, query, result->loo.query_loss,
+      result->loo.removed.size());
   PrintRows("LOO", settings_text, rows, flags.GetBool("json"), json_extra);
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "attribution/attributor.h"
 
+#include "attribution/index_samples.h"
 #include "attribution/query_validation.h"
 #include "attribution/self_influence.h"
 
@@ -13,71 +14,15 @@
 #include "curvature/exact.h"
 #include "curvature/gradient_dot.h"
 #include "data/byte_tokenizer.h"
-#include "data/fashion_mnist.h"
-#include "data/tensor_corpus.h"
 #include "grad/per_sample_gradients.h"
 #include "grad/position_scores.h"
-#include "model/recipe_data.h"
 
 namespace tda {
 
-// The train and test splits of the index's data set, loaded on first use (GetSample and
-// queries by id need the features; the index itself stores only gradients and metadata).
-// Fashion-MNIST ids name their split and ordinal; a tensors corpus's ids are looked up in its
-// rows (all training rows, train_size ignored, and the held-out rows).
-struct Attributor::Splits {
-  std::string data_dir;
-  const ModelConfig* config = nullptr;
-  const TrainRecipe* recipe = nullptr;
-  std::once_flag once[2];
-  absl::StatusOr<Dataset> data[2] = {absl::UnknownError("not loaded"), absl::UnknownError("not loaded")};
-  std::map<std::string, int64_t> ordinal[2];  // tensors: id -> row of data[s]
-
-  bool by_lookup() const { return recipe->dataset == kTensorsDataset; }
-  absl::StatusOr<const Dataset*> Get(Split split) {
-    const int s = split == Split::kTrain ? 0 : 1;
-    std::call_once(once[s], [&] {
-      if (!by_lookup()) {
-        data[s] = LoadFashionMnist(data_dir, split);
-        return;
-      }
-      TrainRecipe all = *recipe;
-      all.train_size = 0;
-      data[s] = LoadRecipeData(*config, all, split, data_dir);
-      if (!data[s].ok()) return;
-      for (int64_t i = 0; i < data[s]->size(); ++i) ordinal[s][data[s]->ids[i]] = i;
-    });
-    if (!data[s].ok()) return data[s].status();
-    return &*data[s];
-  }
-  // tensors: the split and row of `id`; kInvalidArgument when neither split has it.
-  absl::StatusOr<const Dataset*> Find(const std::string& id, int64_t* row) {
-    for (Split split : {Split::kTrain, Split::kTest}) {
-      ASSIGN_OR_RETURN(const Dataset* rows, Get(split));
-      const auto& index = ordinal[split == Split::kTrain ? 0 : 1];
-      if (auto it = index.find(id); it != index.end()) {
-        *row = it->second;
-        return rows;
-      }
-    }
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown sample id '", id, "': not a row of the corpus ", data_dir));
-  }
-};
-
-// What LiSSA and the exact method need beyond the index: the index's training rows with their
-// features, and the explicit curvature matrices (built once per kind, on first use).
+// The explicit curvature matrices of the exact method (built once per kind, on first use).
 struct Attributor::FullCurvature {
-  std::once_flag once;
-  absl::StatusOr<Dataset> train = absl::UnknownError("not loaded");
   std::mutex mu;
   std::map<Curvature, std::shared_ptr<const Eigen::MatrixXd>> matrices;  // guarded by mu
-};
-
-// A sequence model's training documents (tokens and full texts), loaded on first use.
-struct Attributor::Documents {
-  std::once_flag once;
-  absl::StatusOr<Dataset> data = absl::UnknownError("not loaded");
 };
 
 Attributor::~Attributor() = default;
@@ -109,43 +54,34 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
                                             attributor->factors_->layout.total(),
                                             " dimensions, manifest says ", manifest.dim));
   }
-  attributor->splits_ = std::make_unique<Splits>();
-  attributor->splits_->data_dir = manifest.data_dir;
-  attributor->splits_->config = &attributor->model_->config();
-  attributor->splits_->recipe = &attributor->recipe_;
+  attributor->samples_ = std::make_unique<IndexSamples>(
+      *attributor->index_, attributor->model_->config(), attributor->recipe_);
   attributor->full_ = std::make_unique<FullCurvature>();
-  attributor->documents_ = std::make_unique<Documents>();
   return attributor;
 }
 
-const std::vector<std::string>& Attributor::class_names() const { return FashionMnistClassNames(); }
-
-absl::StatusOr<const Dataset*> Attributor::DatasetFor(const std::string& id, int64_t* ordinal) const {
-  if (splits_->by_lookup()) return splits_->Find(id, ordinal);
-  Split split;
-  RETURN_IF_ERROR(ParseFashionMnistId(id, &split, ordinal));
-  ASSIGN_OR_RETURN(const Dataset* data, splits_->Get(split));
-  if (*ordinal >= data->size()) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown sample id '", id, "': ", data->name,
-                                                   " has ", data->size(), " samples"));
-  }
-  return data;
+const std::vector<std::string>& Attributor::class_names() const {
+  return samples_->class_names();
 }
 
 absl::StatusOr<SampleData> Attributor::GetSample(const std::string& id) const {
-  int64_t ordinal = 0;
-  absl::StatusOr<const Dataset*> found = DatasetFor(id, &ordinal);
+  absl::StatusOr<SampleRef> found = samples_->Find(id);
   // A query naming an unknown sample is a malformed query; asking for it by id is a lookup.
   if (absl::IsInvalidArgument(found.status())) return absl::NotFoundError(found.status().message());
   if (!found.ok()) return found.status();
-  const Dataset* data = *found;
+  const Dataset& data = *found->data;
+  const int64_t i = found->row;
   SampleData out;
   const int64_t row = index_->FindRow(id);
-  const int32_t label = data->labels[ordinal];
+  const int32_t label = data.is_sequence() ? -1 : data.labels[i];
+  const std::string class_name =
+      label >= 0 && label < static_cast<int32_t>(data.class_names.size()) ? data.class_names[label]
+                                                                          : "";
   out.record = row >= 0 ? index_->sample(row)
-                        : SampleRecord{id, data->sources[ordinal], label, data->class_names[label]};
-  out.features.assign(data->row(ordinal), data->row(ordinal) + data->feature_dim);
-  out.class_name = data->class_names[label];
+                        : SampleRecord{id, data.sources[i], label,
+                                       data.is_sequence() ? OneLinePreview(data.previews[i]) : class_name};
+  if (!data.is_sequence()) out.features.assign(data.row(i), data.row(i) + data.feature_dim);
+  out.class_name = class_name;
   return out;
 }
 
@@ -178,53 +114,17 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakePreconditioner(
 }
 
 absl::StatusOr<const Dataset*> Attributor::TrainingData() const {
-  std::call_once(full_->once, [&] {
-    full_->train = [&]() -> absl::StatusOr<Dataset> {
-      absl::StatusOr<const Dataset*> split = splits_->Get(Split::kTrain);
-      if (!split.ok()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "LiSSA and exact influence need the training data the index was built from; "
-            "loading it from data_dir '", splits_->data_dir, "' failed: ",
-            split.status().message()));
-      }
-      const Dataset& all = **split;
-      if (all.feature_dim != model_->config().input_dim) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "training data in '", splits_->data_dir, "' has ", all.feature_dim,
-            " features, the index's model expects ", model_->config().input_dim));
-      }
-      Dataset rows;
-      rows.name = absl::StrCat(all.name, " (index rows)");
-      rows.feature_dim = all.feature_dim;
-      rows.class_names = all.class_names;
-      for (int64_t r = 0; r < index_->rows(); ++r) {
-        const std::string& id = index_->sample(r).id;
-        Split split_of_row;
-        int64_t ordinal = 0;
-        absl::Status parsed;
-        if (splits_->by_lookup()) {
-          auto it = splits_->ordinal[0].find(id);
-          split_of_row = Split::kTrain;
-          if (it == splits_->ordinal[0].end()) parsed = absl::NotFoundError(id);
-          if (it != splits_->ordinal[0].end()) ordinal = it->second;
-        } else {
-          parsed = ParseFashionMnistId(id, &split_of_row, &ordinal);
-        }
-        if (!parsed.ok() || split_of_row != Split::kTrain || ordinal >= all.size()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "index row ", r, " ('", id, "') is not a sample of ", all.name, " (", all.size(),
-              " samples in '", splits_->data_dir, "')"));
-        }
-        rows.features.insert(rows.features.end(), all.row(ordinal), all.row(ordinal) + all.feature_dim);
-        rows.labels.push_back(all.labels[ordinal]);
-        rows.ids.push_back(all.ids[ordinal]);
-        rows.sources.push_back(all.sources[ordinal]);
-      }
-      return rows;
-    }();
-  });
-  if (!full_->train.ok()) return full_->train.status();
-  return &*full_->train;
+  absl::StatusOr<const Dataset*> rows = samples_->IndexRows();
+  if (!rows.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "LiSSA and exact influence need the training rows of the index: ", rows.status().message()));
+  }
+  if ((*rows)->feature_dim != model_->config().input_dim) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "training data in '", samples_->data_dir(), "' has ", (*rows)->feature_dim,
+        " features, the index's model expects ", model_->config().input_dim));
+  }
+  return rows;
 }
 
 absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakeFullPreconditioner(
@@ -308,11 +208,11 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
     const Query& query = queries[q];
     QueryResult& result = results[q];
     if (!query.sample_id.empty()) {
-      int64_t ordinal = 0;
-      ASSIGN_OR_RETURN(const Dataset* data, DatasetFor(query.sample_id, &ordinal));
-      std::copy(data->row(ordinal), data->row(ordinal) + config.input_dim, &inputs[q * config.input_dim]);
+      ASSIGN_OR_RETURN(const SampleRef sample, samples_->Find(query.sample_id));
+      const float* row = sample.data->row(sample.row);
+      std::copy(row, row + config.input_dim, &inputs[q * config.input_dim]);
       result.query_id = query.sample_id;
-      result.true_label = data->labels[ordinal];
+      result.true_label = sample.data->labels[sample.row];
     } else if (query.text.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "query ", q, ": this index's model is an ", config.kind, " over ", config.input_dim,
@@ -397,36 +297,10 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
   return results;
 }
 
-absl::StatusOr<const Dataset*> Attributor::TrainingDocuments() const {
-  std::call_once(documents_->once, [&] {
-    documents_->data = [&]() -> absl::StatusOr<Dataset> {
-      absl::StatusOr<Dataset> data = LoadRecipeData(model_->config(), recipe_, Split::kTrain,
-                                                    index_->manifest().data_dir);
-      if (!data.ok()) return data.status();
-      // Rows of the index are training documents by id (appended rows included).
-      std::map<std::string, int64_t> ordinal;
-      for (int64_t i = 0; i < data->size(); ++i) ordinal[data->ids[i]] = i;
-      std::vector<int64_t> rows;
-      for (int64_t r = 0; r < index_->rows(); ++r) {
-        auto it = ordinal.find(index_->sample(r).id);
-        if (it == ordinal.end()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "index row ", r, " ('", index_->sample(r).id, "') is not a training document in '",
-              index_->manifest().data_dir, "'"));
-        }
-        rows.push_back(it->second);
-      }
-      return data->Select(rows);
-    }();
-  });
-  if (!documents_->data.ok()) return documents_->data.status();
-  return &*documents_->data;
-}
-
 absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
                                           const AttributeOptions& options,
                                           QueryResult* result) const {
-  absl::StatusOr<const Dataset*> docs = TrainingDocuments();
+  absl::StatusOr<const Dataset*> docs = samples_->IndexRows();
   if (!docs.ok()) {
     // The parroting check is best effort; per-token scores were asked for explicitly.
     if (!options.token_scores) return absl::OkStatus();

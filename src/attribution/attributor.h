@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "attribution/document_totals.h"
+#include "attribution/index_samples.h"
 #include "attribution/shared_span.h"
 #include "common/cancellation.h"
 #include "common/progress.h"
@@ -155,13 +156,11 @@ class Attributor {
 
  private:
   Attributor() = default;
-  struct Splits;
   struct FullCurvature;
   // The training rows of the index (features read from the data directory), for LiSSA/exact.
   absl::StatusOr<const Dataset*> TrainingData() const;
   absl::StatusOr<std::unique_ptr<Preconditioner>> MakeFullPreconditioner(
       const AttributeOptions& options) const;
-  absl::StatusOr<const Dataset*> DatasetFor(const std::string& id, int64_t* ordinal) const;
   absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       const AttributeOptions& options) const;
   // Queries of a sequence model (all must be text queries).
@@ -174,9 +173,6 @@ class Attributor {
                                                         const AttributeOptions& options) const;
   absl::Status ScoreQueries(const Eigen::MatrixXd& preconditioned, const AttributeOptions& options,
                             std::vector<QueryResult>* results) const;
-  // The training documents of a sequence model's index, in row order (loaded on first use
-  // from the manifest's data directory with the model's recipe).
-  absl::StatusOr<const Dataset*> TrainingDocuments() const;
   // Shared spans with the completion and, when requested, per-token scores for every hit of a
   // text query; `direction` is the query's preconditioned gradient (dim()).
   absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
@@ -187,11 +183,9 @@ class Attributor {
   std::shared_ptr<const KroneckerFactors> factors_;
   std::unique_ptr<Preconditioner> default_ekfac_;
   std::unique_ptr<Projection> projection_;
-  std::unique_ptr<Splits> splits_;
-  std::unique_ptr<FullCurvature> full_;
   TrainRecipe recipe_;
-  struct Documents;
-  std::unique_ptr<Documents> documents_;
+  std::unique_ptr<IndexSamples> samples_;  // after index_, model_ and recipe_, which it uses
+  std::unique_ptr<FullCurvature> full_;
 };
 
 }  // namespace tda

@@ -14,6 +14,9 @@
 
 namespace tda {
 
+// The two splits of every corpus: the samples a model trains on, and the ones held out.
+enum class Split { kTrain, kTest };
+
 struct Dataset {
   std::string name;                      // e.g. "fashion-mnist/train"
   int64_t feature_dim = 0;               // 784 for Fashion-MNIST; 0 for sequences

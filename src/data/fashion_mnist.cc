@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "absl/strings/str_split.h"
 
 namespace tda {
@@ -144,6 +145,12 @@ absl::StatusOr<Dataset> DownsampleFashionMnist(const Dataset& data, int64_t side
     }
   }
   return out;
+}
+
+absl::StatusOr<Dataset> LoadFashionMnistAtSide(const std::string& dir, Split split, int64_t limit,
+                                               int64_t side) {
+  ASSIGN_OR_RETURN(Dataset full, LoadFashionMnist(dir, split, limit));
+  return DownsampleFashionMnist(full, side);
 }
 
 }  // namespace tda

@@ -14,8 +14,6 @@ namespace tda {
 
 inline constexpr char kFashionMnistDefaultDir[] = "/usr/share/datasets/fashion-mnist";
 
-enum class Split { kTrain, kTest };
-
 // Loads the first `limit` samples of `split` (all when limit <= 0) from `dir`.
 // kNotFound when the files are missing (with a hint to install the Debian package),
 // kDataLoss when a file is truncated or its header is not IDX.
@@ -24,6 +22,10 @@ absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, Split split, in
 // Each 28x28 image area-averaged to side x side; `side` must divide 28 (28 returns the data as
 // it is). kInvalidArgument for another side or data that is not 28x28 images.
 absl::StatusOr<Dataset> DownsampleFashionMnist(const Dataset& data, int64_t side);
+
+// LoadFashionMnist then DownsampleFashionMnist: the small images of `tda eval` and its jobs.
+absl::StatusOr<Dataset> LoadFashionMnistAtSide(const std::string& dir, Split split, int64_t limit,
+                                               int64_t side);
 
 // The ten class names, by label.
 const std::vector<std::string>& FashionMnistClassNames();

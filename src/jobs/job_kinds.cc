@@ -322,12 +322,10 @@ absl::StatusOr<std::string> RunEvaluateLds(const json& spec, JobContext& context
   experiment.cancelled = [&context] { return context.cancelled(); };
   RETURN_IF_ERROR(ValidateLdsOptions(experiment.lds, spec["train_size"].get<int64_t>()));
   const int64_t side = spec["side"].get<int64_t>();
-  ASSIGN_OR_RETURN(Dataset full_train, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTrain,
-                                                        spec["train_size"].get<int64_t>()));
-  ASSIGN_OR_RETURN(Dataset full_queries, LoadFashionMnist(kFashionMnistDefaultDir, Split::kTest,
-                                                          spec["queries"].get<int64_t>()));
-  ASSIGN_OR_RETURN(Dataset train, DownsampleFashionMnist(full_train, side));
-  ASSIGN_OR_RETURN(Dataset queries, DownsampleFashionMnist(full_queries, side));
+  ASSIGN_OR_RETURN(Dataset train, LoadFashionMnistAtSide(kFashionMnistDefaultDir, Split::kTrain,
+                                                         spec["train_size"].get<int64_t>(), side));
+  ASSIGN_OR_RETURN(Dataset queries, LoadFashionMnistAtSide(kFashionMnistDefaultDir, Split::kTest,
+                                                           spec["queries"].get<int64_t>(), side));
   ASSIGN_OR_RETURN(LdsExperimentResult lds,
                    RunLdsExperiment(experiment, train, queries, context.progress(),
                                     [&context](const LdsMethodResult& m) {
