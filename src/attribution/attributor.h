@@ -149,6 +149,13 @@ class Attributor {
   // and damping of `options` (see self_influence.h); the rest of `options` is ignored.
   absl::StatusOr<Eigen::VectorXd> SelfInfluence(const AttributeOptions& options,
                                                 const ProgressFn& progress = {}) const;
+  // Self-influence of every document of documents() (DocumentSelfInfluence, self_influence.h:
+  // the quadratic form of the sum of its rows), with the method and damping of `options`.
+  absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const AttributeOptions& options,
+                                                        const ProgressFn& progress = {}) const;
+  // The index's rows grouped by training document: by chunk id ("<document id>#<k>") when the
+  // model was trained with chunking (recipe chunk_stride > 0), else one row per document.
+  const IndexDocuments& documents() const { return *documents_; }
 
   const GradientIndex& index() const { return *index_; }
   const Model& model() const { return *model_; }
@@ -186,6 +193,7 @@ class Attributor {
   TrainRecipe recipe_;
   std::unique_ptr<IndexSamples> samples_;  // after index_, model_ and recipe_, which it uses
   std::unique_ptr<FullCurvature> full_;
+  std::unique_ptr<IndexDocuments> documents_;  // after index_ and recipe_
 };
 
 }  // namespace tda

@@ -2,40 +2,50 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 #include <unordered_map>
 
 #include "data/chunking.h"
 
 namespace tda {
 
-IndexDocuments::IndexDocuments(const GradientIndex& index, bool chunked) : index_(index) {
+IndexDocuments::IndexDocuments(const GradientIndex& index, bool chunked)
+    : index_(index), chunked_(chunked) {
+  if (!chunked_) return;
   const int64_t n = index.rows();
-  std::unordered_map<std::string, int64_t> number;
+  std::unordered_map<std::string_view, int64_t> number;  // views into the index's sample ids
   std::vector<int64_t> document_of_row(static_cast<size_t>(n));
   std::vector<int64_t> count;
   for (int64_t r = 0; r < n; ++r) {
-    const SampleRecord& sample = index.sample(r);
-    std::string id = chunked ? std::string(DocumentOfRow(sample.id)) : sample.id;
-    auto [it, added] = number.try_emplace(id, static_cast<int64_t>(ids_.size()));
+    auto [it, added] =
+        number.try_emplace(DocumentOfRow(index.sample(r).id), static_cast<int64_t>(first_.size()));
     if (added) {
-      ids_.push_back(std::move(id));
-      sources_.push_back(sample.source);
+      first_.push_back(r);
       count.push_back(0);
     }
     document_of_row[static_cast<size_t>(r)] = it->second;
     ++count[static_cast<size_t>(it->second)];
   }
-  row_begin_.assign(ids_.size() + 1, 0);
-  for (size_t d = 0; d < ids_.size(); ++d) row_begin_[d + 1] = row_begin_[d] + count[d];
+  row_begin_.assign(first_.size() + 1, 0);
+  for (size_t d = 0; d < first_.size(); ++d) row_begin_[d + 1] = row_begin_[d] + count[d];
   rows_.resize(static_cast<size_t>(n));
   std::vector<int64_t> next(row_begin_.begin(), row_begin_.end() - 1);
   for (int64_t r = 0; r < n; ++r) rows_[static_cast<size_t>(next[document_of_row[r]]++)] = r;
 }
 
+std::string IndexDocuments::id(int64_t document) const {
+  const std::string& row_id = index_.sample(row_at(row_begin(document))).id;
+  return chunked_ ? std::string(DocumentOfRow(row_id)) : row_id;
+}
+
+const std::string& IndexDocuments::source(int64_t document) const {
+  return index_.sample(row_at(row_begin(document))).source;
+}
+
 std::vector<int64_t> IndexDocuments::live_rows(int64_t document) const {
   std::vector<int64_t> live;
-  for (int64_t i = row_begin_[document]; i < row_begin_[document + 1]; ++i) {
-    if (!index_.is_deleted(rows_[i])) live.push_back(rows_[i]);
+  for (int64_t i = row_begin(document); i < row_begin(document + 1); ++i) {
+    if (!index_.is_deleted(row_at(i))) live.push_back(row_at(i));
   }
   return live;
 }
@@ -51,8 +61,8 @@ void IndexDocuments::Rank(const float* scores, int64_t top_k,
   for (int64_t d = 0; d < size(); ++d) {
     double sum = 0;
     int64_t live = 0;
-    for (int64_t i = row_begin_[d]; i < row_begin_[d + 1]; ++i) {
-      const float score = scores[rows_[i]];
+    for (int64_t i = row_begin(d); i < row_begin(d + 1); ++i) {
+      const float score = scores[row_at(i)];
       if (std::isnan(score)) continue;
       sum += score;
       ++live;
@@ -71,16 +81,16 @@ void IndexDocuments::Rank(const float* scores, int64_t top_k,
     for (size_t j = 0; j < k; ++j) {
       const int64_t d = summed[j].document;
       DocumentTotal total;
-      total.document_id = ids_[d];
-      total.source = sources_[d];
+      total.document_id = id(d);
+      total.source = source(d);
       total.sum = summed[j].sum;
-      for (int64_t i = row_begin_[d]; i < row_begin_[d + 1]; ++i) {
-        const float score = scores[rows_[i]];
+      for (int64_t i = row_begin(d); i < row_begin(d + 1); ++i) {
+        const float score = scores[row_at(i)];
         if (std::isnan(score)) continue;
         ++total.chunks;
         if (total.best_row < 0 ||
             (descending ? score > total.best_score : score < total.best_score)) {
-          total.best_row = rows_[i];
+          total.best_row = row_at(i);
           total.best_score = score;
         }
       }

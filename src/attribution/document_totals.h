@@ -31,29 +31,32 @@ struct DocumentTotal {
 
 class IndexDocuments {
  public:
-  // The documents of `index`'s rows, in order of first appearance. `chunked`: rows whose ids end in
-  // "#<digits>" belong to DocumentOfRow(id) (a model trained with chunking); otherwise every row is
-  // its own document.
+  // The documents of `index`'s rows, in order of first appearance. `chunked`: rows whose ids end
+  // in "#<digits>" belong to DocumentOfRow(id) (a model trained with chunking); otherwise every
+  // row is its own document, and nothing is stored. `index` must outlive this.
   IndexDocuments(const GradientIndex& index, bool chunked);
 
-  int64_t size() const { return static_cast<int64_t>(ids_.size()); }
-  const std::string& id(int64_t document) const { return ids_[static_cast<size_t>(document)]; }
-  const std::string& source(int64_t document) const {
-    return sources_[static_cast<size_t>(document)];
-  }
+  int64_t size() const { return chunked_ ? static_cast<int64_t>(first_.size()) : index_.rows(); }
+  std::string id(int64_t document) const;
+  const std::string& source(int64_t document) const;
   // The live rows of a document, ascending (empty when all are deleted).
   std::vector<int64_t> live_rows(int64_t document) const;
 
-  // From one query's score of every index row (rows() values, NaN = deleted, skipped): the top_k
-  // documents summing strictly above zero, descending, and the top_k summing strictly below zero,
-  // ascending; ties go to the earlier document.
+  // From one query's score of every index row (rows() values, NaN = deleted, skipped): the
+  // top_k documents summing strictly above zero, descending, and the top_k summing strictly
+  // below zero, ascending; ties go to the earlier document.
   void Rank(const float* scores, int64_t top_k, std::vector<DocumentTotal>* proponents,
             std::vector<DocumentTotal>* opponents) const;
 
  private:
+  // Rows of document d: rows_[row_begin(d), row_begin(d + 1)) (unchunked: the row d itself).
+  int64_t row_begin(int64_t document) const { return chunked_ ? row_begin_[document] : document; }
+  int64_t row_at(int64_t i) const { return chunked_ ? rows_[i] : i; }
+
   const GradientIndex& index_;
-  std::vector<std::string> ids_, sources_;
-  std::vector<int64_t> row_begin_;  // CSR: rows_[row_begin_[d], row_begin_[d + 1]) of document d
+  bool chunked_ = false;
+  std::vector<int64_t> first_;      // chunked: the first row of each document
+  std::vector<int64_t> row_begin_;  // chunked: CSR offsets into rows_, size() + 1
   std::vector<int64_t> rows_;
 };
 
