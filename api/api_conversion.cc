@@ -71,6 +71,7 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
   }
   request.set_return_scores(options.return_scores);
   request.set_token_scores(options.token_scores);
+  request.set_group_by_document(options.group_by_document);
   return request;
 }
 
@@ -124,6 +125,7 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   }
   options->return_scores = request.return_scores();
   options->token_scores = request.token_scores();
+  options->group_by_document = request.group_by_document();
   return absl::OkStatus();
 }
 
@@ -163,6 +165,21 @@ Hit HitFromProto(const v1::Hit& hit) {
   return out;
 }
 
+void DocumentTotalToProto(const DocumentTotal& total, v1::DocumentTotal* out) {
+  out->set_document_id(total.document_id);
+  out->set_source(total.source);
+  out->set_chunks(total.chunks);
+  out->set_sum(total.sum);
+  out->set_best_row(total.best_row);
+  out->set_best_row_id(total.best_row_id);
+  out->set_best_score(total.best_score);
+}
+
+DocumentTotal DocumentTotalFromProto(const v1::DocumentTotal& total) {
+  return {total.document_id(), total.source(),      total.chunks(),    total.sum(),
+          total.best_row(),    total.best_row_id(), total.best_score()};
+}
+
 }  // namespace
 
 void QueryResultToProto(const QueryResult& result, v1::QueryResult* out) {
@@ -182,6 +199,12 @@ void QueryResultToProto(const QueryResult& result, v1::QueryResult* out) {
     t->set_count(total.count);
     t->set_mean(total.mean());
   }
+  for (const DocumentTotal& total : result.proponent_documents) {
+    DocumentTotalToProto(total, out->add_proponent_documents());
+  }
+  for (const DocumentTotal& total : result.opponent_documents) {
+    DocumentTotalToProto(total, out->add_opponent_documents());
+  }
 }
 
 QueryResult QueryResultFromProto(const v1::QueryResult& result) {
@@ -197,6 +220,12 @@ QueryResult QueryResultFromProto(const v1::QueryResult& result) {
   out.scores.assign(result.scores().begin(), result.scores().end());
   for (const v1::SourceTotal& total : result.source_totals()) {
     out.source_totals.push_back({total.source(), total.sum(), total.count()});
+  }
+  for (const v1::DocumentTotal& total : result.proponent_documents()) {
+    out.proponent_documents.push_back(DocumentTotalFromProto(total));
+  }
+  for (const v1::DocumentTotal& total : result.opponent_documents()) {
+    out.opponent_documents.push_back(DocumentTotalFromProto(total));
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include "common/flags.h"
 #include "client/jsonl_flags.h"
 #include "client/progress_bar.h"
+#include "data/chunking.h"
 #include "data/fortunes.h"
 #include "model/generate.h"
 #include "model/gpt2_import.h"
@@ -53,11 +54,17 @@ GptRecipe NamedRecipe(const std::string& name) {
 }  // namespace
 
 int RunTrainGpt(const Args& args) {
-  FlagParser flags("tda train --model-kind gpt", "--out DIR [options]",
-                   "Trains a byte-level GPT on the Debian fortunes corpus (one document per\n"
-                   "fortune) or on a JSONL corpus (--data), held-out split by id hash, and saves it\n"
-                   "to DIR as model.safetensors (GPT-2 names) and config.json. Reports held-out\n"
-                   "loss in nats/byte against the unigram baseline.");
+  FlagParser flags(
+      "tda train --model-kind gpt", "--out DIR [options]",
+      "Trains a byte-level GPT on the Debian fortunes corpus (one document per\n"
+      "fortune) or on a JSONL corpus (--data), held-out split by id hash, and saves it\n"
+      "to DIR as model.safetensors (GPT-2 names) and config.json. Reports held-out\n"
+      "loss in nats/byte against the unigram baseline.\n"
+      "Documents longer than the context are chunked: windows of the context that\n"
+      "start --chunk-stride bytes apart, each a training row (and an index row) with\n"
+      "id <document id>#<k>; a byte's loss counts in the first window that holds it.\n"
+      "--chunk-stride 0 cuts them at the context instead (as models trained before\n"
+      "chunking). The stride is recorded in the model's recipe.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
   flags.AddString("model-kind", "gpt", "gpt", "model kind (mlp: see 'tda train --help')");
   flags.AddString("recipe", "default|tiny", "default",
@@ -69,10 +76,12 @@ int RunTrainGpt(const Args& args) {
   flags.AddInt("mlp-width", "N", 0, "MLP hidden width (0 = recipe's)");
   flags.AddBool("untied-head", "give the output head its own (tracked) weights");
   flags.AddInt("epochs", "N", 0, "passes over the training documents (0 = recipe's)");
-  flags.AddInt("batch-size", "N", 0, "documents per step (0 = recipe's)");
+  flags.AddInt("batch-size", "N", 0, "rows (documents or chunks) per step (0 = recipe's)");
   flags.AddInt("train-size", "N", -1,
-               "train on the first N training documents (0 = all, "
-               "-1 = recipe's)");
+               "train on the first N training rows (documents or chunks; 0 = all, -1 = recipe's)");
+  flags.AddInt("chunk-stride", "N", -1,
+               "long documents: windows N bytes apart, 1 <= N <= context (-1 = the context: "
+               "windows that do not overlap; 0 = truncate at the context)");
   flags.AddDouble("lr", "X", 0, "peak learning rate (0 = recipe's)");
   flags.AddDouble("weight-decay", "X", -1, "AdamW decoupled weight decay (-1 = recipe's)");
   flags.AddInt("warmup", "N", -1, "warmup steps (-1 = recipe's)");
@@ -106,6 +115,12 @@ int RunTrainGpt(const Args& args) {
   override_int("batch-size", &recipe.batch_size, 0);
   override_int("train-size", &recipe.train_size, -1);
   override_int("warmup", &recipe.warmup_steps, -1);
+  recipe.chunk_stride =
+      flags.GetInt("chunk-stride") == -1 ? config.context_length : flags.GetInt("chunk-stride");
+  if (recipe.chunk_stride < 0 || recipe.chunk_stride > config.context_length) {
+    return flags.UsageError(absl::StrCat("--chunk-stride must be -1 or in [0, the context ",
+                                         config.context_length, "]"));
+  }
   if (flags.GetDouble("lr") != 0) recipe.learning_rate = flags.GetDouble("lr");
   if (flags.GetDouble("weight-decay") != -1) recipe.weight_decay = flags.GetDouble("weight-decay");
   if (flags.GetDouble("clip") != -1) recipe.clip_norm = flags.GetDouble("clip");
@@ -142,13 +157,21 @@ int RunTrainGpt(const Args& args) {
 
   const int64_t used =
       recipe.train_size > 0 ? std::min(recipe.train_size, train->size()) : train->size();
+  int64_t documents = 0;  // among the rows used: a document's chunks are consecutive rows
+  for (int64_t r = 0; r < used; ++r) {
+    if (r == 0 || DocumentOfRow(train->ids[r]) != DocumentOfRow(train->ids[r - 1])) ++documents;
+  }
+  const std::string long_documents =
+      recipe.chunk_stride > 0
+          ? absl::StrFormat("long ones chunked, windows %d bytes apart", recipe.chunk_stride)
+          : absl::StrFormat("%d truncated at the context", recipe.truncated);
   std::cerr << absl::StrFormat(
       "training a byte-level GPT (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
-      "%d tracked parameters) on %d documents (%d truncated at the context) for %d epochs "
+      "%d tracked parameters) on %d rows of %d documents (%s) for %d epochs "
       "(adamw, lr %g, batch %d)\n",
       config.layers, config.d_model, config.heads, config.mlp_width, config.context_length,
-      config.tied_head ? "tied" : "untied", (*model)->layout().total(), used, recipe.truncated,
-      recipe.epochs, recipe.learning_rate, recipe.batch_size);
+      config.tied_head ? "tied" : "untied", (*model)->layout().total(), used, documents,
+      long_documents, recipe.epochs, recipe.learning_rate, recipe.batch_size);
   absl::StatusOr<TrainReport> report;
   {
     ProgressBar bar;
@@ -163,7 +186,7 @@ int RunTrainGpt(const Args& args) {
   if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
   std::cout << absl::StrFormat(
       "trained in %.1f s, final epoch loss %.4f nats/byte\n"
-      "held-out loss %.4f nats/byte on %d documents (unigram baseline %.4f), next-byte accuracy "
+      "held-out loss %.4f nats/byte on %d rows (unigram baseline %.4f), next-byte accuracy "
       "%.1f%%\nmodel saved to %s\n",
       report->seconds, report->final_epoch_loss, eval->mean_loss, held_out->size(), unigram,
       100 * eval->accuracy, out);

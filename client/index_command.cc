@@ -78,9 +78,13 @@ int RunIndexBuild(const Args& args) {
     built = BuildModelIndex(request, bar.Callback(), [&](const ModelIndexPlan& plan) {
       std::cerr << absl::StrFormat(
           "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", plan.rows,
-          plan.documents ? absl::StrFormat("documents (%d truncated at the context of %d bytes)",
-                                           plan.truncated, plan.context_length)
-                         : std::string("images"),
+          !plan.documents         ? std::string("images")
+          : plan.chunk_stride > 0 ? absl::StrFormat("rows (documents chunked: windows of %d "
+                                                    "bytes, %d apart)",
+                                                    plan.context_length, plan.chunk_stride)
+                                  : absl::StrFormat("documents (%d truncated at the context of "
+                                                    "%d bytes)",
+                                                    plan.truncated, plan.context_length),
           options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
     });
   }

@@ -81,7 +81,8 @@ int RunQuery(const Args& args) {
       "Finds the training samples with the largest influence on the loss of each query (an\n"
       "image by --id, or a prompt and completion for a language-model index): proponents\n"
       "(positive scores: removing them would raise the query's loss) and opponents (negative\n"
-      "scores: removing them would lower it), and the scores summed per data source.");
+      "scores: removing them would lower it), and the scores summed per data source\n"
+      "(and, with --by-document, per training document: the sum over its chunks).");
   AddConnectionFlags(flags, /*server_required=*/false,
                      "address of a running tda-server (host:port)");
   flags.AddString("index", "DIR", "", "index directory (offline, no server)");
@@ -95,6 +96,9 @@ int RunQuery(const Args& args) {
   flags.AddString("label", "C", "",
                   "measure the loss of class C (index or name) instead of the true label");
   flags.AddInt("top-k", "K", 10, "proponents and opponents to show per query");
+  flags.AddBool("by-document",
+                "also rank whole documents by the sum of their rows' scores (a long document of "
+                "a chunking model is several rows, <document id>#<k>)");
   flags.AddString("method", "M", "ekfac",
                   "ekfac, kfac, gradient-dot; lissa or exact for unprojected indexes");
   flags.AddDouble("damping", "X", 0.1, "damping lambda = X x mean eigenvalue per layer");
@@ -134,6 +138,7 @@ int RunQuery(const Args& args) {
   const std::string html = flags.GetString("html");
   options.return_scores = !scores_out.empty();
   options.token_scores = flags.GetBool("token-scores");
+  options.group_by_document = flags.GetBool("by-document");
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (!index_dir.empty()) InitCompute(static_cast<int>(flags.GetInt("threads")));
 

@@ -126,6 +126,26 @@ void AppendSourceTotals(std::string* out, const std::vector<SourceTotal>& totals
   }
 }
 
+// With --by-document: documents ranked by the sum of their rows' (chunks') scores.
+void AppendDocumentTotals(std::string* out, const char* title,
+                          const std::vector<DocumentTotal>& totals) {
+  absl::StrAppend(out, "  ", title, "\n");
+  absl::StrAppendFormat(out, "  %4s  %-26s  %-14s  %6s  %13s  %-28s  %12s\n", "rank", "document",
+                        "source", "chunks", "sum of scores", "best chunk", "its score");
+  for (size_t i = 0; i < totals.size(); ++i) {
+    const DocumentTotal& t = totals[i];
+    absl::StrAppendFormat(out, "  %4d  %-26s  %-14s  %6d  %+13.4e  %-28s  %+12.4e\n", i + 1,
+                          t.document_id, t.source, t.chunks, t.sum, t.best_row_id, t.best_score);
+  }
+}
+
+void AppendDocuments(std::string* out, const QueryResult& r) {
+  if (r.proponent_documents.empty() && r.opponent_documents.empty()) return;
+  AppendDocumentTotals(out, "proponent documents (their chunks' scores summed)",
+                       r.proponent_documents);
+  AppendDocumentTotals(out, "opponent documents", r.opponent_documents);
+}
+
 }  // namespace
 
 std::string MessageToJson(const google::protobuf::Message& message) { return ToJson(message); }
@@ -148,6 +168,7 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
                  r.proponents, class_names, ansi);
       AppendHits(&out, "opponents (negative: removing them would lower the completion's loss)",
                  r.opponents, class_names, ansi);
+      AppendDocuments(&out, r);
       AppendSourceTotals(&out, r.source_totals);
       absl::StrAppend(&out, "\n");
       continue;
@@ -163,6 +184,7 @@ std::string FormatResultsTable(const std::vector<QueryResult>& results,
                r.proponents, class_names, ansi);
     AppendHits(&out, "opponents (negative: removing them would lower the query's loss)",
                r.opponents, class_names, ansi);
+    AppendDocuments(&out, r);
     AppendSourceTotals(&out, r.source_totals);
     absl::StrAppend(&out, "\n");
   }

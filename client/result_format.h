@@ -18,7 +18,8 @@ namespace tda {
 std::string ClassName(const std::vector<std::string>& class_names, int32_t label);
 
 // Per query: id, true / predicted / measured label names, probability and loss, then
-// "rank | train id | label | score" tables of proponents and opponents.
+// "rank | train id | label | score" tables of proponents and opponents, then (when asked for)
+// the documents ranked by their chunks' summed scores and the per-source totals.
 // Text queries: documents with the verbatim overlap, and per-token influence shaded with ANSI
 // colours when `ansi` (a terminal), else listed as the most influential characters.
 std::string FormatResultsTable(const std::vector<QueryResult>& results,

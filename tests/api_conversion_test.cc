@@ -50,6 +50,7 @@ TEST(ApiConversionTest, RequestRoundTripsEveryKindOfQueryAndOption) {
   options.damping = Damping{0.0, 2.5};
   options.return_scores = true;
   options.token_scores = true;
+  options.group_by_document = true;
 
   Converted c = Convert(AttributeRequestToProto({by_id, raw, text}, options));
   TDA_ASSERT_OK(c.status);
@@ -67,6 +68,7 @@ TEST(ApiConversionTest, RequestRoundTripsEveryKindOfQueryAndOption) {
   EXPECT_EQ(c.options.damping->absolute, 2.5);
   EXPECT_TRUE(c.options.return_scores);
   EXPECT_TRUE(c.options.token_scores);
+  EXPECT_TRUE(c.options.group_by_document);
   EXPECT_TRUE(ValidateAttributeRequest(c.queries, c.options).ok());
 }
 
@@ -151,7 +153,7 @@ TEST(ApiConversionTest, ValidationNamesTheOffendingQueryOrOption) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("query 1: the completion is empty")));
 }
 
-TEST(ApiConversionTest, ResponsesRoundTripHitsScoresAndSourceTotals) {
+TEST(ApiConversionTest, ResponsesRoundTripHitsScoresSourceAndDocumentTotals) {
   QueryResult result;
   result.query_id = "fashion-mnist/test/12";
   result.label = 9;
@@ -161,6 +163,10 @@ TEST(ApiConversionTest, ResponsesRoundTripHitsScoresAndSourceTotals) {
       Hit{9, "fashion-mnist/train/9", "fashion-mnist/train", 1, -1.5, "", std::nullopt, "", {}});
   result.scores = {2.5f, std::numeric_limits<float>::quiet_NaN(), -1.5f};
   result.source_totals.push_back(SourceTotal{"fashion-mnist/train", 1.0, 2});
+  result.proponent_documents.push_back(
+      DocumentTotal{"fortunes/art/3", "art", 16, 409.63, 4, "fortunes/art/3#4", 54.367});
+  result.opponent_documents.push_back(
+      DocumentTotal{"fortunes/art/57", "art", 5, -151.69, 9, "fortunes/art/57#2", -65.694});
   const std::vector<QueryResult> back =
       AttributeResponseFromProto(AttributeResponseToProto({result}, Method::kEkfac, 3));
   ASSERT_EQ(back.size(), 1u);
@@ -175,6 +181,17 @@ TEST(ApiConversionTest, ResponsesRoundTripHitsScoresAndSourceTotals) {
   EXPECT_TRUE(std::isnan(back[0].scores[1]));
   ASSERT_EQ(back[0].source_totals.size(), 1u);
   EXPECT_EQ(back[0].source_totals[0].count, 2);
+  ASSERT_EQ(back[0].proponent_documents.size(), 1u);
+  const DocumentTotal& d = back[0].proponent_documents[0];
+  EXPECT_EQ(d.document_id, "fortunes/art/3");
+  EXPECT_EQ(d.source, "art");
+  EXPECT_EQ(d.chunks, 16);
+  EXPECT_EQ(d.sum, 409.63);
+  EXPECT_EQ(d.best_row, 4);
+  EXPECT_EQ(d.best_row_id, "fortunes/art/3#4");
+  EXPECT_EQ(d.best_score, 54.367);
+  ASSERT_EQ(back[0].opponent_documents.size(), 1u);
+  EXPECT_EQ(back[0].opponent_documents[0].sum, -151.69);
 }
 
 TEST(ApiConversionTest, StatusCodesMapBothWays) {

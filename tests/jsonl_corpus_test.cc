@@ -134,7 +134,9 @@ TEST(JsonlCorpusTest, InstructionPairsCarryLossOnTheCompletionOnly) {
   EXPECT_EQ((*docs)[0].text, prompt + "A stick.\n");
 
   // The row has the same targets as a query of the same prompt and completion.
-  const Dataset data = DocumentsToDataset(*docs, "riddles", 128);
+  absl::StatusOr<Dataset> rows = DocumentsToDataset(*docs, "riddles", 128);
+  TDA_ASSERT_OK(rows);
+  const Dataset& data = *rows;
   std::vector<int32_t> tokens, targets;
   TDA_ASSERT_OK(MakeCompletionRow(prompt, "A stick.\n", 128, &tokens, &targets));
   for (size_t t = 0; t < targets.size(); ++t) {

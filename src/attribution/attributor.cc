@@ -57,6 +57,9 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   attributor->samples_ = std::make_unique<IndexSamples>(
       *attributor->index_, attributor->model_->config(), attributor->recipe_);
   attributor->full_ = std::make_unique<FullCurvature>();
+  attributor->documents_ = std::make_unique<IndexDocuments>(
+      *attributor->index_,
+      attributor->model_->config().is_sequence() && attributor->recipe_.chunk_stride > 0);
   return attributor;
 }
 
@@ -89,6 +92,12 @@ absl::StatusOr<Eigen::VectorXd> Attributor::SelfInfluence(const AttributeOptions
                                                           const ProgressFn& progress) const {
   ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, MakePreconditioner(options));
   return tda::SelfInfluence(*index_, *preconditioner, progress);
+}
+
+absl::StatusOr<Eigen::VectorXd> Attributor::DocumentSelfInfluence(
+    const AttributeOptions& options, const ProgressFn& progress) const {
+  ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, MakePreconditioner(options));
+  return tda::DocumentSelfInfluence(*index_, *documents_, *preconditioner, progress);
 }
 
 absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakePreconditioner(
@@ -367,7 +376,8 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
   ScanOptions scan_options;
   scan_options.top_k = options.top_k;
   scan_options.source_sums = true;
-  scan_options.keep_scores = options.return_scores;
+  // Document totals are summed from the kept score column (document_totals.h).
+  scan_options.keep_scores = options.return_scores || options.group_by_document;
   scan_options.cancellation = &options.cancellation;
   RETURN_IF_ERROR(options.cancellation.Check());
   const ScanResult scan = index_->Scan(preconditioned.cast<float>(), scan_options);
@@ -381,10 +391,13 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
       result.source_totals.push_back(
           {index_->sources()[s], scan.source_sums[q][s], index_->live_rows_of_source(s)});
     }
-    if (options.return_scores) {
-      const auto column = scan.scores.col(static_cast<Eigen::Index>(q));
-      result.scores.assign(column.data(), column.data() + column.size());
+    if (!scan_options.keep_scores) continue;
+    const float* column = scan.scores.col(static_cast<Eigen::Index>(q)).data();
+    if (options.group_by_document) {
+      documents_->Rank(column, options.top_k, &result.proponent_documents,
+                       &result.opponent_documents);
     }
+    if (options.return_scores) result.scores.assign(column, column + index_->rows());
   }
   return absl::OkStatus();
 }

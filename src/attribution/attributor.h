@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "attribution/document_totals.h"
 #include "attribution/index_samples.h"
 #include "attribution/shared_span.h"
 #include "common/cancellation.h"
@@ -81,6 +82,9 @@ struct QueryResult {
   // Per data source of the index (order of first appearance), always: computed in the same
   // pass as the top-k.
   std::vector<SourceTotal> source_totals;
+  // With AttributeOptions::group_by_document: the top_k documents by the sum of their rows'
+  // scores (attribution/document_totals.h), proponents descending, opponents ascending.
+  std::vector<DocumentTotal> proponent_documents, opponent_documents;
 };
 
 struct AttributeOptions {
@@ -90,6 +94,10 @@ struct AttributeOptions {
   bool return_scores = false;
   // Text queries: per-token influence within each returned document (Hit::token_scores).
   bool token_scores = false;
+  // Also rank documents by the sum of their rows' scores (QueryResult::proponent_documents):
+  // the chunks of a long document are summed. Keeps every row's score of each query in memory
+  // during the call (rows() floats per query).
+  bool group_by_document = false;
   // kLissa and kExact (indexes of full gradients only, projection dimension 0): both invert
   // curvature + lambda I with lambda = damping->absolute when set, else damping->relative
   // (default 0.1) x the mean EK-FAC eigenvalue of the whole model (~ trace(GN) / D).
@@ -141,6 +149,13 @@ class Attributor {
   // and damping of `options` (see self_influence.h); the rest of `options` is ignored.
   absl::StatusOr<Eigen::VectorXd> SelfInfluence(const AttributeOptions& options,
                                                 const ProgressFn& progress = {}) const;
+  // Self-influence of every document of documents() (DocumentSelfInfluence, self_influence.h:
+  // the quadratic form of the sum of its rows), with the method and damping of `options`.
+  absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const AttributeOptions& options,
+                                                        const ProgressFn& progress = {}) const;
+  // The index's rows grouped by training document: by chunk id ("<document id>#<k>") when the
+  // model was trained with chunking (recipe chunk_stride > 0), else one row per document.
+  const IndexDocuments& documents() const { return *documents_; }
 
   const GradientIndex& index() const { return *index_; }
   const Model& model() const { return *model_; }
@@ -178,6 +193,7 @@ class Attributor {
   TrainRecipe recipe_;
   std::unique_ptr<IndexSamples> samples_;  // after index_, model_ and recipe_, which it uses
   std::unique_ptr<FullCurvature> full_;
+  std::unique_ptr<IndexDocuments> documents_;  // after index_ and recipe_
 };
 
 }  // namespace tda

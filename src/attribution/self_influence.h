@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 
 #include "absl/status/statusor.h"
+#include "attribution/document_totals.h"
 #include "common/progress.h"
 #include "curvature/preconditioner.h"
 #include "index/gradient_index.h"
@@ -20,5 +21,17 @@ absl::StatusOr<Eigen::VectorXd> SelfInfluence(const GradientIndex& index,
                                               const Preconditioner& preconditioner,
                                               const ProgressFn& progress = {},
                                               int64_t block_rows = 2048);
+
+// Self-influence of every document of `documents` (their order): g_d^T (H + lambda I)^-1 g_d
+// where g_d is the sum of the document's live rows. A chunked document's loss is the sum of its
+// chunks' losses (each position counted once), and the stored rows are linear projections of
+// their gradients, so g_d is the document's projected gradient and the value is exact in the
+// index's space (the sum of its chunks' self-influences is not: it misses the cross terms). A
+// document of one row gets that row's value.
+absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const GradientIndex& index,
+                                                      const IndexDocuments& documents,
+                                                      const Preconditioner& preconditioner,
+                                                      const ProgressFn& progress = {},
+                                                      int64_t block_documents = 2048);
 
 }  // namespace tda

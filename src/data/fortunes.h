@@ -5,8 +5,8 @@
 // offensive `off/` tree are not read.
 //
 // Held-out split by id hash (IsHeldOut, text_document.h). Documents become byte-token rows
-// (byte_tokenizer.h) of `context_length` positions; longer documents are truncated (the count
-// is reported).
+// (byte_tokenizer.h) of `context_length` positions; longer documents are chunked into windows
+// (chunk_stride > 0, ids "<id>#<k>") or truncated (chunk_stride 0; the count is reported).
 #pragma once
 
 #include <cstdint>

@@ -167,7 +167,9 @@ absl::Status ReadJsonlDocuments(const JsonlOptions& options,
         ++stats->documents_with_invalid_utf8;
       }
       ++stats->documents;
-      RETURN_IF_ERROR(visit(*std::move(doc)));
+      if (absl::Status visited = visit(*std::move(doc)); !visited.ok()) {
+        return absl::Status(visited.code(), absl::StrCat(where, ": ", visited.message()));
+      }
     }
   }
   return absl::OkStatus();
@@ -181,7 +183,8 @@ absl::StatusOr<Dataset> LoadJsonl(const JsonlOptions& options, Split split,
   std::vector<TextDocument> docs;
   RETURN_IF_ERROR(ReadJsonlDocuments(
       options,
-      [&docs](TextDocument&& doc) {
+      [&docs, &split_options](TextDocument&& doc) {
+        RETURN_IF_ERROR(CheckChunkableId(doc.id, split_options.chunk_stride));
         docs.push_back(std::move(doc));
         return absl::OkStatus();
       },

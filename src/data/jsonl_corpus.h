@@ -46,14 +46,17 @@ struct JsonlStats {
   int64_t documents_with_invalid_utf8 = 0;
 };
 
-// Visits every document of every file in order; stops at the first error (of the data or of
-// `visit`). `stats` (optional) is filled as it goes.
+// Visits every document of every file in order; stops at the first error (of the data, or of
+// `visit`: its message is then prefixed with the document's "file:line: "). `stats` (optional)
+// is filled as it goes.
 [[nodiscard]] absl::Status ReadJsonlDocuments(
     const JsonlOptions& options, const std::function<absl::Status(TextDocument&&)>& visit,
     JsonlStats* stats = nullptr);
 
 // The train (Split::kTrain) or held-out (Split::kTest) documents (IsHeldOut by id) as a
-// sequence data set named "<first file's name>/train" or ".../held-out".
+// sequence data set named "<first file's name>/train" or ".../held-out" (SplitDocuments: long
+// documents chunked when split_options.chunk_stride > 0; then a document id that looks like a
+// chunk id is kInvalidArgument naming its file and line).
 [[nodiscard]] absl::StatusOr<Dataset> LoadJsonl(const JsonlOptions& options, Split split,
                                                 const TextSplitOptions& split_options,
                                                 int64_t* truncated = nullptr,

@@ -27,12 +27,14 @@ absl::StatusOr<ModelIndexPlan> BuildModelIndex(
   ModelIndexPlan plan;
   plan.documents = config.is_sequence();
   plan.context_length = config.context_length;
+  plan.chunk_stride = recipe.chunk_stride;
   plan.data_dir = request.data_dir;
   if (plan.data_dir.empty()) plan.data_dir = recipe.data_dir;
   if (plan.data_dir.empty()) {
     plan.data_dir = plan.documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
   }
-  // The model's training rows as its recipe records them (one row per document for a gpt).
+  // The model's training rows as its recipe records them (a gpt: one row per document, or per
+  // window of a long document when its recipe chunks them).
   TrainRecipe data_recipe = recipe;
   if (request.train_size >= 0) data_recipe.train_size = request.train_size;
   ASSIGN_OR_RETURN(Dataset train, LoadRecipeData(config, data_recipe, Split::kTrain, plan.data_dir,

@@ -27,7 +27,8 @@ struct ModelIndexRequest {
 struct ModelIndexPlan {
   int64_t rows = 0;
   bool documents = false;  // a sequence model's documents, else images / feature rows
-  int64_t truncated = 0;   // documents cut at the context
+  int64_t truncated = 0;   // documents cut at the context (chunk_stride 0)
+  int64_t chunk_stride = 0;  // long documents: windows this many tokens apart (0: truncated)
   int64_t context_length = 0;
   std::string data_dir;  // resolved
 };

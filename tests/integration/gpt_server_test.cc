@@ -74,6 +74,25 @@ TEST(GptServer, TextQueryThroughServerEqualsOffline) {
     EXPECT_NEAR(g.score, w.score, 1e-6 * (1 + std::abs(w.score)));
     EXPECT_EQ((*got)[0].opponents[i].id, (*want)[0].opponents[i].id);
   }
+  // Per-document totals (the tiny recipe chunks documents longer than its context of 64) come
+  // through the server as computed offline.
+  options.group_by_document = true;
+  want = (*offline)->Attribute({query}, options);
+  got = (*remote)->Attribute({query}, options);
+  TDA_ASSERT_OK(want);
+  TDA_ASSERT_OK(got);
+  ASSERT_FALSE((*want)[0].proponent_documents.empty());
+  ASSERT_EQ((*got)[0].proponent_documents.size(), (*want)[0].proponent_documents.size());
+  for (size_t i = 0; i < (*want)[0].proponent_documents.size(); ++i) {
+    const DocumentTotal& g = (*got)[0].proponent_documents[i];
+    const DocumentTotal& w = (*want)[0].proponent_documents[i];
+    EXPECT_EQ(g.document_id, w.document_id) << "rank " << i;
+    EXPECT_EQ(g.chunks, w.chunks);
+    EXPECT_EQ(g.best_row_id, w.best_row_id);
+    EXPECT_NEAR(g.sum, w.sum, 1e-6 * (1 + std::abs(w.sum)));
+  }
+  options.group_by_document = false;
+
   // Classification queries are refused by a language-model index, naming the mismatch, and
   // the server goes on.
   EXPECT_THAT((*remote)->Attribute({Query{"fortunes/art/0", {}, -1, {}}}, options),
@@ -87,8 +106,8 @@ TEST(GptServer, TextQueryThroughServerEqualsOffline) {
                                                  HasSubstr("raw-features query needs an image"))));
 
   // The CLI gives the same table offline and through the server.
-  const std::vector<std::string> ask = {"--prompt", "The ",    "--completion",
-                                        completion, "--top-k", "3"};
+  const std::vector<std::string> ask = {"--prompt", "The ", "--completion", completion,
+                                        "--top-k",  "3",    "--by-document"};
   std::vector<std::string> offline_cli = {TDA_CLI_BINARY, "query", "--index", index};
   std::vector<std::string> remote_cli = {TDA_CLI_BINARY, "query", "--server", address};
   offline_cli.insert(offline_cli.end(), ask.begin(), ask.end());
@@ -96,6 +115,7 @@ TEST(GptServer, TextQueryThroughServerEqualsOffline) {
   const std::string table = run(offline_cli);
   EXPECT_THAT(table, HasSubstr("completion loss"));
   EXPECT_THAT(table, HasSubstr("fortunes/"));
+  EXPECT_THAT(table, HasSubstr("proponent documents"));
   EXPECT_EQ(run(remote_cli), table);
 }
 
