@@ -1,6 +1,7 @@
 // Peak memory of a JSONL index build against the corpus size: the build streams the corpus from its
 // token cache, so peak RSS must not grow with the number of documents.
 //   corpus_rss_bench [--documents N] [--factor F] [--context C] [--threads T] [--dir DIR]
+//                    [--factor-examples K]
 // Generates JSONL corpora of real text (the fortunes, repeated with distinct ids and a varied last
 // line) of N and F x N documents, then, each in its own child process (so peak RSS is the build's
 // own), tokenizes each into its token cache and indexes it with a small GPT (random init: memory
@@ -134,13 +135,14 @@ int BuildCache(const std::string& corpus, const std::string& cache_dir) {
 }
 
 int BuildIndex(const std::string& model_dir, const std::string& out, const std::string& cache_dir,
-               int threads) {
+               int threads, int64_t factor_examples) {
   tda::InitCompute(threads);
   tda::ModelIndexRequest request;
   request.index.model_dir = model_dir;
   request.index.out_dir = out;
   request.index.projection_dim_per_side = 8;
   request.index.dtype = tda::RowDType::kBF16;
+  request.index.fit.max_examples = factor_examples;
   request.cache_dir = cache_dir;
   absl::StatusOr<tda::ModelIndexPlan> plan = tda::BuildModelIndex(request);
   if (!plan.ok()) return Fail(plan.status());
@@ -156,9 +158,10 @@ int main(int argc, char** argv) {
   }
   if (!args.empty() && args[0] == "--stage-cache") return BuildCache(args[1], args[2]);
   if (!args.empty() && args[0] == "--stage-index") {
-    return BuildIndex(args[1], args[2], args[3], std::atoi(args[4].c_str()));
+    return BuildIndex(args[1], args[2], args[3], std::atoi(args[4].c_str()),
+                      std::atoll(args[5].c_str()));
   }
-  int64_t documents = 15000, factor = 10, context = 64;
+  int64_t documents = 10000, factor = 10, context = 64, factor_examples = 10000;
   int threads = 0;
   std::string dir;
   for (size_t i = 0; i + 1 < args.size(); i += 2) {
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
     if (args[i] == "--factor") factor = std::atoll(args[i + 1].c_str());
     if (args[i] == "--context") context = std::atoll(args[i + 1].c_str());
     if (args[i] == "--threads") threads = std::atoi(args[i + 1].c_str());
+    if (args[i] == "--factor-examples") factor_examples = std::atoll(args[i + 1].c_str());
     if (args[i] == "--dir") dir = args[i + 1];
   }
   const bool temporary = dir.empty();
@@ -201,7 +205,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     const Child tokenize = RunChild({"--stage-cache", corpora[i], cache});
     const Child build = RunChild(
-        {"--stage-index", absl::StrCat(dir, "/model-", i), index, cache, std::to_string(threads)});
+        {"--stage-index", absl::StrCat(dir, "/model-", i), index, cache, std::to_string(threads),
+         std::to_string(factor_examples)});
     peaks[i] = build.peak_rss_kib;
     // Rows: one per document at stride 0, the held-out 5% excepted; read from the manifest's sample
     // table size would need the reader, so count the table's lines.
