@@ -1,13 +1,14 @@
 // Peak memory of a JSONL index build against the corpus size: the build streams the corpus from its
 // token cache, so peak RSS must not grow with the number of documents.
 //   corpus_rss_bench [--documents N] [--factor F] [--context C] [--threads T] [--dir DIR]
-//                    [--factor-examples K]
+//                    [--factor-examples K] [--in-memory-baseline 1]
 // Generates JSONL corpora of real text (the fortunes, repeated with distinct ids and a varied last
 // line) of N and F x N documents, then, each in its own child process (so peak RSS is the build's
 // own), tokenizes each into its token cache and indexes it with a small GPT (random init: memory
 // does not depend on the weights). Prints per size: peak RSS (ru_maxrss of the child) of the cache
 // build and of the index build, the index bytes and rows/s; then the ratio of the index builds'
-// peaks (the claim: <= 1.2).
+// peaks (the claim: <= 1.2). With --in-memory-baseline 1 the larger corpus is also indexed from an
+// in-memory Dataset (its rows loaded first, as before streaming), for comparison.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #include "data/jsonl_corpus.h"
 #include "data/token_cache.h"
 #include "model/model.h"
+#include "model/recipe_data.h"
 #include "ops/build_model_index.h"
 
 namespace {
@@ -134,8 +136,10 @@ int BuildCache(const std::string& corpus, const std::string& cache_dir) {
   return 0;
 }
 
+// Streams the rows from the token cache (BuildModelIndex), or, `in_memory`, loads them into a
+// Dataset first (LoadRecipeData, as training does) and builds from that: the baseline.
 int BuildIndex(const std::string& model_dir, const std::string& out, const std::string& cache_dir,
-               int threads, int64_t factor_examples) {
+               int threads, int64_t factor_examples, bool in_memory) {
   tda::InitCompute(threads);
   tda::ModelIndexRequest request;
   request.index.model_dir = model_dir;
@@ -144,6 +148,16 @@ int BuildIndex(const std::string& model_dir, const std::string& out, const std::
   request.index.dtype = tda::RowDType::kBF16;
   request.index.fit.max_examples = factor_examples;
   request.cache_dir = cache_dir;
+  if (in_memory) {
+    tda::TrainRecipe recipe;
+    absl::StatusOr<std::unique_ptr<tda::Model>> model = tda::LoadModel(model_dir, &recipe);
+    if (!model.ok()) return Fail(model.status());
+    absl::StatusOr<tda::Dataset> train = tda::LoadRecipeData(
+        (*model)->config(), recipe, tda::Split::kTrain, "", nullptr, false, cache_dir);
+    if (!train.ok()) return Fail(train.status());
+    absl::Status built = tda::BuildIndex(*train, recipe.data_dir, request.index);
+    return built.ok() ? 0 : Fail(built);
+  }
   absl::StatusOr<tda::ModelIndexPlan> plan = tda::BuildModelIndex(request);
   if (!plan.ok()) return Fail(plan.status());
   return 0;
@@ -159,17 +173,19 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "--stage-cache") return BuildCache(args[1], args[2]);
   if (!args.empty() && args[0] == "--stage-index") {
     return BuildIndex(args[1], args[2], args[3], std::atoi(args[4].c_str()),
-                      std::atoll(args[5].c_str()));
+                      std::atoll(args[5].c_str()), args[6] == "1");
   }
   int64_t documents = 10000, factor = 10, context = 64, factor_examples = 10000;
   int threads = 0;
   std::string dir;
+  bool baseline = false;
   for (size_t i = 0; i + 1 < args.size(); i += 2) {
     if (args[i] == "--documents") documents = std::atoll(args[i + 1].c_str());
     if (args[i] == "--factor") factor = std::atoll(args[i + 1].c_str());
     if (args[i] == "--context") context = std::atoll(args[i + 1].c_str());
     if (args[i] == "--threads") threads = std::atoi(args[i + 1].c_str());
     if (args[i] == "--factor-examples") factor_examples = std::atoll(args[i + 1].c_str());
+    if (args[i] == "--in-memory-baseline") baseline = args[i + 1] == "1";
     if (args[i] == "--dir") dir = args[i + 1];
   }
   const bool temporary = dir.empty();
@@ -204,9 +220,8 @@ int main(int argc, char** argv) {
                 static_cast<double>(std::filesystem::file_size(corpora[i])) / 1e6);
     std::fflush(stdout);
     const Child tokenize = RunChild({"--stage-cache", corpora[i], cache});
-    const Child build = RunChild(
-        {"--stage-index", absl::StrCat(dir, "/model-", i), index, cache, std::to_string(threads),
-         std::to_string(factor_examples)});
+    const Child build = RunChild({"--stage-index", absl::StrCat(dir, "/model-", i), index, cache,
+                                  std::to_string(threads), std::to_string(factor_examples), "0"});
     peaks[i] = build.peak_rss_kib;
     // Rows: one per document at stride 0, the held-out 5% excepted; read from the manifest's sample
     // table size would need the reader, so count the table's lines.
@@ -227,6 +242,16 @@ int main(int argc, char** argv) {
   std::printf("peak RSS of the index build, %lldx the documents: %.3fx\n",
               static_cast<long long>(factor),
               static_cast<double>(peaks[1]) / static_cast<double>(peaks[0]));
+  if (baseline) {
+    const Child memory = RunChild({"--stage-index", absl::StrCat(dir, "/model-1"),
+                                   absl::StrCat(dir, "/index-memory"), absl::StrCat(dir, "/cache"),
+                                   std::to_string(threads), std::to_string(factor_examples), "1"});
+    std::printf(
+        "baseline, %lld documents loaded into a Dataset first: peak RSS %.1f MiB, %.1f s "
+        "(streaming: %.3fx of it)\n",
+        static_cast<long long>(sizes[1]), static_cast<double>(memory.peak_rss_kib) / 1024,
+        memory.seconds, static_cast<double>(peaks[1]) / static_cast<double>(memory.peak_rss_kib));
+  }
   if (temporary) std::filesystem::remove_all(dir);
   return 0;
 }
