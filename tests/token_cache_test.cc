@@ -271,6 +271,19 @@ TEST(TokenCacheTest, DamagedCacheIsDetectedAndRebuilt) {
   EXPECT_TRUE(rebuilt->built());
   ASSERT_EQ(log.size(), 1u);
   EXPECT_THAT(log[0], HasSubstr("offsets.bin has 16 bytes"));
+
+  // A manifest whose fields have the wrong types (still saying it is a token cache's).
+  std::string manifest = testing::ReadText(dir + "/manifest.json");
+  const size_t at = manifest.find("\"documents\": ");
+  ASSERT_NE(at, std::string::npos);
+  manifest.insert(at + 13, "\"many\", \"was\": ");
+  testing::WriteText(dir + "/manifest.json", manifest);
+  log.clear();
+  rebuilt = OpenCache(PlainOptions(), root.path(), &log);
+  ASSERT_NE(rebuilt, nullptr);
+  EXPECT_TRUE(rebuilt->built());
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_THAT(log[0], HasSubstr("no count 'documents'"));
 }
 
 TEST(TokenCacheTest, NeverRemovesWhatItDidNotWrite) {

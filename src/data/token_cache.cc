@@ -167,20 +167,28 @@ absl::StatusOr<json> ReadOwnManifest(const std::string& dir) {
   if (manifest.is_discarded() || !manifest.is_object() || manifest.value("format", "") != kFormat) {
     return absl::FailedPreconditionError(
         absl::StrCat(dir, " is not a tda token cache (no readable ", kManifest,
-                     " saying so); tda does not remove what it did not write: "
-                     "move it away or choose "
-                     "another --cache-dir"));
+                     " saying so); tda does not remove what it did not write: move it away or "
+                     "choose another --cache-dir"));
   }
   return manifest;
 }
 
-// Why the entry in `dir` cannot be used for `key` ("" when it can).
-std::string CheckEntry(const json& manifest, const json& key, const std::string& dir) {
+// Why the entry in `dir` cannot be used for `key` ("" when it can). Throws json::exception on a
+// manifest whose fields have the wrong types.
+std::string CheckEntryFields(const json& manifest, const json& key, const std::string& dir) {
   if (manifest.value("version", 0) != TokenCache::kFormatVersion) {
     return absl::StrCat("format version ", manifest.value("version", 0), ", expected ",
                         TokenCache::kFormatVersion);
   }
   if (manifest.value("key", json()) != key) return "its key differs from the corpus's";
+  for (const char* count : {"documents", "tokens", "token_bytes"}) {
+    if (!manifest.contains(count) || !manifest.at(count).is_number_unsigned()) {
+      return absl::StrCat("the manifest has no count '", count, "'");
+    }
+  }
+  if (const int bytes = manifest.at("token_bytes"); bytes != 2 && bytes != 4) {
+    return absl::StrCat("the manifest says ", bytes, " bytes a token (2 or 4)");
+  }
   const json files = manifest.value("files", json::object());
   for (const char* name : kDataFiles) {
     if (!files.contains(name)) return absl::StrCat("the manifest lists no ", name);
@@ -200,6 +208,14 @@ std::string CheckEntry(const json& manifest, const json& key, const std::string&
     }
   }
   return "";
+}
+
+std::string CheckEntry(const json& manifest, const json& key, const std::string& dir) {
+  try {
+    return CheckEntryFields(manifest, key, dir);
+  } catch (const json::exception& e) {
+    return absl::StrCat("its manifest is malformed (", e.what(), ")");
+  }
 }
 
 }  // namespace

@@ -45,8 +45,8 @@ bool IsStaleBuildFile(const std::string& name) {
   if (absl::StrContains(name, ".tmp-")) {
     return absl::StartsWith(name, "grads-") || table || absl::StartsWith(name, kManifestFile);
   }
-  return IsShardName(name) || (table && (absl::EndsWith(name, ".tsv") ||
-                                         absl::EndsWith(name, ".txt")));
+  return IsShardName(name) ||
+         (table && (absl::EndsWith(name, ".tsv") || absl::EndsWith(name, ".txt")));
 }
 
 bool HasFieldSeparator(const std::string& s) {
@@ -225,6 +225,26 @@ absl::Status IndexWriter::AppendRows(const float* rows, const std::vector<Sample
   return appended;
 }
 
+absl::Status IndexWriter::PublishSampleTable(const std::string& name) {
+  if (samples_file_ != nullptr) {  // the first Finish: commit under the temporary name, check
+    table_bytes_ = samples_file_->bytes_written();
+    RETURN_IF_ERROR(samples_file_->Commit());
+    samples_file_.reset();
+    table_file_ = kSamplesInProgress;
+    table_check_ = CheckRepeatedIds(Join(dir_, table_file_));
+  }
+  RETURN_IF_ERROR(table_check_);
+  if (table_file_ == name) return absl::OkStatus();  // a retried Finish
+  std::error_code ec;
+  std::filesystem::rename(Join(dir_, table_file_), Join(dir_, name), ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename the sample table to ", Join(dir_, name), ": ", ec.message()));
+  }
+  table_file_ = name;
+  return SyncDirectory(dir_);
+}
+
 absl::Status IndexWriter::CloseShard() {
   RETURN_IF_ERROR(shard_->Commit());
   ShardEntry entry;
@@ -247,27 +267,15 @@ absl::Status IndexWriter::Finish(Manifest manifest) {
   }
   if (shard_) RETURN_IF_ERROR(CloseShard());
 
-  // The streamed table: committed under its temporary name, checked, then renamed (a manifest
-  // lists it only after that).
-  const uint64_t table_bytes = samples_file_->bytes_written();
-  RETURN_IF_ERROR(samples_file_->Commit());
-  samples_file_.reset();
-  RETURN_IF_ERROR(CheckRepeatedIds(Join(dir_, kSamplesInProgress)));
   const std::string samples_file = SamplesFileName(manifest.generation);
-  std::error_code rename_ec;
-  std::filesystem::rename(Join(dir_, kSamplesInProgress), Join(dir_, samples_file), rename_ec);
-  if (rename_ec) {
-    return absl::InternalError(absl::StrCat("cannot rename the sample table to ",
-                                            Join(dir_, samples_file), ": ", rename_ec.message()));
-  }
-  RETURN_IF_ERROR(SyncDirectory(dir_));
+  RETURN_IF_ERROR(PublishSampleTable(samples_file));
 
   manifest.format_version = RequiredFormatVersion(manifest);
   manifest.dtype = RowDTypeName(dtype_);
   manifest.rows = rows_;
   manifest.dim = dim_;
   manifest.shards = shards_;
-  manifest.samples = {samples_file, table_bytes, ChecksumHex(samples_hash_->Digest())};
+  manifest.samples = {samples_file, table_bytes_, ChecksumHex(samples_hash_->Digest())};
   ASSIGN_OR_RETURN(manifest.factors, DescribeFile(dir_, kFactorsFile));
   ASSIGN_OR_RETURN(manifest.model_weights, DescribeFile(dir_, kModelWeightsFile));
   ASSIGN_OR_RETURN(manifest.model_config, DescribeFile(dir_, kModelConfigFile));

@@ -46,7 +46,8 @@ class IndexWriter {
   ~IndexWriter();
 
   // `rows` is count x dim float32, row-major; `samples` has count entries. Stored as dtype().
-  [[nodiscard]] absl::Status AppendRows(const float* rows, const std::vector<SampleRecord>& samples);
+  [[nodiscard]] absl::Status AppendRows(const float* rows,
+                                        const std::vector<SampleRecord>& samples);
 
   // Files already written into the directory by the caller (factors, model) are checksummed
   // here: pass their paths relative to dir. `manifest` supplies the descriptive fields (and the
@@ -67,6 +68,9 @@ class IndexWriter {
   absl::Status AppendSamples(const std::vector<SampleRecord>& samples);
   // kInvalidArgument when an id whose hash repeated occurs twice in the table at `table_path`.
   absl::Status CheckRepeatedIds(const std::string& table_path) const;
+  // Commits the streamed table, checks its ids, and renames it to `name` (the manifest lists it
+  // only after that); a retried Finish renames it again if the name changed.
+  absl::Status PublishSampleTable(const std::string& name);
 
   std::string dir_;
   int64_t dim_ = 0;
@@ -78,11 +82,14 @@ class IndexWriter {
   std::unique_ptr<Xxh3Stream> samples_hash_;
   absl::flat_hash_set<uint64_t> id_hashes_;
   absl::flat_hash_set<std::string> repeated_ids_;  // ids whose hash was seen before
+  uint64_t table_bytes_ = 0;
+  std::string table_file_;    // where the committed table is now
+  absl::Status table_check_;  // of the committed table's ids
   std::vector<ShardEntry> shards_;
   std::unique_ptr<AtomicFileWriter> shard_;
   std::unique_ptr<Xxh3Stream> shard_hash_;
   int64_t shard_begin_ = 0;
-  bool closed_ = false;  // after Finish, or after a failed AppendRows
+  bool closed_ = false;                // after Finish, or after a failed AppendRows
   std::string replaced_samples_file_;  // OpenForAppend: removed once the new manifest is in
 };
 
