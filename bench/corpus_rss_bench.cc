@@ -129,8 +129,7 @@ int BuildCache(const std::string& corpus, const std::string& cache_dir) {
   cache = tda::TokenCache::Open(options, cache_options);
   if (!cache.ok()) return Fail(cache.status());
   std::printf(
-      "  cache: %lld documents, %lld tokens; reopening (corpus hash + "
-      "verification) %.3f s\n",
+      "  cache: %lld documents, %lld tokens; reopening (corpus hash + verification) %.3f s\n",
       static_cast<long long>((*cache)->documents()), static_cast<long long>((*cache)->tokens()),
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return 0;
@@ -208,9 +207,8 @@ int main(int argc, char** argv) {
   RunChild(model_args);
 
   std::printf(
-      "JSONL index build, gpt d_model 32, 1 layer, context %lld, "
-      "projection 8 per side, "
-      "bf16 rows\n",
+      "JSONL index build, gpt d_model 32, 1 layer, context %lld, projection 8 per side, bf16 "
+      "rows\n",
       static_cast<long long>(context));
   long peaks[2] = {0, 0};
   for (size_t i = 0; i < 2; ++i) {
@@ -223,17 +221,15 @@ int main(int argc, char** argv) {
     const Child build = RunChild({"--stage-index", absl::StrCat(dir, "/model-", i), index, cache,
                                   std::to_string(threads), std::to_string(factor_examples), "0"});
     peaks[i] = build.peak_rss_kib;
-    // Rows: one per document at stride 0, the held-out 5% excepted; read from the manifest's sample
-    // table size would need the reader, so count the table's lines.
+    // Rows: one per training document (the held-out 5% excepted), a line each in the sample table.
     std::ifstream table(index + "/samples.tsv");
     int64_t rows = 0;
     for (std::string line; std::getline(table, line);) ++rows;
     std::printf("  token cache build: peak RSS %7.1f MiB, %6.1f s\n",
                 static_cast<double>(tokenize.peak_rss_kib) / 1024, tokenize.seconds);
     std::printf(
-        "  index build:       peak RSS %7.1f MiB, %6.1f s, %lld rows, "
-        "%.0f rows/s, "
-        "index %.1f MiB\n",
+        "  index build:       peak RSS %7.1f MiB, %6.1f s, %lld rows, %.0f rows/s, index %.1f "
+        "MiB\n",
         static_cast<double>(build.peak_rss_kib) / 1024, build.seconds, static_cast<long long>(rows),
         static_cast<double>(rows) / build.seconds,
         static_cast<double>(DirectoryBytes(index)) / (1 << 20));

@@ -65,9 +65,8 @@ absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainR
     return absl::FailedPreconditionError(absl::StrCat(
         "the corpus ", data_dir, " has changed since the model was trained (content hash ",
         cache_options.corpus_hash, ", trained on ", recipe.corpus_hash,
-        "): its rows would not be the ones the model saw. Retrain, restore the "
-        "files, or "
-        "pass --allow-changed-corpus"));
+        "): its rows would not be the ones the model saw. Retrain, restore the files, or pass "
+        "--allow-changed-corpus"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<TokenCache> cache, TokenCache::Open(jsonl, cache_options));
   out.cached = std::make_unique<CachedTextRows>(std::shared_ptr<const TokenCache>(std::move(cache)),
