@@ -93,6 +93,9 @@ int RunTrainGpt(const Args& args) {
                   "train on a JSONL corpus instead (.jsonl, .jsonl.gz, .jsonl.zst; one document "
                   "per line)");
   AddJsonlFlags(&flags);
+  flags.AddString("cache-dir", "DIR", "",
+                  "token cache of JSONL corpora (default: $TDA_CACHE_DIR, else "
+                  "$XDG_CACHE_HOME/tda, else ~/.cache/tda)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetString("model-kind") != "gpt") return flags.UsageError("--model-kind must be gpt");
@@ -148,9 +151,12 @@ int RunTrainGpt(const Args& args) {
   TrainRecipe all_documents = recipe;
   all_documents.train_size = 0;
   absl::StatusOr<Dataset> train =
-      LoadRecipeData(config, all_documents, Split::kTrain, "", &recipe.truncated);
+      LoadRecipeData(config, all_documents, Split::kTrain, "", &recipe.truncated,
+                     /*allow_changed_corpus=*/false, flags.GetString("cache-dir"));
   if (!train.ok()) return RuntimeError(train.status());
-  absl::StatusOr<Dataset> held_out = LoadRecipeData(config, recipe, Split::kTest);
+  absl::StatusOr<Dataset> held_out =
+      LoadRecipeData(config, recipe, Split::kTest, "", nullptr, /*allow_changed_corpus=*/false,
+                     flags.GetString("cache-dir"));
   if (!held_out.ok()) return RuntimeError(held_out.status());
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
   if (!model.ok()) return RuntimeError(model.status());

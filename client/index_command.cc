@@ -42,6 +42,9 @@ int RunIndexBuild(const Args& args) {
                   "(default: the model's)");
   flags.AddBool("allow-changed-corpus",
                 "index a JSONL corpus even though it changed since the model was trained");
+  flags.AddString("cache-dir", "DIR", "",
+                  "token cache of JSONL corpora (default: $TDA_CACHE_DIR, else "
+                  "$XDG_CACHE_HOME/tda, else ~/.cache/tda)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
 
@@ -58,6 +61,7 @@ int RunIndexBuild(const Args& args) {
   request.data_dir = flags.GetString("data-dir");
   request.train_size = flags.GetInt("train-size");
   request.allow_changed_corpus = flags.GetBool("allow-changed-corpus");
+  request.cache_dir = flags.GetString("cache-dir");
   const std::string fisher = flags.GetString("fisher");
   absl::StatusOr<RowDType> dtype = ParseRowDType(flags.GetString("dtype"));
   if (!dtype.ok()) return flags.UsageError("--dtype must be f32, bf16 or f16");

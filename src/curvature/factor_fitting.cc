@@ -12,11 +12,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "data/dataset_rows.h"
 
 namespace tda {
 namespace {
@@ -29,16 +31,10 @@ uint64_t MixSeed(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-absl::Status ValidateInputs(const Model& model, const Dataset& data, const FitOptions& options) {
+absl::Status ValidateInputs(const Model& model, const RowSource& data, const FitOptions& options) {
   RETURN_IF_ERROR(CheckDataFitsModel(data, model.config(), "factor fitting"));
   if (data.size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name, " is empty"));
-  }
-  if (!data.is_sequence() &&
-      static_cast<int64_t>(data.features.size()) != data.size() * data.feature_dim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data set ", data.name, " holds ", data.features.size(),
-                     " feature values, expected ", data.size() * data.feature_dim));
+    return absl::InvalidArgumentError(absl::StrCat("data set ", data.name(), " is empty"));
   }
   if (options.batch_size <= 0 || options.max_examples <= 0) {
     return absl::InvalidArgumentError(
@@ -123,6 +119,19 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
                                                      const FitOptions& options,
                                                      const ProgressFn& progress,
                                                      const Projection* projection) {
+  if (!data.is_sequence() &&
+      static_cast<int64_t>(data.features.size()) != data.size() * data.feature_dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data set ", data.name, " holds ", data.features.size(),
+                     " feature values, expected ", data.size() * data.feature_dim));
+  }
+  return FitKroneckerFactors(model, DatasetRows(data), options, progress, projection);
+}
+
+absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const RowSource& data,
+                                                     const FitOptions& options,
+                                                     const ProgressFn& progress,
+                                                     const Projection* projection) {
   RETURN_IF_ERROR(ValidateInputs(model, data, options));
   if (projection != nullptr && projection->input_dim() != model.layout().total()) {
     return absl::InvalidArgumentError(absl::StrCat("projection expects ", projection->input_dim(),
@@ -133,14 +142,18 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
       projection != nullptr ? projection->projected_layout() : model.layout();
   const int64_t n = std::min(options.max_examples, data.size());
   // Documents: the first n ordered by length, so that each batch, cut to its longest document,
-  // is mostly not padding; the sums below do not depend on the order.
-  Dataset by_length;
-  if (data.is_sequence()) by_length = data.Select(OrderByLength(data, 0, n));
-  const Dataset& fit_data = data.is_sequence() ? by_length : data;
+  // is mostly not padding; the sums below do not depend on the order. Rows are read batch by
+  // batch in this order (8 bytes a row held).
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  if (data.is_sequence()) {
+    order = OrderByLength(data, 0, n);
+  } else {
+    std::iota(order.begin(), order.end(), 0);
+  }
+  RowStorage storage;  // the current batch's rows, without the padding they all share
   // The capture of the layers the factors describe: the model's own or the projected ones.
   auto capture_batch = [&](int64_t begin, int64_t rows) -> absl::StatusOr<BatchCapture> {
-    std::vector<int32_t> cut;  // the batch's documents without the padding they all share
-    const Batch batch = fit_data.RowsCut(begin, begin + rows, &cut);
+    const Batch batch = GatherCut(data, order.data() + begin, rows, &storage);
     ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, batch, options, begin));
     ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(batch.WithOutputs(labels.data())));
     RETURN_IF_ERROR(CheckCapture(capture, model.layout(), rows));
@@ -169,7 +182,7 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t rows = std::min(options.batch_size, n - begin);
     ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
-    for (int64_t r = begin; r < begin + rows; ++r) position_rows += fit_data.used_positions(r);
+    for (int64_t r = begin; r < begin + rows; ++r) position_rows += data.used_positions(order[r]);
     for (size_t l = 0; l < layout.layers.size(); ++l) {
       const LayerCapture& c = capture.layers[l];
       LayerFactors& f = factors.layers[l];
@@ -205,7 +218,7 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
             gr.array().square().matrix().transpose() * ar.array().square().matrix();
       } else {
         for (int64_t s = 0; s < rows; ++s) {  // the sample's gradient; its padding is zero
-          const int64_t used = std::min(positions, fit_data.used_positions(begin + s));
+          const int64_t used = std::min(positions, data.used_positions(order[begin + s]));
           const Eigen::MatrixXd v = gr.middleRows(s * positions, used).transpose() *
                                     ar.middleRows(s * positions, used);
           f.corrected.array() += v.array().square();

@@ -9,7 +9,7 @@
 #include "common/progress.h"
 #include "curvature/ekfac.h"
 #include "data/dataset.h"
-#include "grad/projection.h"
+#include "data/row_source.h"
 #include "grad/projection.h"
 #include "model/model.h"
 
@@ -30,6 +30,12 @@ struct FitOptions {
 // With a `projection` (LoGra), the factors are those of the projected "virtual" layers
 // (ProjectCaptureSides): factors.layout is projection->projected_layout(), so they precondition
 // projected gradients. Without one, the model's own layout.
+// The first options.max_examples rows of `data` are read batch by batch (twice): memory does
+// not grow with the number of rows beyond 8 bytes a row (their order by length).
+absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const RowSource& data,
+                                                     const FitOptions& options,
+                                                     const ProgressFn& progress = {},
+                                                     const Projection* projection = nullptr);
 absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const Dataset& data,
                                                      const FitOptions& options,
                                                      const ProgressFn& progress = {},

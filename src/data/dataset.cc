@@ -1,7 +1,6 @@
 #include "data/dataset.h"
 
 #include <algorithm>
-#include <numeric>
 
 namespace tda {
 
@@ -43,17 +42,6 @@ Batch Dataset::RowsCut(int64_t begin, int64_t end, std::vector<int32_t>* storage
     std::copy_n(targets.data() + at, used, cut_targets + r * used);
   }
   return Batch::Sequences(cut_tokens, cut_targets, rows, used);
-}
-
-std::vector<int64_t> OrderByLength(const Dataset& data, int64_t begin, int64_t end) {
-  std::vector<int64_t> order(static_cast<size_t>(end - begin));
-  std::iota(order.begin(), order.end(), begin);
-  std::vector<int64_t> length(order.size());
-  for (size_t k = 0; k < order.size(); ++k) length[k] = data.used_positions(order[k]);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-    return length[static_cast<size_t>(a - begin)] < length[static_cast<size_t>(b - begin)];
-  });
-  return order;
 }
 
 }  // namespace tda

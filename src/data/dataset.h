@@ -59,8 +59,4 @@ struct Dataset {
   }
 };
 
-// Samples [begin, end) ordered by used_positions (stable): batches cut from this order hold
-// documents of similar length, so a batch cut to its longest row is mostly not padding.
-std::vector<int64_t> OrderByLength(const Dataset& data, int64_t begin, int64_t end);
-
 }  // namespace tda

@@ -175,6 +175,10 @@ absl::Status ReadJsonlDocuments(const JsonlOptions& options,
   return absl::OkStatus();
 }
 
+std::string JsonlCorpusName(const JsonlOptions& options) {
+  return options.paths.empty() ? std::string() : FileStem(options.paths.front());
+}
+
 absl::StatusOr<Dataset> LoadJsonl(const JsonlOptions& options, Split split,
                                   const TextSplitOptions& split_options, int64_t* truncated,
                                   JsonlStats* stats) {
@@ -189,7 +193,7 @@ absl::StatusOr<Dataset> LoadJsonl(const JsonlOptions& options, Split split,
         return absl::OkStatus();
       },
       stats));
-  return SplitDocuments(std::move(docs), FileStem(options.paths.front()), split, split_options,
+  return SplitDocuments(std::move(docs), JsonlCorpusName(options), split, split_options,
                         truncated);
 }
 

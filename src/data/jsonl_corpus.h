@@ -62,6 +62,10 @@ struct JsonlStats {
                                                 int64_t* truncated = nullptr,
                                                 JsonlStats* stats = nullptr);
 
+// The name of a corpus's data sets: its first file's name without extensions ("web" for
+// ".../web.jsonl.zst").
+std::string JsonlCorpusName(const JsonlOptions& options);
+
 // The content hash of a corpus's files (XXH3 of their XXH3s, in order), as 16 hex digits: a
 // model records it so that a corpus changed after training is noticed.
 [[nodiscard]] absl::StatusOr<std::string> JsonlCorpusHash(const std::vector<std::string>& paths);

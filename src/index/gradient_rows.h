@@ -8,14 +8,19 @@
 #include "absl/status/status.h"
 #include "common/progress.h"
 #include "data/dataset.h"
+#include "data/row_source.h"
 #include "grad/projection.h"
 #include "index/index_writer.h"
 #include "model/model.h"
 
 namespace tda {
 
-// Streams `data` through the model in batches of `batch_size` (> 0) and appends each batch's
-// projected gradients and sample records to `writer`. Progress: ("gradients", done, total).
+// Streams `data` through the model in batches of `batch_size` (> 0), reading 8 batches of rows
+// at a time, and appends each batch's projected gradients and sample records to `writer`.
+// Progress: ("gradients", done, total).
+[[nodiscard]] absl::Status WriteGradientRows(const Model& model, const Projection& projection,
+                                             const RowSource& data, int64_t batch_size,
+                                             IndexWriter* writer, const ProgressFn& progress);
 [[nodiscard]] absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                                              const Dataset& data, int64_t batch_size,
                                              IndexWriter* writer, const ProgressFn& progress);

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "curvature/ekfac.h"
+#include "data/dataset_rows.h"
 #include "grad/projection.h"
 #include "index/gradient_rows.h"
 #include "index/index_writer.h"
@@ -13,6 +14,11 @@ namespace tda {
 int64_t DefaultBatchSize(const ModelConfig& config) { return config.is_sequence() ? 32 : 512; }
 
 absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
+                        const IndexBuildOptions& options, const ProgressFn& progress) {
+  return BuildIndex(DatasetRows(train), data_dir, options, progress);
+}
+
+absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
                         const IndexBuildOptions& options, const ProgressFn& progress) {
   if (options.projection_dim_per_side < 0) {
     return absl::InvalidArgumentError(
@@ -44,7 +50,7 @@ absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
 
   Manifest manifest;
   manifest.model_fingerprint = model->Fingerprint();
-  manifest.dataset = train.name;
+  manifest.dataset = train.name();
   manifest.data_dir = data_dir;
   manifest.projection_dim_per_side = options.projection_dim_per_side;
   manifest.projection_seed = options.projection_seed;

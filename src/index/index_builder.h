@@ -12,6 +12,7 @@
 #include "common/progress.h"
 #include "curvature/factor_fitting.h"
 #include "data/dataset.h"
+#include "data/row_source.h"
 #include "index/row_dtype.h"
 #include "model/model_config.h"
 
@@ -32,8 +33,14 @@ struct IndexBuildOptions {
 // batch holds rows x context x vocabulary logits).
 int64_t DefaultBatchSize(const ModelConfig& config);
 
-// `train` must be the data set the model was trained on (its ids become the row ids).
-absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
-                        const IndexBuildOptions& options, const ProgressFn& progress = {});
+// `train` must be the data set the model was trained on (its ids become the row ids). Its rows
+// are read batch by batch (factor fitting, eigenvalue correction, gradient pass): a row source
+// that does not hold the corpus (data/cached_text_rows.h) keeps the build's memory flat in N.
+[[nodiscard]] absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
+                                      const IndexBuildOptions& options,
+                                      const ProgressFn& progress = {});
+[[nodiscard]] absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
+                                      const IndexBuildOptions& options,
+                                      const ProgressFn& progress = {});
 
 }  // namespace tda

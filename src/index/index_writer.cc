@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 #include <unordered_set>
 
@@ -17,6 +18,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the index stores little-endian floats as they are in memory");
 
 constexpr char kSamplesFile[] = "samples.tsv";
+// The sample table while it is streamed; renamed to its generation's name by Finish.
+constexpr char kSamplesInProgress[] = "samples-in-progress.tsv";
 constexpr char kFactorsFile[] = "factors.safetensors";
 constexpr char kModelWeightsFile[] = "model/model.safetensors";
 constexpr char kModelConfigFile[] = "model/config.json";
@@ -42,8 +45,8 @@ bool IsStaleBuildFile(const std::string& name) {
   if (absl::StrContains(name, ".tmp-")) {
     return absl::StartsWith(name, "grads-") || table || absl::StartsWith(name, kManifestFile);
   }
-  return IsShardName(name) || (table && (absl::EndsWith(name, ".tsv") ||
-                                         absl::EndsWith(name, ".txt")));
+  return IsShardName(name) ||
+         (table && (absl::EndsWith(name, ".tsv") || absl::EndsWith(name, ".txt")));
 }
 
 bool HasFieldSeparator(const std::string& s) {
@@ -96,6 +99,7 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::stri
   writer->dim_ = dim;
   writer->rows_per_shard_ = rows_per_shard;
   writer->dtype_ = dtype;
+  RETURN_IF_ERROR(writer->OpenSampleTable());
   return writer;
 }
 
@@ -119,9 +123,45 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::OpenForAppend(
   writer->rows_ = current.rows;
   writer->shard_begin_ = current.rows;
   writer->shards_ = current.shards;
-  writer->samples_ = std::move(samples);
   writer->replaced_samples_file_ = current.samples.file;
+  RETURN_IF_ERROR(writer->OpenSampleTable());
+  RETURN_IF_ERROR(writer->AppendSamples(samples));
   return writer;
+}
+
+absl::Status IndexWriter::OpenSampleTable() {
+  samples_file_ = std::make_unique<AtomicFileWriter>();
+  samples_hash_ = std::make_unique<Xxh3Stream>();
+  return samples_file_->Open(Join(dir_, kSamplesInProgress));
+}
+
+absl::Status IndexWriter::AppendSamples(const std::vector<SampleRecord>& samples) {
+  std::string lines;
+  for (const SampleRecord& sample : samples) {
+    if (!id_hashes_.insert(Xxh3(sample.id)).second) repeated_ids_.insert(sample.id);
+    absl::StrAppend(&lines, sample.id, "\t", sample.source, "\t", sample.label, "\t",
+                    SanitizePreview(sample.preview), "\n");
+  }
+  samples_hash_->Update(lines.data(), lines.size());
+  return samples_file_->Append(lines.data(), lines.size());
+}
+
+absl::Status IndexWriter::CheckRepeatedIds(const std::string& table_path) const {
+  if (repeated_ids_.empty()) return absl::OkStatus();
+  // Ids whose XXH3 was seen before: a repeat, or (rarely) another id with the same hash. Count
+  // them in the written table to tell.
+  std::ifstream table(table_path, std::ios::binary);
+  std::unordered_set<std::string> seen;
+  std::string line;
+  while (std::getline(table, line)) {
+    const std::string id = line.substr(0, line.find('\t'));
+    if (repeated_ids_.count(id) > 0 && !seen.insert(id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sample id '", id, "' appears more than once in index ", dir_));
+    }
+  }
+  if (table.bad()) return absl::DataLossError(absl::StrCat("cannot read back ", table_path));
+  return absl::OkStatus();
 }
 
 IndexWriter::~IndexWriter() = default;  // An uncommitted shard's temporary file is removed.
@@ -180,11 +220,29 @@ absl::Status IndexWriter::AppendRows(const float* rows, const std::vector<Sample
       }
     }
   }
-  for (const SampleRecord& sample : samples) {
-    samples_.push_back(sample);
-    samples_.back().preview = SanitizePreview(sample.preview);
+  absl::Status appended = AppendSamples(samples);
+  if (!appended.ok()) closed_ = true;
+  return appended;
+}
+
+absl::Status IndexWriter::PublishSampleTable(const std::string& name) {
+  if (samples_file_ != nullptr) {  // the first Finish: commit under the temporary name, check
+    table_bytes_ = samples_file_->bytes_written();
+    RETURN_IF_ERROR(samples_file_->Commit());
+    samples_file_.reset();
+    table_file_ = kSamplesInProgress;
+    table_check_ = CheckRepeatedIds(Join(dir_, table_file_));
   }
-  return absl::OkStatus();
+  RETURN_IF_ERROR(table_check_);
+  if (table_file_ == name) return absl::OkStatus();  // a retried Finish
+  std::error_code ec;
+  std::filesystem::rename(Join(dir_, table_file_), Join(dir_, name), ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename the sample table to ", Join(dir_, name), ": ", ec.message()));
+  }
+  table_file_ = name;
+  return SyncDirectory(dir_);
 }
 
 absl::Status IndexWriter::CloseShard() {
@@ -209,25 +267,15 @@ absl::Status IndexWriter::Finish(Manifest manifest) {
   }
   if (shard_) RETURN_IF_ERROR(CloseShard());
 
-  std::unordered_set<std::string> ids;
-  std::string table;
-  for (const SampleRecord& sample : samples_) {
-    if (!ids.insert(sample.id).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sample id '", sample.id, "' appears more than once in index ", dir_));
-    }
-    absl::StrAppend(&table, sample.id, "\t", sample.source, "\t", sample.label, "\t",
-                    sample.preview, "\n");
-  }
   const std::string samples_file = SamplesFileName(manifest.generation);
-  RETURN_IF_ERROR(WriteFileAtomically(Join(dir_, samples_file), table));
+  RETURN_IF_ERROR(PublishSampleTable(samples_file));
 
   manifest.format_version = RequiredFormatVersion(manifest);
   manifest.dtype = RowDTypeName(dtype_);
   manifest.rows = rows_;
   manifest.dim = dim_;
   manifest.shards = shards_;
-  manifest.samples = {samples_file, table.size(), ChecksumHex(Xxh3(table))};
+  manifest.samples = {samples_file, table_bytes_, ChecksumHex(samples_hash_->Digest())};
   ASSIGN_OR_RETURN(manifest.factors, DescribeFile(dir_, kFactorsFile));
   ASSIGN_OR_RETURN(manifest.model_weights, DescribeFile(dir_, kModelWeightsFile));
   ASSIGN_OR_RETURN(manifest.model_config, DescribeFile(dir_, kModelConfigFile));

@@ -1,7 +1,9 @@
 // Writes a gradient index directory. Usage: Create (removes any old manifest first, so an
 // interrupted build never leaves an index that opens), AppendRows any number of times (rows are
-// streamed into shard files, each written temp + fsync + rename with a running XXH3), then
-// Finish with the remaining fields, which writes samples.tsv and, last, the manifest.
+// streamed into shard files, each written temp + fsync + rename with a running XXH3, and their
+// sample records into the sample table the same way), then Finish with the remaining fields,
+// which publishes the sample table and, last, the manifest. Memory does not grow with the rows
+// beyond an 8-byte hash of each id (the duplicate check).
 // Rows arrive as f32 and are stored as `dtype` (bf16 / f16 rounded to nearest even), in shards
 // named grads-NNNNN.<dtype>. Not thread-safe.
 #pragma once
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/atomic_file.h"
@@ -43,7 +46,8 @@ class IndexWriter {
   ~IndexWriter();
 
   // `rows` is count x dim float32, row-major; `samples` has count entries. Stored as dtype().
-  [[nodiscard]] absl::Status AppendRows(const float* rows, const std::vector<SampleRecord>& samples);
+  [[nodiscard]] absl::Status AppendRows(const float* rows,
+                                        const std::vector<SampleRecord>& samples);
 
   // Files already written into the directory by the caller (factors, model) are checksummed
   // here: pass their paths relative to dir. `manifest` supplies the descriptive fields (and the
@@ -58,6 +62,15 @@ class IndexWriter {
  private:
   IndexWriter() = default;
   absl::Status CloseShard();
+  absl::Status OpenSampleTable();
+  // Streams the records' lines into the sample table (nothing per row is kept but an 8-byte
+  // hash of its id, for the duplicate check).
+  absl::Status AppendSamples(const std::vector<SampleRecord>& samples);
+  // kInvalidArgument when an id whose hash repeated occurs twice in the table at `table_path`.
+  absl::Status CheckRepeatedIds(const std::string& table_path) const;
+  // Commits the streamed table, checks its ids, and renames it to `name` (the manifest lists it
+  // only after that); a retried Finish renames it again if the name changed.
+  absl::Status PublishSampleTable(const std::string& name);
 
   std::string dir_;
   int64_t dim_ = 0;
@@ -65,12 +78,18 @@ class IndexWriter {
   RowDType dtype_ = RowDType::kF32;
   std::vector<char> converted_;  // rows converted to dtype_ before they are written
   int64_t rows_ = 0;
-  std::vector<SampleRecord> samples_;
+  std::unique_ptr<AtomicFileWriter> samples_file_;  // the sample table, streamed
+  std::unique_ptr<Xxh3Stream> samples_hash_;
+  absl::flat_hash_set<uint64_t> id_hashes_;
+  absl::flat_hash_set<std::string> repeated_ids_;  // ids whose hash was seen before
+  uint64_t table_bytes_ = 0;
+  std::string table_file_;    // where the committed table is now
+  absl::Status table_check_;  // of the committed table's ids
   std::vector<ShardEntry> shards_;
   std::unique_ptr<AtomicFileWriter> shard_;
   std::unique_ptr<Xxh3Stream> shard_hash_;
   int64_t shard_begin_ = 0;
-  bool closed_ = false;  // after Finish, or after a failed AppendRows
+  bool closed_ = false;                // after Finish, or after a failed AppendRows
   std::string replaced_samples_file_;  // OpenForAppend: removed once the new manifest is in
 };
 

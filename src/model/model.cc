@@ -77,24 +77,24 @@ void JoinFlat(const ParamLayout& layout, const std::vector<torch::Tensor>& parts
   }
 }
 
-absl::Status CheckDataFitsModel(const Dataset& data, const ModelConfig& config,
+absl::Status CheckDataFitsModel(const RowSource& data, const ModelConfig& config,
                                 const std::string& what) {
   if (config.is_sequence()) {
     if (!data.is_sequence()) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": data set ", data.name,
+      return absl::InvalidArgumentError(absl::StrCat(what, ": data set ", data.name(),
                                                      " holds feature vectors, the ", config.kind,
                                                      " model reads token sequences"));
     }
-    if (data.sequence_length > config.context_length) {
+    if (data.sequence_length() > config.context_length) {
       return absl::InvalidArgumentError(
-          absl::StrCat(what, ": data set ", data.name, " has sequences of ", data.sequence_length,
+          absl::StrCat(what, ": data set ", data.name(), " has sequences of ", data.sequence_length(),
                        " tokens, the model's context is ", config.context_length));
     }
     return absl::OkStatus();
   }
-  if (data.is_sequence() || data.feature_dim != config.input_dim) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": data set ", data.name, " has ",
-                                                   data.feature_dim, " features, model expects ",
+  if (data.is_sequence() || data.feature_dim() != config.input_dim) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": data set ", data.name(), " has ",
+                                                   data.feature_dim(), " features, model expects ",
                                                    config.input_dim));
   }
   return absl::OkStatus();

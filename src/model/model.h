@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "data/batch.h"
 #include "data/dataset.h"
+#include "data/dataset_rows.h"
 #include "model/layer_capture.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
@@ -79,8 +80,13 @@ class Model {
 // kInvalidArgument unless `data` holds the inputs `config` takes: feature vectors of
 // config.input_dim for a classifier, token sequences for a sequence model. `what` names the
 // caller in the message.
-absl::Status CheckDataFitsModel(const Dataset& data, const ModelConfig& config,
-                                const std::string& what);
+[[nodiscard]] absl::Status CheckDataFitsModel(const RowSource& data, const ModelConfig& config,
+                                              const std::string& what);
+[[nodiscard]] inline absl::Status CheckDataFitsModel(const Dataset& data,
+                                                     const ModelConfig& config,
+                                                     const std::string& what) {
+  return CheckDataFitsModel(DatasetRows(data), config, what);
+}
 
 // A freshly initialised model (PyTorch's default Linear initialisation, seeded).
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed);

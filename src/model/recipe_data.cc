@@ -1,48 +1,106 @@
 #include "model/recipe_data.h"
 
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "data/cached_text_rows.h"
+#include "data/dataset_rows.h"
 #include "data/fortunes.h"
 #include "data/jsonl_corpus.h"
 #include "data/tensor_corpus.h"
+#include "data/token_cache.h"
 
 namespace tda {
+namespace {
 
-absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRecipe& recipe,
-                                       Split split, std::string data_dir, int64_t* truncated,
-                                       bool allow_changed_corpus) {
-  const bool documents = config.is_sequence();
-  if (data_dir.empty()) data_dir = recipe.data_dir;
-  if (data_dir.empty()) data_dir = documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
-  const int64_t limit = split == Split::kTrain ? recipe.train_size : 0;
+// The rows of a kind that is loaded into memory (everything but jsonl).
+absl::StatusOr<Dataset> LoadInMemory(const TrainRecipe& recipe, bool documents,
+                                     const std::string& data_dir, Split split, int64_t limit,
+                                     const TextSplitOptions& options, int64_t* truncated) {
   if (recipe.dataset == kTensorsDataset) {
     ASSIGN_OR_RETURN(TensorCorpusFiles files, ParseTensorCorpusSpec(data_dir));
     return LoadTensorCorpus(files, split, limit, recipe.held_out_fraction);
   }
   if (!documents) return LoadFashionMnist(data_dir, split, limit);
+  return LoadFortunes(data_dir, split, options, truncated);
+}
+
+// The rows of a recipe: in memory (every kind but jsonl) or served by the token cache.
+struct ResolvedRows {
+  Dataset data;
+  std::unique_ptr<CachedTextRows> cached;
+  int64_t truncated = 0;
+};
+
+absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainRecipe& recipe,
+                                         Split split, const RecipeRowsOptions& request) {
+  const bool documents = config.is_sequence();
+  std::string data_dir = request.data_dir;
+  if (data_dir.empty()) data_dir = recipe.data_dir;
+  if (data_dir.empty()) data_dir = documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
+  const int64_t limit = split == Split::kTrain ? recipe.train_size : 0;
   TextSplitOptions options;
   options.context_length = config.context_length;
   options.limit = limit;
   options.held_out_fraction = recipe.held_out_fraction;
   options.chunk_stride = recipe.chunk_stride;
-  if (recipe.dataset != "jsonl") return LoadFortunes(data_dir, split, options, truncated);
+  ResolvedRows out;
+  if (!documents || recipe.dataset != "jsonl") {
+    ASSIGN_OR_RETURN(
+        out.data, LoadInMemory(recipe, documents, data_dir, split, limit, options, &out.truncated));
+    return out;
+  }
 
+  RETURN_IF_ERROR(ValidateTextSplitOptions(options));
   JsonlOptions jsonl = recipe.jsonl;
   jsonl.paths = absl::StrSplit(data_dir, ',', absl::SkipEmpty());
-  if (!recipe.corpus_hash.empty() && !allow_changed_corpus) {
-    ASSIGN_OR_RETURN(std::string hash, JsonlCorpusHash(jsonl.paths));
-    if (hash != recipe.corpus_hash) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the corpus ", data_dir, " has changed since the model was trained (content hash ",
-          hash, ", trained on ", recipe.corpus_hash,
-          "): its rows would not be the ones the model saw. Retrain, restore the files, or "
-          "pass --allow-changed-corpus"));
-    }
+  TokenCacheOptions cache_options;
+  cache_options.root = request.cache_dir;
+  ASSIGN_OR_RETURN(cache_options.corpus_hash, JsonlCorpusHash(jsonl.paths));
+  if (!recipe.corpus_hash.empty() && !request.allow_changed_corpus &&
+      cache_options.corpus_hash != recipe.corpus_hash) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the corpus ", data_dir, " has changed since the model was trained (content hash ",
+        cache_options.corpus_hash, ", trained on ", recipe.corpus_hash,
+        "): its rows would not be the ones the model saw. Retrain, restore the files, or pass "
+        "--allow-changed-corpus"));
   }
-  return LoadJsonl(jsonl, split, options, truncated);
+  ASSIGN_OR_RETURN(std::unique_ptr<TokenCache> cache, TokenCache::Open(jsonl, cache_options));
+  out.cached = std::make_unique<CachedTextRows>(std::shared_ptr<const TokenCache>(std::move(cache)),
+                                                JsonlCorpusName(jsonl), split, options);
+  out.truncated = out.cached->truncated();
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<RecipeRows> OpenRecipeRows(const ModelConfig& config, const TrainRecipe& recipe,
+                                          Split split, const RecipeRowsOptions& options) {
+  ASSIGN_OR_RETURN(ResolvedRows resolved, ResolveRows(config, recipe, split, options));
+  RecipeRows out;
+  out.truncated = resolved.truncated;
+  if (resolved.cached != nullptr) {
+    out.rows = std::move(resolved.cached);
+  } else {
+    out.rows = OwnDatasetRows(std::move(resolved.data));
+  }
+  return out;
+}
+
+absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRecipe& recipe,
+                                       Split split, std::string data_dir, int64_t* truncated,
+                                       bool allow_changed_corpus, const std::string& cache_dir) {
+  RecipeRowsOptions options;
+  options.data_dir = std::move(data_dir);
+  options.allow_changed_corpus = allow_changed_corpus;
+  options.cache_dir = cache_dir;
+  ASSIGN_OR_RETURN(ResolvedRows resolved, ResolveRows(config, recipe, split, options));
+  if (truncated != nullptr) *truncated = resolved.truncated;
+  if (resolved.cached != nullptr) return MaterializeRows(*resolved.cached);
+  return std::move(resolved.data);
 }
 
 }  // namespace tda

@@ -37,11 +37,16 @@ absl::StatusOr<ModelIndexPlan> BuildModelIndex(
   // window of a long document when its recipe chunks them).
   TrainRecipe data_recipe = recipe;
   if (request.train_size >= 0) data_recipe.train_size = request.train_size;
-  ASSIGN_OR_RETURN(Dataset train, LoadRecipeData(config, data_recipe, Split::kTrain, plan.data_dir,
-                                                 &plan.truncated, request.allow_changed_corpus));
-  plan.rows = train.size();
+  RecipeRowsOptions rows_options;
+  rows_options.data_dir = plan.data_dir;
+  rows_options.allow_changed_corpus = request.allow_changed_corpus;
+  rows_options.cache_dir = request.cache_dir;
+  ASSIGN_OR_RETURN(RecipeRows train,
+                   OpenRecipeRows(config, data_recipe, Split::kTrain, rows_options));
+  plan.truncated = train.truncated;
+  plan.rows = train.rows->size();
   if (on_plan) on_plan(plan);
-  RETURN_IF_ERROR(BuildIndex(train, plan.data_dir, request.index, progress));
+  RETURN_IF_ERROR(BuildIndex(*train.rows, plan.data_dir, request.index, progress));
   return plan;
 }
 

@@ -1,6 +1,6 @@
-// The use case "index a trained model": load the model and its recipe, load the training rows
-// the recipe names (LoadRecipeData: Fashion-MNIST, fortunes or a JSONL corpus), and build the
-// gradient index. Written once here; `tda index build` and the build-index job kind call it.
+// The use case "index a trained model": load the model and its recipe, open the training rows
+// the recipe names (OpenRecipeRows: Fashion-MNIST, fortunes or a JSONL corpus, the last streamed
+// from its token cache, never held in memory), and build the gradient index. Written once here; `tda index build` and the build-index job kind call it.
 //
 // Thread-compatible: one build per call.
 #pragma once
@@ -21,6 +21,7 @@ struct ModelIndexRequest {
   std::string data_dir;               // "" = the model's (its recipe's, else the default)
   int64_t train_size = -1;            // index the first N training samples; -1 = the model's
   bool allow_changed_corpus = false;  // see LoadRecipeData
+  std::string cache_dir;              // token cache root of a jsonl corpus; "" = the default
 };
 
 // What is about to be indexed (told before the build starts, for logs and progress lines).

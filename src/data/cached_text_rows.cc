@@ -1,0 +1,77 @@
+#include "data/cached_text_rows.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "data/byte_tokenizer.h"
+#include "data/chunking.h"
+
+namespace tda {
+
+CachedTextRows::CachedTextRows(std::shared_ptr<const TokenCache> cache, const std::string& name,
+                               Split split, const TextSplitOptions& options)
+    : cache_(std::move(cache)),
+      name_(absl::StrCat(name, split == Split::kTest ? "/held-out" : "/train")),
+      context_(options.context_length),
+      stride_(options.chunk_stride) {
+  const bool want_held_out = split == Split::kTest;
+  int64_t chosen = 0;
+  for (int64_t doc = 0; doc < cache_->documents(); ++doc) {
+    if (options.limit > 0 && chosen >= options.limit) break;
+    if (IsHeldOut(std::string(cache_->id(doc)), options.split_seed, options.held_out_fraction) !=
+        want_held_out) {
+      continue;
+    }
+    ++chosen;
+    const int64_t positions = cache_->document_tokens(doc) + 1;
+    if (stride_ == 0 && positions > context_) ++truncated_;
+    const auto windows = static_cast<int32_t>(ChunkWindows(positions, context_, stride_).size());
+    for (int32_t k = 0; k < windows; ++k) rows_.push_back({doc, k, windows});
+  }
+  rows_.shrink_to_fit();
+}
+
+ChunkWindow CachedTextRows::WindowOf(const Row& row) const {
+  const int64_t positions = cache_->document_tokens(row.doc) + 1;
+  return ChunkWindows(positions, context_, stride_)[static_cast<size_t>(row.window)];
+}
+
+Batch CachedTextRows::Gather(const int64_t* rows, int64_t count, RowStorage* storage) const {
+  storage->ints.resize(static_cast<size_t>(2 * count * context_));
+  int32_t* tokens = storage->ints.data();
+  int32_t* targets = tokens + count * context_;
+  for (int64_t r = 0; r < count; ++r) {
+    const Row& row = rows_[static_cast<size_t>(rows[r])];
+    const int64_t n = cache_->document_tokens(row.doc);
+    document_.resize(static_cast<size_t>(n));
+    cache_->CopyTokens(row.doc, document_.data());
+    WriteChunkRow(document_.data(), n, WindowOf(row), context_, cache_->prompt_tokens(row.doc),
+                  kEndOfDocument, tokens + r * context_, targets + r * context_);
+  }
+  return Batch::Sequences(tokens, targets, count, context_);
+}
+
+std::string CachedTextRows::id(int64_t i) const {
+  const Row& row = rows_[static_cast<size_t>(i)];
+  return ChunkId(cache_->id(row.doc), row.window, row.windows);
+}
+
+std::string CachedTextRows::source(int64_t i) const {
+  return std::string(cache_->source(rows_[static_cast<size_t>(i)].doc));
+}
+
+std::string CachedTextRows::preview(int64_t i) const {
+  return cache_->Text(rows_[static_cast<size_t>(i)].doc);
+}
+
+int64_t CachedTextRows::used_positions(int64_t i) const {
+  // The row's targets are set on [max(loss_begin, prompt), end) (WriteChunkRow), counted from the
+  // window's first position.
+  const Row& row = rows_[static_cast<size_t>(i)];
+  const ChunkWindow window = WindowOf(row);
+  const int64_t first_loss = std::max(window.loss_begin, cache_->prompt_tokens(row.doc));
+  return first_loss < window.end ? window.end - window.begin : 1;
+}
+
+}  // namespace tda
