@@ -100,41 +100,8 @@ void ExpectSameRows(const Dataset& expected, const Dataset& got) {
   EXPECT_TRUE(expected.previews == got.previews);
 }
 
-// The rows of `docs` (split, limit) built directly with chunking.h: what DocumentsToDataset gives
-// once it chunks.
-Dataset ChunkedRows(const std::vector<TextDocument>& docs, const std::string& name, Split split,
-                    const TextSplitOptions& options) {
-  Dataset data;
-  data.name = absl::StrCat(name, split == Split::kTest ? "/held-out" : "/train");
-  data.sequence_length = options.context_length;
-  int64_t chosen = 0;
-  for (const TextDocument& doc : docs) {
-    if (options.limit > 0 && chosen >= options.limit) break;
-    if (IsHeldOut(doc.id, options.split_seed, options.held_out_fraction) !=
-        (split == Split::kTest)) {
-      continue;
-    }
-    ++chosen;
-    const std::vector<int32_t> tokens = EncodeBytes(doc.text);
-    const int64_t n = static_cast<int64_t>(tokens.size());
-    const std::vector<ChunkWindow> windows =
-        ChunkWindows(n + 1, options.context_length, options.chunk_stride);
-    for (size_t k = 0; k < windows.size(); ++k) {
-      const size_t at = data.tokens.size();
-      data.tokens.resize(at + options.context_length);
-      data.targets.resize(at + options.context_length);
-      WriteChunkRow(tokens.data(), n, windows[k], options.context_length, doc.prompt_bytes,
-                    kEndOfDocument, &data.tokens[at], &data.targets[at]);
-      data.ids.push_back(
-          ChunkId(doc.id, static_cast<int64_t>(k), static_cast<int64_t>(windows.size())));
-      data.sources.push_back(doc.source);
-      data.previews.push_back(doc.text);
-    }
-  }
-  return data;
-}
-
-TEST(TokenCacheTest, RowsEqualDocumentsToDatasetAtStrideZero) {
+// Truncation (stride 0, context 128) and chunking (context 64, windows 48 apart).
+TEST(TokenCacheTest, RowsEqualTheInMemoryReadersTruncatedAndChunked) {
   TempDir root;
   for (const bool pairs : {false, true}) {
     const JsonlOptions corpus = pairs ? PairOptions() : PlainOptions();
@@ -142,52 +109,35 @@ TEST(TokenCacheTest, RowsEqualDocumentsToDatasetAtStrideZero) {
     ASSERT_NE(cache, nullptr);
     EXPECT_EQ(cache->documents(),
               static_cast<int64_t>(pairs ? Corpus().pairs.size() : Corpus().docs.size()));
-    for (const Split split : {Split::kTrain, Split::kTest}) {
-      for (const int64_t limit : {int64_t{0}, int64_t{500}}) {
-        SCOPED_TRACE(
-            absl::StrCat("pairs ", pairs, " split ", static_cast<int>(split), " limit ", limit));
-        TextSplitOptions options;
-        options.context_length = 128;
-        options.limit = limit;
-        int64_t truncated = -1;
-        absl::StatusOr<Dataset> expected = LoadJsonl(corpus, split, options, &truncated);
-        TDA_ASSERT_OK(expected);
-        const CachedTextRows rows(cache, JsonlCorpusName(corpus), split, options);
-        EXPECT_EQ(rows.truncated(), truncated);
-        EXPECT_GT(truncated, 0);
-        ExpectSameRows(*expected, MaterializeRows(rows));
-        for (int64_t i = 0; i < rows.size(); i += 97) {
-          EXPECT_EQ(rows.used_positions(i), expected->used_positions(i)) << i;
+    for (const int64_t stride : {int64_t{0}, int64_t{48}}) {
+      for (const Split split : {Split::kTrain, Split::kTest}) {
+        for (const int64_t limit : {int64_t{0}, int64_t{500}}) {
+          SCOPED_TRACE(absl::StrCat("pairs ", pairs, " stride ", stride, " split ",
+                                    static_cast<int>(split), " limit ", limit));
+          TextSplitOptions options;
+          options.context_length = stride == 0 ? 128 : 64;
+          options.chunk_stride = stride;
+          options.limit = limit;
+          int64_t truncated = -1;
+          absl::StatusOr<Dataset> expected = LoadJsonl(corpus, split, options, &truncated);
+          TDA_ASSERT_OK(expected);
+          absl::StatusOr<std::unique_ptr<CachedTextRows>> rows =
+              CachedTextRows::Open(cache, JsonlCorpusName(corpus), split, options);
+          TDA_ASSERT_OK(rows);
+          EXPECT_EQ((*rows)->truncated(), truncated);
+          if (stride == 0) EXPECT_GT(truncated, 0);
+          if (stride > 0 && limit == 0) {
+            EXPECT_GT((*rows)->size(), cache->documents() / 20);  // many chunks
+            std::printf("split %d: %lld rows, row table %lld bytes\n", static_cast<int>(split),
+                        static_cast<long long>((*rows)->size()),
+                        static_cast<long long>((*rows)->row_table_bytes()));
+          }
+          ExpectSameRows(*expected, MaterializeRows(**rows));
+          for (int64_t i = 0; i < (*rows)->size(); i += 97) {
+            EXPECT_EQ((*rows)->used_positions(i), expected->used_positions(i)) << i;
+          }
         }
       }
-    }
-  }
-}
-
-TEST(TokenCacheTest, RowsEqualChunkedDocumentsAtStrideAboveZero) {
-  TempDir root;
-  for (const bool pairs : {false, true}) {
-    const JsonlOptions corpus = pairs ? PairOptions() : PlainOptions();
-    std::shared_ptr<const TokenCache> cache = OpenCache(corpus, root.path());
-    ASSERT_NE(cache, nullptr);
-    for (const Split split : {Split::kTrain, Split::kTest}) {
-      SCOPED_TRACE(absl::StrCat("pairs ", pairs, " split ", static_cast<int>(split)));
-      TextSplitOptions options;
-      options.context_length = 64;
-      options.chunk_stride = 48;
-      const Dataset expected = ChunkedRows(pairs ? Corpus().pairs : Corpus().docs,
-                                           JsonlCorpusName(corpus), split, options);
-      const CachedTextRows rows(cache, JsonlCorpusName(corpus), split, options);
-      EXPECT_GT(rows.size(),
-                static_cast<int64_t>(cache->documents() / 20));  // many chunks
-      ExpectSameRows(expected, MaterializeRows(rows));
-      for (int64_t i = 0; i < rows.size(); i += 89) {
-        EXPECT_EQ(rows.used_positions(i), expected.used_positions(i)) << i;
-      }
-      std::printf("split %d: %lld rows from %lld documents, row table %lld bytes\n",
-                  static_cast<int>(split), static_cast<long long>(rows.size()),
-                  static_cast<long long>(cache->documents()),
-                  static_cast<long long>(rows.row_table_bytes()));
     }
   }
 }

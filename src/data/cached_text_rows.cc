@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "data/byte_tokenizer.h"
 #include "data/chunking.h"
 
@@ -14,22 +15,33 @@ CachedTextRows::CachedTextRows(std::shared_ptr<const TokenCache> cache, const st
     : cache_(std::move(cache)),
       name_(absl::StrCat(name, split == Split::kTest ? "/held-out" : "/train")),
       context_(options.context_length),
-      stride_(options.chunk_stride) {
+      stride_(options.chunk_stride) {}
+
+absl::StatusOr<std::unique_ptr<CachedTextRows>> CachedTextRows::Open(
+    std::shared_ptr<const TokenCache> cache, const std::string& name, Split split,
+    const TextSplitOptions& options) {
+  auto out =
+      std::unique_ptr<CachedTextRows>(new CachedTextRows(std::move(cache), name, split, options));
+  const TokenCache& c = *out->cache_;
   const bool want_held_out = split == Split::kTest;
-  int64_t chosen = 0;
-  for (int64_t doc = 0; doc < cache_->documents(); ++doc) {
-    if (options.limit > 0 && chosen >= options.limit) break;
-    if (IsHeldOut(std::string(cache_->id(doc)), options.split_seed, options.held_out_fraction) !=
-        want_held_out) {
-      continue;
-    }
-    ++chosen;
-    const int64_t positions = cache_->document_tokens(doc) + 1;
-    if (stride_ == 0 && positions > context_) ++truncated_;
-    const auto windows = static_cast<int32_t>(ChunkWindows(positions, context_, stride_).size());
-    for (int32_t k = 0; k < windows; ++k) rows_.push_back({doc, k, windows});
+  const int64_t limit = options.limit;
+  std::vector<Row>& rows = out->rows_;
+  for (int64_t doc = 0; doc < c.documents(); ++doc) {
+    if (limit > 0 && static_cast<int64_t>(rows.size()) >= limit) break;
+    const std::string id(c.id(doc));
+    if (IsHeldOut(id, options.split_seed, options.held_out_fraction) != want_held_out) continue;
+    RETURN_IF_ERROR(CheckChunkableId(id, out->stride_));
+    const int64_t positions = c.document_tokens(doc) + 1;
+    if (out->stride_ == 0 && positions > out->context_) ++out->truncated_;
+    const auto windows =
+        static_cast<int32_t>(ChunkWindows(positions, out->context_, out->stride_).size());
+    for (int32_t k = 0; k < windows; ++k) rows.push_back({doc, k, windows});
   }
-  rows_.shrink_to_fit();
+  // `limit` counts rows, as SplitDocuments does: the last document may keep only its first chunks.
+  if (limit > 0 && static_cast<int64_t>(rows.size()) > limit)
+    rows.resize(static_cast<size_t>(limit));
+  rows.shrink_to_fit();
+  return out;
 }
 
 ChunkWindow CachedTextRows::WindowOf(const Row& row) const {
@@ -62,7 +74,8 @@ std::string CachedTextRows::source(int64_t i) const {
 }
 
 std::string CachedTextRows::preview(int64_t i) const {
-  return cache_->Text(rows_[static_cast<size_t>(i)].doc);
+  const Row& row = rows_[static_cast<size_t>(i)];
+  return ChunkText(cache_->Text(row.doc), WindowOf(row), row.windows);
 }
 
 int64_t CachedTextRows::used_positions(int64_t i) const {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "data/chunking.h"
 #include "data/fashion_mnist.h"
 #include "data/row_source.h"
@@ -22,10 +23,13 @@ namespace tda {
 
 class CachedTextRows : public RowSource {
  public:
-  // The documents of `split` (IsHeldOut by id; the first options.limit of them, in corpus order),
-  // named "<name>/train" or "<name>/held-out". Options must be valid (ValidateTextSplitOptions).
-  CachedTextRows(std::shared_ptr<const TokenCache> cache, const std::string& name, Split split,
-                 const TextSplitOptions& options);
+  // The rows of the documents of `split` (IsHeldOut by id; the first options.limit rows, in
+  // corpus order), named "<name>/train" or "<name>/held-out". Options must be valid
+  // (ValidateTextSplitOptions). kInvalidArgument for a document id that ends like a chunk id
+  // when chunking (CheckChunkableId).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<CachedTextRows>> Open(
+      std::shared_ptr<const TokenCache> cache, const std::string& name, Split split,
+      const TextSplitOptions& options);
 
   const std::string& name() const override { return name_; }
   int64_t size() const override { return static_cast<int64_t>(rows_.size()); }
@@ -34,7 +38,7 @@ class CachedTextRows : public RowSource {
   Batch Gather(const int64_t* rows, int64_t count, RowStorage* storage) const override;
   std::string id(int64_t i) const override;
   std::string source(int64_t i) const override;
-  std::string preview(int64_t i) const override;  // the whole document's text
+  std::string preview(int64_t i) const override;  // the chunk's text (ChunkText)
   int32_t label(int64_t) const override { return -1; }
   int64_t used_positions(int64_t i) const override;
   const std::vector<std::string>& class_names() const override { return no_classes_; }
@@ -46,6 +50,8 @@ class CachedTextRows : public RowSource {
   const TokenCache& cache() const { return *cache_; }
 
  private:
+  CachedTextRows(std::shared_ptr<const TokenCache> cache, const std::string& name, Split split,
+                 const TextSplitOptions& options);
   struct Row {
     int64_t doc = 0;
     int32_t window = 0;

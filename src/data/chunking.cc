@@ -55,6 +55,14 @@ void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window, int
   }
 }
 
+std::string ChunkText(std::string_view text, const ChunkWindow& window, int64_t chunks) {
+  if (chunks <= 1) return std::string(text);
+  const int64_t n = static_cast<int64_t>(text.size());
+  const int64_t begin = std::min(window.begin, n);
+  return std::string(text.substr(static_cast<size_t>(begin),
+                                 static_cast<size_t>(std::min(window.end, n) - begin)));
+}
+
 std::string ChunkId(std::string_view document_id, int64_t k, int64_t chunks) {
   if (chunks <= 1) return std::string(document_id);
   return absl::StrCat(absl::string_view(document_id.data(), document_id.size()), "#", k);

@@ -39,6 +39,10 @@ void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window, int
                    int64_t prompt_tokens, int32_t end_of_document, int32_t *tokens,
                    int32_t *targets);
 
+// The text of a chunk row: the bytes its window predicts (row position r predicts byte
+// window.begin + r of a byte-token document), or the whole text of a one-window document.
+std::string ChunkText(std::string_view text, const ChunkWindow& window, int64_t chunks);
+
 // The id of chunk k of a document cut into `chunks` windows: the document's id
 // when it is one window, else "<id>#<k>".
 std::string ChunkId(std::string_view document_id, int64_t k, int64_t chunks);

@@ -96,13 +96,7 @@ absl::StatusOr<Dataset> DocumentsToDataset(const std::vector<TextDocument>& docs
                     &data.tokens[at], &data.targets[at]);
       data.ids.push_back(ChunkId(doc.id, k, chunks));
       data.sources.push_back(doc.source);
-      // The bytes the window predicts (row position r predicts byte begin + r);
-      // a document of one window keeps its whole text.
-      data.previews.push_back(
-          chunks == 1
-              ? doc.text
-              : doc.text.substr(static_cast<size_t>(window.begin),
-                                static_cast<size_t>(std::min(window.end, n) - window.begin)));
+      data.previews.push_back(ChunkText(doc.text, window, chunks));
     }
   }
   if (truncated != nullptr) *truncated = cut;

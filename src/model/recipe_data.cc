@@ -69,8 +69,9 @@ absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainR
         "--allow-changed-corpus"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<TokenCache> cache, TokenCache::Open(jsonl, cache_options));
-  out.cached = std::make_unique<CachedTextRows>(std::shared_ptr<const TokenCache>(std::move(cache)),
-                                                JsonlCorpusName(jsonl), split, options);
+  ASSIGN_OR_RETURN(out.cached,
+                   CachedTextRows::Open(std::shared_ptr<const TokenCache>(std::move(cache)),
+                                        JsonlCorpusName(jsonl), split, options));
   out.truncated = out.cached->truncated();
   return out;
 }
