@@ -34,7 +34,7 @@ absl::StatusOr<std::unique_ptr<CachedTextRows>> CachedTextRows::Open(
     const int64_t positions = c.document_tokens(doc) + 1;
     if (out->stride_ == 0 && positions > out->context_) ++out->truncated_;
     const auto windows =
-        static_cast<int32_t>(ChunkWindows(positions, out->context_, out->stride_).size());
+        static_cast<int32_t>(ChunkCount(positions, out->context_, out->stride_));
     for (int32_t k = 0; k < windows; ++k) rows.push_back({doc, k, windows});
   }
   // `limit` counts rows, as SplitDocuments does: the last document may keep only its first chunks.
@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<CachedTextRows>> CachedTextRows::Open(
 
 ChunkWindow CachedTextRows::WindowOf(const Row& row) const {
   const int64_t positions = cache_->document_tokens(row.doc) + 1;
-  return ChunkWindows(positions, context_, stride_)[static_cast<size_t>(row.window)];
+  return ChunkWindowAt(positions, context_, stride_, row.window);
 }
 
 Batch CachedTextRows::Gather(const int64_t* rows, int64_t count, RowStorage* storage) const {

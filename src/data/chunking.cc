@@ -22,18 +22,26 @@ size_t ChunkSuffixLength(std::string_view id) {
 
 }  // namespace
 
+int64_t ChunkCount(int64_t positions, int64_t context, int64_t stride) {
+  if (stride <= 0 || positions <= context) return 1;
+  return 1 + (positions - context + stride - 1) / stride;
+}
+
+ChunkWindow ChunkWindowAt(int64_t positions, int64_t context, int64_t stride, int64_t k) {
+  if (stride <= 0 || positions <= context) return {0, std::min(positions, context), 0};
+  const int64_t begin = k * stride;
+  // Window k - 1 is not the last, so it ends at its begin + context; stride <= context, so that
+  // end is at or past this window's begin: the first position it has not scored.
+  const int64_t loss_begin = k == 0 ? 0 : (k - 1) * stride + context;
+  return {begin, std::min(begin + context, positions), loss_begin};
+}
+
 std::vector<ChunkWindow> ChunkWindows(int64_t positions, int64_t context, int64_t stride) {
+  const int64_t count = ChunkCount(positions, context, stride);
   std::vector<ChunkWindow> windows;
-  if (stride <= 0 || positions <= context) {
-    windows.push_back({0, std::min(positions, context), 0});
-    return windows;
-  }
-  int64_t scored = 0;  // positions before this already carry loss in an earlier window
-  for (int64_t begin = 0;; begin += stride) {
-    const int64_t end = std::min(begin + context, positions);
-    windows.push_back({begin, end, std::max(begin, scored)});
-    scored = end;
-    if (end == positions) break;
+  windows.reserve(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) {
+    windows.push_back(ChunkWindowAt(positions, context, stride, k));
   }
   return windows;
 }

@@ -29,6 +29,10 @@ struct ChunkWindow {
 // trained before chunking). Else windows start at 0, stride, 2 stride, ...
 // until one reaches the end; stride <= context.
 std::vector<ChunkWindow> ChunkWindows(int64_t positions, int64_t context, int64_t stride);
+// How many windows ChunkWindows gives, and its window k (k < that count), without building the
+// others: what a reader that serves one row at a time needs.
+int64_t ChunkCount(int64_t positions, int64_t context, int64_t stride);
+ChunkWindow ChunkWindowAt(int64_t positions, int64_t context, int64_t stride, int64_t k);
 
 // Writes the row of `window` into tokens[0, context) and targets[0, context):
 // positions past the window are padding (input `end_of_document`, target

@@ -51,9 +51,8 @@ absl::StatusOr<Dataset> SplitDocuments(std::vector<TextDocument> docs, const std
   for (TextDocument& doc : docs) {
     if (options.limit > 0 && rows >= options.limit) break;
     if (IsHeldOut(doc.id, options.split_seed, options.held_out_fraction) == want_held_out) {
-      rows += static_cast<int64_t>(ChunkWindows(static_cast<int64_t>(doc.text.size()) + 1,
-                                                options.context_length, options.chunk_stride)
-                                       .size());
+      rows += ChunkCount(static_cast<int64_t>(doc.text.size()) + 1, options.context_length,
+                         options.chunk_stride);
       chosen.push_back(std::move(doc));
     }
   }
