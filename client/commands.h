@@ -23,6 +23,7 @@ int RunIndexAppend(const Args& args);  // tda index append
 int RunIndexSelfInfluence(const Args& args);  // tda index self-influence
 int RunQuery(const Args& args);       // tda query
 int RunDescribe(const Args& args);    // tda describe
+int RunHealth(const Args& args);      // tda health
 int RunEval(const Args& args);        // tda eval loo | lds
 int RunJobs(const Args& args);        // tda jobs submit | list | get | watch | cancel | schedule
 int RunData(const Args& args);        // tda data export | check

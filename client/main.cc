@@ -33,6 +33,7 @@ constexpr char kUsage[] =
     "  index self-influence  the training samples the model memorised most\n"
     "  query         top proponents and opponents of query images (server or offline)\n"
     "  describe      what an index holds (server or offline)\n"
+    "  health        is a tda-server serving? (the gRPC health check; for probes)\n"
     "  eval loo|lds  how faithful each method is: leave-one-out and LDS retraining\n"
     "  jobs          background jobs and schedules on a tda-server (submit, watch, ...)\n"
     "  data          export the fortunes as JSONL; check a JSONL corpus\n"
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   if (command == "import-gpt2") return tda::RunImportGpt2(args);
   if (command == "query") return tda::RunQuery(args);
   if (command == "describe") return tda::RunDescribe(args);
+  if (command == "health") return tda::RunHealth(args);
   if (command == "eval") return tda::RunEval(args);
   if (command == "jobs") return tda::RunJobs(args);
   if (command == "data") return tda::RunData(args);

@@ -123,5 +123,27 @@ TEST_F(TlsTest, MutualTlsRefusesClientsWithoutACertificate) {
   TDA_ASSERT_OK((*accepted)->Describe());
 }
 
+// `tda health` is the probe of a TLS server (deploy/k8s: Kubernetes' gRPC probe is plaintext
+// only): it needs the CA but no token, and its exit code is the answer.
+TEST_F(TlsTest, HealthCommandProbesTheServerWithoutAToken) {
+  std::unique_ptr<ChildProcess> server = StartTlsServer(/*client_ca=*/false);
+  ASSERT_NE(server, nullptr);
+  const std::string probe = absl::StrCat(TDA_CLI_BINARY, " health --server ", address_,
+                                         " --tls-ca ", dir_->file("ca.pem"));
+  const CommandResult whole = testing::Shell(probe);
+  EXPECT_EQ(whole.exit_code, 0) << whole.stdout_text;
+  EXPECT_THAT(whole.stdout_text, HasSubstr("SERVING"));
+  const CommandResult service = testing::Shell(probe + " --service tda.v1.AttributionService");
+  EXPECT_EQ(service.exit_code, 0) << service.stdout_text;
+
+  const CommandResult unknown = testing::Shell(probe + " --service tda.v1.NoSuchService");
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.stdout_text;
+  const CommandResult plaintext =
+      testing::Shell(absl::StrCat(TDA_CLI_BINARY, " health --server ", address_));
+  EXPECT_EQ(plaintext.exit_code, 1) << plaintext.stdout_text;
+  const CommandResult bad_timeout = testing::Shell(probe + " --timeout 0");
+  EXPECT_EQ(bad_timeout.exit_code, 2) << bad_timeout.stdout_text;
+}
+
 }  // namespace
 }  // namespace tda
