@@ -4,7 +4,8 @@
 // textContent, never parsed as HTML.
 //
 // URL hash parameters run a query on load: #id=fashion-mnist/test/12&top_k=8, or
-// #prompt=...&completion=..., #self_influence=1; also token=, index= (a name of GET /v1/indexes).
+// #prompt=...&completion=..., #self_influence=1, #watch=<job id>; also token=, index= (a name of
+// GET /v1/indexes).
 // When the page has finished what the hash asked, body[data-state] is "done" (or "error").
 'use strict';
 
@@ -83,6 +84,11 @@ function formatScore(score) {
   return (score >= 0 ? '+' : '') + Number(score).toExponential(3);
 }
 
+// "ekfac" for "METHOD_EKFAC".
+function methodName(method) {
+  return String(method).replace('METHOD_', '').toLowerCase().replace('_', '-');
+}
+
 function className(label) {
   const names = current.description.classNames || [];
   return names[label] !== undefined ? names[label] : `class ${label}`;
@@ -124,10 +130,11 @@ function chooseIndex() {
   const inputs = Number(d.model.inputDim);
   const side = Math.round(Math.sqrt(inputs));
   current.side = !isTextModel() && side * side === inputs ? side : 0;
-  $('index-summary').textContent =
-      `${d.dataset}: ${d.rows} rows, ${d.model.kind} model, methods ${(d.methods || []).join(' ')}`;
+  $('index-summary').textContent = `${d.dataset}: ${d.rows} rows, ${d.model.kind} model, methods ${
+      (d.methods || []).map(methodName).join(', ')}`;
   $('image-query').hidden = current.side === 0;
   $('text-form').hidden = !isTextModel();
+  $('id-form').hidden = isTextModel();
   $('draw-label')
       .replaceChildren(
           ...(d.classNames || []).map((name, label) => el('option', {value: String(label)}, name)));
@@ -251,7 +258,8 @@ async function attribute(query, queryView, extra = {}) {
                  (isTextModel() ? '' : `, predicted ${className(result.predictedLabel)}`) +
                  `, p = ${Number(result.labelProbability).toFixed(4)}, loss ${
                      Number(result.loss).toFixed(4)}` +
-                 ` | ${answer.indexRows} rows scored by ${answer.method} in ${seconds} s`));
+                 ` | ${answer.indexRows} rows scored by ${methodName(answer.method)} in ${
+                     seconds} s`));
   $('proponents').replaceChildren(...(await Promise.all((result.proponents || []).map(hitItem))));
   $('opponents').replaceChildren(...(await Promise.all((result.opponents || []).map(hitItem))));
   $('sources').replaceChildren(...sourceBars(result.sourceTotals || []));
@@ -368,8 +376,8 @@ async function rankSelfInfluence() {
     return item;
   }));
   $('self-influence').replaceChildren(...items);
-  setStatus(`self-influence of ${answer.count} ${isTextModel() ? 'documents' : 'rows'} (${
-      answer.method})`);
+  const ranked = isTextModel() ? 'documents' : 'rows';
+  setStatus(`self-influence of ${answer.count} ${ranked} (${methodName(answer.method)})`);
 }
 
 function jobRow(job) {
@@ -484,6 +492,7 @@ async function start() {
     ok = await run(() => explainText(hash.get('prompt') || '', hash.get('completion')));
   }
   if (ok && hash.has('self_influence')) ok = await run(rankSelfInfluence);
+  if (ok && hash.has('watch')) ok = await run(() => watchJob(hash.get('watch')));
   document.body.dataset.state = ok ? 'done' : 'error';
 }
 

@@ -6,7 +6,8 @@
 //     (it logs only errors, so any console line fails);
 //   - Fashion-MNIST: an id query renders one canvas per proponent and opponent, carrying the
 //     sample ids the gRPC API answers, in order; the self-influence list is the gRPC
-//     SelfInfluence answer;
+//     SelfInfluence answer; a job watched from the page (newline-delimited JSON read as a
+//     stream) shows its final state;
 //   - fortunes GPT: a text query renders the documents as spans shaded by their token scores
 //     and the span shared verbatim with the completion highlighted.
 // Screenshots go to build/tests/screenshots (their paths printed) and must not be blank
@@ -18,13 +19,14 @@
 #include <iostream>
 #include <memory>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "tda/v1/attribution.grpc.pb.h"
+#include "tda/v1/jobs.grpc.pb.h"
 #include "team_server.h"
 #include "test_support.h"
 
@@ -87,20 +89,23 @@ std::vector<std::string> SampleIds(const google::protobuf::RepeatedPtrField<v1::
   return ids;
 }
 
-// A server on loopback with a reader token and --http-listen, serving `index`.
+// A server on loopback with a token of `role` and --http-listen (plus `extra` flags), serving
+// `index`.
 struct ExplorerServer {
   std::unique_ptr<testing::ChildProcess> process;
   std::string address, http, token;
   std::unique_ptr<v1::AttributionService::Stub> stub;
+  std::unique_ptr<v1::JobService::Stub> jobs;
 };
 
-ExplorerServer StartServer(const std::string& index, const testing::TempDir& dir) {
+ExplorerServer StartServer(const std::string& index, const testing::TempDir& dir,
+                           const std::string& role, std::vector<std::string> extra = {}) {
   ExplorerServer server;
   const std::string tokens_file = dir.file("tokens");
-  server.token = testing::CreateToken(tokens_file, "reader", "reader");
-  absl::StatusOr<std::unique_ptr<testing::ChildProcess>> process = testing::StartTdaServer(
-      index, "127.0.0.1:0", {"--auth-tokens", tokens_file, "--http-listen", "127.0.0.1:0"},
-      &server.address);
+  server.token = testing::CreateToken(tokens_file, role, role);
+  extra.insert(extra.end(), {"--auth-tokens", tokens_file, "--http-listen", "127.0.0.1:0"});
+  absl::StatusOr<std::unique_ptr<testing::ChildProcess>> process =
+      testing::StartTdaServer(index, "127.0.0.1:0", extra, &server.address);
   EXPECT_TRUE(process.ok()) << process.status();
   if (!process.ok()) return server;
   server.process = std::move(*process);
@@ -108,7 +113,10 @@ ExplorerServer StartServer(const std::string& index, const testing::TempDir& dir
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       testing::TokenChannel(server.address, server.token);
   EXPECT_TRUE(channel.ok()) << channel.status();
-  if (channel.ok()) server.stub = v1::AttributionService::NewStub(*channel);
+  if (channel.ok()) {
+    server.stub = v1::AttributionService::NewStub(*channel);
+    server.jobs = v1::JobService::NewStub(*channel);
+  }
   return server;
 }
 
@@ -141,8 +149,17 @@ TEST_F(ExplorerBrowser, IdQueryRendersProponentImagesAndSelfInfluence) {
   testing::TempDir dir;
   absl::StatusOr<std::string> index = testing::BuildSmallIndex(dir.path());
   TDA_ASSERT_OK(index);
-  ExplorerServer server = StartServer(*index, dir);
+  // An operator's token: the page also watches a job the operator submitted.
+  ExplorerServer server = StartServer(*index, dir, "operator", {"--state-dir", dir.file("state")});
   ASSERT_NE(server.stub, nullptr);
+  v1::SubmitJobRequest sleep;
+  sleep.set_kind("sleep");
+  sleep.set_spec_json(R"({"seconds": 1})");
+  v1::Job job;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(server.jobs->SubmitJob(&context, sleep, &job).ok());
+  }
 
   constexpr int kTopK = 8;
   const std::string query_id = "fashion-mnist/test/0";
@@ -171,7 +188,7 @@ TEST_F(ExplorerBrowser, IdQueryRendersProponentImagesAndSelfInfluence) {
   // Through "/": the redirect to /explorer/ keeps the hash.
   const PageLoad page =
       LoadPage(absl::StrCat(server.http, "/#token=", server.token, "&id=", query_id,
-                            "&top_k=", kTopK, "&self_influence=1"),
+                            "&top_k=", kTopK, "&self_influence=1&watch=", job.id()),
                dir.path(), screenshot);
   ExpectNoConsoleLines(page);
   EXPECT_THAT(page.dom, HasSubstr("data-state=\"done\""));
@@ -184,18 +201,22 @@ TEST_F(ExplorerBrowser, IdQueryRendersProponentImagesAndSelfInfluence) {
   EXPECT_THAT(AttributeValues(page.dom, "canvas", "data-sample-id"), ::testing::Contains(query_id));
   EXPECT_THAT(AttributeValues(ListOf(page.dom, "self-influence"), "canvas", "data-sample-id"),
               ElementsAreArray(self_influence_ids));
+  // The watch read the job's updates as they came, to its final state.
+  const std::string watched = page.dom.substr(page.dom.find("id=\"job-watch\""));
+  EXPECT_THAT(watched, HasSubstr(absl::StrCat("job ", job.id(), " sleep: SUCCEEDED 100%")));
   // One bar per data source of the answer.
   std::vector<std::string> sources;
   for (const v1::SourceTotal& total : result.source_totals()) sources.push_back(total.source());
   EXPECT_THAT(AttributeValues(page.dom, "div", "data-source"), ElementsAreArray(sources));
   CheckScreenshot(screenshot);
+  testing::StopGracefully(server.process.get());
 }
 
 TEST_F(ExplorerBrowser, TextQueryRendersShadedTokensAndTheSharedSpan) {
   testing::TempDir dir;
   absl::StatusOr<std::string> index = testing::BuildTinyGptIndex(dir.path());
   TDA_ASSERT_OK(index);
-  ExplorerServer server = StartServer(*index, dir);
+  ExplorerServer server = StartServer(*index, dir, "reader");
   ASSERT_NE(server.stub, nullptr);
 
   const std::string prompt = "Q: Why did the chicken cross?\n";
@@ -238,6 +259,7 @@ TEST_F(ExplorerBrowser, TextQueryRendersShadedTokensAndTheSharedSpan) {
   EXPECT_THAT(shades[0], HasSubstr("background-color: rgba("));
   EXPECT_THAT(proponents, HasSubstr("<mark class=\"shared\""));
   CheckScreenshot(screenshot);
+  testing::StopGracefully(server.process.get());
 }
 
 }  // namespace

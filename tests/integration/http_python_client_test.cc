@@ -16,7 +16,6 @@
 //     `tda query --json`.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <cstring>
 #include <iostream>
@@ -45,14 +44,6 @@ void RunPythonTest(const std::string& script, const std::string& config) {
   const testing::CommandResult result = testing::Shell(command, 240);
   std::cout << result.stdout_text;
   EXPECT_EQ(result.exit_code, 0) << command;
-}
-
-// Stops a server with --http-listen as an operator would (SIGTERM), so that it removes its private
-// socket directory (a SIGKILL, the ChildProcess destructor's way, leaves it behind).
-void StopGracefully(ChildProcess* server) {
-  server->Signal(SIGTERM);
-  absl::StatusOr<int> exit = server->Wait(30);
-  EXPECT_TRUE(exit.ok() && *exit == 0) << exit.status();
 }
 
 TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
@@ -93,7 +84,7 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   RunPythonTest("client_fashion_mnist_test.py", dir.file("config.json"));
   RunPythonTest("http_api_test.py", dir.file("config.json"));
   RunPythonTest("quickstart_test.py", dir.file("config.json"));
-  StopGracefully(server->get());
+  testing::StopGracefully(server->get());
 }
 
 TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
@@ -119,7 +110,7 @@ TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
                                  {"certificates", dir.path()}};
   TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
   RunPythonTest("https_test.py", dir.file("config.json"));
-  StopGracefully(server->get());
+  testing::StopGracefully(server->get());
 }
 
 TEST(HttpPythonClient, FortunesTextQueryFromPython) {

@@ -4,6 +4,7 @@
 #include <grpcpp/impl/rpc_method.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 
@@ -120,6 +121,12 @@ std::string HttpApiUrl(ChildProcess* server) {
   absl::StatusOr<std::string> line = server->ReadLineContaining("HTTP/JSON API on ", 30);
   EXPECT_TRUE(line.ok()) << line.status();
   return line.ok() ? line->substr(line->rfind(' ') + 1) : "";
+}
+
+void StopGracefully(ChildProcess* server) {
+  server->Signal(SIGTERM);
+  absl::StatusOr<int> exit = server->Wait(30);
+  EXPECT_TRUE(exit.ok() && *exit == 0) << exit.status();
 }
 
 absl::StatusOr<std::string> BuildTinyGptIndex(const std::string& dir) {

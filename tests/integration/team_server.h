@@ -50,6 +50,11 @@ std::string CreateToken(const std::string& file, const std::string& name, const 
 // when it does not come within 30 s).
 std::string HttpApiUrl(ChildProcess* server);
 
+// Stops a server with --http-listen as an operator would (SIGTERM), so that it removes its private
+// socket directory (a SIGKILL, the ChildProcess destructor's way, leaves it behind); a test
+// failure unless it exits 0 within 30 s.
+void StopGracefully(ChildProcess* server);
+
 // A byte-level GPT trained on fortunes by `tda train --recipe tiny` and its index built by `tda
 // index build --projection-dim 8` (one thread each; 400 rows): returns DIR/index.
 absl::StatusOr<std::string> BuildTinyGptIndex(const std::string& dir);
