@@ -41,7 +41,13 @@ function setStatus(text, isError = false) {
   if (isError) console.error(text);
 }
 
-class ApiError extends Error {}
+// An error answer of the JSON API: `status` is the gRPC code's name (e.g. "UNIMPLEMENTED").
+class ApiError extends Error {
+  constructor(message, status = '') {
+    super(message);
+    this.status = status;
+  }
+}
 
 function authorizationHeaders() {
   const token = $('token').value.trim();
@@ -66,7 +72,8 @@ async function api(method, path, body) {
   }
   if (!response.ok) {
     throw new ApiError(
-        `${method} ${path}: ${json.status || response.status}: ${json.message || text}`);
+        `${method} ${path}: ${json.status || response.status}: ${json.message || text}`,
+        json.status || '');
   }
   return json;
 }
@@ -399,7 +406,9 @@ async function listJobs() {
                (name) => el('th', {}, name)));
     $('jobs').replaceChildren(header, ...(answer.jobs || []).map(jobRow));
   } catch (error) {
-    $('jobs').replaceChildren(el('tr', {}, el('td', {}, `jobs unavailable: ${error.message}`)));
+    const why = error.status === 'UNIMPLEMENTED' ? 'this server runs no jobs (no --state-dir)' :
+                                                   `jobs unavailable: ${error.message}`;
+    $('jobs').replaceChildren(el('tr', {}, el('td', {}, why)));
   }
 }
 
