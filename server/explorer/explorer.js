@@ -472,6 +472,11 @@ async function connect() {
 async function start() {
   const hash = hashParameters();
   $('token').value = hash.get('token') || sessionStorage.getItem(TOKEN_KEY) || '';
+  if (hash.has('token')) {  // kept in sessionStorage (connect), not in the address bar or history
+    const rest = new URLSearchParams(hash);
+    rest.delete('token');
+    history.replaceState(null, '', `${location.pathname}${location.search}#${rest}`);
+  }
   if (hash.has('top_k')) $('top-k').value = hash.get('top_k');
   setUpDrawing();
   $('token-form').addEventListener('submit', (event) => {
