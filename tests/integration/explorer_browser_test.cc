@@ -8,6 +8,7 @@
 //     sample ids the gRPC API answers, in order; the self-influence list is the gRPC
 //     SelfInfluence answer; a finished job watched from the page (newline-delimited JSON read
 //     from a stream) shows its final state;
+//   - a bad query shows the server's error as text (markup in it escaped), logged once;
 //   - fortunes GPT: a text query renders the documents as spans shaded by their token scores
 //     and the span shared verbatim with the completion highlighted.
 // Screenshots go to build/tests/screenshots (their paths printed) and must not be blank
@@ -221,6 +222,17 @@ TEST_F(ExplorerBrowser, IdQueryRendersProponentImagesAndSelfInfluence) {
   for (const v1::SourceTotal& total : result.source_totals()) sources.push_back(total.source());
   EXPECT_THAT(AttributeValues(page.dom, "div", "data-source"), ElementsAreArray(sources));
   CheckScreenshot(screenshot);
+
+  // A bad query is shown as the server's message, as text: markup in it is not parsed.
+  const PageLoad refused =
+      LoadPage(absl::StrCat(server.http, "/explorer/#token=", server.token,
+                            "&id=%3Cb%3Enot-an-id%3C%2Fb%3E"),
+               dir.path(), absl::StrCat(TDA_SCREENSHOT_DIR, "/explorer-error.png"));
+  EXPECT_THAT(refused.dom, HasSubstr("data-state=\"error\""));
+  EXPECT_THAT(refused.dom, HasSubstr("&lt;b&gt;not-an-id&lt;/b&gt;"));
+  EXPECT_THAT(refused.dom, ::testing::Not(HasSubstr("<b>not-an-id")));
+  ASSERT_EQ(refused.console_lines.size(), 1u);  // the page logs the error it shows
+  EXPECT_THAT(refused.console_lines[0], HasSubstr("/v1/samples/"));
   testing::StopGracefully(server.process.get());
 }
 
