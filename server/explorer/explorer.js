@@ -412,6 +412,9 @@ async function listJobs() {
   }
 }
 
+const FINAL_JOB_STATES =
+    ['JOB_STATE_SUCCEEDED', 'JOB_STATE_FAILED', 'JOB_STATE_CANCELLED', 'JOB_STATE_INTERRUPTED'];
+
 // GET /v1/jobs/{id}:watch: newline-delimited JSON, one JobUpdate per line, until the job ends.
 async function watchJob(id) {
   const view = $('job-watch');
@@ -428,7 +431,8 @@ async function watchJob(id) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffered = '';
-  for (;;) {
+  let finished = false;
+  while (!finished) {
     const {value, done} = await reader.read();
     if (done) break;
     buffered += decoder.decode(value, {stream: true});
@@ -442,8 +446,10 @@ async function watchJob(id) {
       line.textContent = `job ${job.id} ${job.kind}: ${job.state.replace('JOB_STATE_', '')} ` +
           `${Math.round(100 * (job.progress || 0))}% ${job.stage || ''}`;
       log.append(...(update.newLogLines || []).map((l) => `${l.line}\n`));
+      finished = FINAL_JOB_STATES.includes(job.state);
     }
   }
+  await reader.cancel();  // the final update is the last; do not wait for the stream's end
   await listJobs();
 }
 

@@ -46,7 +46,7 @@ struct PageLoad {
   std::vector<std::string> console_lines;  // console messages from chromium's log
 };
 
-// Loads `url` in headless chromium (a fresh profile under `dir`), waiting up to 15 s of virtual
+// Loads `url` in headless chromium (a fresh profile under `dir`), waiting up to 60 s of virtual
 // time for the page's requests and scripts, dumping the DOM and saving a screenshot.
 PageLoad LoadPage(const std::string& url, const std::string& dir, const std::string& screenshot) {
   const std::string dom_file = dir + "/dom.html", log_file = dir + "/chromium.log";
@@ -54,7 +54,7 @@ PageLoad LoadPage(const std::string& url, const std::string& dir, const std::str
   const std::string command = absl::StrCat(
       "(", kChromium,
       " --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir=", dir,
-      "/profile --window-size=1280,1600 --virtual-time-budget=15000 --enable-logging=stderr "
+      "/profile --window-size=1280,1600 --virtual-time-budget=60000 --enable-logging=stderr "
       "--v=0 --screenshot=",
       screenshot, " --dump-dom '", url, "' > ", dom_file, " 2> ", log_file, ")");
   const testing::CommandResult result = testing::Shell(command, 90);
