@@ -75,6 +75,18 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
   return request;
 }
 
+std::optional<Damping> DampingFromProto(const v1::Damping& damping) {
+  switch (damping.kind_case()) {
+    case v1::Damping::kRelative:
+      return Damping{damping.relative(), std::nullopt};
+    case v1::Damping::kAbsolute:
+      return Damping{0.0, damping.absolute()};
+    case v1::Damping::KIND_NOT_SET:
+      break;
+  }
+  return std::nullopt;
+}
+
 absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
                                        std::vector<Query>* queries, AttributeOptions* options) {
   queries->clear();
@@ -113,16 +125,7 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   auto method = MethodFromProto(request.method());
   if (!method.ok()) return method.status();
   options->method = *method;
-  switch (request.damping().kind_case()) {
-    case v1::Damping::kRelative:
-      options->damping = Damping{request.damping().relative(), std::nullopt};
-      break;
-    case v1::Damping::kAbsolute:
-      options->damping = Damping{0.0, request.damping().absolute()};
-      break;
-    case v1::Damping::KIND_NOT_SET:
-      break;
-  }
+  options->damping = DampingFromProto(request.damping());
   options->return_scores = request.return_scores();
   options->token_scores = request.token_scores();
   options->group_by_document = request.group_by_document();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,6 +20,9 @@ inline constexpr int64_t kDefaultTopK = 10;
 // kInvalidArgument.
 v1::Method MethodToProto(Method method);
 absl::StatusOr<Method> MethodFromProto(v1::Method method);
+
+// tda.v1.Damping -> the engine's; nullopt when neither kind is set (the index's default).
+std::optional<Damping> DampingFromProto(const v1::Damping& damping);
 
 // Request: the client builds it with AttributeRequestToProto; the server reads it with
 // AttributeRequestFromProto, which rejects what the engine cannot express (a query with no

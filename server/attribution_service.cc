@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "api/api_conversion.h"
 #include "api/index_description.h"
+#include "api/self_influence_conversion.h"
 #include "api/status_conversion.h"
 #include "attribution/query_validation.h"
 #include "server/caller.h"
@@ -106,6 +107,31 @@ grpc::Status AttributionServiceImpl::GetSample(grpc::ServerContext* context,
   absl::StatusOr<SampleData> sample = attributor_->GetSample(request->sample_id());
   if (!sample.ok()) return ToGrpcStatus(sample.status());
   *response = SampleToProto(*sample, attributor_->index().FindRow(request->sample_id()));
+  return grpc::Status::OK;
+}
+
+grpc::Status AttributionServiceImpl::SelfInfluence(grpc::ServerContext* context,
+                                                   const v1::SelfInfluenceRequest* request,
+                                                   v1::SelfInfluenceResponse* response) {
+  if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
+  absl::StatusOr<SelfInfluenceQuery> query = SelfInfluenceRequestFromProto(*request);
+  if (!query.ok()) return ToGrpcStatus(query.status());
+  std::shared_ptr<const Eigen::VectorXd> values = self_influence_.Find(*query);
+  if (values == nullptr) {
+    const std::string caller = CallerName(*context);
+    if (absl::Status s = caller_quota_.Enter(caller); !s.ok()) return ToGrpcStatus(s);
+    const absl::Cleanup leave = [this, &caller] { caller_quota_.Leave(caller); };
+    if (absl::Status s = query_slots_.Acquire(CallCancellation(context)); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    const absl::Cleanup release = [this] { query_slots_.Release(); };
+    absl::StatusOr<Eigen::VectorXd> computed =
+        query->by_document ? attributor_->DocumentSelfInfluence(query->options)
+                           : attributor_->SelfInfluence(query->options);
+    if (!computed.ok()) return ToGrpcStatus(computed.status());
+    values = self_influence_.Insert(*query, std::move(*computed));
+  }
+  *response = SelfInfluenceResponseToProto(*attributor_, *query, *values);
   return grpc::Status::OK;
 }
 

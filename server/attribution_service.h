@@ -26,6 +26,7 @@
 #include "server/caller_quota.h"
 #include "server/index_verifier.h"
 #include "server/query_slots.h"
+#include "server/self_influence_cache.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
 namespace tda {
@@ -48,12 +49,17 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
                              v1::DescribeIndexResponse* response) override;
   grpc::Status GetSample(grpc::ServerContext* context, const v1::GetSampleRequest* request,
                          v1::GetSampleResponse* response) override;
+  // Computed once per (method, damping, by_document) in a query slot, then ranked from the
+  // kept values (SelfInfluenceCache).
+  grpc::Status SelfInfluence(grpc::ServerContext* context, const v1::SelfInfluenceRequest* request,
+                             v1::SelfInfluenceResponse* response) override;
 
  private:
   std::shared_ptr<const Attributor> attributor_;
   std::shared_ptr<const IndexVerifier> verifier_;
   QuerySlots query_slots_;
   CallerQuota caller_quota_;
+  SelfInfluenceCache self_influence_;
 };
 
 }  // namespace tda

@@ -8,11 +8,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tda/v1/attribution.grpc.pb.h"
 #include "tda/v1/jobs.grpc.pb.h"
 
@@ -87,6 +93,47 @@ void WriteMessage(const google::protobuf::Message& message, httplib::Response* o
                           "' in the path is not an id (a number)"),
              out);
   return false;
+}
+
+// The client's deadline: "grpc-timeout: <1-8 digits><H|M|S|m|u|n>" (hours, minutes, seconds,
+// milli-, micro-, nanoseconds; gRPC's wire format, as Google's transcoding takes it) or
+// "X-Timeout-Seconds: <positive number>" becomes the forwarded call's deadline; false (400
+// written) when malformed.
+[[nodiscard]] bool SetCallDeadline(const httplib::Request& http, grpc::ClientContext* context,
+                                   httplib::Response* out) {
+  std::optional<absl::Duration> timeout;
+  if (http.has_header("grpc-timeout")) {
+    const std::string value = http.get_header_value("grpc-timeout");
+    const std::string digits = value.substr(0, value.empty() ? 0 : value.size() - 1);
+    const char unit = value.empty() ? '\0' : value.back();
+    const std::map<char, absl::Duration> units = {
+        {'H', absl::Hours(1)},        {'M', absl::Minutes(1)},      {'S', absl::Seconds(1)},
+        {'m', absl::Milliseconds(1)}, {'u', absl::Microseconds(1)}, {'n', absl::Nanoseconds(1)}};
+    int64_t count = 0;
+    if (digits.empty() || digits.size() > 8 || !units.count(unit) ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        !absl::SimpleAtoi(digits, &count)) {
+      WriteError(grpc::StatusCode::INVALID_ARGUMENT,
+                 absl::StrCat("the grpc-timeout header '", value,
+                              "' is not 1 to 8 digits and a unit H, M, S, m, u or n (e.g. 500m)"),
+                 out);
+      return false;
+    }
+    timeout = count * units.at(unit);
+  } else if (http.has_header("X-Timeout-Seconds")) {
+    const std::string value = http.get_header_value("X-Timeout-Seconds");
+    double seconds = 0;
+    if (!absl::SimpleAtod(value, &seconds) || !std::isfinite(seconds) || seconds <= 0) {
+      WriteError(grpc::StatusCode::INVALID_ARGUMENT,
+                 absl::StrCat("the X-Timeout-Seconds header '", value,
+                              "' is not a number of seconds > 0 (e.g. 2.5)"),
+                 out);
+      return false;
+    }
+    timeout = absl::Seconds(seconds);
+  }
+  if (timeout.has_value()) context->set_deadline(absl::ToChronoTime(absl::Now() + *timeout));
+  return true;
 }
 
 }  // namespace
@@ -188,7 +235,7 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
       auto req = request;
       if (!fill(http, &req, &out)) return;
       grpc::ClientContext context;
-      if (!authorize(http, &context, &out)) return;
+      if (!authorize(http, &context, &out) || !SetCallDeadline(http, &context, &out)) return;
       auto resp = response;
       const grpc::Status status = call(new_channel(), &context, req, &resp);
       if (!status.ok()) return WriteError(status.error_code(), status.error_message(), &out);
@@ -232,6 +279,13 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
                   [=](auto channel, auto* context, const auto& request, auto* response) {
                     return attribution(channel)->GetSample(context, request, response);
                   }));
+  auto self_influence = [=](auto channel, auto* context, const auto& request, auto* response) {
+    return attribution(channel)->SelfInfluence(context, request, response);
+  };
+  routes->Post("/v1/self-influence", unary(v1::SelfInfluenceRequest(), v1::SelfInfluenceResponse(),
+                                           body, self_influence));
+  routes->Get("/v1/self-influence", unary(v1::SelfInfluenceRequest(), v1::SelfInfluenceResponse(),
+                                          query, self_influence));
   routes->Post("/v1/jobs",
                unary(v1::SubmitJobRequest(), v1::Job(), body,
                      [=](auto channel, auto* context, const auto& request, auto* response) {
@@ -284,7 +338,9 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
       v1::JobUpdate first;
     };
     auto watch = std::make_shared<Watch>();
-    if (!authorize(http, &watch->context, &out)) return;
+    if (!authorize(http, &watch->context, &out) || !SetCallDeadline(http, &watch->context, &out)) {
+      return;
+    }
     watch->channel = new_channel();
     watch->stub = v1::JobService::NewStub(watch->channel);
     v1::WatchJobRequest request;

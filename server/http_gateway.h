@@ -5,6 +5,8 @@
 //   POST   /v1/attribute            AttributionService.Attribute      body AttributeRequest
 //   GET    /v1/indexes              AttributionService.DescribeIndex  (the one served index)
 //   GET    /v1/samples/{id}         AttributionService.GetSample      (id may contain '/')
+//   POST   /v1/self-influence       AttributionService.SelfInfluence  body SelfInfluenceRequest
+//   GET    /v1/self-influence?top_k=&method=&by_document=   the same, from query parameters
 //   POST   /v1/jobs                 JobService.SubmitJob              body SubmitJobRequest
 //   GET    /v1/jobs?state=&limit=   JobService.ListJobs
 //   GET    /v1/jobs/{id}            JobService.GetJob
@@ -21,6 +23,10 @@
 // {"code": N, "status": "NAME", "message": "..."} (google.rpc.Status: N the gRPC code) with the
 // HTTP status of Google's HTTP/JSON transcoding (HttpStatusForGrpcCode); a body that is not
 // valid JSON for the request message is 400 INVALID_ARGUMENT naming the message type.
+//
+// Deadlines: a request header "grpc-timeout: 500m" (gRPC's format: 1-8 digits and a unit H, M,
+// S, m, u, n) or "X-Timeout-Seconds: 2.5" sets the forwarded call's deadline (for a watch: of
+// the whole watch); when it passes the answer is 504 DEADLINE_EXCEEDED. A malformed one is 400.
 //
 // The calls go to a private gRPC port: a Unix socket in a fresh 0700 directory (only the
 // server's user can connect), with the server's token processor when it has one (local UDS

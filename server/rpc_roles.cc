@@ -14,6 +14,7 @@ constexpr MethodRole kRoleTable[] = {
     {"/tda.v1.AttributionService/Attribute", Role::kReader},
     {"/tda.v1.AttributionService/DescribeIndex", Role::kReader},
     {"/tda.v1.AttributionService/GetSample", Role::kReader},
+    {"/tda.v1.AttributionService/SelfInfluence", Role::kReader},
     {"/tda.v1.JobService/GetJob", Role::kReader},  // readers: own and scheduled jobs only
     {"/tda.v1.JobService/ListJobs", Role::kReader},
     {"/tda.v1.JobService/WatchJob", Role::kReader},

@@ -14,6 +14,7 @@
 #include "server/admin_service.h"
 #include "server/attribution_service.h"
 #include "server/auth_token_processor.h"
+#include "server/explorer_routes.h"
 #include "server/http_gateway.h"
 #include "server/http_listener.h"
 #include "server/index_verifier.h"
@@ -131,6 +132,7 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   server->address_ = absl::StrCat(options.listen.substr(0, colon), ":", server->port_);
   if (http_listener != nullptr) {
     server->json_gateway_->AddRoutes(&http_listener->routes());
+    AddExplorerRoutes(&http_listener->routes());
     http_listener->Serve();
     server->http_listener_ = std::move(http_listener);
   }

@@ -15,7 +15,8 @@ import grpc
 import numpy as np
 
 from tda.errors import TdaError
-from tda.types import (METHODS, AttributeResult, IndexDescription, Job, JobUpdate, Sample)
+from tda.types import (METHODS, AttributeResult, IndexDescription, Job, JobUpdate, Sample,
+                       Schedule, SelfInfluenceResult)
 from tda.v1 import attribution_pb2, attribution_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 _MAX_MESSAGE_BYTES = 1 << 30
@@ -26,6 +27,21 @@ def _read(path: Optional[str]) -> Optional[bytes]:
         return None
     with open(path, "rb") as f:
         return f.read()
+
+
+def _set_method_and_damping(request: Any, method: Optional[str], damping: Optional[float],
+                            absolute_damping: Optional[float]) -> None:
+    """Sets `method` and `damping` of an AttributeRequest or SelfInfluenceRequest."""
+    if method is not None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
+        request.method = METHODS[method]
+    if damping is not None and absolute_damping is not None:
+        raise ValueError("give damping (relative) or absolute_damping, not both")
+    if damping is not None:
+        request.damping.relative = damping
+    if absolute_damping is not None:
+        request.damping.absolute = absolute_damping
 
 
 class Client:
@@ -120,16 +136,7 @@ class Client:
                                                    token_scores=token_scores)
         if top_k is not None:
             request.top_k = top_k
-        if method is not None:
-            if method not in METHODS:
-                raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
-            request.method = METHODS[method]
-        if damping is not None and absolute_damping is not None:
-            raise ValueError("give damping (relative) or absolute_damping, not both")
-        if damping is not None:
-            request.damping.relative = damping
-        if absolute_damping is not None:
-            request.damping.absolute = absolute_damping
+        _set_method_and_damping(request, method, damping, absolute_damping)
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 
@@ -143,6 +150,21 @@ class Client:
         return Sample.from_proto(
             self._call(self._attribution.GetSample,
                        attribution_pb2.GetSampleRequest(sample_id=sample_id)))
+
+    def self_influence(self, top_k: Optional[int] = None, method: Optional[str] = None,
+                       damping: Optional[float] = None, absolute_damping: Optional[float] = None,
+                       by_document: bool = False,
+                       timeout: Optional[float] = None) -> SelfInfluenceResult:
+        """The training rows of highest self-influence (the samples the model memorised most),
+        highest first; `by_document` ranks whole documents of a chunking language model.
+        `method` and damping as for attribute(). The server computes every row's value once per
+        (method, damping, by_document) and keeps them, so later calls are fast."""
+        request = attribution_pb2.SelfInfluenceRequest(by_document=by_document)
+        if top_k is not None:
+            request.top_k = top_k
+        _set_method_and_damping(request, method, damping, absolute_damping)
+        return SelfInfluenceResult.from_proto(
+            self._call(self._attribution.SelfInfluence, request, timeout))
 
     # JobService (servers started with --state-dir)
 
@@ -179,6 +201,23 @@ class Client:
         """Cancels a queued job at once, asks a running one to stop; returns the job."""
         return Job.from_proto(
             self._call(self._jobs.CancelJob, jobs_pb2.CancelJobRequest(id=job_id)))
+
+    def create_schedule(self, name: str, cron: str, kind: str,
+                        spec: Optional[Mapping[str, Any]] = None) -> Schedule:
+        """Submits a job of `kind` with `spec` whenever `cron` fires (5 fields MIN HOUR DOM MON
+        DOW in UTC, or 6 with leading seconds); role operator."""
+        request = jobs_pb2.CreateScheduleRequest(name=name, cron=cron, kind=kind,
+                                                 spec_json=json.dumps(dict(spec or {})))
+        return Schedule.from_proto(self._call(self._jobs.CreateSchedule, request))
+
+    def list_schedules(self) -> List[Schedule]:
+        """Every schedule, with its recent runs."""
+        return [Schedule.from_proto(s) for s in
+                self._call(self._jobs.ListSchedules, jobs_pb2.ListSchedulesRequest()).schedules]
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        """Deletes a schedule (its jobs stay); TdaError NOT_FOUND for an unknown id."""
+        self._call(self._jobs.DeleteSchedule, jobs_pb2.DeleteScheduleRequest(id=schedule_id))
 
 
 __all__ = ["Client"]

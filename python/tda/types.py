@@ -183,3 +183,62 @@ class JobUpdate:
     @classmethod
     def from_proto(cls, update: jobs_pb2.JobUpdate) -> "JobUpdate":
         return cls(Job.from_proto(update.job), [line.line for line in update.new_log_lines])
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfInfluenceEntry:
+    """A training row (or, by_document, a document) and its self-influence g^T (H + lambda I)^-1 g.
+    `row` is the row (a document's first live row); `chunks` its rows (1 for a row)."""
+    row: int
+    sample_id: str
+    source: str
+    score: float
+    preview: str
+    label: int
+    chunks: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfInfluenceResult:
+    """The highest self-influence samples, highest first; `count` rows (or documents) ranked,
+    `median` the median of all their values (a scale for the scores)."""
+    entries: List[SelfInfluenceEntry]
+    method: str
+    count: int
+    median: float
+    proto: attribution_pb2.SelfInfluenceResponse = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, r: attribution_pb2.SelfInfluenceResponse) -> "SelfInfluenceResult":
+        return cls([SelfInfluenceEntry(e.row, e.sample_id, e.source, e.score, e.preview, e.label,
+                                       e.chunks) for e in r.entries],
+                   method_name(r.method), r.count, r.median, r)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleRun:
+    """One firing of a schedule: the job it submitted (0 when skipped, with the reason)."""
+    fire_time: float
+    job_id: int
+    skipped_reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A cron schedule that submits a job of `kind` with `spec` (UTC times in seconds)."""
+    id: int
+    name: str
+    cron: str
+    kind: str
+    spec: Dict[str, Any]
+    created_at: float
+    next_fire_time: float
+    recent_runs: List[ScheduleRun]
+    proto: jobs_pb2.Schedule = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, s: jobs_pb2.Schedule) -> "Schedule":
+        return cls(s.id, s.name, s.cron, s.kind, json.loads(s.spec_json) if s.spec_json else {},
+                   s.created_at, s.next_fire_time,
+                   [ScheduleRun(r.fire_time, r.job_id, r.skipped_reason) for r in s.recent_runs],
+                   s)

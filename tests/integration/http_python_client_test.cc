@@ -5,15 +5,17 @@
 //   - Fashion-MNIST: a small real index served with tokens (reader, operator), a job database
 //     and --http-listen (refused off loopback, refused on a port in use). The Python client's id
 //     query equals `tda query --json`, a sleep job submitted and watched from Python completes,
-//     a bad request raises INVALID_ARGUMENT with the server's message; every HTTP endpoint
-//     answers what gRPC answers, bad JSON is 400, no token 401, a reader submitting a job 403.
+//     a bad request raises INVALID_ARGUMENT with the server's message; self-influence equals
+//     `tda index self-influence --json`; schedules are created, listed and deleted; every HTTP
+//     endpoint answers what gRPC answers, bad JSON is 400, no token 401, a reader submitting a
+//     job 403, a deadline header that passes 504; the explorer's files are served without a
+//     token; python/examples/quickstart.py prints the server's answers.
 //   - TLS with client certificates (mTLS) and tokens on 0.0.0.0: HTTPS and the Python client
 //     answer alike with a client certificate; without one, or trusting another CA, they fail.
 //   - fortunes: a tiny GPT trained and indexed by the CLI; a text query from Python equals
 //     `tda query --json`.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <cstring>
 #include <iostream>
@@ -34,22 +36,6 @@ using ::tda::testing::ChildProcess;
 // Small enough for a test to send a larger body, large enough for every message of the tests.
 constexpr int kMaxMessageBytes = 1 << 20;
 
-std::string Token(const std::string& file, const std::string& name, const std::string& role) {
-  absl::StatusOr<testing::CommandResult> result = testing::RunCommand(
-      {TDA_CLI_BINARY, "admin", "token", "create", name, "--role", role, "--file", file}, 30);
-  EXPECT_TRUE(result.ok() && result->exit_code == 0) << name;
-  std::string token = result.ok() ? result->stdout_text : "";
-  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
-  return token;
-}
-
-// The URL of the HTTP API from the server's "HTTP/JSON API on URL" line.
-std::string HttpUrl(ChildProcess* server) {
-  absl::StatusOr<std::string> line = server->ReadLineContaining("HTTP/JSON API on ", 30);
-  EXPECT_TRUE(line.ok()) << line.status();
-  return line.ok() ? line->substr(line->rfind(' ') + 1) : "";
-}
-
 // Runs tests/python/SCRIPT with the config file, printing its unittest output.
 void RunPythonTest(const std::string& script, const std::string& config) {
   const std::string command =
@@ -60,21 +46,13 @@ void RunPythonTest(const std::string& script, const std::string& config) {
   EXPECT_EQ(result.exit_code, 0) << command;
 }
 
-// Stops a server with --http-listen as an operator would (SIGTERM), so that it removes its private
-// socket directory (a SIGKILL, the ChildProcess destructor's way, leaves it behind).
-void StopGracefully(ChildProcess* server) {
-  server->Signal(SIGTERM);
-  absl::StatusOr<int> exit = server->Wait(30);
-  EXPECT_TRUE(exit.ok() && *exit == 0) << exit.status();
-}
-
 TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   testing::TempDir dir;
   absl::StatusOr<std::string> index = testing::BuildSmallIndex(dir.path());
   TDA_ASSERT_OK(index);
   const std::string tokens_file = dir.file("tokens");
-  nlohmann::json tokens = {{"reader", Token(tokens_file, "reader", "reader")},
-                           {"operator", Token(tokens_file, "operator", "operator")}};
+  nlohmann::json tokens = {{"reader", testing::CreateToken(tokens_file, "reader", "reader")},
+                           {"operator", testing::CreateToken(tokens_file, "operator", "operator")}};
   std::string address;
   absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
       *index, "127.0.0.1:0",
@@ -85,7 +63,7 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   const nlohmann::json config = {{"cli", TDA_CLI_BINARY},
                                  {"index", *index},
                                  {"address", address},
-                                 {"http", HttpUrl(server->get())},
+                                 {"http", testing::HttpApiUrl(server->get())},
                                  {"tokens", tokens},
                                  {"tokens_file", tokens_file},
                                  {"max_message_bytes", kMaxMessageBytes}};
@@ -105,7 +83,8 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   }
   RunPythonTest("client_fashion_mnist_test.py", dir.file("config.json"));
   RunPythonTest("http_api_test.py", dir.file("config.json"));
-  StopGracefully(server->get());
+  RunPythonTest("quickstart_test.py", dir.file("config.json"));
+  testing::StopGracefully(server->get());
 }
 
 TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
@@ -114,7 +93,7 @@ TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
   absl::StatusOr<std::string> index = testing::BuildSmallIndex(dir.path());
   TDA_ASSERT_OK(index);
   const std::string tokens_file = dir.file("tokens");
-  const nlohmann::json tokens = {{"reader", Token(tokens_file, "reader", "reader")}};
+  const nlohmann::json tokens = {{"reader", testing::CreateToken(tokens_file, "reader", "reader")}};
   std::string address;
   // TLS and tokens: the listen policy allows a network address, for HTTP too.
   absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
@@ -123,7 +102,7 @@ TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
        dir.file("server.key"), "--tls-client-ca", dir.file("ca.pem"), "--http-listen", "0.0.0.0:0"},
       &address);
   TDA_ASSERT_OK(server);
-  const std::string url = HttpUrl(server->get());
+  const std::string url = testing::HttpApiUrl(server->get());
   ASSERT_EQ(url.rfind("https://0.0.0.0:", 0), 0u) << url;
   const nlohmann::json config = {{"address", "127.0.0.1" + address.substr(address.rfind(':'))},
                                  {"http", "https://127.0.0.1" + url.substr(url.rfind(':'))},
@@ -131,27 +110,21 @@ TEST(HttpPythonClient, HttpsAndGrpcWithClientCertificates) {
                                  {"certificates", dir.path()}};
   TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
   RunPythonTest("https_test.py", dir.file("config.json"));
-  StopGracefully(server->get());
+  testing::StopGracefully(server->get());
 }
 
 TEST(HttpPythonClient, FortunesTextQueryFromPython) {
   testing::TempDir dir;
-  const std::string model = dir.file("model"), index = dir.file("index");
-  for (const std::string& command :
-       {absl::StrCat(TDA_CLI_BINARY, " train --model-kind gpt --recipe tiny --threads 1 --out ",
-                     model),
-        absl::StrCat(TDA_CLI_BINARY, " index build --projection-dim 8 --threads 1 --model ", model,
-                     " --out ", index)}) {
-    const testing::CommandResult result = testing::Shell(command, 300);
-    ASSERT_EQ(result.exit_code, 0) << command << "\n" << result.stdout_text;
-  }
+  absl::StatusOr<std::string> index = testing::BuildTinyGptIndex(dir.path());
+  TDA_ASSERT_OK(index);
   std::string address;
   absl::StatusOr<std::unique_ptr<ChildProcess>> server =
-      testing::StartTdaServer(index, "127.0.0.1:0", {}, &address);
+      testing::StartTdaServer(*index, "127.0.0.1:0", {}, &address);
   TDA_ASSERT_OK(server);
-  const nlohmann::json config = {{"cli", TDA_CLI_BINARY}, {"index", index}, {"address", address}};
+  const nlohmann::json config = {{"cli", TDA_CLI_BINARY}, {"index", *index}, {"address", address}};
   TDA_ASSERT_OK(WriteFileAtomically(dir.file("config.json"), config.dump(2)));
   RunPythonTest("client_fortunes_test.py", dir.file("config.json"));
+  RunPythonTest("quickstart_test.py", dir.file("config.json"));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <grpcpp/impl/client_unary_call.h>
 #include <grpcpp/impl/rpc_method.h>
 #include <grpcpp/support/byte_buffer.h>
+#include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 
@@ -104,6 +106,42 @@ grpc::Status CallRaw(grpc::Channel* channel, const std::string& method_path,
     }
   }
   return status;
+}
+
+std::string CreateToken(const std::string& file, const std::string& name, const std::string& role) {
+  absl::StatusOr<CommandResult> result = RunCommand(
+      {TDA_CLI_BINARY, "admin", "token", "create", name, "--role", role, "--file", file}, 30);
+  EXPECT_TRUE(result.ok() && result->exit_code == 0) << name;
+  std::string token = result.ok() ? result->stdout_text : "";
+  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+  return token;
+}
+
+std::string HttpApiUrl(ChildProcess* server) {
+  absl::StatusOr<std::string> line = server->ReadLineContaining("HTTP/JSON API on ", 30);
+  EXPECT_TRUE(line.ok()) << line.status();
+  return line.ok() ? line->substr(line->rfind(' ') + 1) : "";
+}
+
+void StopGracefully(ChildProcess* server) {
+  server->Signal(SIGTERM);
+  absl::StatusOr<int> exit = server->Wait(30);
+  EXPECT_TRUE(exit.ok() && *exit == 0) << exit.status();
+}
+
+absl::StatusOr<std::string> BuildTinyGptIndex(const std::string& dir) {
+  const std::string model = dir + "/model", index = dir + "/index";
+  for (const std::string& command :
+       {absl::StrCat(TDA_CLI_BINARY, " train --model-kind gpt --recipe tiny --threads 1 --out ",
+                     model),
+        absl::StrCat(TDA_CLI_BINARY, " index build --projection-dim 8 --threads 1 --model ", model,
+                     " --out ", index)}) {
+    const CommandResult result = Shell(command, 300);
+    if (result.exit_code != 0) {
+      return absl::InternalError(absl::StrCat(command, " failed:\n", result.stdout_text));
+    }
+  }
+  return index;
 }
 
 }  // namespace tda::testing

@@ -42,4 +42,21 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> TokenChannel(const std::string& a
 grpc::Status CallRaw(grpc::Channel* channel, const std::string& method_path,
                      const std::string& request_bytes = "", std::string* response_bytes = nullptr);
 
+// `tda admin token create NAME --role ROLE --file FILE`: the new token ("" and a test failure
+// when the command fails).
+std::string CreateToken(const std::string& file, const std::string& name, const std::string& role);
+
+// The URL of a server's HTTP API from its "HTTP/JSON API on URL" line (a test failure and ""
+// when it does not come within 30 s).
+std::string HttpApiUrl(ChildProcess* server);
+
+// Stops a server with --http-listen as an operator would (SIGTERM), so that it removes its private
+// socket directory (a SIGKILL, the ChildProcess destructor's way, leaves it behind); a test
+// failure unless it exits 0 within 30 s.
+void StopGracefully(ChildProcess* server);
+
+// A byte-level GPT trained on fortunes by `tda train --recipe tiny` and its index built by `tda
+// index build --projection-dim 8` (one thread each; 400 rows): returns DIR/index.
+absl::StatusOr<std::string> BuildTinyGptIndex(const std::string& dir);
+
 }  // namespace tda::testing

@@ -4,13 +4,14 @@ job database (started by tests/integration/http_python_client_test.cc).
 Usage: client_fashion_mnist_test.py CONFIG.json
 """
 
+import time
 import unittest
 
 import grpc
 import numpy as np
 
 import tda
-from tda_test_support import assert_messages_close, cli_query, load_config
+from tda_test_support import assert_messages_close, cli_query, cli_self_influence, load_config
 
 CONFIG = load_config()
 IDS = ["fashion-mnist/test/0", "fashion-mnist/test/7"]
@@ -103,6 +104,66 @@ class FashionMnistClientTest(unittest.TestCase):
             self.reader.attribute(ids=["fashion-mnist/test/99999999"])
         self.assertEqual(unknown.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("fashion-mnist/test/99999999", unknown.exception.message)
+
+    def test_self_influence_equals_cli_json_and_is_kept(self) -> None:
+        started = time.monotonic()
+        first = self.reader.self_influence(top_k=5)
+        first_seconds = time.monotonic() - started
+        started = time.monotonic()
+        again = self.reader.self_influence(top_k=5)
+        again_seconds = time.monotonic() - started
+        print(f"self-influence of {first.count} rows: first call {first_seconds * 1000:.1f} ms, "
+              f"kept {again_seconds * 1000:.1f} ms")
+        want = cli_self_influence(CONFIG, ["--top", "5"])
+        self.assertEqual(first.method, "ekfac")
+        self.assertEqual(first.count, want["rows"])
+        self.assertEqual([e.sample_id for e in first.entries], [t["id"] for t in want["top"]])
+        self.assertEqual([e.row for e in first.entries], [t["row"] for t in want["top"]])
+        self.assertEqual([e.label for e in first.entries], [t["label"] for t in want["top"]])
+        np.testing.assert_allclose([e.score for e in first.entries],
+                                   [t["self_influence"] for t in want["top"]], rtol=1e-5)
+        self.assertEqual(again, first)
+        scores = [e.score for e in first.entries]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        self.assertGreater(scores[-1], first.median)
+        # Another method and damping: its own values (gradient-dot has no curvature).
+        plain = self.reader.self_influence(top_k=5, method="gradient-dot")
+        self.assertEqual(plain.method, "gradient-dot")
+        self.assertEqual([e.sample_id for e in plain.entries],
+                         [t["id"] for t in cli_self_influence(
+                             CONFIG, ["--top", "5", "--method", "gradient-dot"])["top"]])
+        damped = self.reader.self_influence(top_k=5, damping=10.0)
+        self.assertLess(damped.entries[0].score, first.entries[0].score)
+
+    def test_self_influence_bad_requests(self) -> None:
+        for kwargs, part in (({"top_k": 0}, "top_k must be in [1, 10000], got 0"),
+                             ({"top_k": 10001}, "top_k must be in [1, 10000], got 10001"),
+                             ({"damping": -1.0}, "relative damping must be a finite number >= 0"),
+                             ({"absolute_damping": float("nan")}, "absolute damping")):
+            with self.assertRaises(tda.TdaError) as caught:
+                self.reader.self_influence(**kwargs)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.INVALID_ARGUMENT, kwargs)
+            self.assertIn(part, caught.exception.message)
+        with self.assertRaises(ValueError):
+            self.reader.self_influence(method="newton")
+
+    def test_schedules_created_listed_and_deleted(self) -> None:
+        created = self.operator.create_schedule("hourly-sleep", "0 * * * *", "sleep",
+                                                {"seconds": 1})
+        self.assertEqual((created.name, created.cron, created.kind, created.spec),
+                         ("hourly-sleep", "0 * * * *", "sleep", {"seconds": 1}))
+        self.assertIn(created.id, [s.id for s in self.operator.list_schedules()])
+        self.operator.delete_schedule(created.id)
+        self.assertNotIn(created.id, [s.id for s in self.operator.list_schedules()])
+        with self.assertRaises(tda.TdaError) as gone:
+            self.operator.delete_schedule(created.id)
+        self.assertEqual(gone.exception.code, grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(tda.TdaError) as bad_cron:
+            self.operator.create_schedule("bad", "not a cron", "sleep", {"seconds": 1})
+        self.assertEqual(bad_cron.exception.code, grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(tda.TdaError) as denied:
+            self.reader.create_schedule("reader", "0 * * * *", "sleep", {"seconds": 1})
+        self.assertEqual(denied.exception.code, grpc.StatusCode.PERMISSION_DENIED)
 
     def test_auth_errors(self) -> None:
         with self.assertRaises(tda.TdaError) as denied:

@@ -7,9 +7,11 @@ bodies are {"code", "status", "message"}.
 Usage: http_api_test.py CONFIG.json
 """
 
+import http.client as http_client
 import json
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Dict, Optional, Tuple
 
@@ -26,10 +28,12 @@ QUERY = {"queries": [{"sampleId": "fashion-mnist/test/0"}, {"sampleId": "fashion
 
 
 def http(method: str, path: str, body: Optional[Any] = None, token: Optional[str] = "reader",
-         raw: Optional[bytes] = None) -> Tuple[int, bytes]:
+         raw: Optional[bytes] = None,
+         headers: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
     """(HTTP status, body) of METHOD URL/path; `token` names a token of the config or None."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(CONFIG["http"] + path, data=data, method=method)
+    request = urllib.request.Request(CONFIG["http"] + path, data=data, method=method,
+                                     headers=headers or {})
     request.add_header("Content-Type", "application/json")
     if token is not None:
         request.add_header("Authorization", f"Bearer {CONFIG['tokens'][token]}")
@@ -164,6 +168,56 @@ class HttpApiTest(unittest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as unknown:
             urllib.request.urlopen(request, timeout=30)
         self.assertEqual(unknown.exception.code, 401)
+
+    def test_self_influence_equals_grpc(self) -> None:
+        want = self.reader.self_influence(top_k=4).proto
+        for method, path, body in (("POST", "/v1/self-influence", {"topK": 4}),
+                                   ("GET", "/v1/self-influence?top_k=4&method=METHOD_EKFAC", None)):
+            got = json_format.Parse(ok_json(self, method, path, body=body),
+                                    attribution_pb2.SelfInfluenceResponse())
+            assert_messages_close(self, got, want, rel_tol=0)
+        status, body = http("POST", "/v1/self-influence", body={"topK": 0})
+        self.assert_error(status, body, 400, "INVALID_ARGUMENT", "top_k must be in [1, 10000]")
+        status, body = http("POST", "/v1/self-influence", body={"topK": 4}, token=None)
+        self.assert_error(status, body, 401, "UNAUTHENTICATED", "token")
+
+    def test_deadline_headers_set_the_calls_deadline(self) -> None:
+        for header, value in (("grpc-timeout", "1n"), ("X-Timeout-Seconds", "0.000001")):
+            status, body = http("POST", "/v1/attribute", body=QUERY, headers={header: value})
+            self.assert_error(status, body, 504, "DEADLINE_EXCEEDED", "")
+        for header, value in (("grpc-timeout", "30S"), ("grpc-timeout", "60000m"),
+                              ("X-Timeout-Seconds", "30")):
+            ok_json(self, "POST", "/v1/attribute", body=QUERY, headers={header: value})
+        for header, value in (("grpc-timeout", "5x"), ("grpc-timeout", "123456789S"),
+                              ("grpc-timeout", "S"), ("X-Timeout-Seconds", "-1"),
+                              ("X-Timeout-Seconds", "soon")):
+            status, body = http("POST", "/v1/attribute", body=QUERY, headers={header: value})
+            self.assert_error(status, body, 400, "INVALID_ARGUMENT", header)
+
+    def test_explorer_files_are_served_without_a_token(self) -> None:
+        connection = http_client.HTTPConnection(urllib.parse.urlsplit(CONFIG["http"]).netloc,
+                                                timeout=30)
+        for path in ("/", "/explorer"):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            self.assertEqual((response.status, response.getheader("Location")),
+                             (302, "/explorer/"), path)
+        for path, content_type, part in (
+                ("/explorer/", "text/html", b'<script src="explorer.js"'),
+                ("/explorer/index.html", "text/html", b"<title>"),
+                ("/explorer/explorer.js", "text/javascript", b"/v1/attribute"),
+                ("/explorer/explorer.css", "text/css", b"body")):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            body = response.read()
+            self.assertEqual(response.status, 200, path)
+            self.assertTrue(response.getheader("Content-Type").startswith(content_type), path)
+            self.assertIn("script-src 'self'", response.getheader("Content-Security-Policy"))
+            self.assertIn(part, body)
+        connection.close()
+        status, body = http("GET", "/explorer/no-such-file.js", token=None)
+        self.assert_error(status, body, 404, "NOT_FOUND", "/explorer/no-such-file.js")
 
     def test_unknown_route_is_404_json(self) -> None:
         status, body = http("GET", "/v1/nothing")

@@ -3,6 +3,7 @@ and a field-by-field comparison of two messages that is generic over their field
 
 import json
 import math
+import os
 import subprocess
 import sys
 import unittest
@@ -26,6 +27,14 @@ def cli_query(config: Dict[str, Any], args: List[str]) -> attribution_pb2.Attrib
                           "--threads", "1", *args],
                          check=True, capture_output=True, text=True, timeout=120).stdout
     return json_format.Parse(out, attribution_pb2.AttributeResponse())
+
+
+def cli_self_influence(config: Dict[str, Any], args: List[str]) -> Dict[str, Any]:
+    """`tda index self-influence --index INDEX ARGS --json` (offline, one compute thread)."""
+    out = subprocess.run([config["cli"], "index", "self-influence", "--index", config["index"],
+                          "--json", *args], check=True, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    return json.loads(out)
 
 
 def assert_messages_close(test: unittest.TestCase, got: message.Message, want: message.Message,
