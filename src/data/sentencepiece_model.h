@@ -1,7 +1,8 @@
-// libsentencepiece's processor behind a plain C++ interface, compiled in a translation unit that
-// includes no Abseil header: Debian's sentencepiece_processor.h declares absl::string_view as
-// std::string_view, which clashes with Debian's Abseil (where absl::string_view is a class).
-// Errors come back as text; sentencepiece_tokenizer.h turns them into statuses.
+// libsentencepiece's processor, reached through the module libtda_sentencepiece.so
+// (sentencepiece_module.cc explains why it is a separate module loaded with dlopen). The module
+// is found at $TDA_SENTENCEPIECE_MODULE, else where the build placed it, else beside the
+// executable (for installed binaries); errors come back as text and
+// sentencepiece_tokenizer.h turns them into statuses.
 #pragma once
 
 #include <memory>
@@ -9,16 +10,12 @@
 #include <string_view>
 #include <vector>
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace tda {
 
 class SentencePieceModel {
  public:
   // The model serialized in `bytes` (a tokenizer.model file); null with *error set when it is not
-  // one.
+  // one or the module cannot be loaded.
   static std::unique_ptr<SentencePieceModel> Parse(const std::string& bytes, std::string* error);
   ~SentencePieceModel();
   SentencePieceModel(const SentencePieceModel&) = delete;
@@ -35,8 +32,10 @@ class SentencePieceModel {
   int PieceId(std::string_view piece) const;
 
  private:
-  explicit SentencePieceModel(std::unique_ptr<sentencepiece::SentencePieceProcessor> processor);
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  struct Module;  // the loaded module's functions
+  SentencePieceModel(const Module* module, void* processor);
+  const Module* module_;
+  void* processor_;
 };
 
 }  // namespace tda

@@ -17,7 +17,7 @@ using json = nlohmann::json;
 // GPT-2's bos, eos and unk token when its files name none (Hugging Face's GPT2Tokenizer default).
 constexpr char kGpt2EndOfText[] = "<|endoftext|>";
 
-// The JSON files beside a tokenizer that configure its special tokens; null when absent.
+// The JSON files beside a tokenizer that configure its special tokens; {} when absent.
 struct TokenizerConfigs {
   std::string dir;
   json tokenizer_config;    // tokenizer_config.json
@@ -28,7 +28,7 @@ struct TokenizerConfigs {
 };
 
 absl::StatusOr<json> ReadOptionalObject(const std::string& path) {
-  if (!std::filesystem::exists(path)) return json();
+  if (!std::filesystem::exists(path)) return json::object();
   ASSIGN_OR_RETURN(json value, ReadJsonFile(path));
   if (!value.is_object())
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
