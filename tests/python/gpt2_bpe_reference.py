@@ -5,7 +5,7 @@ pair first) with python3-regex, which runs the patterns' lookahead natively.
 
   gpt2_bpe_reference.py OUT_DIR CORPUS.jsonl [CORPUS.jsonl ...]
 
-Learns MERGES byte-level BPE merges on the first corpus (pair counts over its GPT-2 pieces; ties
+Learns MERGES (400) byte-level BPE merges on the first corpus (pair counts over its GPT-2 pieces; ties
 broken by the larger pair) and writes three tokenizer directories of the same vocabulary:
   OUT_DIR/gpt2         vocab.json + merges.txt ("#version" line first), <|endoftext|> in the vocab
   OUT_DIR/gpt2-json    tokenizer.json: ByteLevel pre-tokenizer, merges as "a b" strings
@@ -14,7 +14,7 @@ broken by the larger pair) and writes three tokenizer directories of the same vo
                        post-processor that starts sequences with <|begin_of_text|>
 Then, for every corpus C (one {"text": ...} per line) and layout L in gpt2, llama3, writes
   OUT_DIR/ids-L-C.jsonl     the token ids of each text (a JSON array per line)
-  OUT_DIR/pieces-L-C.jsonl  the pieces the split pattern cuts each text into
+  OUT_DIR/pieces-L-C.jsonl  the pieces the split pattern cuts each text into (first corpus only)
 and prints how many texts have a whitespace run that gives up its last character (\\s+(?!\\S)).
 """
 import collections
@@ -24,7 +24,7 @@ import sys
 
 import regex
 
-MERGES = 600
+MERGES = 400
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 LLAMA3_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"""
                   r""" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
@@ -215,11 +215,14 @@ def main():
     for path in corpora:
         name = os.path.splitext(os.path.basename(path))[0]
         for layout, encoder in encoders.items():
-            with open(os.path.join(out_dir, f"ids-{layout}-{name}.jsonl"), "w") as ids, \
-                    open(os.path.join(out_dir, f"pieces-{layout}-{name}.jsonl"), "w",
-                         encoding="utf-8") as pieces:
+            with open(os.path.join(out_dir, f"ids-{layout}-{name}.jsonl"), "w") as ids:
                 for text in texts[path]:
                     ids.write(json.dumps(encoder.encode(text)) + "\n")
+            if path != corpora[0]:
+                continue
+            with open(os.path.join(out_dir, f"pieces-{layout}-{name}.jsonl"), "w",
+                      encoding="utf-8") as pieces:
+                for text in texts[path]:
                     pieces.write(json.dumps(encoder.pieces(text), ensure_ascii=False) + "\n")
         print(f"{name}: {len(texts[path])} texts, "
               f"{sum(1 for t in texts[path] if gives_up.search(t))} with a whitespace run that "
