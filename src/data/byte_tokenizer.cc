@@ -20,6 +20,38 @@ std::string DecodeBytes(const std::vector<int32_t>& tokens) {
   return out;
 }
 
+namespace {
+
+SpecialTokens EndOfDocumentAround() {
+  SpecialTokens special;
+  special.bos_id = special.eos_id = kEndOfDocument;
+  special.add_bos = true;
+  return special;
+}
+
+}  // namespace
+
+ByteTokenizer::ByteTokenizer() : Tokenizer("byte", 1, EndOfDocumentAround()) {}
+
+absl::StatusOr<std::vector<int32_t>> ByteTokenizer::Encode(std::string_view text) const {
+  return EncodeBytes(text);
+}
+
+absl::StatusOr<std::string> ByteTokenizer::Decode(absl::Span<const int32_t> ids) const {
+  for (const int32_t id : ids) {
+    if (id < 0 || id >= kByteVocabulary) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token id ", id, " is not in the byte tokenizer's vocabulary of ", kByteVocabulary));
+    }
+  }
+  return DecodeBytes(std::vector<int32_t>(ids.begin(), ids.end()));
+}
+
+std::optional<int32_t> ByteTokenizer::TokenId(std::string_view token) const {
+  if (token.size() != 1) return std::nullopt;
+  return static_cast<unsigned char>(token[0]);
+}
+
 bool WriteDocumentRow(std::string_view text, int64_t length, int32_t* tokens, int32_t* targets) {
   const int64_t n = static_cast<int64_t>(text.size());
   for (int64_t t = 0; t < length; ++t) {

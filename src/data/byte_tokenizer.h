@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "data/tokenizer.h"
 
 namespace tda {
 
@@ -34,6 +35,19 @@ bool WriteDocumentRow(std::string_view text, int64_t length, int32_t* tokens, in
 absl::Status MakeCompletionRow(std::string_view prompt, std::string_view completion,
                                int64_t max_length, std::vector<int32_t>* tokens,
                                std::vector<int32_t>* targets);
+
+// The byte tokenizer through the Tokenizer interface (name "byte", version 1): Encode is
+// EncodeBytes, Decode is DecodeBytes (kInvalidArgument for ids outside [0, 257)); the
+// end-of-document token is both BOS (a document row's first input) and EOS.
+class ByteTokenizer : public Tokenizer {
+ public:
+  ByteTokenizer();
+  [[nodiscard]] absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text) const override;
+  [[nodiscard]] absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids) const override;
+  int64_t vocabulary_size() const override { return kByteVocabulary; }
+  // A one-byte string's byte.
+  std::optional<int32_t> TokenId(std::string_view token) const override;
+};
 
 // A one-line preview of a document for tables and index metadata: line breaks shown as "⏎",
 // tabs and carriage returns as spaces, cut after `max_bytes` bytes with "…" appended.
