@@ -51,9 +51,9 @@ class Deploy:
                     if document is not None:
                         self.documents.append((os.path.basename(path), document))
         self.install_targets = set()
-        for cmake in ("server/CMakeLists.txt", "client/CMakeLists.txt"):
-            with open(os.path.join(source_dir, cmake)) as f:
-                for match in re.finditer(r"install\(TARGETS ([^)]*?) RUNTIME", f.read()):
+        for cmake in glob.glob(os.path.join(source_dir, "*", "CMakeLists.txt")):
+            with open(cmake) as f:
+                for match in re.finditer(r"install\(TARGETS ([^)]*?) (RUNTIME|LIBRARY)", f.read()):
                     self.install_targets.update(match.group(1).split())
         self.grpc_services = set()
         for proto in glob.glob(os.path.join(source_dir, "proto", "**", "*.proto"), recursive=True):
@@ -123,14 +123,15 @@ class Checker:
         uid = user.group(1).split(":")[0] if user else "root"
         if uid in ("root", "0"):
             self.error(where, "the final stage must run as a non-root USER")
-        copied = set()
+        copied = set()  # target names: libNAME.so is the module NAME
         for line in re.findall(r"^COPY --from=\S+ (.*)$", final, re.M):
-            copied.update(os.path.basename(p) for p in line.split()[:-1])
+            copied.update(re.sub(r"^lib(.*)\.so$", r"\1", os.path.basename(p))
+                          for p in line.split()[:-1])
         if copied != deploy.install_targets:
             self.error(where, f"copies {sorted(copied)} but CMake installs "
                        f"{sorted(deploy.install_targets)}")
         entry = re.search(r'^ENTRYPOINT \["([^"]+)"', final, re.M)
-        if not entry or os.path.basename(entry.group(1)) not in copied:
+        if not entry or os.path.basename(entry.group(1)) not in CLI_BINARIES:
             self.error(where, "ENTRYPOINT must be one of the copied binaries")
         install = re.search(r"apt-get install (.*?)(&&|$)", final, re.M | re.S)
         packages = {w for w in install.group(1).split() if not w.startswith("-")} if install else set()
@@ -139,7 +140,7 @@ class Checker:
 
     def check_runtime_packages(self, packages, where):
         needed = {}  # library -> the binaries that need it
-        for binary in CLI_BINARIES:
+        for binary in sorted(self.binaries):
             libraries = needed_libraries(self.binaries[binary])
             if libraries is None:
                 self.error(where, f"cannot read {self.binaries[binary]} with readelf")
@@ -348,6 +349,11 @@ def mutations(deploy):
         runAsNonRoot=False))
     yield broken("a runtime library left out of the image", lambda d: setattr(
         d, "dockerfile", d.dockerfile.replace("libtorch1.13", "")))
+    yield broken("the SentencePiece module's library left out of the image", lambda d: setattr(
+        d, "dockerfile", d.dockerfile.replace("libsentencepiece0", "")))
+    yield broken("an installed module not copied into the image", lambda d: setattr(
+        d, "dockerfile", re.sub(r"^COPY --from=build /opt/tda/lib/.*$", "", d.dockerfile,
+                                flags=re.M)))
     yield broken("a claim of a PVC that is not defined", lambda d: server_pod(d)["volumes"][0][
         "persistentVolumeClaim"].update(claimName="tda-missing"))
 
@@ -356,13 +362,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source-dir", required=True)
     parser.add_argument("--binary", action="append", default=[], metavar="NAME=PATH",
-                        help="where the built tda, tda-server and tda-job-worker are")
+                        help="where each installed target was built: tda, tda-server, "
+                        "tda-job-worker and the modules")
     parser.add_argument("--self-test", action="store_true")
     options = parser.parse_args()
     binaries = dict(b.split("=", 1) for b in options.binary)
-    if set(binaries) != set(CLI_BINARIES):
-        parser.error(f"give --binary for each of {', '.join(CLI_BINARIES)}")
     deploy = Deploy(options.source_dir)
+    if set(binaries) != deploy.install_targets:
+        parser.error(f"give --binary for each installed target: "
+                     f"{', '.join(sorted(deploy.install_targets))}")
     errors = Checker(binaries).run(deploy)
     for error in errors:
         print("deploy check:", error)
