@@ -10,6 +10,7 @@
 #include "client/attribution_backend.h"
 #include "client/channel.h"
 #include "client/commands.h"
+#include "client/curvature_flags.h"
 #include "common/flags.h"
 #include "client/html_report.h"
 #include "client/result_format.h"
@@ -101,7 +102,7 @@ int RunQuery(const Args& args) {
                 "a chunking model is several rows, <document id>#<k>)");
   flags.AddString("method", "M", "ekfac",
                   "ekfac, kfac, gradient-dot; lissa or exact for unprojected indexes");
-  flags.AddDouble("damping", "X", 0.1, "damping lambda = X x mean eigenvalue per layer");
+  AddCurvatureFlags(flags);
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
   flags.AddString("scores-out", "FILE.npy", "",
                   "write every training row's score (float32; shape (N,) or (queries, N))");
@@ -130,9 +131,8 @@ int RunQuery(const Args& args) {
   absl::StatusOr<Method> method = ParseMethod(flags.GetString("method"));
   if (!method.ok()) return flags.UsageError(std::string(method.status().message()));
   options.method = *method;
-  if (flags.IsSet("damping")) {
-    if (flags.GetDouble("damping") < 0) return flags.UsageError("--damping must be >= 0");
-    options.damping = Damping{flags.GetDouble("damping"), std::nullopt};
+  if (absl::Status curvature = CurvatureFromFlags(flags, &options); !curvature.ok()) {
+    return flags.UsageError(std::string(curvature.message()));
   }
   const std::string scores_out = flags.GetString("scores-out");
   const std::string html = flags.GetString("html");

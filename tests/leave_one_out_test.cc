@@ -91,10 +91,11 @@ TEST(LeaveOneOut, exact_influence_predicts_leave_one_out_on_logistic_regression)
   lissa_options.batch_size = 256;
   lissa_options.repeats = 2;
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(*hessian, Eigen::EigenvaluesOnly);
-  auto scale = ChooseLissaScale(*model, train, lissa_options, Eigen::VectorXd::Ones(dim));
+  auto scale = EstimateLissaScale(*model, train, lissa_options);
   TDA_ASSERT_OK(scale);
   lissa_options.scale = *scale;
   lissa_options.depth = static_cast<int64_t>(std::ceil(7 * lissa_options.scale / kWeightDecay));
+  lissa_options.tolerance = 0;  // every step of that depth
   auto lissa = LissaPreconditioner::Create(*model, train, lissa_options);
   TDA_ASSERT_OK(lissa);
   auto fitted = FitKroneckerFactors(*model, train, FitOptions{});

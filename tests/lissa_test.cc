@@ -161,11 +161,12 @@ void LissaMatchesExact(Curvature kind) {
   options.curvature = kind;
   options.damping = lambda;
   options.batch_size = 0;  // whole training set
-  auto scale = ChooseLissaScale(*f.model, f.train, options, Gradients(*f.model, f.queries));
+  auto scale = EstimateLissaScale(*f.model, f.train, options);
   TDA_ASSERT_OK(scale);
   options.scale = *scale;
   // Error after depth steps ~ (1 - (lo + lambda) / s)^depth: take it to ~1e-3.
   options.depth = static_cast<int64_t>(std::ceil(7.0 * options.scale / (lo + lambda)));
+  options.tolerance = 0;  // every step, as the depth above says
   std::cout << CurvatureName(kind) << ": eigenvalues [" << lo << ", " << hi << "], lambda "
             << lambda << ", chosen scale " << options.scale << ", depth " << options.depth << "\n";
   EXPECT_GE(2 * options.scale, hi + lambda) << "the chosen scale cannot converge";
@@ -227,7 +228,7 @@ TEST(Lissa, bad_parameters_are_refused) {
   EXPECT_THAT(LissaPreconditioner::Create(*f.model, f.train, bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("depth")));
   bad = LissaOptions{};
-  bad.scale = 0;
+  bad.scale = -1;
   EXPECT_THAT(LissaPreconditioner::Create(*f.model, f.train, bad),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scale")));
   bad = LissaOptions{};
@@ -240,6 +241,83 @@ TEST(Lissa, bad_parameters_are_refused) {
   TDA_ASSERT_OK(lissa);
   EXPECT_THAT((*lissa)->Apply(Eigen::MatrixXd::Ones(3, 1)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("490")));
+}
+
+// Power iteration against the eigenvalues of the explicit matrices: it converges from below to
+// the top eigenvalue (largest in magnitude for the indefinite Hessian), and the scale made
+// from it lets the recursion converge (2 s above the top eigenvalue + lambda).
+TEST(Lissa, estimated_scale_comes_from_the_top_eigenvalue) {
+  const Fixture& f = Tiny();
+  ASSERT_NE(f.model, nullptr);
+  for (Curvature kind : {Curvature::kGaussNewton, Curvature::kHessian}) {
+    auto matrix = CurvatureMatrix(*f.model, f.train, kind);
+    TDA_ASSERT_OK(matrix);
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(*matrix, Eigen::EigenvaluesOnly);
+    const double top = eigen.eigenvalues().cwiseAbs().maxCoeff();
+    auto estimate = EstimateTopEigenvalue(*f.model, f.train.Rows(0, f.train.size()), kind);
+    TDA_ASSERT_OK(estimate);
+    std::cout << CurvatureName(kind) << ": top |eigenvalue| " << top << ", power iteration "
+              << *estimate << "\n";
+    EXPECT_LE(std::abs(*estimate), top * (1 + 1e-9));
+    EXPECT_GE(std::abs(*estimate), 0.9 * top);
+    LissaOptions options;
+    options.curvature = kind;
+    options.damping = 0.05;
+    options.batch_size = 0;
+    auto scale = EstimateLissaScale(*f.model, f.train, options);
+    TDA_ASSERT_OK(scale);
+    EXPECT_NEAR(*scale, 1.25 * (std::abs(*estimate) + 0.05), 1e-12);
+    EXPECT_GT(2 * *scale, eigen.eigenvalues().maxCoeff() + 0.05);
+    auto lissa = LissaPreconditioner::Create(*f.model, f.train, options);
+    TDA_ASSERT_OK(lissa);
+    EXPECT_EQ((*lissa)->options().scale, *scale) << "Create fills in the estimated scale";
+  }
+}
+
+// With the defaults (Gauss-Newton, estimated scale) and the whole training set per step, the
+// recursion stops at its tolerance: the relative residual |v - (C + lambda) x| / |v| of every
+// column is at most the tolerance, so the error against the exact damped inverse shrinks with
+// it, and a loose tolerance stops sooner with a worse answer.
+TEST(Lissa, tolerance_stops_the_recursion_at_its_residual) {
+  const Fixture& f = Tiny();
+  ASSERT_NE(f.model, nullptr);
+  auto gn = CurvatureMatrix(*f.model, f.train, Curvature::kGaussNewton);
+  TDA_ASSERT_OK(gn);
+  const double lambda = 10 * gn->trace() / static_cast<double>(gn->rows());
+  auto exact = ExactPreconditioner::Create(*gn, lambda);
+  TDA_ASSERT_OK(exact);
+  const Eigen::MatrixXd train_grads = Gradients(*f.model, f.train);
+  const Eigen::MatrixXd query_grads = Gradients(*f.model, f.queries);
+  auto exact_ihvp = (*exact)->Apply(query_grads);
+  TDA_ASSERT_OK(exact_ihvp);
+  const Eigen::MatrixXd exact_scores = train_grads.transpose() * *exact_ihvp;
+  std::map<double, double> error_at;  // tolerance -> relative error of the IHVPs
+  for (double tolerance : {1e-1, 1e-4}) {
+    LissaOptions options;
+    options.damping = lambda;
+    options.tolerance = tolerance;
+    options.batch_size = 0;
+    auto lissa = LissaPreconditioner::Create(*f.model, f.train, options);
+    TDA_ASSERT_OK(lissa);
+    auto ihvp = (*lissa)->Apply(query_grads);
+    TDA_ASSERT_OK(ihvp);
+    const Eigen::MatrixXd residual = query_grads - (*gn * *ihvp + lambda * *ihvp);
+    const double worst_residual =
+        (residual.colwise().norm().array() / query_grads.colwise().norm().array()).maxCoeff();
+    const Eigen::MatrixXd scores = train_grads.transpose() * *ihvp;
+    double worst = 1;
+    for (int64_t q = 0; q < kQueries; ++q) {
+      worst = std::min(worst, Pearson(scores.col(q), exact_scores.col(q)));
+    }
+    error_at[tolerance] = (*ihvp - *exact_ihvp).norm() / exact_ihvp->norm();
+    std::cout << "tolerance " << tolerance << ": scale " << (*lissa)->options().scale
+              << ", worst relative residual " << worst_residual << ", worst Pearson " << worst
+              << ", relative error " << error_at[tolerance] << "\n";
+    // The residual is checked before the last step, which only shrinks it.
+    EXPECT_LE(worst_residual, tolerance * 1.0001);
+    if (tolerance == 1e-4) EXPECT_GE(worst, 0.999);
+  }
+  EXPECT_GT(error_at[1e-1], 10 * error_at[1e-4]);
 }
 
 TEST(Lissa, diverging_scale_is_reported) {
@@ -290,6 +368,8 @@ TEST(Lissa, attributor_serves_lissa_and_exact_from_a_full_gradient_index) {
   options.lissa.batch_size = 0;
   options.lissa.scale = 10;
   options.lissa.depth = 700;  // error ~ (1 - 0.1 / 10)^700 ~ 1e-3
+  options.lissa.tolerance = 0;
+  options.lissa.curvature = Curvature::kHessian;
   options.exact_curvature = Curvature::kHessian;
   const std::vector<Query> queries = {{"fashion-mnist/test/0", {}, -1, {}},
                                       {"fashion-mnist/test/1", {}, -1, {}}};

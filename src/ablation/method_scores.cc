@@ -76,10 +76,8 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       options.batch_size = settings.lissa_batch_size;
       options.seed = settings.lissa_seed;
       if (options.scale <= 0) {
-        const Eigen::VectorXd probe = Eigen::VectorXd::Ones(model.layout().total());
-        LissaOptions trial = options;
-        if (trial.depth <= 0) trial.depth = 1000;  // long enough to see a too-small scale grow
-        ASSIGN_OR_RETURN(options.scale, ChooseLissaScale(model, train, trial, probe));
+        options.scale = 0;
+        ASSIGN_OR_RETURN(options.scale, EstimateLissaScale(model, train, options));
       }
       if (options.depth <= 0) {
         if (!(lambda > 0)) {

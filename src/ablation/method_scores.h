@@ -38,7 +38,7 @@ struct MethodSettings {
   Curvature curvature = Curvature::kGaussNewton;  // of exact and lissa
   FitOptions fit;                                 // EK-FAC / K-FAC factor fitting
   // LiSSA (its damping and curvature are the two above). lissa_scale <= 0:
-  // chosen by ChooseLissaScale; lissa_depth <= 0: ceil(7 scale / lambda) capped
+  // chosen by EstimateLissaScale; lissa_depth <= 0: ceil(7 scale / lambda) capped
   // at max_lissa_depth (the error then shrinks like exp(-7) along the smallest
   // damped eigenvalue).
   double lissa_scale = 0;

@@ -16,9 +16,14 @@ absl::Status ValidateLissaOptions(const LissaOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("LiSSA damping must be a finite number >= 0, got ", options.damping));
   }
-  if (!std::isfinite(options.scale) || !(options.scale > 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("LiSSA scale must be a finite number > 0, got ", options.scale));
+  if (!std::isfinite(options.scale) || options.scale < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LiSSA scale must be a finite number > 0 (0 = estimate it), got ", options.scale));
+  }
+  if (!std::isfinite(options.tolerance) || options.tolerance < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LiSSA tolerance must be a finite number >= 0 (0 = run every step), got ",
+        options.tolerance));
   }
   if (options.depth < 1) {
     return absl::InvalidArgumentError(
@@ -35,15 +40,74 @@ absl::Status ValidateLissaOptions(const LissaOptions& options) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<LissaPreconditioner>> LissaPreconditioner::Create(
-    const Model& model, const Dataset& data, const LissaOptions& options) {
-  RETURN_IF_ERROR(ValidateLissaOptions(options));
+namespace {
+
+absl::Status CheckLissaData(const Model& model, const Dataset& data) {
   if (data.size() == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("LiSSA needs training batches; data set '", data.name, "' is empty"));
   }
-  RETURN_IF_ERROR(CheckDataFitsModel(data, model.config(), "LiSSA"));
-  return std::unique_ptr<LissaPreconditioner>(new LissaPreconditioner(model, data, options));
+  return CheckDataFitsModel(data, model.config(), "LiSSA");
+}
+
+}  // namespace
+
+absl::StatusOr<double> EstimateTopEigenvalue(const Model& model, const Batch& batch,
+                                             Curvature curvature, int iterations) {
+  const int64_t dim = model.layout().total();
+  std::mt19937_64 rng(0x5EED);
+  std::normal_distribution<double> normal;
+  Eigen::VectorXd v(dim);
+  for (int64_t i = 0; i < dim; ++i) v(i) = normal(rng);
+  v.normalize();
+  double eigenvalue = 0;
+  for (int i = 0; i < iterations; ++i) {
+    ASSIGN_OR_RETURN(Eigen::MatrixXd cv, model.CurvatureProduct(batch, v, curvature));
+    eigenvalue = v.dot(cv.col(0));  // Rayleigh quotient of the unit vector v
+    const double norm = cv.norm();
+    if (!std::isfinite(norm)) {
+      return absl::InternalError("power iteration: the curvature product is not finite");
+    }
+    if (norm == 0) return 0.0;
+    v = cv.col(0) / norm;
+  }
+  return eigenvalue;
+}
+
+absl::StatusOr<double> EstimateLissaScale(const Model& model, const Dataset& data,
+                                          const LissaOptions& options) {
+  RETURN_IF_ERROR(CheckLissaData(model, data));
+  constexpr int64_t kEstimateRows = 2048;
+  const int64_t n = data.size();
+  double top = 0;
+  if (n <= kEstimateRows) {
+    ASSIGN_OR_RETURN(top, EstimateTopEigenvalue(model, data.Rows(0, n), options.curvature));
+  } else {
+    std::mt19937_64 rng(options.seed);
+    std::uniform_int_distribution<int64_t> pick(0, n - 1);
+    std::vector<int64_t> rows(kEstimateRows);
+    for (int64_t& row : rows) row = pick(rng);
+    const Dataset sample = data.Select(rows);
+    ASSIGN_OR_RETURN(top, EstimateTopEigenvalue(model, sample.Rows(0, kEstimateRows),
+                                                options.curvature));
+  }
+  const double scale = 1.25 * (std::abs(top) + options.damping);
+  if (!(scale > 0)) {
+    return absl::FailedPreconditionError(
+        "LiSSA: the curvature is zero and there is no damping; give damping > 0");
+  }
+  return scale;
+}
+
+absl::StatusOr<std::unique_ptr<LissaPreconditioner>> LissaPreconditioner::Create(
+    const Model& model, const Dataset& data, const LissaOptions& options) {
+  RETURN_IF_ERROR(ValidateLissaOptions(options));
+  RETURN_IF_ERROR(CheckLissaData(model, data));
+  LissaOptions resolved = options;
+  if (resolved.scale == 0) {
+    ASSIGN_OR_RETURN(resolved.scale, EstimateLissaScale(model, data, options));
+  }
+  return std::unique_ptr<LissaPreconditioner>(new LissaPreconditioner(model, data, resolved));
 }
 
 absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd& grads) const {
@@ -74,7 +138,9 @@ absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd
       }
       const Batch batch = full ? data_.Rows(0, n) : sampled.Rows(0, rows);
       ASSIGN_OR_RETURN(Eigen::MatrixXd ch, model_.CurvatureProduct(batch, h, options_.curvature));
-      h = grads + (1.0 - d) * h - ch / s;
+      // h_t - h_{t-1} = v - (C + damping) h_{t-1} / s: the residual of the system at x = h / s.
+      const Eigen::MatrixXd step = grads - d * h - ch / s;
+      h += step;
       const Eigen::ArrayXd norms = h.colwise().norm().transpose().array();
       for (Eigen::Index q = 0; q < norms.size(); ++q) {
         const double bound = 2.0 * static_cast<double>(t + 1) * v_norms(q);
@@ -82,32 +148,17 @@ absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd
           return absl::FailedPreconditionError(absl::StrCat(
               "LiSSA diverged at iteration ", t, " (repeat ", r + 1, ", column ", q, ": |h| = ",
               norms(q), ", bound ", bound, "): scale ", s, " too small; try --lissa-scale ", 10 * s,
-              " (or more damping if the ", CurvatureName(options_.curvature), " is indefinite)"));
+              " (API: lissa.scale), or, when the ", CurvatureName(options_.curvature),
+              " is indefinite, more damping or --lissa-curvature gauss-newton"));
         }
       }
+      const Eigen::ArrayXd step_norms = step.colwise().norm().transpose().array();
+      const Eigen::ArrayXd residuals = (v_norms > 0).select(step_norms / v_norms, 0.0);
+      if (options_.tolerance > 0 && (residuals <= options_.tolerance).all()) break;
     }
     total += h / s;
   }
   return Eigen::MatrixXd(total / static_cast<double>(options_.repeats));
-}
-
-absl::StatusOr<double> ChooseLissaScale(const Model& model, const Dataset& data,
-                                        const LissaOptions& options, const Eigen::MatrixXd& probe,
-                                        double max_scale) {
-  absl::Status last = absl::OkStatus();
-  for (double scale = 1; scale <= max_scale; scale *= 10) {
-    LissaOptions trial = options;
-    trial.scale = scale;
-    trial.repeats = 1;
-    ASSIGN_OR_RETURN(std::unique_ptr<LissaPreconditioner> lissa,
-                     LissaPreconditioner::Create(model, data, trial));
-    absl::StatusOr<Eigen::MatrixXd> result = lissa->Apply(probe);
-    if (result.ok()) return scale;
-    if (result.status().code() != absl::StatusCode::kFailedPrecondition) return result.status();
-    last = result.status();
-  }
-  return absl::FailedPreconditionError(absl::StrCat("LiSSA diverged at every scale from 1 to ",
-                                                    max_scale, "; last: ", last.message()));
 }
 
 }  // namespace tda

@@ -9,6 +9,14 @@
 // the scale). The recursion converges when every eigenvalue of C_t + damping lies in (0, 2s);
 // its error shrinks like (1 - (l_min + damping) / s)^depth.
 //
+// Usable without tuning: the default curvature is Gauss-Newton (positive semi-definite, so
+// any damping > 0 converges; the Hessian of a non-convex model is indefinite and converges
+// only with damping above its most negative eigenvalue); scale 0 means "estimate it":
+// 1.25 x (top eigenvalue + damping), the top eigenvalue from power iteration
+// (EstimateTopEigenvalue); and each repeat stops once the residual of every column,
+// |v - (C + damping) x| / |v| (which is exactly |h_t - h_{t-1}| / |v|), falls to `tolerance`,
+// or after `depth` steps.
+//
 // Divergence: while the step map is non-expansive, |h_t| <= (t + 1) |v|. A column whose norm
 // passes twice that bound, or turns NaN/Inf, means the scale is too small (or the curvature is
 // indefinite beyond the damping): Apply then fails with kFailedPrecondition naming the
@@ -31,23 +39,38 @@
 namespace tda {
 
 struct LissaOptions {
-  double damping = 0.01;     // lambda >= 0: the result approximates (C + lambda I)^-1 v
-  double scale = 10;         // s > 0: must exceed half the largest eigenvalue of C_t + lambda
-  int64_t depth = 1000;      // recursion steps per repeat, >= 1
+  double damping = 0.01;  // lambda >= 0: the result approximates (C + lambda I)^-1 v
+  // s: must exceed half the largest eigenvalue of C_t + lambda; 0 = estimated at Create.
+  double scale = 0;
+  int64_t depth = 10000;     // recursion steps per repeat at most, >= 1
+  double tolerance = 1e-3;   // stop a repeat at this relative residual; 0 = run `depth` steps
   int64_t repeats = 1;       // independent recursions averaged, >= 1
   int64_t batch_size = 128;  // training samples per curvature product; 0 = the whole set
   uint64_t seed = 0;         // batch sampling
-  Curvature curvature = Curvature::kHessian;
+  Curvature curvature = Curvature::kGaussNewton;
 };
 
-// kInvalidArgument naming the first bad field (negative or non-finite damping, non-positive
-// scale, zero depth or repeats, negative batch size).
-absl::Status ValidateLissaOptions(const LissaOptions& options);
+// kInvalidArgument naming the first bad field (negative or non-finite damping, scale or
+// tolerance, zero depth or repeats, negative batch size).
+[[nodiscard]] absl::Status ValidateLissaOptions(const LissaOptions& options);
+
+// The largest-magnitude eigenvalue of the curvature of the mean loss over `batch` (positive
+// for Gauss-Newton), by `iterations` steps of power iteration from a fixed pseudo-random start:
+// the same model, batch and curvature give the same figure. It converges from below.
+[[nodiscard]] absl::StatusOr<double> EstimateTopEigenvalue(const Model& model, const Batch& batch,
+                                                           Curvature curvature,
+                                                           int iterations = 30);
+
+// The scale LiSSA uses when options.scale is 0: 1.25 x (|top eigenvalue| + damping), the top
+// eigenvalue estimated on the whole training set, or on 2048 rows drawn with options.seed when
+// it is larger. kInvalidArgument for an empty data set.
+[[nodiscard]] absl::StatusOr<double> EstimateLissaScale(const Model& model, const Dataset& data,
+                                                        const LissaOptions& options);
 
 class LissaPreconditioner : public Preconditioner {
  public:
   // kInvalidArgument for bad options, an empty data set or one whose features do not match
-  // the model's input.
+  // the model's input. A scale of 0 is replaced by EstimateLissaScale's (see options()).
   static absl::StatusOr<std::unique_ptr<LissaPreconditioner>> Create(const Model& model,
                                                                      const Dataset& data,
                                                                      const LissaOptions& options);
@@ -55,7 +78,7 @@ class LissaPreconditioner : public Preconditioner {
   Method method() const override { return Method::kLissa; }
   // kFailedPrecondition when the recursion diverges (see the file comment).
   absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
-  const LissaOptions& options() const { return options_; }
+  const LissaOptions& options() const { return options_; }  // with the scale used
 
  private:
   LissaPreconditioner(const Model& model, const Dataset& data, const LissaOptions& options)
@@ -64,12 +87,5 @@ class LissaPreconditioner : public Preconditioner {
   const Dataset& data_;
   LissaOptions options_;
 };
-
-// The smallest scale among 1, 10, 100, ... <= max_scale for which LiSSA with `options`
-// (its scale ignored, one repeat) does not diverge on the columns of `probe`.
-// kFailedPrecondition when every candidate diverges.
-absl::StatusOr<double> ChooseLissaScale(const Model& model, const Dataset& data,
-                                        const LissaOptions& options, const Eigen::MatrixXd& probe,
-                                        double max_scale = 1e6);
 
 }  // namespace tda
