@@ -122,7 +122,13 @@ TEST(RepositoryReload, NewVersionSwapsInWhileClientsQuery) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Version 1 has answered a few calls before version 2 arrives.
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] {
+        std::lock_guard<std::mutex> lock(answers_mu);
+        return answers.size() >= 8;
+      },
+      60));
   const Clock::time_point dropped = Clock::now();
   TDA_ASSERT_OK(testing::AddVersion(repository, "fmnist", 2, build.out_dir));
   Clock::time_point swapped;

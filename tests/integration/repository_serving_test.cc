@@ -107,6 +107,10 @@ TEST(RepositoryServing, TwoIndexesAnswerLikeSingleIndexServers) {
       testing::StartTdaServer(*gpt, "127.0.0.1:0", {}, &gpt_address);
   TDA_ASSERT_OK(gpt_server);
 
+  // Resident memory before any query: the process and the open indexes.
+  const int64_t idle_rss = testing::ResidentBytes((*server)->pid());
+  const int64_t idle_mlp_rss = testing::ResidentBytes((*mlp_server)->pid());
+  const int64_t idle_gpt_rss = testing::ResidentBytes((*gpt_server)->pid());
   std::unique_ptr<RemoteAttributor> fmnist = Connect(repository_address, "fmnist");
   std::unique_ptr<RemoteAttributor> fortunes = Connect(repository_address, "fortunes");
   std::unique_ptr<RemoteAttributor> mlp_single = Connect(mlp_address, "");
@@ -165,12 +169,16 @@ TEST(RepositoryServing, TwoIndexesAnswerLikeSingleIndexServers) {
   // README (the figure depends on the page cache and the allocator, so only sanity-checked).
   const int64_t index_bytes = testing::DirectoryBytes(repository);
   const int64_t rss = testing::ResidentBytes((*server)->pid());
-  const int64_t single_rss = testing::ResidentBytes((*mlp_server)->pid());
+  ASSERT_GT(idle_rss, 0);
   ASSERT_GT(rss, 0);
+  auto mib = [](int64_t bytes) { return bytes / 1048576.0; };
   std::printf(
-      "repository server: RSS %.1f MiB serving 3 indexes of %.1f MiB in all "
-      "(a one-index server: RSS %.1f MiB)\n",
-      rss / 1048576.0, index_bytes / 1048576.0, single_rss / 1048576.0);
+      "repository server, 3 indexes of %.1f MiB in all: RSS %.1f MiB idle, %.1f MiB "
+      "after MLP and GPT queries; one-index servers idle: MLP %.1f MiB, GPT %.1f MiB; "
+      "after the same queries: MLP %.1f MiB, GPT %.1f MiB\n",
+      mib(index_bytes), mib(idle_rss), mib(rss), mib(idle_mlp_rss), mib(idle_gpt_rss),
+      mib(testing::ResidentBytes((*mlp_server)->pid())),
+      mib(testing::ResidentBytes((*gpt_server)->pid())));
   ::testing::Test::RecordProperty("rss_bytes", std::to_string(rss));
   ::testing::Test::RecordProperty("index_bytes", std::to_string(index_bytes));
 }
