@@ -14,6 +14,7 @@
 #include "server/admin_service.h"
 #include "server/attribution_service.h"
 #include "server/auth_token_processor.h"
+#include "server/call_log.h"
 #include "server/http_gateway.h"
 #include "server/http_listener.h"
 #include "server/index_repository.h"
@@ -82,6 +83,9 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->admin_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> logging;
+  logging.push_back(std::make_unique<CallLogInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(logging));
   if (!options.state_dir.empty()) {
     JobRunnerOptions jobs = options.jobs;
     jobs.db_path = options.state_dir + "/jobs.db";

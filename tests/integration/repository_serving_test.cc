@@ -4,13 +4,17 @@
 // them and their versions; an unknown name is NOT_FOUND listing the served names, a missing
 // name INVALID_ARGUMENT when several are served (and optional with one); and the server's
 // resident memory against the bytes of the three indexes it serves (printed: README "Serving
-// several indexes").
+// several indexes"); and the call log: one JSON line on stderr per call (server/call_log.h).
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -237,6 +241,63 @@ TEST(RepositoryServing, UnknownAndMissingNamesAreRefused) {
       std::string(TDA_SERVER_BINARY) + " --repository " + repository + " --pin alpha=01");
   EXPECT_EQ(bad_pin.exit_code, 2);
   EXPECT_THAT(bad_pin.stdout_text, HasSubstr("NAME=VERSION"));
+}
+
+TEST(RepositoryServing, EveryCallIsLoggedOnceAsJson) {
+  testing::TempDir dir;
+  absl::StatusOr<std::string> mlp = testing::BuildSmallIndex(dir.path());
+  TDA_ASSERT_OK(mlp);
+  const std::string repository = dir.file("repository"), log = dir.file("server.log");
+  TDA_ASSERT_OK(testing::AddVersion(repository, "alpha", 1, *mlp));
+  TDA_ASSERT_OK(testing::AddVersion(repository, "beta", 1, *mlp));
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server = ChildProcess::Start(
+      {"/bin/sh", "-c",
+       std::string("exec ") + TDA_SERVER_BINARY + " --repository " + repository +
+           " --listen 127.0.0.1:0 --threads 1 --repository-poll-seconds 0 2> " + log});
+  TDA_ASSERT_OK(server);
+  absl::StatusOr<std::string> line = (*server)->ReadLineContaining("tda-server listening on ", 120);
+  TDA_ASSERT_OK(line);
+  const std::string address = line->substr(line->rfind(' ') + 1);
+  std::unique_ptr<RemoteAttributor> alpha = Connect(address, "alpha");
+  std::unique_ptr<RemoteAttributor> gamma = Connect(address, "gamma");
+  ASSERT_TRUE(alpha && gamma);
+  const std::vector<Query> two = {Query{"fashion-mnist/test/0", {}, -1, {}},
+                                  Query{"fashion-mnist/test/1", {}, -1, {}}};
+  TDA_ASSERT_OK(alpha->Attribute(two, {}));
+  EXPECT_FALSE(gamma->Attribute(two, {}).ok());
+  TDA_ASSERT_OK(alpha->Describe());
+  TDA_ASSERT_OK(alpha->ListIndexes());
+  TDA_ASSERT_OK(alpha->CheckHealth());  // health checks are not logged
+  (*server)->Signal(SIGTERM);
+  TDA_ASSERT_OK((*server)->Wait(30));
+
+  std::vector<nlohmann::json> calls;
+  std::istringstream lines(testing::ReadText(log));
+  for (std::string text; std::getline(lines, text);) {
+    if (text.rfind("{\"call_log\"", 0) == 0) calls.push_back(nlohmann::json::parse(text));
+  }
+  ASSERT_EQ(calls.size(), 4u) << testing::ReadText(log);
+  const std::vector<std::string> rpcs = {"Attribute", "Attribute", "DescribeIndex", "ListIndexes"};
+  const std::vector<std::string> statuses = {"OK", "NOT_FOUND", "OK", "OK"};
+  std::set<int64_t> ids;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const nlohmann::json& call = calls[i];
+    SCOPED_TRACE(call.dump());
+    ids.insert(call.at("request_id").get<int64_t>());
+    EXPECT_EQ(call.at("rpc"), "/tda.v1.AttributionService/" + rpcs[i]);
+    EXPECT_EQ(call.at("status"), statuses[i]);
+    EXPECT_EQ(call.at("caller"), "anonymous");
+    EXPECT_THAT(call.at("peer").get<std::string>(), HasSubstr("127.0.0.1"));
+    EXPECT_GE(call.at("latency_ms").get<double>(), 0);
+    if (i < 2) {
+      EXPECT_EQ(call.at("queries"), 2);
+    }
+  }
+  EXPECT_EQ(calls[0].at("index"), "alpha");
+  EXPECT_EQ(calls[1].at("index"), "gamma");
+  EXPECT_EQ(calls[2].at("index"), "alpha");
+  EXPECT_FALSE(calls[3].contains("index"));
+  EXPECT_EQ(ids.size(), 4u);
 }
 
 }  // namespace
