@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   flags.AddString("repository", "DIR", "",
                   "serve every index DIR/NAME/VERSION/ by NAME (VERSION a positive integer; the "
                   "newest that opens and verifies serves); new versions are swapped in live");
-  flags.AddRepeated("pin", "NAME=VERSION", "serve this version of NAME only (repeatable)");
+  flags.AddRepeated("pin", "NAME=VERSION", "serve this version of NAME only");
   flags.AddDouble("repository-poll-seconds", "SECONDS", 5,
                   "rescan --repository this often for new versions (0 = only on SIGHUP or "
                   "'tda admin reload')");
