@@ -3,7 +3,9 @@
 //   tda admin token create NAME --role R --file FILE   prints a new token once, appends its hash
 //   tda admin token revoke NAME --file FILE            removes it (then SIGHUP the server, or
 //   tda admin token list --file FILE                   'tda admin reload')
-//   tda admin reload --server ADDR [connection flags]  the server re-reads its token file
+//   tda admin reload --server ADDR [connection flags]  the server re-reads its token file (if
+//                                                      it has one) and rescans its index
+//                                                      repository, printing each index's state
 //
 // The token file format and its atomic edits are src/auth/token_file.h; the file holds hashes
 // only, so the printed token is the only copy of the secret.
@@ -84,23 +86,38 @@ int RunTokenCommand(const std::string& command, const Args& args) {
 }
 
 int RunReload(const Args& args) {
-  FlagParser flags("tda admin reload", "--server ADDR [connection flags]",
-                   "Makes a tda-server re-read its --auth-tokens file (role admin).");
+  FlagParser flags(
+      "tda admin reload", "--server ADDR [connection flags]",
+      "Makes a tda-server re-read its --auth-tokens file (when it has one) and rescan\n"
+      "its --repository, waiting for new index versions to load or fail; prints each\n"
+      "index version's state (role admin).");
   AddConnectionFlags(flags, /*server_required=*/true, "address of the tda-server");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   absl::StatusOr<ConnectionOptions> connection = ConnectionFromFlags(flags);
   if (!connection.ok()) return flags.UsageError(std::string(connection.status().message()));
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ConnectChannel(*connection);
   if (!channel.ok()) return RuntimeError(channel.status());
-  grpc::ClientContext context;
-  v1::ReloadTokensResponse response;
-  const grpc::Status status =
-      v1::AdminService::NewStub(*channel)->ReloadTokens(&context, {}, &response);
-  if (!status.ok()) {
-    return RuntimeError(FromGrpcStatus(status, "ReloadTokens at " + connection->address));
+  std::unique_ptr<v1::AdminService::Stub> admin = v1::AdminService::NewStub(*channel);
+  grpc::ClientContext tokens_context;
+  v1::ReloadTokensResponse tokens;
+  const grpc::Status tokens_status = admin->ReloadTokens(&tokens_context, {}, &tokens);
+  if (tokens_status.ok()) {
+    std::cout << "tda-server at " << connection->address << " now accepts " << tokens.tokens()
+              << " token(s)\n";
+  } else if (tokens_status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
+    return RuntimeError(FromGrpcStatus(tokens_status, "ReloadTokens at " + connection->address));
   }
-  std::cout << "tda-server at " << connection->address << " now accepts " << response.tokens()
-            << " token(s)\n";
+  grpc::ClientContext indexes_context;
+  v1::ListIndexesResponse indexes;
+  const grpc::Status indexes_status = admin->ReloadIndexes(&indexes_context, {}, &indexes);
+  if (!indexes_status.ok()) {
+    return RuntimeError(FromGrpcStatus(indexes_status, "ReloadIndexes at " + connection->address));
+  }
+  for (const v1::IndexVersionStatus& entry : indexes.indexes()) {
+    std::cout << absl::StrFormat("index %s version %d: %s%s\n", entry.name(), entry.version(),
+                                 v1::IndexVersionStatus::State_Name(entry.state()),
+                                 entry.message().empty() ? "" : " (" + entry.message() + ")");
+  }
   return 0;
 }
 

@@ -32,13 +32,16 @@ absl::StatusOr<v1::DescribeIndexResponse> LocalAttributor::Describe() const {
 }
 
 absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const ConnectionOptions& server,
-                                                                const std::string& index_dir) {
+                                                                const std::string& index_dir,
+                                                                const std::string& index_name) {
   if (server.address.empty() == index_dir.empty()) {
     return absl::InvalidArgumentError("give exactly one of --server ADDR or --index DIR");
   }
   if (!server.address.empty()) {
+    RemoteAttributor::Options options;
+    options.index_name = index_name;
     absl::StatusOr<std::unique_ptr<RemoteAttributor>> remote =
-        RemoteAttributor::Connect(server, RemoteAttributor::Options{});
+        RemoteAttributor::Connect(server, options);
     if (!remote.ok()) return remote.status();
     return std::unique_ptr<AttributionBackend>(std::move(*remote));
   }

@@ -49,9 +49,10 @@ class LocalAttributor : public AttributionBackend {
   std::unique_ptr<Attributor> attributor_;
 };
 
-// --server ADDR (remote, `server.address`) or --index DIR (offline): exactly one must be
-// non-empty.
+// --server ADDR (remote, `server.address`; calls name the served index `index_name`, "" =
+// the server's only one) or --index DIR (offline): exactly one must be non-empty.
 absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const ConnectionOptions& server,
-                                                                const std::string& index_dir);
+                                                                const std::string& index_dir,
+                                                                const std::string& index_name = "");
 
 }  // namespace tda

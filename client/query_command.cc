@@ -87,6 +87,9 @@ int RunQuery(const Args& args) {
   AddConnectionFlags(flags, /*server_required=*/false,
                      "address of a running tda-server (host:port)");
   flags.AddString("index", "DIR", "", "index directory (offline, no server)");
+  flags.AddString("index-name", "NAME", "",
+                  "with --server: the served index to ask ('tda describe --server ADDR --list' "
+                  "names them); optional when the server serves one");
   flags.AddRepeated("id", "ID", "query sample id, e.g. fashion-mnist/test/12");
   flags.AddString("prompt", "TEXT", "", "language-model index: the prompt of a text query");
   flags.AddBool("token-scores", "text queries: per-token influence within each listed document "
@@ -142,7 +145,8 @@ int RunQuery(const Args& args) {
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (!index_dir.empty()) InitCompute(static_cast<int>(flags.GetInt("threads")));
 
-  absl::StatusOr<std::unique_ptr<AttributionBackend>> backend = OpenBackend(*server, index_dir);
+  absl::StatusOr<std::unique_ptr<AttributionBackend>> backend =
+      OpenBackend(*server, index_dir, flags.GetString("index-name"));
   if (!backend.ok()) return RuntimeError(backend.status());
   absl::StatusOr<v1::DescribeIndexResponse> description = (*backend)->Describe();
   if (!description.ok()) return RuntimeError(description.status());

@@ -56,8 +56,10 @@ absl::StatusOr<v1::AttributeResponse> RemoteAttributor::AttributeRaw(
     const v1::AttributeRequest& request) const {
   grpc::ClientContext context;
   PrepareContext(&context);
+  v1::AttributeRequest named = request;
+  if (named.index().empty()) named.set_index(options_.index_name);
   v1::AttributeResponse response;
-  grpc::Status status = stub_->Attribute(&context, request, &response);
+  grpc::Status status = stub_->Attribute(&context, named, &response);
   if (!status.ok()) return FromGrpcStatus(status, absl::StrCat("Attribute at ", address_));
   return response;
 }
@@ -75,6 +77,7 @@ absl::StatusOr<v1::GetSampleResponse> RemoteAttributor::GetSampleRaw(const std::
   PrepareContext(&context);
   v1::GetSampleRequest request;
   request.set_sample_id(id);
+  request.set_index(options_.index_name);
   v1::GetSampleResponse response;
   grpc::Status status = stub_->GetSample(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status, absl::StrCat("GetSample at ", address_));
@@ -90,9 +93,20 @@ absl::StatusOr<SampleData> RemoteAttributor::GetSample(const std::string& id) co
 absl::StatusOr<v1::DescribeIndexResponse> RemoteAttributor::Describe() const {
   grpc::ClientContext context;
   PrepareContext(&context);
+  v1::DescribeIndexRequest request;
+  request.set_index(options_.index_name);
   v1::DescribeIndexResponse response;
-  grpc::Status status = stub_->DescribeIndex(&context, v1::DescribeIndexRequest(), &response);
+  grpc::Status status = stub_->DescribeIndex(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status, absl::StrCat("DescribeIndex at ", address_));
+  return response;
+}
+
+absl::StatusOr<v1::ListIndexesResponse> RemoteAttributor::ListIndexes() const {
+  grpc::ClientContext context;
+  PrepareContext(&context);
+  v1::ListIndexesResponse response;
+  grpc::Status status = stub_->ListIndexes(&context, v1::ListIndexesRequest(), &response);
+  if (!status.ok()) return FromGrpcStatus(status, absl::StrCat("ListIndexes at ", address_));
   return response;
 }
 

@@ -26,6 +26,8 @@ class RemoteAttributor : public AttributionBackend {
     double connect_timeout_seconds = 10;  // waiting for the channel to become ready
     double call_timeout_seconds = 600;    // deadline of each RPC
     int max_message_bytes = 1 << 30;      // largest response accepted
+    // The served index every call names (AttributeRequest.index); "" = the server's only one.
+    std::string index_name;
   };
 
   // Connects to ADDR (host:port, plaintext, no token) and waits until the channel is ready;
@@ -47,6 +49,8 @@ class RemoteAttributor : public AttributionBackend {
   // The Attribute RPC with a hand-made request (tests send malformed ones on purpose).
   absl::StatusOr<v1::AttributeResponse> AttributeRaw(const v1::AttributeRequest& request) const;
   absl::StatusOr<v1::GetSampleResponse> GetSampleRaw(const std::string& id) const;
+  // Every index the server knows, with its versions' states.
+  absl::StatusOr<v1::ListIndexesResponse> ListIndexes() const;
 
   // grpc.health.v1.Health/Check for `service` ("" = the whole server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(

@@ -26,4 +26,12 @@ grpc::Status AdminServiceImpl::ReloadTokens(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServiceImpl::ReloadIndexes(grpc::ServerContext* context,
+                                             const v1::ReloadIndexesRequest*,
+                                             v1::ListIndexesResponse* response) {
+  std::cerr << "tda-server: '" << CallerName(*context) << "' asked for an index reload\n";
+  *response = repository_->Reload();
+  return grpc::Status::OK;
+}
+
 }  // namespace tda

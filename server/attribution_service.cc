@@ -32,11 +32,9 @@ Cancellation CallCancellation(grpc::ServerContext* context) {
 
 }  // namespace
 
-AttributionServiceImpl::AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
-                                               std::shared_ptr<const IndexVerifier> verifier,
+AttributionServiceImpl::AttributionServiceImpl(const IndexRepository* repository,
                                                const AttributionLimits& limits)
-    : attributor_(std::move(attributor)),
-      verifier_(std::move(verifier)),
+    : repository_(repository),
       query_slots_(limits.query_slots, limits.max_queued),
       caller_quota_(limits.per_caller) {}
 
@@ -48,7 +46,9 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
   const absl::Cleanup trim = [request, response] {
     ReturnFreedMemoryAfter(std::max(request->ByteSizeLong(), response->ByteSizeLong()));
   };
-  if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
+  absl::StatusOr<std::shared_ptr<const IndexVersion>> index = repository_->Find(request->index());
+  if (!index.ok()) return ToGrpcStatus(index.status());
+  const Attributor& attributor = (*index)->attributor();
   std::vector<Query> queries;
   AttributeOptions options;
   if (absl::Status s = AttributeRequestFromProto(*request, &queries, &options); !s.ok()) {
@@ -66,36 +66,29 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
       return ToGrpcStatus(s);
     }
     const absl::Cleanup release = [this] { query_slots_.Release(); };
-    results = attributor_->Attribute(queries, options);
+    results = attributor.Attribute(queries, options);
   }
   if (!results.ok()) return ToGrpcStatus(results.status());
-  *response = AttributeResponseToProto(*results, options.method, attributor_->index().rows());
+  *response = AttributeResponseToProto(*results, options.method, attributor.index().rows());
   return grpc::Status::OK;
 }
 
 grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
                                                    const v1::DescribeIndexRequest* request,
                                                    v1::DescribeIndexResponse* response) {
-  *response = DescribeAttributor(*attributor_);
+  absl::StatusOr<v1::DescribeIndexResponse> description = repository_->Describe(request->index());
+  if (!description.ok()) return ToGrpcStatus(description.status());
+  *response = std::move(*description);
   HidePaths(CallerRole(*context), response);
-  v1::IndexVerification* verification = response->mutable_verification();
-  if (verifier_ == nullptr) {  // opened with full verification
-    verification->set_state(v1::IndexVerification::VERIFIED);
-  } else {
-    switch (verifier_->state()) {
-      case IndexVerifier::State::kVerifying:
-        verification->set_state(v1::IndexVerification::VERIFYING);
-        break;
-      case IndexVerifier::State::kVerified:
-        verification->set_state(v1::IndexVerification::VERIFIED);
-        break;
-      case IndexVerifier::State::kFailed:
-        verification->set_state(v1::IndexVerification::FAILED);
-        verification->set_error(std::string(verifier_->status().message()));
-        break;
-    }
-    verification->set_bytes_checked(verifier_->bytes_checked());
-    verification->set_bytes_total(verifier_->bytes_total());
+  return grpc::Status::OK;
+}
+
+grpc::Status AttributionServiceImpl::ListIndexes(grpc::ServerContext* context,
+                                                 const v1::ListIndexesRequest*,
+                                                 v1::ListIndexesResponse* response) {
+  *response = repository_->List();
+  for (v1::IndexVersionStatus& entry : *response->mutable_indexes()) {
+    if (entry.has_description()) HidePaths(CallerRole(*context), entry.mutable_description());
   }
   return grpc::Status::OK;
 }
@@ -103,20 +96,25 @@ grpc::Status AttributionServiceImpl::DescribeIndex(grpc::ServerContext* context,
 grpc::Status AttributionServiceImpl::GetSample(grpc::ServerContext* context,
                                                const v1::GetSampleRequest* request,
                                                v1::GetSampleResponse* response) {
-  if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
-  absl::StatusOr<SampleData> sample = attributor_->GetSample(request->sample_id());
+  absl::StatusOr<std::shared_ptr<const IndexVersion>> index = repository_->Find(request->index());
+  if (!index.ok()) return ToGrpcStatus(index.status());
+  const Attributor& attributor = (*index)->attributor();
+  absl::StatusOr<SampleData> sample = attributor.GetSample(request->sample_id());
   if (!sample.ok()) return ToGrpcStatus(sample.status());
-  *response = SampleToProto(*sample, attributor_->index().FindRow(request->sample_id()));
+  *response = SampleToProto(*sample, attributor.index().FindRow(request->sample_id()));
   return grpc::Status::OK;
 }
 
 grpc::Status AttributionServiceImpl::SelfInfluence(grpc::ServerContext* context,
                                                    const v1::SelfInfluenceRequest* request,
                                                    v1::SelfInfluenceResponse* response) {
-  if (verifier_ != nullptr && !verifier_->status().ok()) return ToGrpcStatus(verifier_->status());
+  absl::StatusOr<std::shared_ptr<const IndexVersion>> index = repository_->Find(request->index());
+  if (!index.ok()) return ToGrpcStatus(index.status());
+  const Attributor& attributor = (*index)->attributor();
   absl::StatusOr<SelfInfluenceQuery> query = SelfInfluenceRequestFromProto(*request);
   if (!query.ok()) return ToGrpcStatus(query.status());
-  std::shared_ptr<const Eigen::VectorXd> values = self_influence_.Find(*query);
+  SelfInfluenceCache& cache = (*index)->self_influence();
+  std::shared_ptr<const Eigen::VectorXd> values = cache.Find(*query);
   if (values == nullptr) {
     const std::string caller = CallerName(*context);
     if (absl::Status s = caller_quota_.Enter(caller); !s.ok()) return ToGrpcStatus(s);
@@ -126,12 +124,12 @@ grpc::Status AttributionServiceImpl::SelfInfluence(grpc::ServerContext* context,
     }
     const absl::Cleanup release = [this] { query_slots_.Release(); };
     absl::StatusOr<Eigen::VectorXd> computed =
-        query->by_document ? attributor_->DocumentSelfInfluence(query->options)
-                           : attributor_->SelfInfluence(query->options);
+        query->by_document ? attributor.DocumentSelfInfluence(query->options)
+                           : attributor.SelfInfluence(query->options);
     if (!computed.ok()) return ToGrpcStatus(computed.status());
-    values = self_influence_.Insert(*query, std::move(*computed));
+    values = cache.Insert(*query, std::move(*computed));
   }
-  *response = SelfInfluenceResponseToProto(*attributor_, *query, *values);
+  *response = SelfInfluenceResponseToProto(attributor, *query, *values);
   return grpc::Status::OK;
 }
 

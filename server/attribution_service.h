@@ -1,12 +1,13 @@
-// tda.v1.AttributionService on top of an open Attributor. A thin adapter in the manner of
-// TensorFlow Serving's model_servers/: each method translates the request (api_conversion.h),
-// calls the engine, and translates the reply; engine errors become gRPC status codes through
-// ToGrpcStatus (a malformed request is INVALID_ARGUMENT with the engine's message, and the
-// server stays up).
+// tda.v1.AttributionService on top of the served indexes (server/index_repository.h). A thin
+// adapter in the manner of TensorFlow Serving's model_servers/: each method translates the request
+// (api_conversion.h), calls the engine, and translates the reply; engine errors become gRPC status
+// codes through ToGrpcStatus (a malformed request is INVALID_ARGUMENT with the engine's message,
+// and the server stays up).
 //
-// With an IndexVerifier (tda-server verifies checksums in the background), Attribute and
-// GetSample answer DATA_LOSS naming the damaged file once verification has failed, and
-// DescribeIndex reports the verification state.
+// Each call resolves its request's `index` name to the version serving it and holds that
+// version (a shared_ptr) until it ends, so a version swapped out meanwhile answers its calls
+// in flight. Attribute and GetSample answer DATA_LOSS naming the damaged file once that
+// index's background verification has failed; DescribeIndex reports the verification state.
 //
 // Limits and deadlines of Attribute (AttributionLimits): calls beyond the query slots wait for a
 // free one in arrival order (QuerySlots); beyond max_queued waiting calls, or beyond
@@ -24,9 +25,8 @@
 
 #include "attribution/attributor.h"
 #include "server/caller_quota.h"
-#include "server/index_verifier.h"
+#include "server/index_repository.h"
 #include "server/query_slots.h"
-#include "server/self_influence_cache.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
 namespace tda {
@@ -39,27 +39,27 @@ struct AttributionLimits {
 
 class AttributionServiceImpl final : public v1::AttributionService::Service {
  public:
-  explicit AttributionServiceImpl(std::shared_ptr<const Attributor> attributor,
-                                  std::shared_ptr<const IndexVerifier> verifier = nullptr,
+  // Serves the indexes of `repository` (which must outlive the service) by request name.
+  explicit AttributionServiceImpl(const IndexRepository* repository,
                                   const AttributionLimits& limits = {});
 
   grpc::Status Attribute(grpc::ServerContext* context, const v1::AttributeRequest* request,
                          v1::AttributeResponse* response) override;
   grpc::Status DescribeIndex(grpc::ServerContext* context, const v1::DescribeIndexRequest* request,
                              v1::DescribeIndexResponse* response) override;
+  grpc::Status ListIndexes(grpc::ServerContext* context, const v1::ListIndexesRequest* request,
+                           v1::ListIndexesResponse* response) override;
   grpc::Status GetSample(grpc::ServerContext* context, const v1::GetSampleRequest* request,
                          v1::GetSampleResponse* response) override;
-  // Computed once per (method, damping, by_document) in a query slot, then ranked from the
-  // kept values (SelfInfluenceCache).
+  // Computed once per index version and (method, damping, by_document) in a query slot, then
+  // ranked from the values the version keeps (IndexVersion::self_influence).
   grpc::Status SelfInfluence(grpc::ServerContext* context, const v1::SelfInfluenceRequest* request,
                              v1::SelfInfluenceResponse* response) override;
 
  private:
-  std::shared_ptr<const Attributor> attributor_;
-  std::shared_ptr<const IndexVerifier> verifier_;
+  const IndexRepository* repository_;
   QuerySlots query_slots_;
   CallerQuota caller_quota_;
-  SelfInfluenceCache self_influence_;
 };
 
 }  // namespace tda

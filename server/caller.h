@@ -13,7 +13,7 @@ namespace tda {
 inline constexpr char kCallerProperty[] = "tda.token_name";
 inline constexpr char kAnonymousCaller[] = "anonymous";
 
-inline std::string CallerName(const grpc::ServerContext& context) {
+inline std::string CallerName(const grpc::ServerContextBase& context) {
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth != nullptr) {
     for (const grpc::string_ref& value : auth->FindPropertyValues(kCallerProperty)) {

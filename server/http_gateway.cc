@@ -265,10 +265,21 @@ void JsonGateway::AddRoutes(httplib::Server* routes) const {
                        return attribution(channel)->Attribute(context, request, response);
                      }));
   routes->Get("/v1/indexes",
-              unary(v1::DescribeIndexRequest(), v1::DescribeIndexResponse(), query,
+              unary(v1::ListIndexesRequest(), v1::ListIndexesResponse(), query,
                     [=](auto channel, auto* context, const auto& request, auto* response) {
-                      return attribution(channel)->DescribeIndex(context, request, response);
+                      return attribution(channel)->ListIndexes(context, request, response);
                     }));
+  routes->Get(
+      R"(/v1/indexes/([^/]+))",
+      unary(
+          v1::DescribeIndexRequest(), v1::DescribeIndexResponse(),
+          [](const httplib::Request& http, v1::DescribeIndexRequest* m, httplib::Response*) {
+            m->set_index(http.matches[1].str());
+            return true;
+          },
+          [=](auto channel, auto* context, const auto& request, auto* response) {
+            return attribution(channel)->DescribeIndex(context, request, response);
+          }));
   routes->Get(R"(/v1/samples/(.+))",
               unary(
                   v1::GetSampleRequest(), v1::GetSampleResponse(),

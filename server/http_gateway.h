@@ -3,7 +3,8 @@
 // tokens and roles are exactly the gRPC API's:
 //
 //   POST   /v1/attribute            AttributionService.Attribute      body AttributeRequest
-//   GET    /v1/indexes              AttributionService.DescribeIndex  (the one served index)
+//   GET    /v1/indexes              AttributionService.ListIndexes
+//   GET    /v1/indexes/{name}       AttributionService.DescribeIndex  (index = name)
 //   GET    /v1/samples/{id}         AttributionService.GetSample      (id may contain '/')
 //   POST   /v1/self-influence       AttributionService.SelfInfluence  body SelfInfluenceRequest
 //   GET    /v1/self-influence?top_k=&method=&by_document=   the same, from query parameters

@@ -1,29 +1,42 @@
-// tda-server: serves one gradient index over gRPC (tda.v1.AttributionService, the standard
-// health service and server reflection; with --state-dir also tda.v1.JobService, background
-// jobs run by tda-job-worker processes) until SIGINT or SIGTERM, then shuts down gracefully.
-// SIGHUP re-reads the --auth-tokens file (a bad file keeps the previous tokens); connections
-// stay up.
+// tda-server: serves gradient indexes over gRPC -- one (--index DIR) or every index of a
+// repository (--repository DIR, hot-reloaded: server/index_repository.h) -- as
+// tda.v1.AttributionService, with tda.v1.AdminService, the standard health service and server
+// reflection; with --state-dir also tda.v1.JobService, background jobs run by tda-job-worker
+// processes) until SIGINT or SIGTERM, then shuts down gracefully. SIGHUP re-reads the
+// --auth-tokens file (a bad file keeps the previous tokens) and rescans the repository;
+// connections stay up.
 #include <pthread.h>
 #include <signal.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "common/flags.h"
 #include "model/model.h"
 #include "server/freed_memory.h"
+#include "server/index_repository.h"
 #include "server/tda_server.h"
 
 int main(int argc, char** argv) {
   tda::FlagParser flags(
-      "tda-server", "--index DIR [--listen HOST:PORT] [options]",
-      "Serves a gradient index built by 'tda index build' over gRPC: tda.v1.AttributionService\n"
-      "(Attribute, DescribeIndex, GetSample), grpc.health.v1.Health and server reflection.\n"
-      "Prints 'tda-server listening on HOST:PORT' once ready; stops on SIGINT or SIGTERM.");
-  flags.AddRequiredString("index", "DIR", "gradient index directory to serve");
+      "tda-server", "(--index DIR | --repository DIR) [--listen HOST:PORT] [options]",
+      "Serves gradient indexes built by 'tda index build' over gRPC: tda.v1.AttributionService\n"
+      "(Attribute, DescribeIndex, ListIndexes, GetSample), grpc.health.v1.Health and server\n"
+      "reflection. Prints 'tda-server listening on HOST:PORT' once ready; stops on SIGINT or\n"
+      "SIGTERM; SIGHUP re-reads --auth-tokens and rescans --repository.");
+  flags.AddString("index", "DIR", "",
+                  "one index directory to serve, named after its last component (version 1)");
+  flags.AddString("repository", "DIR", "",
+                  "serve every index DIR/NAME/VERSION/ by NAME (VERSION a positive integer; the "
+                  "newest that opens and verifies serves); new versions are swapped in live");
+  flags.AddRepeated("pin", "NAME=VERSION", "serve this version of NAME only");
+  flags.AddDouble("repository-poll-seconds", "SECONDS", 5,
+                  "rescan --repository this often for new versions (0 = only on SIGHUP or "
+                  "'tda admin reload')");
   flags.AddString("listen", "HOST:PORT", "127.0.0.1:50051",
                   "address to listen on; port 0 picks a free port");
   flags.AddInt("max-message-bytes", "N", 64 << 20, "largest request or response, in bytes");
@@ -68,6 +81,18 @@ int main(int argc, char** argv) {
   if (flags.GetInt("query-queue") < 0) return flags.UsageError("--query-queue must be >= 0");
   if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
   if (flags.GetInt("job-quota") < 0) return flags.UsageError("--job-quota must be >= 0");
+  if (flags.GetString("index").empty() == flags.GetString("repository").empty()) {
+    return flags.UsageError("give exactly one of --index DIR or --repository DIR");
+  }
+  if (flags.GetDouble("repository-poll-seconds") < 0) {
+    return flags.UsageError("--repository-poll-seconds must be >= 0");
+  }
+  std::map<std::string, int64_t> pins;
+  for (const std::string& pin : flags.GetRepeated("pin")) {
+    if (absl::Status s = tda::ParsePin(pin, &pins); !s.ok()) {
+      return flags.UsageError(std::string(s.message()));
+    }
+  }
 
   // Block the stop signals in every thread (gRPC's included); main waits for them below.
   sigset_t stop_signals;
@@ -81,6 +106,9 @@ int main(int argc, char** argv) {
   tda::ReleaseArenaTopsOnFree();  // a server keeps less freed memory than training does
   tda::ServerOptions options;
   options.index_dir = flags.GetString("index");
+  options.repository_dir = flags.GetString("repository");
+  options.pins = pins;
+  options.repository_poll_seconds = flags.GetDouble("repository-poll-seconds");
   options.listen = flags.GetString("listen");
   options.max_message_bytes = flags.GetInt("max-message-bytes");
   options.state_dir = flags.GetString("state-dir");
@@ -118,6 +146,8 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    (*server)->RequestIndexReload();
+    if (!options.security.tokens()) continue;
     absl::StatusOr<size_t> tokens = (*server)->ReloadTokens();
     if (tokens.ok()) {
       std::cerr << "tda-server: SIGHUP: reloaded " << *tokens << " token(s) from "

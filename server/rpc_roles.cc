@@ -13,6 +13,7 @@ struct MethodRole {
 constexpr MethodRole kRoleTable[] = {
     {"/tda.v1.AttributionService/Attribute", Role::kReader},
     {"/tda.v1.AttributionService/DescribeIndex", Role::kReader},
+    {"/tda.v1.AttributionService/ListIndexes", Role::kReader},
     {"/tda.v1.AttributionService/GetSample", Role::kReader},
     {"/tda.v1.AttributionService/SelfInfluence", Role::kReader},
     {"/tda.v1.JobService/GetJob", Role::kReader},  // readers: own and scheduled jobs only
@@ -24,6 +25,7 @@ constexpr MethodRole kRoleTable[] = {
     {"/tda.v1.JobService/ListSchedules", Role::kOperator},
     {"/tda.v1.JobService/DeleteSchedule", Role::kOperator},
     {"/tda.v1.AdminService/ReloadTokens", Role::kAdmin},
+    {"/tda.v1.AdminService/ReloadIndexes", Role::kAdmin},
 };
 
 constexpr const char* kPublicServices[] = {

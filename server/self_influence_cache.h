@@ -1,7 +1,8 @@
-// The self-influence values of every row (or document) of the served index, kept per
+// The self-influence values of every row (or document) of one index version, kept per
 // (method, damping, by_document): computing them scans and preconditions the whole index
-// (seconds on a large one), ranking them afterwards takes microseconds. The index a server
-// serves does not change under it, so values never go stale. A few distinct keys are expected
+// (seconds on a large one), ranking them afterwards takes microseconds. Each IndexVersion
+// holds its own cache (server/index_version.h), so values never outlive the rows they
+// describe: a new version starts empty. A few distinct keys are expected
 // (the methods an index serves, a handful of dampings); each entry costs 8 bytes per row.
 //
 // Thread-safety: all methods may be called from any thread. Two first calls for the same key

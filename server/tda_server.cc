@@ -14,39 +14,16 @@
 #include "server/admin_service.h"
 #include "server/attribution_service.h"
 #include "server/auth_token_processor.h"
+#include "server/call_log.h"
 #include "server/explorer_routes.h"
 #include "server/http_gateway.h"
 #include "server/http_listener.h"
-#include "server/index_verifier.h"
+#include "server/index_repository.h"
 #include "server/job_service.h"
 
 namespace tda {
 
 absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions& options) {
-  // Refuse an unsafe address before the (slow) index opening; the warnings come below.
-  if (absl::Status policy = CheckListenPolicy(options.listen, options.security).status();
-      !policy.ok()) {
-    return policy;
-  }
-  absl::StatusOr<std::unique_ptr<Attributor>> attributor =
-      Attributor::Open(options.index_dir, GradientIndex::Verify::kSizes);
-  if (!attributor.ok()) return attributor.status();
-  auto verifier = std::make_shared<IndexVerifier>(options.index_dir);
-  absl::StatusOr<std::unique_ptr<TdaServer>> server =
-      Start(options, std::shared_ptr<const Attributor>(std::move(*attributor)), verifier);
-  if (!server.ok()) return server.status();
-  TdaServer* running = server->get();
-  verifier->Start([running](const absl::Status& error) {
-    if (grpc::HealthCheckServiceInterface* health = running->server_->GetHealthCheckService()) {
-      health->SetServingStatus(false);
-    }
-  });
-  return server;
-}
-
-absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
-    const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
-    std::shared_ptr<IndexVerifier> verifier) {
   if (options.max_message_bytes <= 0 || options.max_message_bytes > INT_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("max message bytes must be in [1, ", INT_MAX,
                                                    "], got ", options.max_message_bytes));
@@ -65,9 +42,13 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("listen address '", options.listen, "' is not HOST:PORT"));
   }
+  // Refuse an unsafe address before the (slow) index opening.
   absl::StatusOr<std::vector<std::string>> warnings =
       CheckListenPolicy(options.listen, options.security);
   if (!warnings.ok()) return warnings.status();
+  absl::StatusOr<std::unique_ptr<IndexRepository>> repository = IndexRepository::Open(
+      {options.repository_dir, options.index_dir, options.pins, options.repository_poll_seconds});
+  if (!repository.ok()) return repository.status();
   for (const std::string& warning : *warnings) {
     std::cerr << "tda-server: WARNING: " << warning << "\n";
   }
@@ -92,16 +73,20 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   auto server = std::unique_ptr<TdaServer>(new TdaServer());
-  server->verifier_ = verifier;
+  server->repository_ = std::move(*repository);
   server->service_ = std::make_unique<AttributionServiceImpl>(
-      std::move(attributor), std::move(verifier),
+      server->repository_.get(),
       AttributionLimits{options.query_slots, options.query_queue, options.caller_queries});
   server->token_processor_ = token_processor;
-  server->admin_service_ = std::make_unique<AdminServiceImpl>(token_processor);
+  server->admin_service_ =
+      std::make_unique<AdminServiceImpl>(token_processor, server->repository_.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->admin_service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> logging;
+  logging.push_back(std::make_unique<CallLogInterceptorFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(logging));
   if (!options.state_dir.empty()) {
     JobRunnerOptions jobs = options.jobs;
     jobs.db_path = options.state_dir + "/jobs.db";
@@ -147,14 +132,15 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(
     health->SetServingStatus(true);
     health->SetServingStatus(v1::AttributionService::service_full_name(), true);
   }
+  server->repository_->Start([health](bool healthy) {
+    if (health != nullptr) health->SetServingStatus(healthy);
+  });
   return server;
 }
 
 TdaServer::~TdaServer() {
   Shutdown(0);
   Wait();
-  // Its failure callback uses server_: let it finish before server_ goes.
-  if (verifier_ != nullptr) verifier_->Wait();
 }
 
 void TdaServer::Shutdown(double grace_seconds) {
@@ -184,6 +170,8 @@ absl::StatusOr<size_t> TdaServer::ReloadTokens() {
   }
   return token_processor_->Reload();
 }
+
+void TdaServer::RequestIndexReload() { repository_->RequestReload(); }
 
 void TdaServer::Wait() {
   if (server_ != nullptr) server_->Wait();

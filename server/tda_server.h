@@ -1,4 +1,5 @@
-// A running tda gRPC server: AttributionService for one index, JobService (with a state
+// A running tda gRPC server: AttributionService for the indexes of a repository or for one
+// index (server/index_repository.h), AdminService, JobService (with a state
 // directory: background jobs and schedules, src/jobs), the standard health service
 // (grpc.health.v1.Health, SERVING once started) and server reflection, on one listening
 // address. Used by tda-server's main and by tests that want a server in-process.
@@ -10,18 +11,22 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "attribution/attributor.h"
 #include "jobs/job_runner.h"
 #include "server/server_security.h"
 
 namespace tda {
 
 struct ServerOptions {
+  // What to serve: one index directory, or a repository DIR/<name>/<version>/ (exactly one).
   std::string index_dir;
+  std::string repository_dir;
+  std::map<std::string, int64_t> pins;     // repository: name -> the version it must serve
+  double repository_poll_seconds = 5;      // repository rescan period; 0: on reload only
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 picks a free port
   int64_t max_message_bytes = 64 << 20;    // per request and per response
   // Where the server keeps its state: the job database "<state_dir>/jobs.db". Empty: no
@@ -51,24 +56,22 @@ struct ServerOptions {
 class AdminServiceImpl;
 class AttributionServiceImpl;
 class HttpListener;
-class IndexVerifier;
+class IndexRepository;
 class JobServiceImpl;
 class JsonGateway;
 class TokenAuthProcessor;
 
 class TdaServer {
  public:
-  // Opens options.index_dir checking versions and sizes (errors as Attributor::Open), starts
-  // serving it, and verifies every file's checksum in the background (IndexVerifier): on a
-  // mismatch health turns NOT_SERVING and queries fail with DATA_LOSS naming the file.
-  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
-  // Serves an attributor that is already open (options.index_dir is ignored); with a
-  // `verifier`, its state gates queries (the caller starts it).
+  // Opens options.index_dir, or the repository's newest (or pinned) versions, checking
+  // versions and sizes (errors as Attributor::Open; a repository's broken versions are
+  // reported, not fatal), starts serving, and verifies every file's checksum in the background
+  // (IndexVerifier, per index): on a mismatch health turns NOT_SERVING and that index's queries
+  // fail with DATA_LOSS naming the file. A repository is then rescanned every
+  // repository_poll_seconds and on ReloadIndexes (hot reload: server/index_repository.h).
   // kUnavailable when the address cannot be bound; kInvalidArgument when the listen policy
   // refuses the address or a TLS or token file is malformed (server/server_security.h).
-  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(
-      const ServerOptions& options, std::shared_ptr<const Attributor> attributor,
-      std::shared_ptr<IndexVerifier> verifier = nullptr);
+  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
   ~TdaServer();  // shuts down if still running
 
   // The bound address, with the actual port (e.g. "127.0.0.1:40123").
@@ -86,10 +89,11 @@ class TdaServer {
   // Re-reads the --auth-tokens file (SIGHUP); open connections stay. Returns the number of
   // tokens; on an error the previous tokens stay in force. kFailedPrecondition without tokens.
   [[nodiscard]] absl::StatusOr<size_t> ReloadTokens();
+  // Asks for a rescan of the index repository (SIGHUP) without waiting for it.
+  void RequestIndexReload();
 
  private:
   TdaServer() = default;
-  std::shared_ptr<IndexVerifier> verifier_;  // only when Start opened the index itself
   std::unique_ptr<AttributionServiceImpl> service_;
   std::unique_ptr<JobRunner> job_runner_;  // with state_dir only
   std::unique_ptr<JobServiceImpl> job_service_;
@@ -101,6 +105,8 @@ class TdaServer {
   std::string address_;
   int port_ = 0;
   std::atomic<bool> shut_down_{false};
+  // Last: destroyed first, so verifiers still running report health to a live server_.
+  std::unique_ptr<IndexRepository> repository_;
 };
 
 }  // namespace tda

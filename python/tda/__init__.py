@@ -26,11 +26,11 @@ except ImportError as missing:
 from tda.client import Client  # noqa: E402
 from tda.errors import TdaError  # noqa: E402
 from tda.types import (  # noqa: E402
-    AttributeResult, Hit, IndexDescription, Job, JobUpdate, QueryResult, Sample, Schedule,
-    ScheduleRun, SelfInfluenceEntry, SelfInfluenceResult, SharedSpan, SourceTotal)
+    AttributeResult, Hit, IndexDescription, IndexVersion, Job, JobUpdate, QueryResult, Sample,
+    Schedule, ScheduleRun, SelfInfluenceEntry, SelfInfluenceResult, SharedSpan, SourceTotal)
 
 __all__ = [
-    "AttributeResult", "Client", "Hit", "IndexDescription", "Job", "JobUpdate", "QueryResult",
-    "Sample", "Schedule", "ScheduleRun", "SelfInfluenceEntry", "SelfInfluenceResult",
-    "SharedSpan", "SourceTotal", "TdaError"
+    "AttributeResult", "Client", "Hit", "IndexDescription", "IndexVersion", "Job", "JobUpdate",
+    "QueryResult", "Sample", "Schedule", "ScheduleRun", "SelfInfluenceEntry",
+    "SelfInfluenceResult", "SharedSpan", "SourceTotal", "TdaError"
 ]

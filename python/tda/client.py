@@ -15,8 +15,8 @@ import grpc
 import numpy as np
 
 from tda.errors import TdaError
-from tda.types import (METHODS, AttributeResult, IndexDescription, Job, JobUpdate, Sample,
-                       Schedule, SelfInfluenceResult)
+from tda.types import (METHODS, AttributeResult, IndexDescription, IndexVersion, Job, JobUpdate,
+                       Sample, Schedule, SelfInfluenceResult)
 from tda.v1 import attribution_pb2, attribution_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 _MAX_MESSAGE_BYTES = 1 << 30
@@ -99,7 +99,8 @@ class Client:
                   labels: Union[None, int, Sequence[int]] = None, top_k: Optional[int] = None,
                   method: Optional[str] = None, damping: Optional[float] = None,
                   absolute_damping: Optional[float] = None, return_scores: bool = False,
-                  token_scores: bool = False, timeout: Optional[float] = None) -> AttributeResult:
+                  token_scores: bool = False, timeout: Optional[float] = None,
+                  index: str = "") -> AttributeResult:
         """Top-k proponents and opponents of each query.
 
         Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
@@ -108,7 +109,8 @@ class Client:
         query or one per query (for ids: "why not class C?"). `method`: "ekfac" (the server's
         default), "kfac", "gradient-dot", "lissa", "exact". `damping`: relative to the mean
         eigenvalue; `absolute_damping`: the same lambda for every layer. `return_scores`: every
-        row's score in QueryResult.scores. The server validates everything else.
+        row's score in QueryResult.scores. `index`: the served index to ask (list_indexes()
+        names them; "" = the server's only one). The server validates everything else.
         """
         given = [q for q in (ids, texts, features) if q is not None]
         if len(given) != 1:
@@ -133,33 +135,40 @@ class Client:
             for query, label in zip(queries, per_query):
                 query.label = int(label)
         request = attribution_pb2.AttributeRequest(queries=queries, return_scores=return_scores,
-                                                   token_scores=token_scores)
+                                                   token_scores=token_scores, index=index)
         if top_k is not None:
             request.top_k = top_k
         _set_method_and_damping(request, method, damping, absolute_damping)
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 
-    def describe(self) -> IndexDescription:
-        """What the served index holds."""
+    def describe(self, index: str = "") -> IndexDescription:
+        """What the served index `index` holds ("" = the server's only one)."""
         return IndexDescription.from_proto(
-            self._call(self._attribution.DescribeIndex, attribution_pb2.DescribeIndexRequest()))
+            self._call(self._attribution.DescribeIndex,
+                       attribution_pb2.DescribeIndexRequest(index=index)))
 
-    def sample(self, sample_id: str) -> Sample:
+    def list_indexes(self) -> List[IndexVersion]:
+        """Every index the server knows: each name's serving, loading and failed versions."""
+        response = self._call(self._attribution.ListIndexes, attribution_pb2.ListIndexesRequest())
+        return [IndexVersion.from_proto(v) for v in response.indexes]
+
+    def sample(self, sample_id: str, index: str = "") -> Sample:
         """One sample by id, with its features; TdaError NOT_FOUND for an unknown id."""
         return Sample.from_proto(
             self._call(self._attribution.GetSample,
-                       attribution_pb2.GetSampleRequest(sample_id=sample_id)))
+                       attribution_pb2.GetSampleRequest(sample_id=sample_id, index=index)))
 
     def self_influence(self, top_k: Optional[int] = None, method: Optional[str] = None,
                        damping: Optional[float] = None, absolute_damping: Optional[float] = None,
-                       by_document: bool = False,
+                       by_document: bool = False, index: str = "",
                        timeout: Optional[float] = None) -> SelfInfluenceResult:
         """The training rows of highest self-influence (the samples the model memorised most),
         highest first; `by_document` ranks whole documents of a chunking language model.
         `method` and damping as for attribute(). The server computes every row's value once per
-        (method, damping, by_document) and keeps them, so later calls are fast."""
-        request = attribution_pb2.SelfInfluenceRequest(by_document=by_document)
+        (method, damping, by_document) and keeps them, so later calls are fast. `index` names
+        the served index (list_indexes()); optional when the server serves one."""
+        request = attribution_pb2.SelfInfluenceRequest(by_document=by_document, index=index)
         if top_k is not None:
             request.top_k = top_k
         _set_method_and_damping(request, method, damping, absolute_damping)

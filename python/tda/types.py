@@ -119,12 +119,33 @@ class IndexDescription:
     class_names: List[str]
     methods: List[str]
     deleted_rows: int
+    index: str  # the name the server serves it under
+    version: int
     proto: attribution_pb2.DescribeIndexResponse = dataclasses.field(repr=False, compare=False)
 
     @classmethod
     def from_proto(cls, d: attribution_pb2.DescribeIndexResponse) -> "IndexDescription":
         return cls(d.rows, d.dim, d.dtype, d.dataset, d.model.kind, list(d.class_names),
-                   [method_name(m) for m in d.methods], d.deleted_rows, d)
+                   [method_name(m) for m in d.methods], d.deleted_rows, d.index, d.version, d)
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexVersion:
+    """One version of a served index name (ListIndexes): state "SERVING", "LOADING", "FAILED"
+    (message: why) or "UNLOADED"; description when it serves."""
+    name: str
+    version: int
+    state: str
+    message: str
+    description: Optional[IndexDescription]
+    proto: attribution_pb2.IndexVersionStatus = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, v: attribution_pb2.IndexVersionStatus) -> "IndexVersion":
+        return cls(v.name, v.version, attribution_pb2.IndexVersionStatus.State.Name(v.state),
+                   v.message,
+                   IndexDescription.from_proto(v.description) if v.HasField("description")
+                   else None, v)
 
 
 @dataclasses.dataclass(frozen=True)

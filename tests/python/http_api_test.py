@@ -81,9 +81,16 @@ class HttpApiTest(unittest.TestCase):
         self.assertEqual(reply["indexRows"], str(want.index_rows))  # int64 as a string
 
     def test_indexes_and_samples_equal_grpc(self) -> None:
-        got = json_format.Parse(ok_json(self, "GET", "/v1/indexes"),
+        listed = json_format.Parse(ok_json(self, "GET", "/v1/indexes"),
+                                   attribution_pb2.ListIndexesResponse())
+        versions = self.reader.list_indexes()
+        self.assertEqual([(v.name, v.version, v.state) for v in versions],
+                         [(e.name, e.version, "SERVING") for e in listed.indexes])
+        name = versions[0].name
+        self.assertEqual(versions[0].description.index, name)
+        got = json_format.Parse(ok_json(self, "GET", f"/v1/indexes/{name}"),
                                 attribution_pb2.DescribeIndexResponse())
-        want = self.reader.describe().proto
+        want = self.reader.describe(index=name).proto
         for d in (got, want):  # the background checksum pass may move between the two calls
             d.ClearField("verification")
         assert_messages_close(self, got, want, rel_tol=0)
@@ -94,6 +101,14 @@ class HttpApiTest(unittest.TestCase):
                                   rel_tol=0)
         status, body = http("GET", "/v1/samples/fashion-mnist/train/99999999")
         self.assert_error(status, body, 404, "NOT_FOUND", "fashion-mnist/train/99999999")
+        status, body = http("GET", "/v1/indexes/no-such-index")
+        self.assert_error(status, body, 404, "NOT_FOUND", f"served: {name}")
+        status, body = http("POST", "/v1/attribute", body=dict(QUERY, index="no-such-index"))
+        self.assert_error(status, body, 404, "NOT_FOUND", f"served: {name}")
+        self.assertEqual(self.reader.sample("fashion-mnist/train/3", index=name).row, 3)
+        with self.assertRaises(tda.TdaError) as unknown:
+            self.reader.attribute(ids=["fashion-mnist/test/0"], index="no-such-index")
+        self.assertEqual(unknown.exception.code, grpc.StatusCode.NOT_FOUND)
 
     def test_jobs_endpoints_equal_grpc(self) -> None:
         submitted = json.loads(ok_json(self, "POST", "/v1/jobs", token="operator",

@@ -44,8 +44,9 @@ def client(ca: str, client_certificate: bool, token: Optional[str]) -> tda.Clien
 class HttpsTest(unittest.TestCase):
 
     def test_https_equals_grpc_over_tls(self) -> None:
-        got = json_format.Parse(get_indexes("ca.pem", True),
-                                attribution_pb2.DescribeIndexResponse())
+        listed = json_format.Parse(get_indexes("ca.pem", True),
+                                   attribution_pb2.ListIndexesResponse())
+        got = listed.indexes[0].description
         with client("ca.pem", True, CONFIG["tokens"]["reader"]) as grpc_client:
             want = grpc_client.describe().proto
             self.assertEqual(len(grpc_client.attribute(ids=["fashion-mnist/test/3"], top_k=2)

@@ -1,0 +1,91 @@
+#include "server/call_log.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+#include <grpcpp/server_context.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "server/caller.h"
+
+namespace tda {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+std::atomic<int64_t> next_request_id{1};
+
+class CallLogInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit CallLogInterceptor(grpc::experimental::ServerRpcInfo* info)
+      : info_(info), start_(std::chrono::steady_clock::now()), id_(next_request_id++) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      ReadRequest(static_cast<const google::protobuf::Message*>(methods->GetRecvMessage()));
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Write(methods->GetSendStatus());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  // The request's `index` (string) and `queries` (repeated) fields, when it has them.
+  void ReadRequest(const google::protobuf::Message* request) {
+    if (request == nullptr) return;
+    const google::protobuf::Descriptor* type = request->GetDescriptor();
+    const google::protobuf::Reflection* reflection = request->GetReflection();
+    const google::protobuf::FieldDescriptor* index = type->FindFieldByName("index");
+    if (index != nullptr && index->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
+        !index->is_repeated()) {
+      index_ = reflection->GetString(*request, index);
+    }
+    const google::protobuf::FieldDescriptor* queries = type->FindFieldByName("queries");
+    if (queries != nullptr && queries->is_repeated()) {
+      queries_ = reflection->FieldSize(*request, queries);
+    }
+  }
+
+  void Write(const grpc::Status& status) const {
+    grpc::ServerContextBase* context = info_->server_context();
+    nlohmann::json line = {
+        {"call_log", 1},
+        {"request_id", id_},
+        {"peer", context != nullptr ? context->peer() : ""},
+        {"caller", context != nullptr ? CallerName(*context) : ""},
+        {"rpc", info_->method()},
+        {"latency_ms",
+         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+             .count()},
+        {"status", absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))}};
+    if (!index_.empty()) line["index"] = index_;
+    if (queries_ >= 0) line["queries"] = queries_;
+    const std::string text =
+        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, text.data(), text.size());
+  }
+
+  grpc::experimental::ServerRpcInfo* info_;
+  const std::chrono::steady_clock::time_point start_;
+  const int64_t id_;
+  std::string index_;
+  int64_t queries_ = -1;
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* CallLogInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  if (!absl::StartsWith(info->method(), "/tda.v1.")) return nullptr;
+  return new CallLogInterceptor(info);
+}
+
+}  // namespace tda

@@ -1,0 +1,27 @@
+// The call log: one structured line on stderr per tda.v1 call (health checks and reflection
+// are not logged), written when the call sends its status, as one JSON object:
+//
+//   {"call_log":1,"request_id":17,"peer":"ipv4:127.0.0.1:40526","caller":"ci",
+//    "rpc":"/tda.v1.AttributionService/Attribute","index":"fmnist","queries":3,
+//    "latency_ms":12.3,"status":"OK"}
+//
+// caller: the bearer token's name (server/caller.h; "anonymous" without --auth-tokens); index
+// and queries: the request's `index` and `queries` fields, when its message has them;
+// request_id: a per-process counter in arrival order; latency: from the call's arrival to its
+// status. A gRPC server interceptor, so every service is logged without touching its code.
+//
+// Thread-safety: one interceptor per call; lines are written whole (one write each).
+#pragma once
+
+#include <grpcpp/support/server_interceptor.h>
+
+namespace tda {
+
+class CallLogInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override;
+};
+
+}  // namespace tda

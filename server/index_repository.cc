@@ -1,0 +1,435 @@
+#include "server/index_repository.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace tda {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A version directory's name: a positive decimal integer without leading zeros.
+bool ParseVersion(const std::string& text, int64_t* version) {
+  if (text.empty() || text[0] == '0') return false;
+  for (char c : text) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return absl::SimpleAtoi(text, version) && *version > 0;
+}
+
+// Names are used in URLs (/v1/indexes/{name}); others, and hidden staging directories (".x"),
+// are not served.
+bool IsServableName(const std::string& name) {
+  if (name.empty() || name[0] == '.') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// The subdirectories of `dir` whose names pass `accept` (none when it cannot be listed).
+template <typename Accept>
+std::vector<fs::path> Subdirectories(const fs::path& dir, Accept accept) {
+  std::vector<fs::path> found;
+  std::error_code error;
+  for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    std::error_code type_error;
+    if (it->is_directory(type_error) && accept(it->path().filename().string())) {
+      found.push_back(it->path());
+    }
+  }
+  return found;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+absl::Status ParsePin(const std::string& text, std::map<std::string, int64_t>* pins) {
+  const size_t equals = text.find('=');
+  int64_t version = 0;
+  if (equals == std::string::npos || !IsServableName(text.substr(0, equals)) ||
+      !ParseVersion(text.substr(equals + 1), &version)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pin '", text, "' is not NAME=VERSION (VERSION a positive integer)"));
+  }
+  if (!pins->emplace(text.substr(0, equals), version).second) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("index '", text.substr(0, equals), "' is pinned twice"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<IndexRepository>> IndexRepository::Open(
+    const RepositoryOptions& options) {
+  if (options.repository_dir.empty() == options.single_index_dir.empty()) {
+    return absl::InvalidArgumentError("give exactly one of a repository or a single index");
+  }
+  if (options.poll_seconds < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("repository poll seconds must be >= 0, got ", options.poll_seconds));
+  }
+  auto repository = std::unique_ptr<IndexRepository>(new IndexRepository(options));
+  if (!options.single_index_dir.empty()) {
+    if (!options.pins.empty()) {
+      return absl::InvalidArgumentError("pins need a repository (--repository), not --index");
+    }
+    fs::path dir(options.single_index_dir);
+    const std::string name =
+        (dir.has_filename() ? dir.filename() : dir.parent_path().filename()).string();
+    absl::StatusOr<std::shared_ptr<IndexVersion>> version =
+        IndexVersion::Load(name, 1, options.single_index_dir);
+    if (!version.ok()) return version.status();
+    repository->names_[name].serving = std::move(*version);
+    return repository;
+  }
+  std::error_code error;
+  if (!fs::is_directory(options.repository_dir, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("repository ", options.repository_dir, " is not a directory"));
+  }
+  repository->Scan(/*initial=*/true, /*retry_failed=*/false);
+  return repository;
+}
+
+IndexRepository::~IndexRepository() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (poller_.joinable()) poller_.join();
+  std::map<std::string, NameState> closing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing.swap(names_);
+  }
+  // `closing` goes here, outside mu_: verifiers still running report to ReportHealth.
+}
+
+void IndexRepository::Start(std::function<void(bool healthy)> on_health) {
+  on_health_ = std::move(on_health);
+  std::vector<std::shared_ptr<const IndexVersion>> initial;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, state] : names_) {
+      if (state.serving != nullptr) initial.push_back(state.serving);
+    }
+  }
+  for (const std::shared_ptr<const IndexVersion>& version : initial) {
+    version->verifier().Start([this](const absl::Status&) { ReportHealth(); });
+  }
+  if (!options_.repository_dir.empty()) poller_ = std::thread([this] { PollLoop(); });
+}
+
+void IndexRepository::PollLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    auto due = [this] { return stopping_ || requested_scans_ > finished_scans_; };
+    if (options_.poll_seconds > 0) {
+      changed_.wait_for(lock, std::chrono::duration<double>(options_.poll_seconds), due);
+    } else {
+      changed_.wait(lock, due);
+    }
+    if (stopping_) break;
+    const int64_t target = requested_scans_;
+    const bool retry = retry_requested_;
+    retry_requested_ = false;
+    lock.unlock();
+    Scan(/*initial=*/false, retry);
+    lock.lock();
+    finished_scans_ = std::max(finished_scans_, target);
+    changed_.notify_all();
+  }
+}
+
+void IndexRepository::RequestReload() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++requested_scans_;
+    retry_requested_ = true;
+  }
+  changed_.notify_all();
+}
+
+v1::ListIndexesResponse IndexRepository::Reload() {
+  if (!options_.repository_dir.empty()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int64_t target = ++requested_scans_;
+    retry_requested_ = true;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return stopping_ || finished_scans_ >= target; });
+  }
+  return List();
+}
+
+void IndexRepository::Scan(bool initial, bool retry_failed) {
+  const fs::path root(options_.repository_dir);
+  std::error_code error;
+  if (!fs::is_directory(root, error)) {
+    std::cerr << "tda-server: repository " << root.string()
+              << " is not readable now; keeping what is served\n";
+    return;
+  }
+  std::vector<std::string> present;
+  for (const fs::path& name_dir : Subdirectories(root, IsServableName)) {
+    present.push_back(name_dir.filename().string());
+    ScanName(present.back(), name_dir.string(), initial, retry_failed);
+  }
+  std::vector<std::string> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, state] : names_) {
+      if (state.unloaded == 0 && std::find(present.begin(), present.end(), name) == present.end()) {
+        gone.push_back(name);
+      }
+    }
+  }
+  for (const std::string& name : gone) {
+    Unload(name, absl::StrCat("directory ", (root / name).string(), " is gone"));
+  }
+}
+
+void IndexRepository::ScanName(const std::string& name, const std::string& name_dir, bool initial,
+                               bool retry_failed) {
+  std::map<int64_t, std::string, std::greater<>> versions;  // newest first
+  for (const fs::path& dir : Subdirectories(name_dir, [](const std::string& n) {
+         int64_t v = 0;
+         return ParseVersion(n, &v);
+       })) {
+    int64_t version = 0;
+    ParseVersion(dir.filename().string(), &version);
+    versions.emplace(version, dir.string());
+  }
+  std::shared_ptr<const IndexVersion> serving;
+  std::map<int64_t, std::string> failed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = names_.find(name);
+    if (it != names_.end()) {
+      NameState& state = it->second;
+      for (auto f = state.failed.begin(); f != state.failed.end();) {
+        f = versions.count(f->first) > 0 ? std::next(f) : state.failed.erase(f);
+      }
+      serving = state.serving;
+      failed = state.failed;
+    }
+  }
+  if (versions.empty()) {
+    if (serving != nullptr) Unload(name, absl::StrCat("no version directory left in ", name_dir));
+    return;
+  }
+  const auto pin = options_.pins.find(name);
+  if (pin != options_.pins.end() && versions.count(pin->second) == 0) {
+    if (serving == nullptr || serving->version() != pin->second) {
+      std::lock_guard<std::mutex> lock(mu_);
+      names_[name].failed[pin->second] =
+          absl::StrCat("pinned version ", pin->second, " is not in ", name_dir);
+    }
+    return;
+  }
+  for (const auto& [version, dir] : versions) {
+    if (pin != options_.pins.end() && version != pin->second) continue;
+    if (serving != nullptr && version == serving->version()) {
+      if (serving->Usable().ok()) return;  // the newest usable version already serves
+      continue;                            // damaged: look for an older one
+    }
+    if (failed.count(version) > 0 && !retry_failed) continue;
+    if (LoadVersion(name, version, dir, initial) != nullptr) return;
+  }
+}
+
+std::shared_ptr<const IndexVersion> IndexRepository::LoadVersion(const std::string& name,
+                                                                 int64_t version,
+                                                                 const std::string& dir,
+                                                                 bool initial) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    names_[name].loading = version;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::shared_ptr<IndexVersion>> loaded = IndexVersion::Load(name, version, dir);
+  absl::Status status = loaded.status();
+  if (status.ok() && !initial) {
+    (*loaded)->verifier().Start({});
+    (*loaded)->verifier().Wait();
+    status = (*loaded)->Usable();
+  }
+  std::shared_ptr<const IndexVersion> previous;  // closed outside mu_, once its calls end
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    NameState& state = names_[name];
+    state.loading = 0;
+    if (!status.ok()) {
+      state.failed[version] = std::string(status.message());
+    } else {
+      previous = std::move(state.serving);
+      state.serving = *loaded;
+      state.unloaded = 0;
+      state.failed.erase(state.failed.begin(), state.failed.upper_bound(version));
+    }
+  }
+  if (!status.ok()) {
+    std::cerr << "tda-server: index '" << name << "' version " << version
+              << " cannot serve: " << status.message() << "\n";
+    return nullptr;
+  }
+  std::cerr << "tda-server: index '" << name << "' version " << version << " serving ("
+            << (initial ? "opened" : "opened and verified") << " in " << SecondsSince(start)
+            << " s)";
+  if (previous != nullptr) std::cerr << ", replacing version " << previous->version();
+  std::cerr << "\n";
+  ReportHealth();
+  return *loaded;
+}
+
+void IndexRepository::Unload(const std::string& name, const std::string& reason) {
+  std::shared_ptr<const IndexVersion> previous;  // closed outside mu_, once its calls end
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = names_.find(name);
+    if (it == names_.end()) return;
+    if (it->second.serving == nullptr) {
+      names_.erase(it);  // it never served: nothing to report
+      return;
+    }
+    previous = std::move(it->second.serving);
+    it->second = NameState{};
+    it->second.unloaded = previous->version();
+  }
+  std::cerr << "tda-server: index '" << name << "' version " << previous->version()
+            << " unloaded: " << reason << "\n";
+  ReportHealth();
+}
+
+void IndexRepository::ReportHealth() const {
+  bool healthy = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    for (const auto& [name, state] : names_) {
+      if (state.serving != nullptr && !state.serving->Usable().ok()) healthy = false;
+    }
+  }
+  if (on_health_) on_health_(healthy);
+}
+
+std::string IndexRepository::ServedNames() const {
+  std::vector<std::string> served;
+  for (const auto& [name, state] : names_) {
+    if (state.unloaded == 0) served.push_back(name);
+  }
+  return served.empty() ? "none" : absl::StrJoin(served, ", ");
+}
+
+absl::StatusOr<const IndexRepository::NameState*> IndexRepository::Resolve(
+    const std::string& name) const {
+  if (name.empty()) {
+    const NameState* only = nullptr;
+    int known = 0;
+    for (const auto& [candidate, state] : names_) {
+      if (state.unloaded == 0) ++known, only = &state;
+    }
+    if (known == 1) return only;
+    return absl::InvalidArgumentError(
+        absl::StrCat("this server serves ", known, " indexes (", ServedNames(),
+                     "): name one in the request's index field (tda --index-name, Python index=)"));
+  }
+  auto it = names_.find(name);
+  if (it == names_.end() || it->second.unloaded != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("no index named '", name, "' is served; served: ", ServedNames()));
+  }
+  return &it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const IndexVersion>> IndexRepository::Find(
+    const std::string& name) const {
+  std::shared_ptr<const IndexVersion> serving;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::StatusOr<const NameState*> state = Resolve(name);
+    if (!state.ok()) return state.status();
+    serving = (*state)->serving;
+    if (serving == nullptr) {
+      std::vector<std::string> reasons;
+      for (const auto& [version, reason] : (*state)->failed) {
+        reasons.push_back(absl::StrCat("version ", version, ": ", reason));
+      }
+      return absl::UnavailableError(absl::StrCat(
+          "index '", name, "' has no version serving",
+          (*state)->loading != 0 ? absl::StrCat(" (loading version ", (*state)->loading, ")") : "",
+          reasons.empty() ? "" : "; ", absl::StrJoin(reasons, "; ")));
+    }
+  }
+  if (absl::Status usable = serving->Usable(); !usable.ok()) return usable;
+  return serving;
+}
+
+absl::StatusOr<v1::DescribeIndexResponse> IndexRepository::Describe(const std::string& name) const {
+  std::shared_ptr<const IndexVersion> serving;
+  int64_t failed_version = 0;
+  std::string failed_message;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::StatusOr<const NameState*> state = Resolve(name);
+    if (!state.ok()) return state.status();
+    serving = (*state)->serving;
+    if (!(*state)->failed.empty()) {
+      failed_version = (*state)->failed.rbegin()->first;
+      failed_message = (*state)->failed.rbegin()->second;
+    }
+  }
+  if (serving == nullptr) return Find(name).status();
+  v1::DescribeIndexResponse response = serving->Describe();
+  response.set_failed_version(failed_version);
+  response.set_failed_version_message(failed_message);
+  return response;
+}
+
+v1::ListIndexesResponse IndexRepository::List() const {
+  v1::ListIndexesResponse response;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, state] : names_) {
+    std::vector<v1::IndexVersionStatus> entries;
+    auto add = [&](int64_t version, v1::IndexVersionStatus::State kind, std::string message) {
+      v1::IndexVersionStatus& entry = entries.emplace_back();
+      entry.set_name(name);
+      entry.set_version(version);
+      entry.set_state(kind);
+      entry.set_message(std::move(message));
+      return &entry;
+    };
+    if (state.loading != 0) add(state.loading, v1::IndexVersionStatus::LOADING, "");
+    for (const auto& [version, reason] : state.failed) {
+      add(version, v1::IndexVersionStatus::FAILED, reason);
+    }
+    if (state.serving != nullptr) {
+      const absl::Status usable = state.serving->Usable();
+      *add(state.serving->version(),
+           usable.ok() ? v1::IndexVersionStatus::SERVING : v1::IndexVersionStatus::FAILED,
+           std::string(usable.message()))
+           ->mutable_description() = state.serving->Describe();
+    }
+    if (state.unloaded != 0) {
+      add(state.unloaded, v1::IndexVersionStatus::UNLOADED, "its directory is gone");
+    }
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const auto& a, const auto& b) { return a.version() > b.version(); });
+    for (v1::IndexVersionStatus& entry : entries) *response.add_indexes() = std::move(entry);
+  }
+  return response;
+}
+
+}  // namespace tda
