@@ -120,7 +120,10 @@ class Llama final : public DecoderModel {
       const torch::Tensor v = heads_first(linear(h, layer.v), c.kv_heads);
       x = x + linear(CausalAttention(q, k, v), layer.o);
       const torch::Tensor m = RmsNorm(x, p[layer.post_norm], c.rms_norm_eps);
-      x = x + linear(torch::silu(linear(m, layer.gate)) * linear(m, layer.up), layer.down);
+      // Separate statements: the recording order must be the layout's (gate before up).
+      const torch::Tensor gate = linear(m, layer.gate);
+      const torch::Tensor up = linear(m, layer.up);
+      x = x + linear(torch::silu(gate) * up, layer.down);
     }
     x = RmsNorm(x, p[norm_], c.rms_norm_eps);
     if (head_.weight >= 0) return linear(x, head_);
