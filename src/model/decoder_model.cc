@@ -1,7 +1,6 @@
 #include "model/decoder_model.h"
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <random>
 
