@@ -139,6 +139,15 @@ TEST(LlamaCheckpoint, ExportThenImportRoundTripsAndTheReferenceLoadsTheExport) {
     // A second export replaces the first; a directory it did not write is refused untouched.
     EXPECT_TRUE((ExportHfCheckpoint(**model, out)).ok());
   }
+  // Biases a family's config cannot express are refused, naming them.
+  ModelConfig biased_mistral = llama;
+  biased_mistral.hf_model_type = "mistral";
+  auto mistral = CreateModel(biased_mistral, 3);
+  TDA_ASSERT_OK(mistral);
+  EXPECT_THAT(ExportHfCheckpoint(**mistral, dir.file("mistral")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("a mistral config cannot express q/k/v biases on")));
+  EXPECT_FALSE(Exists(dir.file("mistral")));
   fs::create_directories(dir.file("theirs"));
   WriteText(dir.file("theirs/notes.txt"), "mine\n");
   auto model = CreateModel(gpt, 3);

@@ -44,6 +44,17 @@ absl::Status ExportHfCheckpoint(const Model& model, const std::string& out) {
                                                    " model has no Hugging Face form; only gpt "
                                                    "and llama models are exported"));
   }
+  const ModelConfig& config = model.config();
+  const bool llama_biases = config.qkv_bias == config.o_bias;  // attention_bias: all or none
+  const bool qwen2_biases = config.qkv_bias && !config.o_bias;
+  const bool mistral_biases = !config.qkv_bias && !config.o_bias;
+  if (config.kind == "llama" && !(config.hf_model_type == "llama"   ? llama_biases
+                                  : config.hf_model_type == "qwen2" ? qwen2_biases
+                                                                    : mistral_biases)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a ", config.hf_model_type, " config cannot express q/k/v biases ",
+        config.qkv_bias ? "on" : "off", " with the output bias ", config.o_bias ? "on" : "off"));
+  }
   std::error_code error;
   if (fs::exists(out) && !fs::is_empty(out, error) && !fs::exists(fs::path(out) / kMarker)) {
     return absl::AlreadyExistsError(
