@@ -16,6 +16,8 @@ int RunTrain(const Args& args);       // tda train
 int RunTrainGpt(const Args& args);    // tda train --model-kind gpt
 int RunGenerate(const Args& args);    // tda generate
 int RunImportGpt2(const Args& args);  // tda import-gpt2
+int RunImport(const Args& args);      // tda import --hf
+int RunExportHf(const Args& args);    // tda export-hf
 int RunIndexBuild(const Args& args);  // tda index build
 int RunIndexVerify(const Args& args);  // tda index verify
 int RunIndexDelete(const Args& args);  // tda index delete

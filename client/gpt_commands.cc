@@ -66,7 +66,10 @@ int RunTrainGpt(const Args& args) {
       "--chunk-stride 0 cuts them at the context instead (as models trained before\n"
       "chunking). The stride is recorded in the model's recipe.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
-  flags.AddString("model-kind", "gpt", "gpt", "model kind (mlp: see 'tda train --help')");
+  flags.AddString("model-kind", "gpt|llama", "gpt",
+                  "gpt, or llama (RMSNorm, rotary positions, SwiGLU, grouped-query attention) of "
+                  "the recipe's shape (mlp: see 'tda train --help')");
+  flags.AddInt("kv-heads", "N", 0, "llama: key/value heads, dividing --heads (0 = --heads)");
   flags.AddString("recipe", "default|tiny", "default",
                   "starting recipe: default (~7 min on 2 cores) or tiny (seconds)");
   flags.AddInt("context", "N", 0, "context length in bytes (0 = recipe's)");
@@ -98,7 +101,9 @@ int RunTrainGpt(const Args& args) {
                   "$XDG_CACHE_HOME/tda, else ~/.cache/tda)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
-  if (flags.GetString("model-kind") != "gpt") return flags.UsageError("--model-kind must be gpt");
+  const std::string kind = flags.GetString("model-kind");
+  if (kind != "gpt" && kind != "llama")
+    return flags.UsageError("--model-kind must be gpt or llama");
   if (flags.GetString("recipe") != "default" && flags.GetString("recipe") != "tiny") {
     return flags.UsageError("--recipe must be default or tiny");
   }
@@ -114,6 +119,12 @@ int RunTrainGpt(const Args& args) {
   override_int("heads", &config.heads, 0);
   override_int("mlp-width", &config.mlp_width, 0);
   if (flags.GetBool("untied-head")) config.tied_head = false;
+  if (kind == "llama") {
+    config = LlamaConfig(config.num_classes, config.context_length, config.d_model, config.layers,
+                         config.heads,
+                         flags.GetInt("kv-heads") > 0 ? flags.GetInt("kv-heads") : config.heads,
+                         config.mlp_width, config.tied_head);
+  }
   override_int("epochs", &recipe.epochs, 0);
   override_int("batch-size", &recipe.batch_size, 0);
   override_int("train-size", &recipe.train_size, -1);
@@ -172,12 +183,13 @@ int RunTrainGpt(const Args& args) {
           ? absl::StrFormat("long ones chunked, windows %d bytes apart", recipe.chunk_stride)
           : absl::StrFormat("%d truncated at the context", recipe.truncated);
   std::cerr << absl::StrFormat(
-      "training a byte-level GPT (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
+      "training a byte-level %s (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
       "%d tracked parameters) on %d rows of %d documents (%s) for %d epochs "
       "(adamw, lr %g, batch %d)\n",
-      config.layers, config.d_model, config.heads, config.mlp_width, config.context_length,
-      config.tied_head ? "tied" : "untied", (*model)->layout().total(), used, documents,
-      long_documents, recipe.epochs, recipe.learning_rate, recipe.batch_size);
+      kind == "llama" ? "Llama" : "GPT", config.layers, config.d_model, config.heads,
+      config.mlp_width, config.context_length, config.tied_head ? "tied" : "untied",
+      (*model)->layout().total(), used, documents, long_documents, recipe.epochs,
+      recipe.learning_rate, recipe.batch_size);
   absl::StatusOr<TrainReport> report;
   {
     ProgressBar bar;

@@ -26,6 +26,8 @@ constexpr char kUsage[] =
     "  train         train a Fashion-MNIST MLP (--model-kind gpt: a byte-level GPT on fortunes)\n"
     "  generate      sample a completion from a gpt model\n"
     "  import-gpt2   convert a GPT-2-named safetensors file into a gpt model\n"
+    "  import        a Hugging Face model directory (llama, mistral, qwen2, gpt2) as a tda model\n"
+    "  export-hf     a tda gpt or llama model as a Hugging Face model directory\n"
     "  index build   fit curvature factors and write the gradient index of a model\n"
     "  index verify  check every file of an index against its manifest checksums\n"
     "  index delete  mark training samples deleted (tombstones)\n"
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
   if (command == "train") return tda::RunTrain(args);
   if (command == "generate") return tda::RunGenerate(args);
   if (command == "import-gpt2") return tda::RunImportGpt2(args);
+  if (command == "import") return tda::RunImport(args);
+  if (command == "export-hf") return tda::RunExportHf(args);
   if (command == "query") return tda::RunQuery(args);
   if (command == "describe") return tda::RunDescribe(args);
   if (command == "health") return tda::RunHealth(args);

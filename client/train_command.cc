@@ -46,9 +46,11 @@ absl::StatusOr<int64_t> WriteMisclassified(const Model& model, const Dataset& te
 
 int RunTrain(const Args& args) {
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--model-kind=gpt" || (args[i] == "--model-kind" && i + 1 < args.size() &&
-                                          args[i + 1] == "gpt")) {
-      return RunTrainGpt(args);
+    for (const char* decoder : {"gpt", "llama"}) {  // both train through RunTrainGpt
+      if (args[i] == absl::StrCat("--model-kind=", decoder) ||
+          (args[i] == "--model-kind" && i + 1 < args.size() && args[i + 1] == decoder)) {
+        return RunTrainGpt(args);
+      }
     }
   }
   FlagParser flags("tda train", "--out DIR [options]",
@@ -57,8 +59,9 @@ int RunTrain(const Args& args) {
                    "model.safetensors (PyTorch-style names) and config.json (architecture and\n"
                    "recipe). Also writes DIR/misclassified.tsv: the test images it gets wrong.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
-  flags.AddString("model-kind", "mlp|gpt", "mlp",
-                  "mlp, or gpt: a byte-level GPT on fortunes (see --model-kind gpt --help)");
+  flags.AddString("model-kind", "mlp|gpt|llama", "mlp",
+                  "mlp, or gpt / llama: a byte-level GPT or Llama on fortunes (see --model-kind "
+                  "gpt --help)");
   flags.AddString("hidden", "W[,W...]", "128", "hidden layer widths ('none' for a linear model)");
   flags.AddString("activation", "relu|tanh", "relu", "hidden activation");
   flags.AddInt("train-size", "N", 0, "train on the first N training images (0 = all 60000)");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -98,28 +99,44 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Read(const std
   return Parse(std::move(bytes), path);
 }
 
-absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::string bytes,
-                                                                        std::string source) {
-  auto corrupt = [source](const std::string& what) {
+namespace {
+
+// One tensor's entry: its info and byte range within the data section.
+struct HeaderEntry {
+  TensorInfo info;
+  uint64_t begin = 0, end = 0;
+};
+
+struct Header {
+  uint64_t data_begin = 0;  // 8 + header length
+  std::map<std::string, HeaderEntry> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Parses and validates the header given the file's first bytes (at least the header) and its
+// total size.
+absl::StatusOr<Header> ParseHeader(std::string_view bytes, uint64_t file_size,
+                                   const std::string& source) {
+  auto corrupt = [&source](const std::string& what) {
     return absl::DataLossError(absl::StrCat("safetensors file ", source, ": ", what));
   };
-  if (bytes.size() < 8) return corrupt(absl::StrCat("only ", bytes.size(), " bytes, truncated"));
+  if (file_size < 8 || bytes.size() < 8) {
+    return corrupt(absl::StrCat("only ", file_size, " bytes, truncated"));
+  }
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) {
     header_len |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
   }
-  if (header_len > kMaxHeaderBytes || header_len > bytes.size() - 8) {
-    return corrupt(absl::StrCat("header length ", header_len, " exceeds file size ", bytes.size()));
+  if (header_len > kMaxHeaderBytes || header_len > file_size - 8 || header_len > bytes.size() - 8) {
+    return corrupt(absl::StrCat("header length ", header_len, " exceeds file size ", file_size));
   }
   json header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<int64_t>(header_len),
                             nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object()) return corrupt("header is not a JSON object");
 
-  auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
-  file->source_ = std::move(source);
-  file->bytes_ = std::move(bytes);
-  const uint64_t data_begin = 8 + header_len;
-  const uint64_t data_size = file->bytes_.size() - data_begin;
+  Header out;
+  out.data_begin = 8 + header_len;
+  const uint64_t data_size = file_size - out.data_begin;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const json& value = it.value();
@@ -127,7 +144,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::str
       if (!value.is_object()) return corrupt("__metadata__ is not an object");
       for (auto m = value.begin(); m != value.end(); ++m) {
         if (!m.value().is_string()) return corrupt("__metadata__ values must be strings");
-        file->metadata_[m.key()] = m.value().get<std::string>();
+        out.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
@@ -139,14 +156,14 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::str
     }
     auto dtype = ParseDType(value["dtype"].get<std::string>());
     if (!dtype.ok()) return corrupt(absl::StrCat("tensor '", it.key(), "': ", dtype.status().message()));
-    TensorView view;
-    view.dtype = *dtype;
+    HeaderEntry entry;
+    entry.info.dtype = *dtype;
     uint64_t numel = 1;
     for (const json& d : value["shape"]) {
       if (!d.is_number_unsigned() || d.get<uint64_t>() > (1ull << 40)) {
         return corrupt(absl::StrCat("tensor '", it.key(), "' has an invalid shape"));
       }
-      view.shape.push_back(d.get<int64_t>());
+      entry.info.shape.push_back(d.get<int64_t>());
       numel *= d.get<uint64_t>();
       if (numel > (1ull << 40)) return corrupt(absl::StrCat("tensor '", it.key(), "' is too large"));
     }
@@ -154,19 +171,66 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::str
     if (!offs[0].is_number_unsigned() || !offs[1].is_number_unsigned()) {
       return corrupt(absl::StrCat("tensor '", it.key(), "' has invalid data_offsets"));
     }
-    uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
-    if (begin > end || end > data_size || end - begin != numel * DTypeSize(view.dtype)) {
-      return corrupt(absl::StrCat("tensor '", it.key(), "' byte range [", begin, ", ", end,
-                                  ") does not fit its shape or the file (", data_size,
+    entry.begin = offs[0].get<uint64_t>();
+    entry.end = offs[1].get<uint64_t>();
+    if (entry.begin > entry.end || entry.end > data_size ||
+        entry.end - entry.begin != numel * DTypeSize(entry.info.dtype)) {
+      return corrupt(absl::StrCat("tensor '", it.key(), "' byte range [", entry.begin, ", ",
+                                  entry.end, ") does not fit its shape or the file (", data_size,
                                   " data bytes); truncated?"));
     }
-    ranges.emplace_back(begin, end);
-    view.bytes = std::string_view(file->bytes_.data() + data_begin + begin, end - begin);
-    file->tensors_[it.key()] = std::move(view);
+    ranges.emplace_back(entry.begin, entry.end);
+    out.tensors[it.key()] = std::move(entry);
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i) {
     if (ranges[i].first < ranges[i - 1].second) return corrupt("tensor byte ranges overlap");
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t TensorInfo::bytes() const { return Numel(shape) * static_cast<int64_t>(DTypeSize(dtype)); }
+
+absl::StatusOr<std::map<std::string, TensorInfo>> ReadSafetensorsTable(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  in.seekg(0, std::ios::end);
+  const uint64_t file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  std::string prefix(8, '\0');
+  in.read(prefix.data(), 8);
+  uint64_t header_len = 0;
+  for (int i = 0; i < 8 && in; ++i) {
+    header_len |= static_cast<uint64_t>(static_cast<unsigned char>(prefix[i])) << (8 * i);
+  }
+  if (in && header_len <= kMaxHeaderBytes && header_len <= file_size - 8) {
+    prefix.resize(8 + header_len);
+    in.read(prefix.data() + 8, static_cast<std::streamsize>(header_len));
+  }
+  absl::StatusOr<Header> header = ParseHeader(prefix, file_size, path);
+  if (!header.ok()) return header.status();
+  std::map<std::string, TensorInfo> out;
+  for (const auto& [name, entry] : header->tensors) out[name] = entry.info;
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::string bytes,
+                                                                        std::string source) {
+  absl::StatusOr<Header> header = ParseHeader(bytes, bytes.size(), source);
+  if (!header.ok()) return header.status();
+  auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
+  file->source_ = std::move(source);
+  file->bytes_ = std::move(bytes);
+  file->metadata_ = std::move(header->metadata);
+  for (const auto& [name, entry] : header->tensors) {
+    TensorView view;
+    view.dtype = entry.info.dtype;
+    view.shape = entry.info.shape;
+    view.bytes = std::string_view(file->bytes_.data() + header->data_begin + entry.begin,
+                                  entry.end - entry.begin);
+    file->tensors_[name] = std::move(view);
   }
   return file;
 }

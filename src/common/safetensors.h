@@ -33,6 +33,19 @@ struct TensorView {
   int64_t numel() const;
 };
 
+// A tensor's entry in a safetensors header.
+struct TensorInfo {
+  DType dtype;
+  std::vector<int64_t> shape;
+  int64_t bytes() const;  // numel * DTypeSize
+};
+
+// The tensor table of the safetensors file at `path` from its header alone (the data is not
+// read), validated as SafetensorsFile::Parse validates it against the file's size: kNotFound
+// for a missing file, kDataLoss naming it when malformed.
+[[nodiscard]] absl::StatusOr<std::map<std::string, TensorInfo>> ReadSafetensorsTable(
+    const std::string& path);
+
 class SafetensorsWriter {
  public:
   // Copies `bytes` (numel(shape) * DTypeSize(dtype) bytes). Names must be unique.
@@ -61,9 +74,10 @@ class SafetensorsWriter {
 class SafetensorsFile {
  public:
   // `source` names the file in error messages.
-  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Parse(std::string bytes,
-                                                                std::string source);
-  static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Read(const std::string& path);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Parse(std::string bytes,
+                                                                              std::string source);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Read(
+      const std::string& path);
 
   // kNotFound naming the tensor and file when absent.
   absl::StatusOr<TensorView> Get(const std::string& name) const;

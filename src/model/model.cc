@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
+#include "model/decoder_model.h"
 #include "model/torch_model.h"
 
 namespace tda {
@@ -103,6 +104,11 @@ absl::Status CheckDataFitsModel(const RowSource& data, const ModelConfig& config
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed) {
   RETURN_IF_ERROR(ValidateModelConfig(config));
   return CatchTorchErrors("create model", [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
+    if (config.kind == "llama") {
+      std::unique_ptr<DecoderModel> llama = NewLlama(config);
+      llama->Initialise(seed);
+      return std::unique_ptr<Model>(std::move(llama));
+    }
     if (config.is_sequence()) return std::unique_ptr<Model>(CreateGpt(config, seed));
     return std::unique_ptr<Model>(CreateMlp(config, seed));
   });
@@ -117,9 +123,15 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRe
       ModelConfigFromJson(text, dir + "/config.json", &config, recipe ? recipe : &ignored));
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights,
                    SafetensorsFile::Read(dir + "/model.safetensors"));
-  ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model,
-                   config.is_sequence() ? LoadGpt(config, *weights) : LoadMlp(config, *weights));
-  return std::unique_ptr<Model>(std::move(model));
+  return CatchTorchErrors("load model", [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
+    if (config.is_sequence()) {
+      ASSIGN_OR_RETURN(std::unique_ptr<DecoderModel> model,
+                       LoadDecoder(config, LookupIn(*weights), weights->source()));
+      return std::unique_ptr<Model>(std::move(model));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model, LoadMlp(config, *weights));
+    return std::unique_ptr<Model>(std::move(model));
+  });
 }
 
 void InitCompute(int threads) {

@@ -8,6 +8,8 @@
 namespace tda {
 namespace {
 using json = nlohmann::json;
+constexpr int64_t kMaxVocabulary = 1 << 22;
+constexpr int64_t kMaxContext = 1 << 20;
 }  // namespace
 
 ModelConfig GptConfig(int64_t context_length, int64_t d_model, int64_t layers, int64_t heads,
@@ -26,6 +28,16 @@ ModelConfig GptConfig(int64_t context_length, int64_t d_model, int64_t layers, i
   return config;
 }
 
+ModelConfig LlamaConfig(int64_t vocabulary, int64_t context_length, int64_t d_model, int64_t layers,
+                        int64_t heads, int64_t kv_heads, int64_t mlp_width, bool tied_head) {
+  ModelConfig config = GptConfig(context_length, d_model, layers, heads, mlp_width, tied_head);
+  config.kind = "llama";
+  config.num_classes = vocabulary;
+  config.kv_heads = kv_heads;
+  config.hf_model_type = "llama";
+  return config;
+}
+
 std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& recipe) {
   json model = {{"kind", config.kind}};
   if (config.is_sequence()) {
@@ -36,6 +48,21 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
     model["heads"] = config.heads;
     model["mlp_width"] = config.mlp_width;
     model["tied_head"] = config.tied_head;
+    if (config.kind == "llama") {
+      model["kv_heads"] = config.kv_heads;
+      model["rms_norm_eps"] = config.rms_norm_eps;
+      model["rope_theta"] = config.rope_theta;
+      model["qkv_bias"] = config.qkv_bias;
+      model["o_bias"] = config.o_bias;
+      model["hf_model_type"] = config.hf_model_type;
+      if (config.rope_scaling.factor != 0) {
+        model["rope_scaling"] = {{"factor", config.rope_scaling.factor},
+                                 {"low_freq_factor", config.rope_scaling.low_freq_factor},
+                                 {"high_freq_factor", config.rope_scaling.high_freq_factor},
+                                 {"original_max_position_embeddings",
+                                  config.rope_scaling.original_max_position_embeddings}};
+      }
+    }
   } else {
     model["input_dim"] = config.input_dim;
     model["hidden"] = config.hidden;
@@ -92,6 +119,25 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
                           m.at("layers").get<int64_t>(), m.at("heads").get<int64_t>(),
                           m.at("mlp_width").get<int64_t>(), m.at("tied_head").get<bool>());
       config->num_classes = m.at("vocab_size").get<int64_t>();
+    } else if (config->kind == "llama") {
+      *config =
+          LlamaConfig(m.at("vocab_size").get<int64_t>(), m.at("context_length").get<int64_t>(),
+                      m.at("d_model").get<int64_t>(), m.at("layers").get<int64_t>(),
+                      m.at("heads").get<int64_t>(), m.at("kv_heads").get<int64_t>(),
+                      m.at("mlp_width").get<int64_t>(), m.at("tied_head").get<bool>());
+      config->rms_norm_eps = m.at("rms_norm_eps").get<double>();
+      config->rope_theta = m.at("rope_theta").get<double>();
+      config->qkv_bias = m.at("qkv_bias").get<bool>();
+      config->o_bias = m.at("o_bias").get<bool>();
+      config->hf_model_type = m.at("hf_model_type").get<std::string>();
+      if (m.contains("rope_scaling")) {
+        const json& r = m["rope_scaling"];
+        config->rope_scaling.factor = r.at("factor").get<double>();
+        config->rope_scaling.low_freq_factor = r.at("low_freq_factor").get<double>();
+        config->rope_scaling.high_freq_factor = r.at("high_freq_factor").get<double>();
+        config->rope_scaling.original_max_position_embeddings =
+            r.at("original_max_position_embeddings").get<int64_t>();
+      }
     } else {
       config->input_dim = m.at("input_dim").get<int64_t>();
       config->hidden = m.at("hidden").get<std::vector<int64_t>>();
@@ -136,33 +182,71 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
   return absl::OkStatus();
 }
 
-absl::Status ValidateGptConfig(const ModelConfig& config) {
-  if (config.num_classes != kByteVocabulary) {
-    return absl::InvalidArgumentError(absl::StrCat("gpt vocabulary must be ", kByteVocabulary,
-                                                   " (256 bytes + end of document), got ",
-                                                   config.num_classes));
+// The shape checks gpt and llama share, `kind` naming the model in messages.
+absl::Status ValidateDecoderShape(const ModelConfig& config) {
+  const std::string& kind = config.kind;
+  if (config.num_classes < 2 || config.num_classes > kMaxVocabulary) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " vocabulary must be in [2, ",
+                                                   kMaxVocabulary, "], got ", config.num_classes));
   }
-  for (int64_t v : {config.context_length, config.d_model, config.layers, config.heads,
-                    config.mlp_width}) {
+  if (config.context_length <= 0 || config.context_length > kMaxContext) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " context_length must be in [1, ",
+                                                   kMaxContext, "], got ", config.context_length));
+  }
+  for (int64_t v : {config.d_model, config.layers, config.heads, config.mlp_width}) {
     if (v <= 0 || v > 65536) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "gpt context_length, d_model, layers, heads and mlp_width must be in [1, 65536], got ",
-          config.context_length, ", ", config.d_model, ", ", config.layers, ", ", config.heads,
-          ", ", config.mlp_width));
+          kind, " d_model, layers, heads and mlp_width must be in [1, 65536], got ", config.d_model,
+          ", ", config.layers, ", ", config.heads, ", ", config.mlp_width));
     }
   }
   if (config.d_model % config.heads != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("gpt d_model ", config.d_model,
+    return absl::InvalidArgumentError(absl::StrCat(kind, " d_model ", config.d_model,
                                                    " is not a multiple of heads ", config.heads));
   }
   return absl::OkStatus();
 }
 
+absl::Status ValidateLlamaConfig(const ModelConfig& config) {
+  if (absl::Status s = ValidateDecoderShape(config); !s.ok()) return s;
+  if (config.kv_heads <= 0 || config.kv_heads > config.heads ||
+      config.heads % config.kv_heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("llama kv_heads ", config.kv_heads, " must divide heads ", config.heads));
+  }
+  if ((config.d_model / config.heads) % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "llama head dimension ", config.d_model / config.heads, " must be even (rotary pairs)"));
+  }
+  if (!(config.rms_norm_eps > 0) || !(config.rope_theta > 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("llama rms_norm_eps must be > 0 and rope_theta > 1, got ", config.rms_norm_eps,
+                     " and ", config.rope_theta));
+  }
+  const RopeScaling& r = config.rope_scaling;
+  if (r.factor != 0 &&
+      !(r.factor >= 1 && r.low_freq_factor > 0 && r.high_freq_factor > r.low_freq_factor &&
+        r.original_max_position_embeddings > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "llama3 rope_scaling needs factor >= 1, 0 < low_freq_factor < high_freq_factor and "
+        "original_max_position_embeddings > 0, got ",
+        r.factor, ", ", r.low_freq_factor, ", ", r.high_freq_factor, ", ",
+        r.original_max_position_embeddings));
+  }
+  if (config.hf_model_type != "llama" && config.hf_model_type != "mistral" &&
+      config.hf_model_type != "qwen2") {
+    return absl::InvalidArgumentError(absl::StrCat("llama hf_model_type '", config.hf_model_type,
+                                                   "' is not llama, mistral or qwen2"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateModelConfig(const ModelConfig& config) {
-  if (config.kind == "gpt") return ValidateGptConfig(config);
+  if (config.kind == "gpt") return ValidateDecoderShape(config);
+  if (config.kind == "llama") return ValidateLlamaConfig(config);
   if (config.kind != "mlp") {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown model kind '", config.kind, "' (known: mlp, gpt)"));
+        absl::StrCat("unknown model kind '", config.kind, "' (known: mlp, gpt, llama)"));
   }
   if (config.input_dim <= 0 || config.num_classes < 2) {
     return absl::InvalidArgumentError(absl::StrCat("input_dim must be > 0 and num_classes >= 2, got ",

@@ -11,26 +11,47 @@
 
 namespace tda {
 
+// Llama 3's rescaling of the rotary frequencies (Hugging Face rope_scaling, rope_type "llama3");
+// factor 0 = no rescaling.
+struct RopeScaling {
+  double factor = 0;
+  double low_freq_factor = 0;
+  double high_freq_factor = 0;
+  int64_t original_max_position_embeddings = 0;
+};
+
 struct ModelConfig {
-  std::string kind = "mlp";         // mlp | gpt
+  std::string kind = "mlp";         // mlp | gpt | llama
   int64_t input_dim = 784;          // mlp: features per input; gpt: unused (0)
   std::vector<int64_t> hidden = {128};  // mlp only
-  int64_t num_classes = 10;         // mlp: classes; gpt: vocabulary size (kByteVocabulary)
+  int64_t num_classes = 10;             // mlp: classes; gpt, llama: vocabulary size
   std::string activation = "relu";  // mlp only: relu | tanh
-  // gpt only (see gpt.cc): a decoder-only transformer over byte tokens.
+  // gpt and llama (see gpt.cc, llama.cc): decoder-only transformers.
   int64_t context_length = 0;  // positions (input tokens) per sequence
   int64_t d_model = 0;
   int64_t layers = 0;
   int64_t heads = 0;           // d_model % heads == 0
   int64_t mlp_width = 0;       // hidden width of each block's MLP (GPT-2: 4 d_model)
   bool tied_head = true;       // head = wte^T (not tracked) or its own tracked Linear
+  // llama only: grouped-query attention, RMSNorm, rotary positions, SwiGLU MLP.
+  int64_t kv_heads = 0;  // key/value heads, dividing heads
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000;
+  RopeScaling rope_scaling;
+  bool qkv_bias = false;      // q, k, v projections have biases
+  bool o_bias = false;        // the attention output projection has a bias
+  std::string hf_model_type;  // llama | mistral | qwen2: the Hugging Face family it came from
 
-  bool is_sequence() const { return kind == "gpt"; }
+  bool is_sequence() const { return kind == "gpt" || kind == "llama"; }
 };
 
 // A gpt config over byte tokens with the given shape (num_classes = vocabulary size).
 ModelConfig GptConfig(int64_t context_length, int64_t d_model, int64_t layers, int64_t heads,
                       int64_t mlp_width, bool tied_head);
+
+// A llama config (model_type llama, no biases, no rope scaling) with the given shape.
+ModelConfig LlamaConfig(int64_t vocabulary, int64_t context_length, int64_t d_model, int64_t layers,
+                        int64_t heads, int64_t kv_heads, int64_t mlp_width, bool tied_head);
 
 struct TrainRecipe {
   std::string optimizer = "adam";  // adam | sgd | adamw
@@ -59,8 +80,8 @@ struct TrainRecipe {
 
 // config.json holds {"model": ..., "recipe": ...}.
 std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& recipe);
-absl::Status ModelConfigFromJson(const std::string& text, const std::string& source,
-                                 ModelConfig* config, TrainRecipe* recipe);
-absl::Status ValidateModelConfig(const ModelConfig& config);
+[[nodiscard]] absl::Status ModelConfigFromJson(const std::string& text, const std::string& source,
+                                               ModelConfig* config, TrainRecipe* recipe);
+[[nodiscard]] absl::Status ValidateModelConfig(const ModelConfig& config);
 
 }  // namespace tda
