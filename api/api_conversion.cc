@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace tda {
 
@@ -72,7 +73,45 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
   request.set_return_scores(options.return_scores);
   request.set_token_scores(options.token_scores);
   request.set_group_by_document(options.group_by_document);
+  if (options.method == Method::kLissa || options.method == Method::kExact) {
+    *request.mutable_lissa() = LissaToProto(options.lissa);
+    request.set_curvature(options.exact_curvature == Curvature::kHessian
+                              ? v1::CURVATURE_HESSIAN
+                              : v1::CURVATURE_GAUSS_NEWTON);
+  }
   return request;
+}
+
+v1::LissaParameters LissaToProto(const LissaOptions& lissa) {
+  v1::LissaParameters out;
+  out.set_scale(lissa.scale);
+  out.set_depth(lissa.depth);
+  out.set_tolerance(lissa.tolerance);
+  out.set_repeats(lissa.repeats);
+  out.set_batch_size(lissa.batch_size);
+  return out;
+}
+
+absl::StatusOr<LissaOptions> LissaFromProto(const v1::LissaParameters& lissa,
+                                            v1::Curvature curvature) {
+  LissaOptions out;
+  out.scale = lissa.scale();
+  if (lissa.has_depth()) out.depth = lissa.depth();
+  if (lissa.has_tolerance()) out.tolerance = lissa.tolerance();
+  if (lissa.has_repeats()) out.repeats = lissa.repeats();
+  if (lissa.has_batch_size()) out.batch_size = lissa.batch_size();
+  switch (curvature) {
+    case v1::CURVATURE_UNSPECIFIED:
+    case v1::CURVATURE_GAUSS_NEWTON:
+      out.curvature = Curvature::kGaussNewton;
+      break;
+    case v1::CURVATURE_HESSIAN:
+      out.curvature = Curvature::kHessian;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown curvature ", curvature));
+  }
+  return out;
 }
 
 std::optional<Damping> DampingFromProto(const v1::Damping& damping) {
@@ -126,6 +165,8 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   if (!method.ok()) return method.status();
   options->method = *method;
   options->damping = DampingFromProto(request.damping());
+  ASSIGN_OR_RETURN(options->lissa, LissaFromProto(request.lissa(), request.curvature()));
+  options->exact_curvature = options->lissa.curvature;
   options->return_scores = request.return_scores();
   options->token_scores = request.token_scores();
   options->group_by_document = request.group_by_document();

@@ -24,6 +24,13 @@ absl::StatusOr<Method> MethodFromProto(v1::Method method);
 // tda.v1.Damping -> the engine's; nullopt when neither kind is set (the index's default).
 std::optional<Damping> DampingFromProto(const v1::Damping& damping);
 
+// LiSSA's parameters and curvature (AttributeRequest.lissa, .curvature): unset fields are
+// LissaOptions' defaults (their ranges are ValidateAttributeRequest's); kInvalidArgument for
+// an unknown curvature.
+v1::LissaParameters LissaToProto(const LissaOptions& lissa);
+[[nodiscard]] absl::StatusOr<LissaOptions> LissaFromProto(const v1::LissaParameters& lissa,
+                                                          v1::Curvature curvature);
+
 // Request: the client builds it with AttributeRequestToProto; the server reads it with
 // AttributeRequestFromProto, which rejects what the engine cannot express (a query with no
 // input, a negative label, an unknown method) with kInvalidArgument. Everything else (ids,

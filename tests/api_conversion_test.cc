@@ -82,6 +82,58 @@ TEST(ApiConversionTest, DefaultsAreTopTenEkfacAndTheIndexDamping) {
   EXPECT_FALSE(c.options.damping.has_value());
 }
 
+// LiSSA's parameters and the curvature go to the server as the client set them; a request
+// without them gets LissaOptions' defaults (estimated scale, Gauss-Newton, tolerance stop).
+TEST(ApiConversionTest, LissaParametersAndCurvatureRoundTrip) {
+  AttributeOptions options;
+  options.method = Method::kLissa;
+  options.lissa.scale = 42.5;
+  options.lissa.depth = 321;
+  options.lissa.tolerance = 0;
+  options.lissa.repeats = 3;
+  options.lissa.batch_size = 0;
+  options.lissa.curvature = Curvature::kHessian;
+  options.exact_curvature = Curvature::kHessian;
+  const std::vector<Query> queries = {{"fashion-mnist/test/0", {}, -1, {}}};
+  Converted c = Convert(AttributeRequestToProto(queries, options));
+  TDA_ASSERT_OK(c.status);
+  EXPECT_EQ(c.options.lissa.scale, 42.5);
+  EXPECT_EQ(c.options.lissa.depth, 321);
+  EXPECT_EQ(c.options.lissa.tolerance, 0);
+  EXPECT_EQ(c.options.lissa.repeats, 3);
+  EXPECT_EQ(c.options.lissa.batch_size, 0);
+  EXPECT_EQ(c.options.lissa.curvature, Curvature::kHessian);
+  EXPECT_EQ(c.options.exact_curvature, Curvature::kHessian);
+
+  v1::AttributeRequest plain;
+  plain.add_queries()->set_sample_id("fashion-mnist/test/0");
+  plain.set_method(v1::METHOD_LISSA);
+  Converted d = Convert(plain);
+  TDA_ASSERT_OK(d.status);
+  const LissaOptions defaults;
+  EXPECT_EQ(d.options.lissa.scale, 0) << "0: estimated by power iteration";
+  EXPECT_EQ(d.options.lissa.depth, defaults.depth);
+  EXPECT_EQ(d.options.lissa.tolerance, defaults.tolerance);
+  EXPECT_EQ(d.options.lissa.curvature, Curvature::kGaussNewton);
+
+  // Out-of-range parameters are refused with the request, before it may wait for a slot.
+  TDA_ASSERT_OK(ValidateAttributeRequest(d.queries, d.options));
+  plain.mutable_lissa()->set_depth(0);
+  Converted zero_depth = Convert(plain);
+  TDA_ASSERT_OK(zero_depth.status);
+  EXPECT_THAT(ValidateAttributeRequest(zero_depth.queries, zero_depth.options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("LiSSA depth")));
+  plain.mutable_lissa()->clear_depth();
+  plain.mutable_lissa()->set_scale(-1);
+  Converted negative_scale = Convert(plain);
+  TDA_ASSERT_OK(negative_scale.status);
+  EXPECT_THAT(ValidateAttributeRequest(negative_scale.queries, negative_scale.options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scale")));
+  plain.set_curvature(static_cast<v1::Curvature>(7));
+  EXPECT_THAT(Convert(plain).status,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown curvature 7")));
+}
+
 TEST(ApiConversionTest, ConversionRefusesWhatTheEngineCannotExpress) {
   v1::AttributeRequest no_input;
   no_input.add_queries();

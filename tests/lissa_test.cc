@@ -315,7 +315,9 @@ TEST(Lissa, tolerance_stops_the_recursion_at_its_residual) {
               << ", relative error " << error_at[tolerance] << "\n";
     // The residual is checked before the last step, which only shrinks it.
     EXPECT_LE(worst_residual, tolerance * 1.0001);
-    if (tolerance == 1e-4) EXPECT_GE(worst, 0.999);
+    if (tolerance == 1e-4) {
+      EXPECT_GE(worst, 0.999);
+    }
   }
   EXPECT_GT(error_at[1e-1], 10 * error_at[1e-4]);
 }
@@ -386,6 +388,27 @@ TEST(Lissa, attributor_serves_lissa_and_exact_from_a_full_gradient_index) {
     std::cout << "index query " << q << ": LiSSA vs exact Pearson " << r << "\n";
     EXPECT_GE(r, 0.99);
   }
+  // Untuned, as `tda query --method lissa` with no LiSSA flags asks (Gauss-Newton, estimated
+  // scale, tolerance stop), on all rows per product so the check is deterministic.
+  AttributeOptions untuned;
+  untuned.return_scores = true;
+  untuned.damping = options.damping;
+  untuned.lissa.batch_size = 0;
+  untuned.method = Method::kLissa;
+  auto untuned_lissa = (*full)->Attribute(queries, untuned);
+  TDA_ASSERT_OK(untuned_lissa);
+  untuned.method = Method::kExact;
+  auto untuned_exact = (*full)->Attribute(queries, untuned);
+  TDA_ASSERT_OK(untuned_exact);
+  for (size_t q = 0; q < queries.size(); ++q) {
+    const auto& a = (*untuned_lissa)[q].scores;
+    const auto& b = (*untuned_exact)[q].scores;
+    const double r = Pearson(Eigen::Map<const Eigen::VectorXf>(a.data(), a.size()).cast<double>(),
+                             Eigen::Map<const Eigen::VectorXf>(b.data(), b.size()).cast<double>());
+    std::cout << "index query " << q << ", untuned LiSSA vs exact Pearson " << r << "\n";
+    EXPECT_GE(r, 0.99);
+  }
+
   options.lissa.scale = 1e-3;
   options.method = Method::kLissa;
   EXPECT_THAT((*full)->Attribute(queries, options),

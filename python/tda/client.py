@@ -29,6 +29,10 @@ def _read(path: Optional[str]) -> Optional[bytes]:
         return f.read()
 
 
+_CURVATURES = {"gauss-newton": attribution_pb2.CURVATURE_GAUSS_NEWTON,
+               "hessian": attribution_pb2.CURVATURE_HESSIAN}
+
+
 def _set_method_and_damping(request: Any, method: Optional[str], damping: Optional[float],
                             absolute_damping: Optional[float]) -> None:
     """Sets `method` and `damping` of an AttributeRequest or SelfInfluenceRequest."""
@@ -100,7 +104,8 @@ class Client:
                   method: Optional[str] = None, damping: Optional[float] = None,
                   absolute_damping: Optional[float] = None, return_scores: bool = False,
                   token_scores: bool = False, timeout: Optional[float] = None,
-                  index: str = "") -> AttributeResult:
+                  index: str = "", lissa: Optional[Mapping[str, float]] = None,
+                  curvature: Optional[str] = None) -> AttributeResult:
         """Top-k proponents and opponents of each query.
 
         Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
@@ -110,7 +115,10 @@ class Client:
         default), "kfac", "gradient-dot", "lissa", "exact". `damping`: relative to the mean
         eigenvalue; `absolute_damping`: the same lambda for every layer. `return_scores`: every
         row's score in QueryResult.scores. `index`: the served index to ask (list_indexes()
-        names them; "" = the server's only one). The server validates everything else.
+        names them; "" = the server's only one). `lissa`: LiSSA's recursion, any of scale (0 =
+        estimated), depth, tolerance, repeats, batch_size (the LissaParameters message).
+        `curvature`: "gauss-newton" (default) or "hessian", the matrix lissa and exact invert.
+        The server validates everything else.
         """
         given = [q for q in (ids, texts, features) if q is not None]
         if len(given) != 1:
@@ -139,6 +147,15 @@ class Client:
         if top_k is not None:
             request.top_k = top_k
         _set_method_and_damping(request, method, damping, absolute_damping)
+        for field, value in (lissa or {}).items():
+            if field not in attribution_pb2.LissaParameters.DESCRIPTOR.fields_by_name:
+                raise ValueError(f"unknown lissa parameter {field!r}; one of scale, depth, "
+                                 "tolerance, repeats, batch_size")
+            setattr(request.lissa, field, value)
+        if curvature is not None:
+            if curvature not in _CURVATURES:
+                raise ValueError(f"unknown curvature {curvature!r}; gauss-newton or hessian")
+            request.curvature = _CURVATURES[curvature]
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 

@@ -69,6 +69,9 @@ absl::Status ValidateAttributeRequest(const std::vector<Query>& queries,
   if (options.damping.has_value()) {
     if (absl::Status s = ValidateDamping(*options.damping); !s.ok()) return s;
   }
+  if (options.method == Method::kLissa) {
+    if (absl::Status s = ValidateLissaOptions(options.lissa); !s.ok()) return s;
+  }
   for (size_t q = 0; q < queries.size(); ++q) {
     if (absl::Status s = ValidateQuery(queries[q], static_cast<int64_t>(q)); !s.ok()) return s;
   }
