@@ -75,23 +75,14 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       options.repeats = settings.lissa_repeats;
       options.batch_size = settings.lissa_batch_size;
       options.seed = settings.lissa_seed;
-      if (options.scale <= 0) {
-        options.scale = 0;
-        ASSIGN_OR_RETURN(options.scale, EstimateLissaScale(model, train, options));
-      }
-      if (options.depth <= 0) {
-        if (!(lambda > 0)) {
-          return absl::InvalidArgumentError(
-              "lissa: choosing the recursion depth needs damping > 0 (or give "
-              "a depth)");
-        }
-        options.depth = std::min<int64_t>(
-            settings.max_lissa_depth, static_cast<int64_t>(std::ceil(7 * options.scale / lambda)));
-      }
+      // Scale <= 0: estimated by Create (and raised if it diverges); depth <= 0: up to
+      // max_lissa_depth steps, stopping at LiSSA's residual tolerance.
+      options.scale = std::max(0.0, options.scale);
+      if (options.depth <= 0) options.depth = settings.max_lissa_depth;
       ASSIGN_OR_RETURN(std::unique_ptr<LissaPreconditioner> p,
                        LissaPreconditioner::Create(model, train, options));
-      absl::StrAppend(detail, "; ", CurvatureName(settings.curvature), ", scale ", options.scale,
-                      ", depth ", options.depth, ", batch ", options.batch_size, ", repeats ",
+      absl::StrAppend(detail, "; ", CurvatureName(settings.curvature), ", scale ",
+                      p->options().scale, ", depth ", options.depth, ", batch ", options.batch_size, ", repeats ",
                       options.repeats);
       return std::unique_ptr<Preconditioner>(std::move(p));
     }

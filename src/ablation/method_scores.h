@@ -38,9 +38,8 @@ struct MethodSettings {
   Curvature curvature = Curvature::kGaussNewton;  // of exact and lissa
   FitOptions fit;                                 // EK-FAC / K-FAC factor fitting
   // LiSSA (its damping and curvature are the two above). lissa_scale <= 0:
-  // chosen by EstimateLissaScale; lissa_depth <= 0: ceil(7 scale / lambda) capped
-  // at max_lissa_depth (the error then shrinks like exp(-7) along the smallest
-  // damped eigenvalue).
+  // estimated (EstimateLissaScale, raised if it diverges); lissa_depth <= 0: up to
+  // max_lissa_depth steps, each repeat stopping at LiSSA's residual tolerance.
   double lissa_scale = 0;
   int64_t lissa_depth = 0;
   int64_t lissa_repeats = 1;

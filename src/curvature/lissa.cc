@@ -48,21 +48,31 @@ absl::StatusOr<double> EstimateTopEigenvalue(const Model& model, const Batch& ba
 absl::StatusOr<double> EstimateLissaScale(const Model& model, const Dataset& data,
                                           const LissaOptions& options) {
   RETURN_IF_ERROR(CheckLissaData(model, data));
+  // The recursion's own batches: the curvature of a small batch has a larger top eigenvalue
+  // than the whole set's, so stochastic LiSSA takes the largest over several of its batches.
   constexpr int64_t kEstimateRows = 2048;
+  constexpr int kProbeBatches = 8;
   const int64_t n = data.size();
+  const bool full = options.batch_size == 0 || options.batch_size >= n;
+  const int64_t rows = full ? std::min(n, kEstimateRows) : options.batch_size;
+  const int batches = full ? 1 : kProbeBatches;
+  std::mt19937_64 rng(options.seed ^ 0xE5715CA1Eull);
+  std::uniform_int_distribution<int64_t> pick(0, n - 1);
   double top = 0;
-  if (n <= kEstimateRows) {
-    ASSIGN_OR_RETURN(top, EstimateTopEigenvalue(model, data.Rows(0, n), options.curvature));
-  } else {
-    std::mt19937_64 rng(options.seed);
-    std::uniform_int_distribution<int64_t> pick(0, n - 1);
-    std::vector<int64_t> rows(kEstimateRows);
-    for (int64_t& row : rows) row = pick(rng);
-    const Dataset sample = data.Select(rows);
-    ASSIGN_OR_RETURN(top, EstimateTopEigenvalue(model, sample.Rows(0, kEstimateRows),
-                                                options.curvature));
+  for (int b = 0; b < batches; ++b) {
+    double estimate = 0;
+    if (rows == n) {
+      ASSIGN_OR_RETURN(estimate, EstimateTopEigenvalue(model, data.Rows(0, n), options.curvature));
+    } else {
+      std::vector<int64_t> picked(static_cast<size_t>(rows));
+      for (int64_t& row : picked) row = pick(rng);
+      const Dataset sample = data.Select(picked);
+      ASSIGN_OR_RETURN(estimate,
+                       EstimateTopEigenvalue(model, sample.Rows(0, rows), options.curvature));
+    }
+    top = std::max(top, std::abs(estimate));
   }
-  const double scale = 1.25 * (std::abs(top) + options.damping);
+  const double scale = 1.25 * (top + options.damping);
   if (!(scale > 0)) {
     return absl::FailedPreconditionError(
         "LiSSA: the curvature is zero and there is no damping; give damping > 0");
@@ -75,10 +85,12 @@ absl::StatusOr<std::unique_ptr<LissaPreconditioner>> LissaPreconditioner::Create
   RETURN_IF_ERROR(ValidateLissaOptions(options));
   RETURN_IF_ERROR(CheckLissaData(model, data));
   LissaOptions resolved = options;
-  if (resolved.scale == 0) {
+  const bool estimated = resolved.scale == 0;
+  if (estimated) {
     ASSIGN_OR_RETURN(resolved.scale, EstimateLissaScale(model, data, options));
   }
-  return std::unique_ptr<LissaPreconditioner>(new LissaPreconditioner(model, data, resolved));
+  return std::unique_ptr<LissaPreconditioner>(
+      new LissaPreconditioner(model, data, resolved, estimated));
 }
 
 absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd& grads) const {
@@ -88,48 +100,63 @@ absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd
         absl::StrCat("LiSSA: expected ", dim, " gradient rows, got ", grads.rows()));
   }
   if (!grads.allFinite()) return absl::InvalidArgumentError("LiSSA: gradients hold NaN or Inf");
-  const double s = options_.scale;
+  // An estimated scale that still diverges (a batch whose curvature tops the estimate) is
+  // raised 4x and the repeat restarted, at most kRaises times; a given scale is kept.
+  constexpr int kRaises = 3;
+  double s = options_.scale;
+  int raises_left = scale_estimated_ ? kRaises : 0;
+  Eigen::MatrixXd total = Eigen::MatrixXd::Zero(grads.rows(), grads.cols());
+  for (int64_t r = 0; r < options_.repeats; ++r) {
+    absl::StatusOr<Eigen::MatrixXd> h = Recurse(grads, s, r);
+    while (!h.ok() && h.status().code() == absl::StatusCode::kFailedPrecondition &&
+           raises_left-- > 0) {
+      s *= 4;
+      h = Recurse(grads, s, r);
+    }
+    if (!h.ok()) return h.status();
+    total += *h / s;
+  }
+  return Eigen::MatrixXd(total / static_cast<double>(options_.repeats));
+}
+
+absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Recurse(const Eigen::MatrixXd& grads,
+                                                             double s, int64_t r) const {
   const double d = options_.damping / s;
   const int64_t n = data_.size();
   const bool full = options_.batch_size == 0 || options_.batch_size >= n;
   const int64_t rows = full ? n : options_.batch_size;
   const Eigen::ArrayXd v_norms = grads.colwise().norm().transpose().array();
-
   std::vector<int64_t> picked(full ? 0 : static_cast<size_t>(rows));
-  Eigen::MatrixXd total = Eigen::MatrixXd::Zero(grads.rows(), grads.cols());
-  for (int64_t r = 0; r < options_.repeats; ++r) {
-    std::mt19937_64 rng(options_.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1));
-    std::uniform_int_distribution<int64_t> pick(0, n - 1);
-    Eigen::MatrixXd h = grads;
-    for (int64_t t = 1; t <= options_.depth; ++t) {
-      Dataset sampled;
-      if (!full) {
-        for (int64_t i = 0; i < rows; ++i) picked[i] = pick(rng);
-        sampled = data_.Select(picked);
-      }
-      const Batch batch = full ? data_.Rows(0, n) : sampled.Rows(0, rows);
-      ASSIGN_OR_RETURN(Eigen::MatrixXd ch, model_.CurvatureProduct(batch, h, options_.curvature));
-      // h_t - h_{t-1} = v - (C + damping) h_{t-1} / s: the residual of the system at x = h / s.
-      const Eigen::MatrixXd step = grads - d * h - ch / s;
-      h += step;
-      const Eigen::ArrayXd norms = h.colwise().norm().transpose().array();
-      for (Eigen::Index q = 0; q < norms.size(); ++q) {
-        const double bound = 2.0 * static_cast<double>(t + 1) * v_norms(q);
-        if (!std::isfinite(norms(q)) || norms(q) > bound) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "LiSSA diverged at iteration ", t, " (repeat ", r + 1, ", column ", q, ": |h| = ",
-              norms(q), ", bound ", bound, "): scale ", s, " too small; try --lissa-scale ", 10 * s,
-              " (API: lissa.scale), or, when the ", CurvatureName(options_.curvature),
-              " is indefinite, more damping or --lissa-curvature gauss-newton"));
-        }
-      }
-      const Eigen::ArrayXd step_norms = step.colwise().norm().transpose().array();
-      const Eigen::ArrayXd residuals = (v_norms > 0).select(step_norms / v_norms, 0.0);
-      if (options_.tolerance > 0 && (residuals <= options_.tolerance).all()) break;
+  std::mt19937_64 rng(options_.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r + 1));
+  std::uniform_int_distribution<int64_t> pick(0, n - 1);
+  Eigen::MatrixXd h = grads;
+  for (int64_t t = 1; t <= options_.depth; ++t) {
+    Dataset sampled;
+    if (!full) {
+      for (int64_t i = 0; i < rows; ++i) picked[i] = pick(rng);
+      sampled = data_.Select(picked);
     }
-    total += h / s;
+    const Batch batch = full ? data_.Rows(0, n) : sampled.Rows(0, rows);
+    ASSIGN_OR_RETURN(Eigen::MatrixXd ch, model_.CurvatureProduct(batch, h, options_.curvature));
+    // h_t - h_{t-1} = v - (C + damping) h_{t-1} / s: the residual of the system at x = h / s.
+    const Eigen::MatrixXd step = grads - d * h - ch / s;
+    h += step;
+    const Eigen::ArrayXd norms = h.colwise().norm().transpose().array();
+    for (Eigen::Index q = 0; q < norms.size(); ++q) {
+      const double bound = 2.0 * static_cast<double>(t + 1) * v_norms(q);
+      if (!std::isfinite(norms(q)) || norms(q) > bound) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "LiSSA diverged at iteration ", t, " (repeat ", r + 1, ", column ", q, ": |h| = ",
+            norms(q), ", bound ", bound, "): scale ", s, " too small; try --lissa-scale ", 10 * s,
+            " (API: lissa.scale), or, when the ", CurvatureName(options_.curvature),
+            " is indefinite, more damping or --lissa-curvature gauss-newton"));
+      }
+    }
+    const Eigen::ArrayXd step_norms = step.colwise().norm().transpose().array();
+    const Eigen::ArrayXd residuals = (v_norms > 0).select(step_norms / v_norms, 0.0);
+    if (options_.tolerance > 0 && (residuals <= options_.tolerance).all()) break;
   }
-  return Eigen::MatrixXd(total / static_cast<double>(options_.repeats));
+  return h;
 }
 
 }  // namespace tda

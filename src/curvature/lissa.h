@@ -12,8 +12,8 @@
 // Usable without tuning: the default curvature is Gauss-Newton (positive semi-definite, so
 // any damping > 0 converges; the Hessian of a non-convex model is indefinite and converges
 // only with damping above its most negative eigenvalue); scale 0 means "estimate it":
-// 1.25 x (top eigenvalue + damping), the top eigenvalue from power iteration
-// (EstimateTopEigenvalue); and each repeat stops once the residual of every column,
+// 1.25 x (top eigenvalue + damping), the top eigenvalue from power iteration on the
+// recursion's own batch size (EstimateLissaScale); and each repeat stops once the residual of every column,
 // |v - (C + damping) x| / |v| (which is exactly |h_t - h_{t-1}| / |v|), falls to `tolerance`,
 // or after `depth` steps.
 //
@@ -47,9 +47,11 @@ namespace tda {
                                                            Curvature curvature,
                                                            int iterations = 30);
 
-// The scale LiSSA uses when options.scale is 0: 1.25 x (|top eigenvalue| + damping), the top
-// eigenvalue estimated on the whole training set, or on 2048 rows drawn with options.seed when
-// it is larger. kInvalidArgument for an empty data set.
+// The scale LiSSA uses when options.scale is 0: 1.25 x (|top eigenvalue| + damping). The top
+// eigenvalue is estimated on the whole training set (2048 rows drawn with options.seed when
+// it is larger) for full-batch LiSSA, and as the largest over 8 random batches of
+// options.batch_size rows for stochastic LiSSA, whose small batches have larger ones.
+// kInvalidArgument for an empty data set.
 [[nodiscard]] absl::StatusOr<double> EstimateLissaScale(const Model& model, const Dataset& data,
                                                         const LissaOptions& options);
 
@@ -62,16 +64,22 @@ class LissaPreconditioner : public Preconditioner {
                                                                      const LissaOptions& options);
 
   Method method() const override { return Method::kLissa; }
-  // kFailedPrecondition when the recursion diverges (see the file comment).
+  // kFailedPrecondition when the recursion diverges (see the file comment). An estimated scale
+  // is first raised 4x, up to 3 times, restarting the repeat; a given scale never changes.
   absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
-  const LissaOptions& options() const { return options_; }  // with the scale used
+  const LissaOptions& options() const { return options_; }  // with the scale estimated
 
  private:
-  LissaPreconditioner(const Model& model, const Dataset& data, const LissaOptions& options)
-      : model_(model), data_(data), options_(options) {}
+  LissaPreconditioner(const Model& model, const Dataset& data, const LissaOptions& options,
+                      bool scale_estimated)
+      : model_(model), data_(data), options_(options), scale_estimated_(scale_estimated) {}
+  // One repeat (r) of the recursion at scale s: h_depth (or h_t at the tolerance);
+  // kFailedPrecondition when it diverges.
+  absl::StatusOr<Eigen::MatrixXd> Recurse(const Eigen::MatrixXd& grads, double s, int64_t r) const;
   const Model& model_;
   const Dataset& data_;
   LissaOptions options_;
+  bool scale_estimated_;
 };
 
 }  // namespace tda
