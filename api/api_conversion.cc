@@ -181,6 +181,8 @@ void HitToProto(const Hit& hit, v1::Hit* out) {
   out->set_source(hit.source);
   out->set_label(hit.label);
   out->set_score(hit.score);
+  out->set_loss_change(hit.loss_change);
+  out->set_percentile(hit.percentile);
   out->set_preview(hit.preview);
   if (hit.shared_span) {
     v1::SharedSpan* span = out->mutable_shared_span();
@@ -199,6 +201,8 @@ Hit HitFromProto(const v1::Hit& hit) {
   out.source = hit.source();
   out.label = hit.label();
   out.score = hit.score();
+  out.loss_change = hit.loss_change();
+  out.percentile = hit.percentile();
   out.preview = hit.preview();
   if (hit.has_shared_span()) {
     out.shared_span = SharedSpan{hit.shared_span().completion_offset(),

@@ -83,8 +83,8 @@ void AppendDocumentHits(std::string* out, const char* title, const std::vector<H
                         bool ansi) {
   constexpr size_t kPreviewBytes = 60;
   absl::StrAppend(out, "  ", title, "\n");
-  absl::StrAppendFormat(out, "  %4s  %-26s  %-14s  %12s  %8s  %s\n", "rank", "document",
-                        "source", "score", "verbatim", "text");
+  absl::StrAppendFormat(out, "  %4s  %-26s  %-14s  %12s  %11s  %8s  %8s  %s\n", "rank",
+                        "document", "source", "score", "loss change", "pct", "verbatim", "text");
   for (size_t i = 0; i < hits.size(); ++i) {
     const Hit& hit = hits[i];
     std::string preview = hit.preview.substr(0, kPreviewBytes);
@@ -96,8 +96,9 @@ void AppendDocumentHits(std::string* out, const char* title, const std::vector<H
     if (preview.size() < hit.preview.size()) preview += "\u2026";
     const std::string verbatim =
         hit.shared_span ? absl::StrCat(hit.shared_span->length, " B") : std::string("-");
-    absl::StrAppendFormat(out, "  %4d  %-26s  %-14s  %+12.4e  %8s  %s\n", i + 1, hit.id,
-                          hit.source, hit.score, verbatim, preview);
+    absl::StrAppendFormat(out, "  %4d  %-26s  %-14s  %+12.4e  %+11.3e  %8.3f  %8s  %s\n", i + 1,
+                          hit.id, hit.source, hit.score, hit.loss_change, hit.percentile, verbatim,
+                          preview);
     if (!hit.token_scores.empty()) absl::StrAppend(out, HighlightTokens(hit.text, hit.token_scores, ansi));
   }
 }
@@ -106,11 +107,13 @@ void AppendHits(std::string* out, const char* title, const std::vector<Hit>& hit
                 const std::vector<std::string>& class_names, bool ansi) {
   if (!hits.empty() && hits[0].label < 0) return AppendDocumentHits(out, title, hits, ansi);
   absl::StrAppend(out, "  ", title, "\n");
-  absl::StrAppendFormat(out, "  %4s  %-28s  %-12s  %12s\n", "rank", "train id", "label", "score");
+  absl::StrAppendFormat(out, "  %4s  %-28s  %-12s  %12s  %11s  %8s\n", "rank", "train id", "label",
+                        "score", "loss change", "pct");
   for (size_t i = 0; i < hits.size(); ++i) {
     const Hit& hit = hits[i];
-    absl::StrAppendFormat(out, "  %4d  %-28s  %-12s  %+12.4e\n", i + 1, hit.id,
-                          ClassName(class_names, hit.label), hit.score);
+    absl::StrAppendFormat(out, "  %4d  %-28s  %-12s  %+12.4e  %+11.3e  %8.3f\n", i + 1, hit.id,
+                          ClassName(class_names, hit.label), hit.score, hit.loss_change,
+                          hit.percentile);
   }
 }
 

@@ -3,6 +3,7 @@
 // damaged index files are refused with clear errors.
 #include "attribution/attributor.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -106,6 +107,17 @@ TEST(Attributor, ExactIndexScoresEqualDirectInfluence) {
         EXPECT_GE(r.proponents[k - 1].score, r.proponents[k].score);
         EXPECT_LE(r.opponents[k - 1].score, r.opponents[k].score);
       }
+      // The readable figures: score / N, and the share of all rows scoring at most the hit
+      // (counted from the full score vector; ties among the top rows are not expected).
+      for (const std::vector<Hit>* hits : {&r.proponents, &r.opponents}) {
+        for (const Hit& hit : *hits) {
+          EXPECT_DOUBLE_EQ(hit.loss_change, hit.score / kTrain);
+          const int64_t at_most = std::count_if(r.scores.begin(), r.scores.end(),
+                                                [&](float s) { return s <= r.scores[hit.row]; });
+          EXPECT_NEAR(hit.percentile, 100.0 * at_most / kTrain, 1e-9) << hit.id;
+        }
+      }
+      EXPECT_DOUBLE_EQ(r.proponents.front().percentile, 100.0);
       EXPECT_EQ(r.true_label, test.labels[q]);
       EXPECT_EQ(r.label, test.labels[q]);
       EXPECT_NEAR(r.loss, query_capture->losses[q], 1e-6);

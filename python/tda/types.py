@@ -47,6 +47,10 @@ class Hit:
     shared_span: Optional[SharedSpan]
     text: str
     token_scores: np.ndarray
+    # score / N: the predicted change of the query's loss were this sample removed.
+    loss_change: float
+    # Share of the index's rows scoring at most this one, in percent.
+    percentile: float
     proto: attribution_pb2.Hit = dataclasses.field(repr=False, compare=False)
 
     @classmethod
@@ -56,7 +60,8 @@ class Hit:
             s = hit.shared_span
             span = SharedSpan(s.completion_offset, s.document_offset, s.length)
         return cls(hit.row, hit.sample_id, hit.source, hit.label, hit.score, hit.preview, span,
-                   hit.text, np.array(hit.token_scores, dtype=np.float32), hit)
+                   hit.text, np.array(hit.token_scores, dtype=np.float32), hit.loss_change,
+                   hit.percentile, hit)
 
 
 @dataclasses.dataclass(frozen=True)

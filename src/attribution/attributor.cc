@@ -185,10 +185,14 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakeFullPrecondition
 
 namespace {
 
-std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>& rows) {
+// `rows` best first: the proponents (highest scores) or the opponents (lowest).
+enum class Side { kProponents, kOpponents };
+std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>& rows, Side side) {
+  const double live = static_cast<double>(std::max<int64_t>(1, index.rows() - index.deleted_rows()));
   std::vector<Hit> hits;
   hits.reserve(rows.size());
-  for (const ScoredRow& row : rows) {
+  for (size_t rank = 0; rank < rows.size(); ++rank) {
+    const ScoredRow& row = rows[rank];
     const SampleRecord& s = index.sample(row.row);
     Hit hit;
     hit.row = row.row;
@@ -196,6 +200,11 @@ std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>
     hit.source = s.source;
     hit.label = s.label;
     hit.score = row.score;
+    hit.loss_change = row.score / live;
+    // Rows scoring at most this one: all but the `rank` above it, or the `rank` + 1 at the bottom.
+    const double at_most = side == Side::kProponents ? live - static_cast<double>(rank)
+                                                     : static_cast<double>(rank + 1);
+    hit.percentile = 100.0 * at_most / live;
     hit.preview = s.preview;
     hits.push_back(std::move(hit));
   }
@@ -385,8 +394,8 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
 
   for (size_t q = 0; q < results->size(); ++q) {
     QueryResult& result = (*results)[q];
-    result.proponents = ToHits(*index_, scan.proponents[q]);
-    result.opponents = ToHits(*index_, scan.opponents[q]);
+    result.proponents = ToHits(*index_, scan.proponents[q], Side::kProponents);
+    result.opponents = ToHits(*index_, scan.opponents[q], Side::kOpponents);
     for (size_t s = 0; s < index_->sources().size(); ++s) {
       result.source_totals.push_back(
           {index_->sources()[s], scan.source_sums[q][s], index_->live_rows_of_source(s)});

@@ -276,41 +276,10 @@ Eigen::MatrixXd DecoderModel::CurvatureProductUnchecked(const Batch& batch,
   auto [tokens, targets] = Tensors(batch, used);
   const torch::Tensor logits = Forward(w, tokens, nullptr);
   const double rows = static_cast<double>(batch.rows);
-  Eigen::MatrixXd out(vectors.rows(), vectors.cols());
-  auto dot = [&](const std::vector<torch::Tensor>& a, const double* flat) {
-    std::vector<torch::Tensor> v = SplitFlat(layout_, flat);
-    torch::Tensor sum = torch::zeros({}, torch::kFloat64);
-    for (size_t k = 0; k < a.size(); ++k) sum = sum + (a[k] * v[k]).sum();
-    return sum;
-  };
-  if (kind == Curvature::kHessian) {
-    torch::Tensor loss = RowLosses(logits, targets).sum() / rows;
-    std::vector<torch::Tensor> grads =
-        torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
-    for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
-      std::vector<torch::Tensor> hv = torch::autograd::grad(
-          {dot(grads, vectors.col(c).data())}, params, {}, /*retain_graph=*/true,
-          /*create_graph=*/false, /*allow_unused=*/true);
-      JoinFlat(layout_, hv, out.col(c).data());
-    }
-    return out;
-  }
-  // Gauss-Newton J^T H_out J v, J v by the double-backward trick (see mlp.cc); the output
-  // Hessian is (diag(p) - p p^T) at positions with a target and zero elsewhere.
-  torch::Tensor u = torch::zeros_like(logits).set_requires_grad(true);
-  std::vector<torch::Tensor> jtu =
-      torch::autograd::grad({logits}, params, {u}, /*retain_graph=*/true, /*create_graph=*/true);
-  const torch::Tensor probs = torch::softmax(logits.detach(), -1);
-  const torch::Tensor mask = (targets >= 0).to(torch::kFloat64).unsqueeze(2) / rows;
-  for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
-    torch::Tensor jv = torch::autograd::grad({dot(jtu, vectors.col(c).data())}, {u}, {},
-                                             /*retain_graph=*/true)[0];
-    torch::Tensor hjv = (probs * jv - probs * (probs * jv).sum(-1, /*keepdim=*/true)) * mask;
-    std::vector<torch::Tensor> jt = torch::autograd::grad({logits}, params, {hjv},
-                                                          /*retain_graph=*/true);
-    JoinFlat(layout_, jt, out.col(c).data());
-  }
-  return out;
+  const torch::Tensor loss = RowLosses(logits, targets).sum() / rows;
+  // Positions without a target (padding) carry no curvature.
+  const torch::Tensor weight = (targets >= 0).to(torch::kFloat64).unsqueeze(2) / rows;
+  return CurvatureVectorProducts(layout_, params, logits, loss, weight, kind, vectors);
 }
 
 Eigen::VectorXf DecoderModel::Parameters() const {

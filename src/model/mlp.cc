@@ -176,43 +176,10 @@ class Mlp final : public TorchModel {
       h = torch::addmm(params[2 * i + 1], h, params[2 * i].t());
       if (i + 1 < weights_.size()) h = Activation(h);
     }
-    const torch::Tensor logits = h;
-    Eigen::MatrixXd out(vectors.rows(), vectors.cols());
-    auto dot = [&](const std::vector<torch::Tensor>& a, const double* flat) {
-      std::vector<torch::Tensor> v = SplitFlat(layout_, flat);
-      torch::Tensor sum = torch::zeros({}, torch::kFloat64);
-      for (size_t k = 0; k < a.size(); ++k) sum = sum + (a[k] * v[k]).sum();
-      return sum;
-    };
-    if (kind == Curvature::kHessian) {
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits, target);  // mean
-      std::vector<torch::Tensor> grads =
-          torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
-      for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
-        std::vector<torch::Tensor> hv = torch::autograd::grad(
-            {dot(grads, vectors.col(c).data())}, params, {}, /*retain_graph=*/true,
-            /*create_graph=*/false, /*allow_unused=*/true);
-        JoinFlat(layout_, hv, out.col(c).data());
-      }
-      return out;
-    }
-    // Gauss-Newton: J^T H_out J v. J v comes from the double-backward trick: jtu = J^T u is
-    // linear in a dummy output gradient u, so d(jtu . v)/du = J v.
-    torch::Tensor u = torch::zeros_like(logits).set_requires_grad(true);
-    std::vector<torch::Tensor> jtu =
-        torch::autograd::grad({logits}, params, {u}, /*retain_graph=*/true, /*create_graph=*/true);
-    const torch::Tensor probs = torch::softmax(logits.detach(), 1);
-    for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
-      torch::Tensor jv = torch::autograd::grad({dot(jtu, vectors.col(c).data())}, {u}, {},
-                                               /*retain_graph=*/true)[0];
-      // Output-space Hessian of the mean cross-entropy: (diag(p) - p p^T) / rows per sample.
-      torch::Tensor hjv = (probs * jv - probs * (probs * jv).sum(1, /*keepdim=*/true)) /
-                          static_cast<double>(rows);
-      std::vector<torch::Tensor> jt = torch::autograd::grad({logits}, params, {hjv},
-                                                            /*retain_graph=*/true);
-      JoinFlat(layout_, jt, out.col(c).data());
-    }
-    return out;
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(h, target);  // mean
+    return CurvatureVectorProducts(layout_, params, h, loss,
+                                   torch::full({}, 1.0 / static_cast<double>(rows), torch::kFloat64),
+                                   kind, vectors);
   }
 
   Eigen::VectorXf Parameters() const override {

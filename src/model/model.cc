@@ -32,6 +32,49 @@ absl::StatusOr<Eigen::VectorXd> Model::CurvatureVectorProduct(const Batch& batch
   return Eigen::VectorXd(out.col(0));
 }
 
+Eigen::MatrixXd CurvatureVectorProducts(const ParamLayout& layout,
+                                        const std::vector<torch::Tensor>& params,
+                                        const torch::Tensor& logits, const torch::Tensor& mean_loss,
+                                        const torch::Tensor& output_weight, Curvature kind,
+                                        const Eigen::MatrixXd& vectors) {
+  Eigen::MatrixXd out(vectors.rows(), vectors.cols());
+  // sum over parameters of a[k] . v[k], v = the flat vector split by layer.
+  auto dot = [&](const std::vector<torch::Tensor>& a, const double* flat) {
+    std::vector<torch::Tensor> v = SplitFlat(layout, flat);
+    torch::Tensor sum = torch::zeros({}, torch::kFloat64);
+    for (size_t k = 0; k < a.size(); ++k) sum = sum + (a[k] * v[k]).sum();
+    return sum;
+  };
+  if (kind == Curvature::kHessian) {
+    std::vector<torch::Tensor> grads = torch::autograd::grad({mean_loss}, params, {},
+                                                             /*retain_graph=*/true,
+                                                             /*create_graph=*/true);
+    for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
+      std::vector<torch::Tensor> hv = torch::autograd::grad(
+          {dot(grads, vectors.col(c).data())}, params, {}, /*retain_graph=*/true,
+          /*create_graph=*/false, /*allow_unused=*/true);
+      JoinFlat(layout, hv, out.col(c).data());
+    }
+    return out;
+  }
+  // J v by the double-backward trick: jtu = J^T u is linear in a dummy output gradient u, so
+  // d(jtu . v)/du = J v.
+  torch::Tensor u = torch::zeros_like(logits).set_requires_grad(true);
+  std::vector<torch::Tensor> jtu =
+      torch::autograd::grad({logits}, params, {u}, /*retain_graph=*/true, /*create_graph=*/true);
+  const torch::Tensor probs = torch::softmax(logits.detach(), -1);
+  for (Eigen::Index c = 0; c < vectors.cols(); ++c) {
+    torch::Tensor jv = torch::autograd::grad({dot(jtu, vectors.col(c).data())}, {u}, {},
+                                             /*retain_graph=*/true)[0];
+    torch::Tensor hjv =
+        (probs * jv - probs * (probs * jv).sum(-1, /*keepdim=*/true)) * output_weight;
+    std::vector<torch::Tensor> jt =
+        torch::autograd::grad({logits}, params, {hjv}, /*retain_graph=*/true);
+    JoinFlat(layout, jt, out.col(c).data());
+  }
+  return out;
+}
+
 absl::Status CheckCurvatureVectors(const Eigen::MatrixXd& vectors, int64_t dim) {
   if (vectors.rows() != dim) {
     return absl::InvalidArgumentError(absl::StrCat("curvature product: vectors have ",

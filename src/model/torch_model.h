@@ -39,6 +39,18 @@ std::vector<torch::Tensor> SplitFlat(const ParamLayout& layout, const double* fl
 // The inverse: writes per-parameter tensors (undefined = zero) into `flat`.
 void JoinFlat(const ParamLayout& layout, const std::vector<torch::Tensor>& parts, double* flat);
 
+// The columns of `vectors` (ParamLayout order) times the curvature of a mean cross-entropy, for
+// CurvatureProduct. kHessian: the Hessian of `mean_loss` over `params` (built from `logits` with
+// differentiable ops). kGaussNewton: J^T H J, J the Jacobian of `logits` over `params` and H the
+// cross-entropy's output Hessian diag(p) - p p^T of softmax over the last dimension, scaled by
+// `output_weight` (broadcast against `logits`: 1/rows, 0 where a position has no target).
+// `params` are float64 leaves that require grad, in the layout's order.
+Eigen::MatrixXd CurvatureVectorProducts(const ParamLayout& layout,
+                                        const std::vector<torch::Tensor>& params,
+                                        const torch::Tensor& logits, const torch::Tensor& mean_loss,
+                                        const torch::Tensor& output_weight, Curvature kind,
+                                        const Eigen::MatrixXd& vectors);
+
 // kInvalidArgument unless `vectors` has `dim` rows and finite entries (CurvatureProduct input).
 absl::Status CheckCurvatureVectors(const Eigen::MatrixXd& vectors, int64_t dim);
 

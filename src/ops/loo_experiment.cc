@@ -23,7 +23,8 @@ absl::StatusOr<LooExperimentResult> RunLooExperiment(const LooExperiment &experi
     return absl::InvalidArgumentError(
         absl::StrCat("query ", experiment.query, " is not one of the ", test.size(), " test rows"));
   }
-  ModelConfig config;  // logistic regression: no hidden layers
+  ModelConfig config;
+  config.hidden.clear();  // logistic regression (ModelConfig's default is one hidden layer)
   config.input_dim = train.feature_dim;
   if (!train.class_names.empty()) {
     config.num_classes = static_cast<int64_t>(train.class_names.size());

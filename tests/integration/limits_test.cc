@@ -1,6 +1,6 @@
 // Deadlines, cancellation, queue limits and graceful shutdown of Attribute, end to end through
 // the real tda-server binary on loopback, against a large index: the rows of a real trained
-// Fashion-MNIST model's index (its model, projection and factors) replaced by 2^22 random bf16
+// Fashion-MNIST model's index (its model, projection and factors) replaced by 2^21 random bf16
 // rows, so that a batch of queries scans for far longer than the deadlines used here.
 //
 // What is proven: a query whose deadline passes (or whose client cancels) stops its scan and
@@ -39,7 +39,7 @@ using ::tda::testing::ChildProcess;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-constexpr int64_t kLargeRows = int64_t{1} << 22;  // 4,194,304 rows x 32 dims, 256 MiB
+constexpr int64_t kLargeRows = int64_t{1} << 21;  // 2,097,152 rows x 32 dims, 128 MiB
 constexpr int kBigBatch = 64;  // queries of a "long" request
 
 double MillisecondsBetween(Clock::time_point from, Clock::time_point to) {
