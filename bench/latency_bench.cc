@@ -189,6 +189,7 @@ void Stop(tda::testing::ChildProcess* server) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure as soon as it is measured
   std::string index_dir, server = TDA_SERVER_BINARY;
   double seconds = 4;
   std::vector<std::string> batching_flags;
