@@ -37,12 +37,15 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
         "query queue and caller queries must be >= 0, got ", options.query_queue, " and ",
         options.caller_queries));
   }
-  if (options.max_batch_size < 1 || options.max_batch_size > kMaxQueriesPerRequest ||
-      options.batch_timeout_micros < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max batch size must be in [1, ", kMaxQueriesPerRequest,
-                     "] and batch timeout >= 0 microseconds, got ", options.max_batch_size, " and ",
-                     options.batch_timeout_micros));
+  if (options.max_batch_size < 1 || options.max_batch_size > kMaxQueriesPerRequest) {
+    return absl::InvalidArgumentError(absl::StrCat("max batch size must be in [1, ",
+                                                   kMaxQueriesPerRequest, "] queries, got ",
+                                                   options.max_batch_size));
+  }
+  if (options.batch_timeout_micros < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch timeout must be >= 0 microseconds (0: batching off), got ",
+        options.batch_timeout_micros));
   }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == options.listen.size()) {
