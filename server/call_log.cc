@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "server/attribution_service.h"
 #include "server/caller.h"
 
 namespace tda {
@@ -57,10 +58,10 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
     }
   }
 
-  // Attribute's trailing "tda-batch-queries" (server/attribution_service.h), when set.
+  // Attribute's trailing kBatchQueriesMetadata (server/attribution_service.h), when set.
   void ReadBatchQueries(const std::multimap<std::string, std::string>* trailing) {
     if (trailing == nullptr) return;
-    const auto it = trailing->find("tda-batch-queries");
+    const auto it = trailing->find(kBatchQueriesMetadata);
     if (it != trailing->end()) absl::SimpleAtoi(it->second, &batch_queries_);
   }
 
