@@ -1,5 +1,8 @@
 #include "server/attribution_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -30,12 +33,29 @@ Cancellation CallCancellation(grpc::ServerContext* context) {
       [context] { return context->IsCancelled(); });
 }
 
+// What must be equal for two calls to share a batch: the whole request but its queries and
+// its index name (the version is compared separately), as deterministic bytes.
+std::string BatchKey(const v1::AttributeRequest& request) {
+  v1::AttributeRequest shape = request;
+  shape.clear_queries();
+  shape.clear_index();
+  std::string key;
+  {
+    google::protobuf::io::StringOutputStream stream(&key);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    shape.SerializeToCodedStream(&coded);
+  }
+  return key;
+}
+
 }  // namespace
 
 AttributionServiceImpl::AttributionServiceImpl(const IndexRepository* repository,
                                                const AttributionLimits& limits)
     : repository_(repository),
       query_slots_(limits.query_slots, limits.max_queued),
+      batcher_(&query_slots_, limits.query_slots, limits.max_queued, limits.batching),
       caller_quota_(limits.per_caller) {}
 
 grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
@@ -60,13 +80,13 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
   const std::string caller = CallerName(*context);
   if (absl::Status s = caller_quota_.Enter(caller); !s.ok()) return ToGrpcStatus(s);
   const absl::Cleanup leave = [this, &caller] { caller_quota_.Leave(caller); };
-  absl::StatusOr<std::vector<QueryResult>> results;
-  {
-    if (absl::Status s = query_slots_.Acquire(options.cancellation); !s.ok()) {
-      return ToGrpcStatus(s);
-    }
-    const absl::Cleanup release = [this] { query_slots_.Release(); };
-    results = attributor.Attribute(queries, options);
+  int64_t batch_queries = 0;
+  const absl::StatusOr<std::vector<QueryResult>> results = batcher_.Attribute(
+      std::shared_ptr<const Attributor>(*index, &attributor),
+      batcher_.WouldBatch(static_cast<int64_t>(queries.size())) ? BatchKey(*request) : "", queries,
+      options, &batch_queries);
+  if (batch_queries > 0) {
+    context->AddTrailingMetadata(kBatchQueriesMetadata, std::to_string(batch_queries));
   }
   if (!results.ok()) return ToGrpcStatus(results.status());
   *response = AttributeResponseToProto(*results, options.method, attributor.index().rows());

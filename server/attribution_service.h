@@ -17,6 +17,12 @@
 // DEADLINE_EXCEEDED / CANCELLED. Large calls hand the memory they freed back to the OS
 // afterwards (server/freed_memory.h), so the server's RSS does not stay at its peak.
 //
+// Batching (server/query_batcher.h): concurrent Attribute calls on the same index version with
+// identical requests but for their queries (compared as serialized bytes, `index` and
+// `queries` left out) are computed as one batch holding one slot; each caller gets its own
+// answer. The call's trailing metadata `tda-batch-queries` (and the call log's
+// "batch_queries") says how many queries the computation that answered it held.
+//
 // Thread-safety: all methods may run concurrently (Attributor's query methods are const and
 // thread-safe).
 #pragma once
@@ -26,6 +32,7 @@
 #include "attribution/attributor.h"
 #include "server/caller_quota.h"
 #include "server/index_repository.h"
+#include "server/query_batcher.h"
 #include "server/query_slots.h"
 #include "tda/v1/attribution.grpc.pb.h"
 
@@ -35,7 +42,11 @@ struct AttributionLimits {
   int query_slots = 1;  // Attribute calls computing at once
   int max_queued = 64;  // calls waiting for a slot (0: no bound)
   int per_caller = 0;   // calls of one caller in flight or queued (0: no bound)
+  BatchingOptions batching;  // cross-request batching of Attribute (timeout zero: off)
 };
+
+// The trailing metadata key that carries the number of queries computed with an Attribute call.
+inline constexpr char kBatchQueriesMetadata[] = "tda-batch-queries";
 
 class AttributionServiceImpl final : public v1::AttributionService::Service {
  public:
@@ -59,6 +70,7 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
  private:
   const IndexRepository* repository_;
   QuerySlots query_slots_;
+  QueryBatcher batcher_;  // after query_slots_, which it uses
   CallerQuota caller_quota_;
 };
 

@@ -8,11 +8,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "server/attribution_service.h"
 #include "server/caller.h"
 
 namespace tda {
@@ -32,6 +35,7 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
       ReadRequest(static_cast<const google::protobuf::Message*>(methods->GetRecvMessage()));
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      ReadBatchQueries(methods->GetSendTrailingMetadata());
       Write(methods->GetSendStatus());
     }
     methods->Proceed();
@@ -54,9 +58,17 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
     }
   }
 
+  // Attribute's trailing kBatchQueriesMetadata (server/attribution_service.h), when set.
+  void ReadBatchQueries(const std::multimap<std::string, std::string>* trailing) {
+    if (trailing == nullptr) return;
+    const auto it = trailing->find(kBatchQueriesMetadata);
+    if (it != trailing->end()) absl::SimpleAtoi(it->second, &batch_queries_);
+  }
+
   void Write(const grpc::Status& status) const {
     grpc::ServerContextBase* context = info_->server_context();
-    nlohmann::json line = {
+    nlohmann::ordered_json line = {
+        // in this order: "call_log" first
         {"call_log", 1},
         {"request_id", id_},
         {"peer", context != nullptr ? context->peer() : ""},
@@ -68,6 +80,7 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
         {"status", absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))}};
     if (!index_.empty()) line["index"] = index_;
     if (queries_ >= 0) line["queries"] = queries_;
+    if (batch_queries_ > 0) line["batch_queries"] = batch_queries_;
     const std::string text =
         line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, text.data(), text.size());
@@ -78,6 +91,7 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
   const int64_t id_;
   std::string index_;
   int64_t queries_ = -1;
+  int64_t batch_queries_ = 0;
 };
 
 }  // namespace

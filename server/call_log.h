@@ -3,12 +3,14 @@
 //
 //   {"call_log":1,"request_id":17,"peer":"ipv4:127.0.0.1:40526","caller":"ci",
 //    "rpc":"/tda.v1.AttributionService/Attribute","index":"fmnist","queries":3,
-//    "latency_ms":12.3,"status":"OK"}
+//    "batch_queries":8,"latency_ms":12.3,"status":"OK"}
 //
 // caller: the bearer token's name (server/caller.h; "anonymous" without --auth-tokens); index
 // and queries: the request's `index` and `queries` fields, when its message has them;
 // request_id: a per-process counter in arrival order; latency: from the call's arrival to its
-// status. A gRPC server interceptor, so every service is logged without touching its code.
+// status; batch_queries (Attribute, when it computed): the queries of the computation that
+// answered the call, more than `queries` when it shared a batch (server/query_batcher.h).
+// A gRPC server interceptor, so every service is logged without touching its code.
 //
 // Thread-safety: one interceptor per call; lines are written whole (one write each).
 #pragma once

@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
                "queries waiting for a slot at most; more are refused at once (0 = no bound)");
   flags.AddInt("caller-queries", "N", 0,
                "queries of one caller in flight or queued at most (0 = no bound)");
+  flags.AddInt("max-batch-size", "N", 32,
+               "queries of concurrent Attribute calls computed as one batch at most");
+  flags.AddInt("batch-timeout-micros", "N", 500,
+               "how long a batch waits for more calls before it runs (0 = batching off)");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",
@@ -80,6 +84,10 @@ int main(int argc, char** argv) {
   if (flags.GetInt("query-slots") < 1) return flags.UsageError("--query-slots must be >= 1");
   if (flags.GetInt("query-queue") < 0) return flags.UsageError("--query-queue must be >= 0");
   if (flags.GetInt("caller-queries") < 0) return flags.UsageError("--caller-queries must be >= 0");
+  if (flags.GetInt("max-batch-size") < 1) return flags.UsageError("--max-batch-size must be >= 1");
+  if (flags.GetInt("batch-timeout-micros") < 0) {
+    return flags.UsageError("--batch-timeout-micros must be >= 0");
+  }
   if (flags.GetInt("job-quota") < 0) return flags.UsageError("--job-quota must be >= 0");
   if (flags.GetString("index").empty() == flags.GetString("repository").empty()) {
     return flags.UsageError("give exactly one of --index DIR or --repository DIR");
@@ -117,6 +125,8 @@ int main(int argc, char** argv) {
   options.query_slots = static_cast<int>(flags.GetInt("query-slots"));
   options.query_queue = static_cast<int>(flags.GetInt("query-queue"));
   options.caller_queries = static_cast<int>(flags.GetInt("caller-queries"));
+  options.max_batch_size = flags.GetInt("max-batch-size");
+  options.batch_timeout_micros = flags.GetInt("batch-timeout-micros");
   options.jobs.max_running = static_cast<int>(flags.GetInt("job-slots"));
   options.jobs.worker_threads = static_cast<int>(flags.GetInt("job-threads"));
   options.jobs.worker_nice = static_cast<int>(flags.GetInt("job-nice"));

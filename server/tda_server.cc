@@ -37,6 +37,16 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
         "query queue and caller queries must be >= 0, got ", options.query_queue, " and ",
         options.caller_queries));
   }
+  if (options.max_batch_size < 1 || options.max_batch_size > kMaxQueriesPerRequest) {
+    return absl::InvalidArgumentError(absl::StrCat("max batch size must be in [1, ",
+                                                   kMaxQueriesPerRequest, "] queries, got ",
+                                                   options.max_batch_size));
+  }
+  if (options.batch_timeout_micros < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "batch timeout must be >= 0 microseconds (0: batching off), got ",
+        options.batch_timeout_micros));
+  }
   const size_t colon = options.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == options.listen.size()) {
     return absl::InvalidArgumentError(
@@ -76,7 +86,9 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
   server->repository_ = std::move(*repository);
   server->service_ = std::make_unique<AttributionServiceImpl>(
       server->repository_.get(),
-      AttributionLimits{options.query_slots, options.query_queue, options.caller_queries});
+      AttributionLimits{options.query_slots, options.query_queue, options.caller_queries,
+                        BatchingOptions{options.max_batch_size,
+                                        absl::Microseconds(options.batch_timeout_micros)}});
   server->token_processor_ = token_processor;
   server->admin_service_ =
       std::make_unique<AdminServiceImpl>(token_processor, server->repository_.get());

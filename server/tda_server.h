@@ -44,6 +44,11 @@ struct ServerOptions {
   // calls of one caller (server/caller.h) in flight or queued (0: no bound).
   int query_queue = 64;
   int caller_queries = 0;
+  // Cross-request batching of Attribute (server/query_batcher.h): at most max_batch_size
+  // queries (1 to kMaxQueriesPerRequest) per batch, waiting at most batch_timeout_micros for
+  // more (0: batching off).
+  int64_t max_batch_size = 32;
+  int64_t batch_timeout_micros = 500;
   // TLS, tokens and the listen policy (server/server_security.h).
   ServerSecurityOptions security;
   // Queued + running jobs per submitter; 0 = no limit (sets jobs.max_active_per_submitter).
