@@ -56,6 +56,9 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
   grpc::Status SelfInfluence(grpc::ServerContext* context, const v1::SelfInfluenceRequest* request,
                              v1::SelfInfluenceResponse* response) override;
 
+  // Read at scrape time by the metrics (server/server_metrics.h).
+  const QuerySlots& query_slots() const { return query_slots_; }
+
  private:
   const IndexRepository* repository_;
   QuerySlots query_slots_;
