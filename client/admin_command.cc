@@ -123,19 +123,23 @@ std::unique_ptr<v1::AdminService::Stub> ConnectAdmin(FlagParser& flags,
 }
 
 int RunUnload(const Args& args) {
-  std::vector<std::string> rest = args;
-  if (rest.empty() || rest[0].rfind("-", 0) == 0) {
-    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
-      std::cout << kAdminUsage;
-      return 0;
+  // NAME may stand anywhere among the flags: the one word that is not a flag's value (every
+  // flag here takes a value except --json and --help).
+  std::vector<std::string> rest;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word.rfind("-", 0) != 0) {
+      names.push_back(word);
+      continue;
     }
-    std::cerr << "tda: error: give the index name: tda admin unload --server ADDR NAME\n";
-    return 2;
+    rest.push_back(word);
+    const bool takes_value =
+        word != "--json" && word != "--help" && word != "-h" && word.find('=') == std::string::npos;
+    if (takes_value && i + 1 < args.size()) rest.push_back(args[++i]);
   }
-  const std::string name = rest[0];
-  rest.erase(rest.begin());
   FlagParser flags(
-      "tda admin unload", "NAME --server ADDR [connection flags]",
+      "tda admin unload", "--server ADDR [connection flags] [--json] NAME",
       "Makes a tda-server stop serving the index NAME of its --repository: new\n"
       "calls for it answer NOT_FOUND, calls in flight finish. It stays UNLOADED\n"
       "until 'tda admin reload' (or SIGHUP) loads its newest version again; the\n"
@@ -143,6 +147,12 @@ int RunUnload(const Args& args) {
   AddConnectionFlags(flags, /*server_required=*/true, "address of the tda-server");
   flags.AddBool("json", "print the ListIndexesResponse as JSON");
   if (std::optional<int> exit = flags.ParseOrExit(rest)) return *exit;
+  if (names.size() != 1) {
+    return flags.UsageError(names.empty()
+                                ? "give the index to unload: tda admin unload --server ADDR NAME"
+                                : "give one index name (unload them one at a time)");
+  }
+  const std::string& name = names[0];
   ConnectionOptions connection;
   int exit = 0;
   std::unique_ptr<v1::AdminService::Stub> admin = ConnectAdmin(flags, &connection, &exit);

@@ -126,7 +126,8 @@ ServerMetrics::ServerMetrics(const IndexRepository* repository, const QuerySlots
       "tda_index_versions", "Index versions by state (loading, serving, failed, unloaded).",
       Type::kGauge, {"index", "state"}, [repository] {
         std::map<LabelValues, double> counts;
-        for (const v1::IndexVersionStatus& entry : repository->List().indexes()) {
+        const v1::ListIndexesResponse list = repository->List();
+        for (const v1::IndexVersionStatus& entry : list.indexes()) {
           counts[{entry.name(), VersionStateLabel(entry.state())}] += 1;
         }
         std::vector<CollectedSample> samples;
