@@ -308,12 +308,15 @@ TEST(RepositoryReload, PollerPicksUpAFixedVersion) {
   EXPECT_THAT(Scrape(url), HasSubstr(failed_once));
 
   FlipShardByte(*v2_dir);  // fixed in place
+  const Clock::time_point fixed = Clock::now();
   EXPECT_TRUE(testing::WaitUntil(
       [&] {
         absl::StatusOr<v1::DescribeIndexResponse> description = remote->Describe();
         return description.ok() && description->version() == 2;
       },
       60));
+  std::printf("fixed version 2 served %.3f s after the fix (poll every 0.1 s, verify included)\n",
+              Seconds(Clock::now() - fixed));
   const std::string metrics = Scrape(url);
   EXPECT_THAT(metrics, HasSubstr(failed_once));
   EXPECT_THAT(metrics, HasSubstr(R"(tda_index_loads_total{index="fmnist",result="ok"} 2)"));

@@ -24,9 +24,11 @@ def main() -> int:
     with open(sys.argv[1]) as f:
         expected = json.load(f)
     url = expected["url"]
+    started = time.monotonic()
     with urllib.request.urlopen(url, timeout=10) as response:
         content_type = response.headers["Content-Type"]
         text = response.read().decode("utf-8")
+    scrape_ms = (time.monotonic() - started) * 1000
     failures = []
     if not content_type.startswith("text/plain; version=0.0.4"):
         failures.append(f"Content-Type {content_type!r} is not the text format 0.0.4")
@@ -100,7 +102,8 @@ def main() -> int:
     for failure in failures:
         print("FAIL:", failure)
     print(f"metrics_check: {len(families)} families, {len(samples)} samples, "
-          f"{histograms} histogram series, {len(failures)} failures")
+          f"{histograms} histogram series, {len(text)} bytes scraped in {scrape_ms:.1f} ms, "
+          f"{len(failures)} failures")
     return 1 if failures else 0
 
 
