@@ -116,7 +116,7 @@ class JobStore {
   // Newest first; `state` filters when set; at most `limit` (> 0) rows.
   absl::StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, int64_t limit);
   // How many jobs are in each state (states without jobs are absent); one GROUP BY query.
-  absl::StatusOr<std::map<JobState, int64_t>> CountByState();
+  [[nodiscard]] absl::StatusOr<std::map<JobState, int64_t>> CountByState();
 
   // The oldest queued job moved to running (attempt + 1, started_at now), or nullopt.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
