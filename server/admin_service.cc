@@ -34,4 +34,19 @@ grpc::Status AdminServiceImpl::ReloadIndexes(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServiceImpl::UnloadIndex(grpc::ServerContext* context,
+                                           const v1::UnloadIndexRequest* request,
+                                           v1::ListIndexesResponse* response) {
+  if (request->index().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "name the index to unload (tda admin unload --server ADDR NAME)");
+  }
+  absl::StatusOr<v1::ListIndexesResponse> indexes = repository_->UnloadByAdmin(request->index());
+  if (!indexes.ok()) return ToGrpcStatus(indexes.status());
+  std::cerr << "tda-server: '" << CallerName(*context) << "' unloaded index '" << request->index()
+            << "'\n";
+  *response = std::move(*indexes);
+  return grpc::Status::OK;
+}
+
 }  // namespace tda

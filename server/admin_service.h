@@ -1,7 +1,9 @@
 // tda.v1.AdminService (proto/tda/v1/admin.proto): server administration, role admin.
 // ReloadTokens re-reads the --auth-tokens file through the server's TokenAuthProcessor (null
 // on a server without tokens: FAILED_PRECONDITION). ReloadIndexes rescans the server's index
-// repository (server/index_repository.h) and waits for the loads it starts. Thread-safe.
+// repository (server/index_repository.h) and waits for the loads it starts (bringing back the
+// names UnloadIndex took out of service). UnloadIndex stops serving one name
+// (IndexRepository::UnloadByAdmin). Thread-safe.
 #pragma once
 
 #include <memory>
@@ -22,6 +24,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                             v1::ReloadTokensResponse* response) override;
   grpc::Status ReloadIndexes(grpc::ServerContext* context, const v1::ReloadIndexesRequest* request,
                              v1::ListIndexesResponse* response) override;
+  grpc::Status UnloadIndex(grpc::ServerContext* context, const v1::UnloadIndexRequest* request,
+                           v1::ListIndexesResponse* response) override;
 
  private:
   std::shared_ptr<TokenAuthProcessor> tokens_;

@@ -16,10 +16,12 @@
 #include "api/self_influence_conversion.h"
 #include "api/status_conversion.h"
 #include "attribution/query_validation.h"
+#include "index/manifest.h"
 #include "server/caller.h"
 #include "server/caller_role.h"
 #include "server/freed_memory.h"
 #include "server/path_hiding.h"
+#include "server/server_metrics.h"
 
 namespace tda {
 namespace {
@@ -87,6 +89,17 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
       options, &batch_queries);
   if (batch_queries > 0) {
     context->AddTrailingMetadata(kBatchQueriesMetadata, std::to_string(batch_queries));
+  }
+  if (metrics_ != nullptr && batch_queries > 0) {
+    // Per answered call: the size of the computation that answered it, and its share of that
+    // computation's scan (so that the shares of a batch's members add up to one scan).
+    metrics_->RecordBatch((*index)->name(), batch_queries);
+    int64_t shard_bytes = 0;
+    for (const ShardEntry& shard : attributor.index().manifest().shards) {
+      shard_bytes += static_cast<int64_t>(shard.file.bytes);
+    }
+    metrics_->RecordScan((*index)->name(),
+                         shard_bytes * static_cast<int64_t>(queries.size()) / batch_queries);
   }
   if (!results.ok()) return ToGrpcStatus(results.status());
   *response = AttributeResponseToProto(*results, options.method, attributor.index().rows());

@@ -38,6 +38,8 @@
 
 namespace tda {
 
+class ServerMetrics;  // server/server_metrics.h
+
 struct AttributionLimits {
   int query_slots = 1;  // Attribute calls computing at once
   int max_queued = 64;  // calls waiting for a slot (0: no bound)
@@ -67,10 +69,17 @@ class AttributionServiceImpl final : public v1::AttributionService::Service {
   grpc::Status SelfInfluence(grpc::ServerContext* context, const v1::SelfInfluenceRequest* request,
                              v1::SelfInfluenceResponse* response) override;
 
+  // Read at scrape time by the metrics (server/server_metrics.h).
+  const QuerySlots& query_slots() const { return query_slots_; }
+  // Attribute records its batches and scans there from now on (null: not at all). `metrics`
+  // must outlive the service; set before the server starts.
+  void set_metrics(ServerMetrics* metrics) { metrics_ = metrics; }
+
  private:
   const IndexRepository* repository_;
   QuerySlots query_slots_;
   QueryBatcher batcher_;  // after query_slots_, which it uses
+  ServerMetrics* metrics_ = nullptr;
   CallerQuota caller_quota_;
 };
 

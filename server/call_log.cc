@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "server/attribution_service.h"
 #include "server/caller.h"
+#include "server/server_metrics.h"
 
 namespace tda {
 namespace {
@@ -27,8 +28,11 @@ std::atomic<int64_t> next_request_id{1};
 
 class CallLogInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit CallLogInterceptor(grpc::experimental::ServerRpcInfo* info)
-      : info_(info), start_(std::chrono::steady_clock::now()), id_(next_request_id++) {}
+  CallLogInterceptor(grpc::experimental::ServerRpcInfo* info, ServerMetrics* metrics)
+      : info_(info),
+        metrics_(metrics),
+        start_(std::chrono::steady_clock::now()),
+        id_(next_request_id++) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
@@ -67,17 +71,19 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
 
   void Write(const grpc::Status& status) const {
     grpc::ServerContextBase* context = info_->server_context();
-    nlohmann::ordered_json line = {
-        // in this order: "call_log" first
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const std::string code =
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+    if (metrics_ != nullptr) metrics_->RecordCall(info_->method(), index_, code, seconds);
+    nlohmann::ordered_json line = {  // in this order: "call_log" first
         {"call_log", 1},
         {"request_id", id_},
         {"peer", context != nullptr ? context->peer() : ""},
         {"caller", context != nullptr ? CallerName(*context) : ""},
         {"rpc", info_->method()},
-        {"latency_ms",
-         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
-             .count()},
-        {"status", absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))}};
+        {"latency_ms", seconds * 1000},
+        {"status", code}};
     if (!index_.empty()) line["index"] = index_;
     if (queries_ >= 0) line["queries"] = queries_;
     if (batch_queries_ > 0) line["batch_queries"] = batch_queries_;
@@ -87,6 +93,7 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
   }
 
   grpc::experimental::ServerRpcInfo* info_;
+  ServerMetrics* const metrics_;
   const std::chrono::steady_clock::time_point start_;
   const int64_t id_;
   std::string index_;
@@ -99,7 +106,7 @@ class CallLogInterceptor final : public grpc::experimental::Interceptor {
 grpc::experimental::Interceptor* CallLogInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
   if (!absl::StartsWith(info->method(), "/tda.v1.")) return nullptr;
-  return new CallLogInterceptor(info);
+  return new CallLogInterceptor(info, metrics_);
 }
 
 }  // namespace tda

@@ -11,6 +11,8 @@
 // status; batch_queries (Attribute, when it computed): the queries of the computation that
 // answered the call, more than `queries` when it shared a batch (server/query_batcher.h).
 // A gRPC server interceptor, so every service is logged without touching its code.
+// With a ServerMetrics, each call is also counted there (tda_requests_total and
+// tda_request_duration_seconds: the same rpc, index, status and latency).
 //
 // Thread-safety: one interceptor per call; lines are written whole (one write each).
 #pragma once
@@ -19,11 +21,18 @@
 
 namespace tda {
 
+class ServerMetrics;
+
 class CallLogInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
+  // `metrics` may be null (no metrics); it must outlive the server's calls.
+  explicit CallLogInterceptorFactory(ServerMetrics* metrics = nullptr) : metrics_(metrics) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
+
+ private:
+  ServerMetrics* metrics_;
 };
 
 }  // namespace tda

@@ -18,15 +18,16 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
   if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
       port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--http-listen '", options.listen, "' is not HOST:PORT"));
+        absl::StrCat(options.flag, " '", options.listen, "' is not HOST:PORT"));
   }
   absl::StatusOr<std::vector<std::string>> warnings =
       CheckListenPolicy(options.listen, options.security);
   if (!warnings.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--http-listen: ", warnings.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.flag, ": ", warnings.status().message()));
   }
   for (const std::string& warning : *warnings) {
-    std::cerr << "tda-server: WARNING: HTTP: " << warning << "\n";
+    std::cerr << "tda-server: WARNING: " << options.flag << ": " << warning << "\n";
   }
   std::string host = options.listen.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -45,7 +46,7 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
   }
   if (!listener->server_->is_valid()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--http-listen: cannot serve HTTPS with --tls-cert ", security.tls_cert_file,
+        absl::StrCat(options.flag, ": cannot serve HTTPS with --tls-cert ", security.tls_cert_file,
                      " and --tls-key ", security.tls_key_file,
                      security.tls_client_ca_file.empty() ? "" : " and --tls-client-ca ",
                      security.tls_client_ca_file, " (unreadable or not a matching PEM pair)"));
@@ -63,11 +64,19 @@ absl::StatusOr<std::unique_ptr<HttpListener>> HttpListener::Bind(
     port = -1;
   }
   if (port <= 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on '", options.listen,
-                                               "' (address in use or not local?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", options.flag, " '",
+                                               options.listen, "' (address in use or not local?)"));
   }
   listener->address_ = absl::StrCat(options.listen.substr(0, colon), ":", port);
   return listener;
+}
+
+void HttpListener::AddTextRoute(const std::string& path, const std::string& content_type,
+                                std::function<std::string()> text) {
+  server_->Get(path, [content_type, text = std::move(text)](const httplib::Request&,
+                                                            httplib::Response& response) {
+    response.set_content(text(), content_type);
+  });
 }
 
 void HttpListener::Serve() {

@@ -1,6 +1,6 @@
 // tda-server's HTTP listener (--http-listen HOST:PORT): one httplib server on its own thread, bound
 // before anything is served, that other parts register routes on (the JSON gateway,
-// server/http_gateway.h; later /metrics).
+// server/http_gateway.h; the explorer) -- or, on --metrics-listen, a second one for /metrics.
 //
 // Safety rules are the gRPC port's (server/server_security.h, CheckListenPolicy): loopback only,
 // unless TLS and tokens, or --insecure. With TLS (--tls-cert/--tls-key) it serves HTTPS with the
@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -29,6 +30,7 @@ struct HttpListenerOptions {
   std::string listen;  // HOST:PORT; port 0 picks a free port
   ServerSecurityOptions security;
   int64_t max_body_bytes = 64 << 20;
+  std::string flag = "--http-listen";  // named in errors and warnings
 };
 
 class HttpListener {
@@ -41,6 +43,9 @@ class HttpListener {
   ~HttpListener();
 
   httplib::Server& routes() { return *server_; }
+  // GET `path` answers 200 with `text()` (called per request, on the serving thread).
+  void AddTextRoute(const std::string& path, const std::string& content_type,
+                    std::function<std::string()> text);
   // Starts answering requests on a thread of its own.
   void Serve();
   // Stops accepting and returns once the serving thread is done.

@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<IndexRepository>> IndexRepository::Open(
         IndexVersion::Load(name, 1, options.single_index_dir);
     if (!version.ok()) return version.status();
     repository->names_[name].serving = std::move(*version);
+    ++repository->counts_[name].loaded;
     return repository;
   }
   std::error_code error;
@@ -197,7 +198,8 @@ void IndexRepository::Scan(bool initial, bool retry_failed) {
     }
   }
   for (const std::string& name : gone) {
-    Unload(name, absl::StrCat("directory ", (root / name).string(), " is gone"));
+    Unload(name, absl::StrCat("its directory ", (root / name).string(), " is gone"),
+           /*by_admin=*/false);
   }
 }
 
@@ -213,12 +215,16 @@ void IndexRepository::ScanName(const std::string& name, const std::string& name_
     versions.emplace(version, dir.string());
   }
   std::shared_ptr<const IndexVersion> serving;
-  std::map<int64_t, std::string> failed;
+  std::map<int64_t, Failure> failed;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = names_.find(name);
     if (it != names_.end()) {
       NameState& state = it->second;
+      if (state.unloaded_by_admin) {
+        if (!retry_failed) return;  // only an explicit Reload brings it back
+        state.unloaded_by_admin = false;
+      }
       for (auto f = state.failed.begin(); f != state.failed.end();) {
         f = versions.count(f->first) > 0 ? std::next(f) : state.failed.erase(f);
       }
@@ -227,15 +233,17 @@ void IndexRepository::ScanName(const std::string& name, const std::string& name_
     }
   }
   if (versions.empty()) {
-    if (serving != nullptr) Unload(name, absl::StrCat("no version directory left in ", name_dir));
+    if (serving != nullptr) {
+      Unload(name, absl::StrCat("no version directory left in ", name_dir), /*by_admin=*/false);
+    }
     return;
   }
   const auto pin = options_.pins.find(name);
   if (pin != options_.pins.end() && versions.count(pin->second) == 0) {
     if (serving == nullptr || serving->version() != pin->second) {
       std::lock_guard<std::mutex> lock(mu_);
-      names_[name].failed[pin->second] =
-          absl::StrCat("pinned version ", pin->second, " is not in ", name_dir);
+      names_[name].failed[pin->second] = {
+          absl::StrCat("pinned version ", pin->second, " is not in ", name_dir), ""};
     }
     return;
   }
@@ -245,7 +253,11 @@ void IndexRepository::ScanName(const std::string& name, const std::string& name_
       if (serving->Usable().ok()) return;  // the newest usable version already serves
       continue;                            // damaged: look for an older one
     }
-    if (failed.count(version) > 0 && !retry_failed) continue;
+    if (auto f = failed.find(version); f != failed.end() && !retry_failed) {
+      if (VersionFingerprint(dir) == f->second.fingerprint) continue;  // still the broken copy
+      std::cerr << "tda-server: index '" << name << "' version " << version
+                << " changed since it failed; retrying\n";
+    }
     if (LoadVersion(name, version, dir, initial) != nullptr) return;
   }
 }
@@ -259,6 +271,8 @@ std::shared_ptr<const IndexVersion> IndexRepository::LoadVersion(const std::stri
     names_[name].loading = version;
   }
   const auto start = std::chrono::steady_clock::now();
+  // Taken before opening: a change made while the load runs is seen as a change later.
+  std::string fingerprint = VersionFingerprint(dir);
   absl::StatusOr<std::shared_ptr<IndexVersion>> loaded = IndexVersion::Load(name, version, dir);
   absl::Status status = loaded.status();
   if (status.ok() && !initial) {
@@ -267,18 +281,30 @@ std::shared_ptr<const IndexVersion> IndexRepository::LoadVersion(const std::stri
     status = (*loaded)->Usable();
   }
   std::shared_ptr<const IndexVersion> previous;  // closed outside mu_, once its calls end
+  bool unloaded_meanwhile = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     NameState& state = names_[name];
     state.loading = 0;
-    if (!status.ok()) {
-      state.failed[version] = std::string(status.message());
+    if (state.unloaded_by_admin) {
+      unloaded_meanwhile = true;  // unloaded while it loaded: it does not serve
+    } else if (!status.ok()) {
+      state.failed[version] = {std::string(status.message()), std::move(fingerprint)};
+      ++counts_[name].failed;
     } else {
       previous = std::move(state.serving);
       state.serving = *loaded;
       state.unloaded = 0;
+      state.unloaded_reason.clear();
       state.failed.erase(state.failed.begin(), state.failed.upper_bound(version));
+      ++counts_[name].loaded;
+      if (previous != nullptr) ++counts_[name].swaps;
     }
+  }
+  if (unloaded_meanwhile) {
+    std::cerr << "tda-server: index '" << name << "' version " << version
+              << " not served: the index was unloaded while it loaded\n";
+    return nullptr;
   }
   if (!status.ok()) {
     std::cerr << "tda-server: index '" << name << "' version " << version
@@ -294,7 +320,7 @@ std::shared_ptr<const IndexVersion> IndexRepository::LoadVersion(const std::stri
   return *loaded;
 }
 
-void IndexRepository::Unload(const std::string& name, const std::string& reason) {
+void IndexRepository::Unload(const std::string& name, const std::string& reason, bool by_admin) {
   std::shared_ptr<const IndexVersion> previous;  // closed outside mu_, once its calls end
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -307,6 +333,8 @@ void IndexRepository::Unload(const std::string& name, const std::string& reason)
     previous = std::move(it->second.serving);
     it->second = NameState{};
     it->second.unloaded = previous->version();
+    it->second.unloaded_reason = reason;
+    it->second.unloaded_by_admin = by_admin;
   }
   std::cerr << "tda-server: index '" << name << "' version " << previous->version()
             << " unloaded: " << reason << "\n";
@@ -347,6 +375,10 @@ absl::StatusOr<const IndexRepository::NameState*> IndexRepository::Resolve(
                      "): name one in the request's index field (tda --index-name, Python index=)"));
   }
   auto it = names_.find(name);
+  if (it != names_.end() && it->second.unloaded_by_admin) {
+    return absl::NotFoundError(absl::StrCat("index '", name, "' was ", it->second.unloaded_reason,
+                                            "; served: ", ServedNames()));
+  }
   if (it == names_.end() || it->second.unloaded != 0) {
     return absl::NotFoundError(
         absl::StrCat("no index named '", name, "' is served; served: ", ServedNames()));
@@ -364,8 +396,8 @@ absl::StatusOr<std::shared_ptr<const IndexVersion>> IndexRepository::Find(
     serving = (*state)->serving;
     if (serving == nullptr) {
       std::vector<std::string> reasons;
-      for (const auto& [version, reason] : (*state)->failed) {
-        reasons.push_back(absl::StrCat("version ", version, ": ", reason));
+      for (const auto& [version, failure] : (*state)->failed) {
+        reasons.push_back(absl::StrCat("version ", version, ": ", failure.reason));
       }
       return absl::UnavailableError(absl::StrCat(
           "index '", name, "' has no version serving",
@@ -374,6 +406,49 @@ absl::StatusOr<std::shared_ptr<const IndexVersion>> IndexRepository::Find(
     }
   }
   if (absl::Status usable = serving->Usable(); !usable.ok()) return usable;
+  return serving;
+}
+
+absl::StatusOr<v1::ListIndexesResponse> IndexRepository::UnloadByAdmin(const std::string& name) {
+  if (options_.repository_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "this server serves one index (--index), which nothing could load again once unloaded; "
+        "serve a --repository to unload and reload indexes");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = names_.find(name);
+    if (it != names_.end() && it->second.unloaded_by_admin) return ListLocked();  // already
+    absl::StatusOr<const NameState*> state = Resolve(name);
+    if (!state.ok()) return state.status();
+    if ((*state)->serving == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("index '", name,
+                       "' has no version serving, so there is nothing to unload (see tda "
+                       "admin reload for its versions' states)"));
+    }
+  }
+  Unload(name, "unloaded by an admin (tda admin unload); 'tda admin reload' serves it again",
+         /*by_admin=*/true);
+  return List();
+}
+
+bool IndexRepository::Knows(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return names_.count(name) > 0;
+}
+
+std::map<std::string, IndexRepository::LoadCounts> IndexRepository::Counts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counts_;
+}
+
+std::vector<std::shared_ptr<const IndexVersion>> IndexRepository::ServingVersions() const {
+  std::vector<std::shared_ptr<const IndexVersion>> serving;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, state] : names_) {
+    if (state.serving != nullptr) serving.push_back(state.serving);
+  }
   return serving;
 }
 
@@ -388,7 +463,7 @@ absl::StatusOr<v1::DescribeIndexResponse> IndexRepository::Describe(const std::s
     serving = (*state)->serving;
     if (!(*state)->failed.empty()) {
       failed_version = (*state)->failed.rbegin()->first;
-      failed_message = (*state)->failed.rbegin()->second;
+      failed_message = (*state)->failed.rbegin()->second.reason;
     }
   }
   if (serving == nullptr) return Find(name).status();
@@ -399,8 +474,12 @@ absl::StatusOr<v1::DescribeIndexResponse> IndexRepository::Describe(const std::s
 }
 
 v1::ListIndexesResponse IndexRepository::List() const {
-  v1::ListIndexesResponse response;
   std::lock_guard<std::mutex> lock(mu_);
+  return ListLocked();
+}
+
+v1::ListIndexesResponse IndexRepository::ListLocked() const {
+  v1::ListIndexesResponse response;
   for (const auto& [name, state] : names_) {
     std::vector<v1::IndexVersionStatus> entries;
     auto add = [&](int64_t version, v1::IndexVersionStatus::State kind, std::string message) {
@@ -412,8 +491,8 @@ v1::ListIndexesResponse IndexRepository::List() const {
       return &entry;
     };
     if (state.loading != 0) add(state.loading, v1::IndexVersionStatus::LOADING, "");
-    for (const auto& [version, reason] : state.failed) {
-      add(version, v1::IndexVersionStatus::FAILED, reason);
+    for (const auto& [version, failure] : state.failed) {
+      add(version, v1::IndexVersionStatus::FAILED, failure.reason);
     }
     if (state.serving != nullptr) {
       const absl::Status usable = state.serving->Usable();
@@ -423,7 +502,7 @@ v1::ListIndexesResponse IndexRepository::List() const {
            ->mutable_description() = state.serving->Describe();
     }
     if (state.unloaded != 0) {
-      add(state.unloaded, v1::IndexVersionStatus::UNLOADED, "its directory is gone");
+      add(state.unloaded, v1::IndexVersionStatus::UNLOADED, state.unloaded_reason);
     }
     std::stable_sort(entries.begin(), entries.end(),
                      [](const auto& a, const auto& b) { return a.version() > b.version(); });

@@ -1,11 +1,38 @@
 #include "server/index_version.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
+#include <system_error>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "api/index_description.h"
+#include "index/gradient_index.h"
 
 namespace tda {
+
+std::string VersionFingerprint(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> entries;
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(dir, error), end; !error && it != end;
+       it.increment(error)) {
+    std::error_code stat_error;
+    const fs::file_status status = it->symlink_status(stat_error);
+    if (stat_error) continue;
+    const uintmax_t size = fs::is_regular_file(status) ? it->file_size(stat_error) : 0;
+    const auto mtime = it->last_write_time(stat_error);
+    entries.push_back(absl::StrCat(fs::relative(it->path(), dir, stat_error).string(), " ",
+                                   static_cast<int>(status.type()), " ", size, " ",
+                                   mtime.time_since_epoch().count()));
+  }
+  if (error) return "";
+  std::sort(entries.begin(), entries.end());
+  return absl::StrJoin(entries, "\n");
+}
 
 absl::StatusOr<std::shared_ptr<IndexVersion>> IndexVersion::Load(std::string name, int64_t version,
                                                                  std::string dir) {
@@ -29,6 +56,16 @@ IndexVersion::~IndexVersion() {
   attributor_.reset();
   std::cerr << "tda-server: index '" << name_ << "' version " << version_ << " closed (" << dir_
             << " no longer open)\n";
+}
+
+int64_t IndexVersion::rows() const { return attributor_->index().rows(); }
+
+int64_t IndexVersion::bytes() const {
+  const Manifest& manifest = attributor_->index().manifest();
+  uint64_t bytes = manifest.factors.bytes + manifest.samples.bytes + manifest.model_weights.bytes +
+                   manifest.model_config.bytes + manifest.tombstones.bytes;
+  for (const ShardEntry& shard : manifest.shards) bytes += shard.file.bytes;
+  return static_cast<int64_t>(bytes);
 }
 
 v1::DescribeIndexResponse IndexVersion::Describe() const {

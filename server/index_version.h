@@ -22,6 +22,12 @@
 
 namespace tda {
 
+// A cheap fingerprint of a version directory's contents: every file's relative path, size and
+// modification time (no hashing). The repository records it when a version fails and retries the
+// version once it differs, i.e. after someone changed or replaced its files. "" when `dir`
+// cannot be listed.
+std::string VersionFingerprint(const std::string& dir);
+
 class IndexVersion {
  public:
   // Opens `dir` checking versions and sizes (errors as Attributor::Open); the checksums are
@@ -37,6 +43,9 @@ class IndexVersion {
   int64_t version() const { return version_; }
   const std::string& dir() const { return dir_; }
   const Attributor& attributor() const { return *attributor_; }
+  int64_t rows() const;
+  // Bytes of every file its manifest lists (gradient shards, factors, samples, model).
+  int64_t bytes() const;
   IndexVerifier& verifier() const { return *verifier_; }
   SelfInfluenceCache& self_influence() const { return self_influence_; }  // thread-safe
 

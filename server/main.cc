@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
   flags.AddString("http-listen", "HOST:PORT", "",
                   "also serve the JSON-over-HTTP API here (same TLS, tokens and listen policy; "
                   "port 0 picks a free port)");
+  flags.AddString("metrics-listen", "HOST:PORT", "",
+                  "serve Prometheus metrics at GET /metrics here (no token: counts only; same "
+                  "TLS and listen policy; keep the port internal)");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
@@ -138,6 +141,7 @@ int main(int argc, char** argv) {
   options.security.insecure = flags.GetBool("insecure");
   options.job_quota = flags.GetInt("job-quota");
   options.http_listen = flags.GetString("http-listen");
+  options.metrics_listen = flags.GetString("metrics-listen");
   if (options.jobs.worker_binary.empty()) {
     options.jobs.worker_binary =
         (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tda-job-worker")
@@ -152,6 +156,9 @@ int main(int argc, char** argv) {
   if (!options.http_listen.empty()) {
     std::cout << "tda-server HTTP/JSON API on " << (*server)->http_scheme() << "://"
               << (*server)->http_address() << std::endl;
+  }
+  if (!options.metrics_listen.empty()) {
+    std::cout << "tda-server metrics on " << (*server)->metrics_url() << std::endl;
   }
 
   int signal_number = 0;

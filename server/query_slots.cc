@@ -44,4 +44,14 @@ void QuerySlots::Release() {
   --running_;
 }
 
+int64_t QuerySlots::in_use() const {
+  absl::MutexLock lock(&mutex_);
+  return running_;
+}
+
+int64_t QuerySlots::waiting() const {
+  absl::MutexLock lock(&mutex_);
+  return static_cast<int64_t>(waiting_.size());
+}
+
 }  // namespace tda

@@ -28,13 +28,17 @@ class QuerySlots {
   [[nodiscard]] absl::Status Acquire(const Cancellation& cancellation);
   void Release();
 
+  // Now (metrics): slots held, and callers waiting for one.
+  int64_t in_use() const;
+  int64_t waiting() const;
+
   // How often a waiter polls its cancellation check (deadlines wake it exactly).
   static constexpr absl::Duration kCancelPollInterval = absl::Milliseconds(5);
 
  private:
   const int64_t slots_;
   const int64_t max_waiting_;
-  absl::Mutex mutex_;
+  mutable absl::Mutex mutex_;
   int64_t running_ ABSL_GUARDED_BY(mutex_) = 0;
   std::list<int64_t> waiting_ ABSL_GUARDED_BY(mutex_);  // tickets, in arrival order
   int64_t next_ticket_ ABSL_GUARDED_BY(mutex_) = 0;

@@ -26,6 +26,7 @@ constexpr MethodRole kRoleTable[] = {
     {"/tda.v1.JobService/DeleteSchedule", Role::kOperator},
     {"/tda.v1.AdminService/ReloadTokens", Role::kAdmin},
     {"/tda.v1.AdminService/ReloadIndexes", Role::kAdmin},
+    {"/tda.v1.AdminService/UnloadIndex", Role::kAdmin},
 };
 
 constexpr const char* kPublicServices[] = {

@@ -20,6 +20,7 @@
 #include "server/http_listener.h"
 #include "server/index_repository.h"
 #include "server/job_service.h"
+#include "server/server_metrics.h"
 
 namespace tda {
 
@@ -79,6 +80,13 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
     if (!bound.ok()) return bound.status();
     http_listener = std::move(*bound);
   }
+  std::unique_ptr<HttpListener> metrics_listener;
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<HttpListener>> bound =
+        HttpListener::Bind({options.metrics_listen, options.security, 1 << 16, "--metrics-listen"});
+    if (!bound.ok()) return bound.status();
+    metrics_listener = std::move(*bound);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
@@ -96,9 +104,6 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->admin_service_.get());
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> logging;
-  logging.push_back(std::make_unique<CallLogInterceptorFactory>());
-  builder.experimental().SetInterceptorCreators(std::move(logging));
   if (!options.state_dir.empty()) {
     JobRunnerOptions jobs = options.jobs;
     jobs.db_path = options.state_dir + "/jobs.db";
@@ -110,6 +115,15 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
     server->job_service_ = std::make_unique<JobServiceImpl>(server->job_runner_.get());
     builder.RegisterService(server->job_service_.get());
   }
+  if (metrics_listener != nullptr) {
+    server->metrics_ = std::make_unique<ServerMetrics>(
+        server->repository_.get(), &server->service_->query_slots(),
+        server->job_runner_ != nullptr ? &server->job_runner_->store() : nullptr);
+    server->service_->set_metrics(server->metrics_.get());
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> logging;
+  logging.push_back(std::make_unique<CallLogInterceptorFactory>(server->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(logging));
   if (http_listener != nullptr) {
     absl::StatusOr<std::unique_ptr<JsonGateway>> gateway =
         JsonGateway::AddPrivatePort(token_processor, options.max_message_bytes, &builder);
@@ -132,6 +146,14 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
     AddExplorerRoutes(&http_listener->routes());
     http_listener->Serve();
     server->http_listener_ = std::move(http_listener);
+  }
+  if (metrics_listener != nullptr) {
+    // GET /metrics only: other paths answer 404 (httplib's default).
+    const ServerMetrics* metrics = server->metrics_.get();
+    metrics_listener->AddTextRoute("/metrics", MetricsRegistry::kContentType,
+                                   [metrics] { return metrics->Exposition(); });
+    metrics_listener->Serve();
+    server->metrics_listener_ = std::move(metrics_listener);
   }
   std::cerr << "tda-server: " << (options.security.tls() ? "TLS" : "plaintext")
             << (options.security.tls_client_ca_file.empty() ? "" : ", client certificates required")
@@ -165,6 +187,7 @@ void TdaServer::Shutdown(double grace_seconds) {
   server_->Shutdown(deadline);
   // After the gRPC calls: HTTP requests waiting on them (a watch) have their answer by now.
   if (http_listener_ != nullptr) http_listener_->Stop();
+  if (metrics_listener_ != nullptr) metrics_listener_->Stop();
   if (job_runner_ != nullptr) job_runner_->Shutdown();
 }
 
@@ -174,6 +197,12 @@ std::string TdaServer::http_address() const {
 
 std::string TdaServer::http_scheme() const {
   return http_listener_ != nullptr ? http_listener_->scheme() : "";
+}
+
+std::string TdaServer::metrics_url() const {
+  return metrics_listener_ != nullptr ? absl::StrCat(metrics_listener_->scheme(), "://",
+                                                     metrics_listener_->address(), "/metrics")
+                                      : "";
 }
 
 absl::StatusOr<size_t> TdaServer::ReloadTokens() {

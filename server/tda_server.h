@@ -56,6 +56,9 @@ struct ServerOptions {
   // HOST:PORT of the JSON-over-HTTP API (server/http_gateway.h), under the same listen policy,
   // TLS and tokens; empty: none. Port 0 picks a free port.
   std::string http_listen;
+  // HOST:PORT of the Prometheus metrics (GET /metrics, no token; server/server_metrics.h), under
+  // the same listen policy and TLS; empty: none. Port 0 picks a free port.
+  std::string metrics_listen;
 };
 
 class AdminServiceImpl;
@@ -64,6 +67,7 @@ class HttpListener;
 class IndexRepository;
 class JobServiceImpl;
 class JsonGateway;
+class ServerMetrics;
 class TokenAuthProcessor;
 
 class TdaServer {
@@ -85,6 +89,8 @@ class TdaServer {
   // The HTTP listener's bound address ("" without http_listen) and its scheme (http, https).
   std::string http_address() const;
   std::string http_scheme() const;
+  // "http(s)://HOST:PORT/metrics" ("" without metrics_listen).
+  std::string metrics_url() const;
 
   // Stops accepting calls, marks health NOT_SERVING, lets calls in flight finish for up to
   // `grace_seconds`, then cancels what remains.
@@ -105,6 +111,10 @@ class TdaServer {
   std::shared_ptr<TokenAuthProcessor> token_processor_;  // with --auth-tokens only
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<JsonGateway> json_gateway_;  // with http_listen only
+  // With metrics_listen only. Declared before server_ so that it outlives the call-log
+  // interceptors; its listener stops in Shutdown, before what it reads goes.
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<HttpListener> metrics_listener_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpListener> http_listener_;  // stopped before server_ goes
   std::string address_;

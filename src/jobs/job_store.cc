@@ -266,6 +266,19 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::List(std::optional<JobState> st
   return jobs;
 }
 
+absl::StatusOr<std::map<JobState, int64_t>> JobStore::CountByState() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement select(this, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  std::map<JobState, int64_t> counts;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, select.Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(JobState state, ParseJobState(select.Text(0)));
+    counts[state] = select.Int(1);
+  }
+  return counts;
+}
+
 absl::StatusOr<std::optional<JobRecord>> JobStore::ClaimNextQueued() {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(this);

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -114,6 +115,8 @@ class JobStore {
   absl::StatusOr<JobRecord> Get(int64_t id);  // kNotFound
   // Newest first; `state` filters when set; at most `limit` (> 0) rows.
   absl::StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, int64_t limit);
+  // How many jobs are in each state (states without jobs are absent); one GROUP BY query.
+  [[nodiscard]] absl::StatusOr<std::map<JobState, int64_t>> CountByState();
 
   // The oldest queued job moved to running (attempt + 1, started_at now), or nullopt.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();

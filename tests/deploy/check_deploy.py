@@ -17,7 +17,9 @@ What is checked:
                --help lists; path values lie under a mount of that container; listen ports,
                probe ports and Service targetPorts are container ports; probed gRPC services
                exist in proto/; a StatefulSet's serviceName is a headless Service; a --server
-               HOST:PORT names a Service with that port (or localhost).
+               HOST:PORT names a Service with that port (or localhost); a pod's prometheus.io
+               annotations name tda-server's --metrics-listen port, /metrics and the scheme its
+               TLS flags give.
 """
 import argparse
 import copy
@@ -192,7 +194,7 @@ class Checker:
             end = starts[n + 1] if n + 1 < len(starts) else len(tokens)
             yield tokens[start:end]
 
-    def check_command_line(self, words, where, mounts, ports, deploy, services):
+    def check_command_line(self, words, where, mounts, ports, deploy, services, metrics_ports):
         words = [os.path.basename(words[0])] + words[1:]
         first_flag = next((i for i, w in enumerate(words) if w.startswith("-")), len(words))
         subcommand = words[:first_flag]
@@ -212,9 +214,12 @@ class Checker:
             if value.startswith("/") and not any(
                     value == m or value.startswith(m.rstrip("/") + "/") for m in mounts):
                 self.error(where, f"{flag} {value} is not under a volume mount of the container")
-            if flag in ("--listen", "--http-listen") and subcommand == ["tda-server"]:
+            if flag in ("--listen", "--http-listen", "--metrics-listen") and \
+                    subcommand == ["tda-server"]:
                 if value.rsplit(":", 1)[-1] not in {str(p) for p in ports.values()}:
                     self.error(where, f"{flag} {value}: port is not a container port")
+            if flag == "--metrics-listen" and subcommand == ["tda-server"]:
+                metrics_ports.add(value.rsplit(":", 1)[-1])
             if flag == "--server":
                 host, _, port = value.rpartition(":")
                 if host in ("localhost", "127.0.0.1"):
@@ -281,6 +286,7 @@ class Checker:
             if secret is not None and secret not in deploy.readme:
                 self.error(where, f"Secret {secret} is not described in deploy/README.md")
         all_ports = {}
+        metrics_ports = set()  # of tda-server --metrics-listen
         for container in spec.get("containers", []):
             cwhere = f"{where} container {container.get('name')}"
             if not str(container.get("image", "")).startswith("tda:"):
@@ -306,7 +312,21 @@ class Checker:
                                    "container port")
             for words, origin in self.command_lines(container, image):
                 self.check_command_line(words, f"{cwhere} {origin}", mounts, ports, deploy,
-                                        services)
+                                        services, metrics_ports)
+        # Prometheus finds the metrics by the pod's annotations: they must name the port and
+        # path tda-server serves them on, and the scheme its TLS flags give.
+        annotations = template.get("metadata", {}).get("annotations", {})
+        if annotations.get("prometheus.io/scrape") == "true" or metrics_ports:
+            if str(annotations.get("prometheus.io/port")) not in metrics_ports:
+                self.error(where, f"prometheus.io/port {annotations.get('prometheus.io/port')} is "
+                           f"not the --metrics-listen port ({', '.join(metrics_ports) or 'none'})")
+            if annotations.get("prometheus.io/path", "/metrics") != "/metrics":
+                self.error(where, "prometheus.io/path must be /metrics")
+            tls = any("--tls-cert" in [str(a) for a in c.get("args", [])]
+                      for c in spec.get("containers", []))
+            if annotations.get("prometheus.io/scheme", "http") != ("https" if tls else "http"):
+                self.error(where, "prometheus.io/scheme must be https when tda-server has "
+                           "--tls-cert (the metrics port serves TLS too), else http")
         template_ports.append((template.get("metadata", {}).get("labels", {}), all_ports))
 
     def run(self, deploy):
@@ -318,11 +338,14 @@ class Checker:
 
 def mutations(deploy):
     """Copies of `deploy`, each broken in one way the checks must catch: (what, broken copy)."""
-    def server_pod(d):
+    def server_pod_template(d):
         for _, document in d.documents:
             if document["kind"] == "StatefulSet":
-                return document["spec"]["template"]["spec"]
+                return document["spec"]["template"]
         raise AssertionError("deploy/k8s has no StatefulSet")
+
+    def server_pod(d):
+        return server_pod_template(d)["spec"]
 
     def service(d):
         for _, document in d.documents:
@@ -354,6 +377,12 @@ def mutations(deploy):
     yield broken("an installed module not copied into the image", lambda d: setattr(
         d, "dockerfile", re.sub(r"^COPY --from=build /opt/tda/lib/.*$", "", d.dockerfile,
                                 flags=re.M)))
+    yield broken("a prometheus.io/port that is not the --metrics-listen port",
+                 lambda d: server_pod_template(d)["metadata"]["annotations"].update(
+                     {"prometheus.io/port": "9091"}))
+    yield broken("a --metrics-listen port that is not a container port", lambda d: server_pod(d)[
+        "containers"][0]["ports"].__setitem__(slice(None), [p for p in server_pod(d)[
+            "containers"][0]["ports"] if p["name"] != "metrics"]))
     yield broken("a claim of a PVC that is not defined", lambda d: server_pod(d)["volumes"][0][
         "persistentVolumeClaim"].update(claimName="tda-missing"))
 

@@ -113,7 +113,7 @@ std::vector<std::pair<std::string, int>> AllMethods() {
       {"Attribute", 0},      {"DescribeIndex", 0}, {"GetSample", 0},      {"GetJob", 0},
       {"ListJobs", 0},       {"WatchJob", 0},      {"SubmitJob", 1},      {"CancelJob", 1},
       {"CreateSchedule", 1}, {"ListSchedules", 1}, {"DeleteSchedule", 1}, {"ReloadTokens", 2},
-      {"ListIndexes", 0},    {"ReloadIndexes", 2}, {"SelfInfluence", 0}};
+      {"ListIndexes", 0},    {"ReloadIndexes", 2}, {"SelfInfluence", 0}, {"UnloadIndex", 2}};
   for (const char* name :
        {v1::AttributionService::service_full_name(), v1::JobService::service_full_name(),
         v1::AdminService::service_full_name()}) {
