@@ -148,7 +148,9 @@ TEST(Metrics, ScrapedCountsMatchTheCallsAndUnloadHoldsUntilReload) {
         Sample("tda_index_loads_total", {{"index", "fmnist"}, {"result", "failed"}}, 0),
         Sample("tda_index_swaps_total", {{"index", "fmnist"}}, 0),
         Sample("tda_jobs", {{"state", "succeeded"}}, 1),
-        Sample("tda_jobs", {{"state", "running"}}, 0)}}};
+        Sample("tda_jobs", {{"state", "running"}}, 0),
+        // The 4 answered Attribute calls, each computed alone (one after another).
+        Sample("tda_attribute_batch_queries_count", {{"index", "fmnist"}}, 4)}}};
   const std::string expected_file = dir.file("expected.json");
   std::ofstream(expected_file) << expected.dump(2);
   const testing::CommandResult check =

@@ -82,6 +82,13 @@ def main() -> int:
     if histograms == 0:
         failures.append("no histogram series")
 
+    # Every index with computed batches has had its rows scanned.
+    for (name, labels), value in samples.items():
+        if name == "tda_attribute_batch_queries_count" and value > 0:
+            scanned = samples.get(("tda_scan_bytes_total", labels), 0)
+            if not scanned > 0:
+                failures.append(f"{dict(labels)}: {value} batches but tda_scan_bytes_total {scanned}")
+
     for name in ("tda_query_queue_depth", "tda_query_slots_in_use"):
         if samples.get((name, ())) != 0:
             failures.append(f"{name} is {samples.get((name, ()))}, expected 0 (nothing running)")
