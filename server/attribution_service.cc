@@ -13,24 +13,13 @@
 #include "api/self_influence_conversion.h"
 #include "api/status_conversion.h"
 #include "attribution/query_validation.h"
+#include "server/call_cancellation.h"
 #include "server/caller.h"
 #include "server/caller_role.h"
 #include "server/freed_memory.h"
 #include "server/path_hiding.h"
 
 namespace tda {
-namespace {
-
-// The call's deadline and its client's cancellation, as the engine's Cancellation.
-Cancellation CallCancellation(grpc::ServerContext* context) {
-  const std::chrono::system_clock::time_point deadline = context->deadline();
-  return Cancellation(
-      deadline == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
-                                                               : absl::FromChrono(deadline),
-      [context] { return context->IsCancelled(); });
-}
-
-}  // namespace
 
 AttributionServiceImpl::AttributionServiceImpl(const IndexRepository* repository,
                                                const AttributionLimits& limits)

@@ -51,6 +51,9 @@ struct ServerOptions {
   // HOST:PORT of the JSON-over-HTTP API (server/http_gateway.h), under the same listen policy,
   // TLS and tokens; empty: none. Port 0 picks a free port.
   std::string http_listen;
+  // A router (server/router_service.h): Attribute fans out to the shards of this shard map
+  // (index/shard_map.h), whose local_index is served in place of index_dir / repository_dir.
+  std::string router_shard_map;
 };
 
 class AdminServiceImpl;
@@ -59,6 +62,8 @@ class HttpListener;
 class IndexRepository;
 class JobServiceImpl;
 class JsonGateway;
+class RouterServiceImpl;
+class ShardServiceImpl;
 class TokenAuthProcessor;
 
 class TdaServer {
@@ -95,6 +100,8 @@ class TdaServer {
  private:
   TdaServer() = default;
   std::unique_ptr<AttributionServiceImpl> service_;
+  std::unique_ptr<ShardServiceImpl> shard_service_;
+  std::unique_ptr<RouterServiceImpl> router_;  // with router_shard_map only
   std::unique_ptr<JobRunner> job_runner_;  // with state_dir only
   std::unique_ptr<JobServiceImpl> job_service_;
   std::shared_ptr<TokenAuthProcessor> token_processor_;  // with --auth-tokens only

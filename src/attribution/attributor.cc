@@ -206,10 +206,23 @@ std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>
 
 absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector<Query>& queries,
                                                                const AttributeOptions& options) const {
+  ASSIGN_OR_RETURN(PreparedQueries prepared, PrepareQueries(queries, options));
+  RETURN_IF_ERROR(ScoreQueries(prepared.preconditioned, options, &prepared.results));
+  if (!model_->config().is_sequence()) return std::move(prepared.results);
+  for (size_t q = 0; q < queries.size(); ++q) {
+    RETURN_IF_ERROR(options.cancellation.Check());
+    RETURN_IF_ERROR(ExplainDocuments(*queries[q].text, prepared.preconditioned.col(q), options,
+                                     &prepared.results[q]));
+  }
+  return std::move(prepared.results);
+}
+
+absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareQueries(
+    const std::vector<Query>& queries, const AttributeOptions& options) const {
   RETURN_IF_ERROR(ValidateAttributeRequest(queries, options));
   const ModelConfig& config = model_->config();
   const int64_t q_count = static_cast<int64_t>(queries.size());
-  if (config.is_sequence()) return AttributeText(queries, options);
+  if (config.is_sequence()) return PrepareTextQueries(queries, options);
   std::vector<float> inputs(static_cast<size_t>(q_count * config.input_dim));
   std::vector<int32_t> labels(static_cast<size_t>(q_count));
   std::vector<QueryResult> results(static_cast<size_t>(q_count));
@@ -258,11 +271,10 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
     result.loss = capture.losses[q];
   }
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
-  RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
-  return results;
+  return PreparedQueries{std::move(results), std::move(preconditioned)};
 }
 
-absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
+absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareTextQueries(
     const std::vector<Query>& queries, const AttributeOptions& options) const {
   const int64_t q_count = static_cast<int64_t>(queries.size());
   std::vector<std::vector<int32_t>> tokens(queries.size()), targets(queries.size());
@@ -298,12 +310,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
     results[q].label_probability = std::exp(-static_cast<double>(capture.losses[q]));
   }
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
-  RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
-  for (int64_t q = 0; q < q_count; ++q) {
-    RETURN_IF_ERROR(options.cancellation.Check());
-    RETURN_IF_ERROR(ExplainDocuments(*queries[q].text, preconditioned.col(q), options, &results[q]));
-  }
-  return results;
+  return PreparedQueries{std::move(results), std::move(preconditioned)};
 }
 
 absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
