@@ -189,7 +189,9 @@ grpc::Status RouterServiceImpl::Attribute(grpc::ServerContext* context,
     missing->set_address(shards_[k].entry.address);
     missing->set_first_row(shards_[k].entry.first_row);
     missing->set_rows(shards_[k].entry.rows);
-    missing->set_error(ShardFailure(shards_[k].entry, statuses[k]).error_message());
+    missing->set_error(absl::StrCat(
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(statuses[k].error_code())), ": ",
+        statuses[k].error_message()));
   }
   return grpc::Status::OK;
 }
