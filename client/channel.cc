@@ -207,7 +207,7 @@ absl::StatusOr<ConnectionOptions> ConnectionFromFlags(const FlagParser& flags) {
   return options;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const ConnectionOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(const ConnectionOptions& options) {
   if (absl::Status valid = ValidateServerAddress(options.address); !valid.ok()) return valid;
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       ChannelCredentials(options);
@@ -222,8 +222,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const ConnectionOp
   if (!options.token.empty()) {
     interceptors.push_back(std::make_unique<BearerTokenInterceptorFactory>(options.token));
   }
-  std::shared_ptr<grpc::Channel> channel = grpc::experimental::CreateCustomChannelWithInterceptors(
-      options.address, *credentials, args, std::move(interceptors));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(options.address, *credentials,
+                                                                 args, std::move(interceptors));
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> ConnectChannel(const ConnectionOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> created = CreateChannel(options);
+  if (!created.ok()) return created.status();
+  std::shared_ptr<grpc::Channel> channel = std::move(*created);
   const auto deadline =
       std::chrono::system_clock::now() +
       std::chrono::milliseconds(static_cast<int64_t>(options.connect_timeout_seconds * 1000));

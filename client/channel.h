@@ -48,6 +48,12 @@ void AddConnectionFlags(FlagParser& flags, bool server_required, const std::stri
 // "unix:..." targets pass).
 [[nodiscard]] absl::Status ValidateServerAddress(const std::string& address);
 
+// A channel to options.address with its credentials, connecting lazily on its first call (for
+// a server's own calls to others, e.g. a router's to its shards, which may start later).
+// kInvalidArgument for an address or certificate file that is not usable.
+[[nodiscard]] absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateChannel(
+    const ConnectionOptions& options);
+
 // A channel to options.address, ready to use. kUnavailable naming the address and the cause
 // (connection refused / handshake failed / no answer within the timeout); kInvalidArgument
 // for an address or certificate file that is not usable.

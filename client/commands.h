@@ -22,6 +22,7 @@ int RunIndexBuild(const Args& args);  // tda index build
 int RunIndexVerify(const Args& args);  // tda index verify
 int RunIndexDelete(const Args& args);  // tda index delete
 int RunIndexAppend(const Args& args);  // tda index append
+int RunIndexSplit(const Args& args);   // tda index split
 int RunIndexSelfInfluence(const Args& args);  // tda index self-influence
 int RunQuery(const Args& args);       // tda query
 int RunDescribe(const Args& args);    // tda describe

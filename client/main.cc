@@ -32,6 +32,7 @@ constexpr char kUsage[] =
     "  index verify  check every file of an index against its manifest checksums\n"
     "  index delete  mark training samples deleted (tombstones)\n"
     "  index append  add rows for new samples without rebuilding\n"
+    "  index split   cut an index into shards for tda-server --router\n"
     "  index self-influence  the training samples the model memorised most\n"
     "  query         top proponents and opponents of query images (server or offline)\n"
     "  describe      what an index holds (server or offline)\n"
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
                    "       tda index delete --index DIR --ids ID,ID,... [--json]\n"
                    "       tda index append --index DIR --count N [--split train|test] [flags]\n"
                    "       tda index self-influence --index DIR [--top N] [--json]\n"
+                   "       tda index split DIR --shards K --out DIR [--json]\n"
                    "Run 'tda index build --help' for the flags.\n";
       return 0;
     }
@@ -106,8 +108,13 @@ int main(int argc, char** argv) {
       args.erase(args.begin());
       return tda::RunIndexAppend(args);
     }
+    if (!args.empty() && args[0] == "split") {
+      args.erase(args.begin());
+      return tda::RunIndexSplit(args);
+    }
     if (args.empty() || args[0] != "build") {
-      return Usage("'tda index' needs a subcommand: build, verify, delete, append or self-influence");
+      return Usage(
+          "'tda index' needs a subcommand: build, verify, delete, append, split or self-influence");
     }
     args.erase(args.begin());
     return tda::RunIndexBuild(args);

@@ -17,6 +17,7 @@
 #include "api/status_conversion.h"
 #include "attribution/query_validation.h"
 #include "index/manifest.h"
+#include "server/call_cancellation.h"
 #include "server/caller.h"
 #include "server/caller_role.h"
 #include "server/freed_memory.h"
@@ -25,15 +26,6 @@
 
 namespace tda {
 namespace {
-
-// The call's deadline and its client's cancellation, as the engine's Cancellation.
-Cancellation CallCancellation(grpc::ServerContext* context) {
-  const std::chrono::system_clock::time_point deadline = context->deadline();
-  return Cancellation(
-      deadline == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
-                                                               : absl::FromChrono(deadline),
-      [context] { return context->IsCancelled(); });
-}
 
 // What must be equal for two calls to share a batch: the whole request but its queries and
 // its index name (the version is compared separately), as deterministic bytes.

@@ -23,7 +23,8 @@
 
 int main(int argc, char** argv) {
   tda::FlagParser flags(
-      "tda-server", "(--index DIR | --repository DIR) [--listen HOST:PORT] [options]",
+      "tda-server",
+      "(--index DIR | --repository DIR | --router SHARDMAP) [--listen HOST:PORT] [options]",
       "Serves gradient indexes built by 'tda index build' over gRPC: tda.v1.AttributionService\n"
       "(Attribute, DescribeIndex, ListIndexes, GetSample), grpc.health.v1.Health and server\n"
       "reflection. Prints 'tda-server listening on HOST:PORT' once ready; stops on SIGINT or\n"
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
   flags.AddString("repository", "DIR", "",
                   "serve every index DIR/NAME/VERSION/ by NAME (VERSION a positive integer; the "
                   "newest that opens and verifies serves); new versions are swapped in live");
+  flags.AddString("router", "SHARDMAP", "",
+                  "route queries to the shard servers of this shard map ('tda index split' "
+                  "writes a template); see README 'Sharded serving'");
   flags.AddRepeated("pin", "NAME=VERSION", "serve this version of NAME only");
   flags.AddDouble("repository-poll-seconds", "SECONDS", 5,
                   "rescan --repository this often for new versions (0 = only on SIGHUP or "
@@ -92,8 +96,11 @@ int main(int argc, char** argv) {
     return flags.UsageError("--batch-timeout-micros must be >= 0");
   }
   if (flags.GetInt("job-quota") < 0) return flags.UsageError("--job-quota must be >= 0");
-  if (flags.GetString("index").empty() == flags.GetString("repository").empty()) {
-    return flags.UsageError("give exactly one of --index DIR or --repository DIR");
+  if ((flags.GetString("index").empty() ? 0 : 1) + (flags.GetString("repository").empty() ? 0 : 1) +
+          (flags.GetString("router").empty() ? 0 : 1) !=
+      1) {
+    return flags.UsageError(
+        "give exactly one of --index DIR, --repository DIR or --router SHARDMAP");
   }
   if (flags.GetDouble("repository-poll-seconds") < 0) {
     return flags.UsageError("--repository-poll-seconds must be >= 0");
@@ -118,6 +125,7 @@ int main(int argc, char** argv) {
   tda::ServerOptions options;
   options.index_dir = flags.GetString("index");
   options.repository_dir = flags.GetString("repository");
+  options.router_shard_map = flags.GetString("router");
   options.pins = pins;
   options.repository_poll_seconds = flags.GetDouble("repository-poll-seconds");
   options.listen = flags.GetString("listen");

@@ -16,6 +16,8 @@ constexpr MethodRole kRoleTable[] = {
     {"/tda.v1.AttributionService/ListIndexes", Role::kReader},
     {"/tda.v1.AttributionService/GetSample", Role::kReader},
     {"/tda.v1.AttributionService/SelfInfluence", Role::kReader},
+    // A router's fan-out (server/shard_service.h): the vectors reveal no more than Attribute.
+    {"/tda.v1.ShardService/ScoreShard", Role::kReader},
     {"/tda.v1.JobService/GetJob", Role::kReader},  // readers: own and scheduled jobs only
     {"/tda.v1.JobService/ListJobs", Role::kReader},
     {"/tda.v1.JobService/WatchJob", Role::kReader},

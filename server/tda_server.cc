@@ -21,6 +21,8 @@
 #include "server/index_repository.h"
 #include "server/job_service.h"
 #include "server/server_metrics.h"
+#include "server/router_service.h"
+#include "server/shard_service.h"
 
 namespace tda {
 
@@ -57,8 +59,13 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
   absl::StatusOr<std::vector<std::string>> warnings =
       CheckListenPolicy(options.listen, options.security);
   if (!warnings.ok()) return warnings.status();
+  absl::StatusOr<ShardMap> shard_map = ShardMap{};
+  if (!options.router_shard_map.empty()) shard_map = ReadShardMap(options.router_shard_map);
+  if (!shard_map.ok()) return shard_map.status();
   absl::StatusOr<std::unique_ptr<IndexRepository>> repository = IndexRepository::Open(
-      {options.repository_dir, options.index_dir, options.pins, options.repository_poll_seconds});
+      {options.repository_dir,
+       options.router_shard_map.empty() ? options.index_dir : shard_map->local_index, options.pins,
+       options.repository_poll_seconds});
   if (!repository.ok()) return repository.status();
   for (const std::string& warning : *warnings) {
     std::cerr << "tda-server: WARNING: " << warning << "\n";
@@ -97,12 +104,24 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
       AttributionLimits{options.query_slots, options.query_queue, options.caller_queries,
                         BatchingOptions{options.max_batch_size,
                                         absl::Microseconds(options.batch_timeout_micros)}});
+  const AttributionLimits limits{options.query_slots, options.query_queue, options.caller_queries};
+  server->shard_service_ = std::make_unique<ShardServiceImpl>(server->repository_.get(), limits);
+  if (!options.router_shard_map.empty()) {
+    absl::StatusOr<std::unique_ptr<RouterServiceImpl>> router =
+        RouterServiceImpl::Create(*shard_map, server->repository_.get(), server->service_.get(),
+                                  limits, static_cast<int>(options.max_message_bytes));
+    if (!router.ok()) return router.status();
+    server->router_ = std::move(*router);
+  }
   server->token_processor_ = token_processor;
   server->admin_service_ =
       std::make_unique<AdminServiceImpl>(token_processor, server->repository_.get());
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
-  builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->router_ != nullptr
+                              ? static_cast<grpc::Service*>(server->router_.get())
+                              : server->service_.get());
+  builder.RegisterService(server->shard_service_.get());
   builder.RegisterService(server->admin_service_.get());
   if (!options.state_dir.empty()) {
     JobRunnerOptions jobs = options.jobs;

@@ -59,6 +59,9 @@ struct ServerOptions {
   // HOST:PORT of the Prometheus metrics (GET /metrics, no token; server/server_metrics.h), under
   // the same listen policy and TLS; empty: none. Port 0 picks a free port.
   std::string metrics_listen;
+  // A router (server/router_service.h): Attribute fans out to the shards of this shard map
+  // (index/shard_map.h), whose local_index is served in place of index_dir / repository_dir.
+  std::string router_shard_map;
 };
 
 class AdminServiceImpl;
@@ -68,6 +71,8 @@ class IndexRepository;
 class JobServiceImpl;
 class JsonGateway;
 class ServerMetrics;
+class RouterServiceImpl;
+class ShardServiceImpl;
 class TokenAuthProcessor;
 
 class TdaServer {
@@ -106,6 +111,8 @@ class TdaServer {
  private:
   TdaServer() = default;
   std::unique_ptr<AttributionServiceImpl> service_;
+  std::unique_ptr<ShardServiceImpl> shard_service_;
+  std::unique_ptr<RouterServiceImpl> router_;  // with router_shard_map only
   std::unique_ptr<JobRunner> job_runner_;  // with state_dir only
   std::unique_ptr<JobServiceImpl> job_service_;
   std::shared_ptr<TokenAuthProcessor> token_processor_;  // with --auth-tokens only

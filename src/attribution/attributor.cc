@@ -2,6 +2,7 @@
 
 #include "attribution/index_samples.h"
 #include "attribution/query_validation.h"
+#include "attribution/readable_scores.h"
 #include "attribution/self_influence.h"
 
 #include <algorithm>
@@ -185,14 +186,10 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakeFullPrecondition
 
 namespace {
 
-// `rows` best first: the proponents (highest scores) or the opponents (lowest).
-enum class Side { kProponents, kOpponents };
-std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>& rows, Side side) {
-  const double live = static_cast<double>(std::max<int64_t>(1, index.rows() - index.deleted_rows()));
+std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>& rows) {
   std::vector<Hit> hits;
   hits.reserve(rows.size());
-  for (size_t rank = 0; rank < rows.size(); ++rank) {
-    const ScoredRow& row = rows[rank];
+  for (const ScoredRow& row : rows) {
     const SampleRecord& s = index.sample(row.row);
     Hit hit;
     hit.row = row.row;
@@ -200,11 +197,6 @@ std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>
     hit.source = s.source;
     hit.label = s.label;
     hit.score = row.score;
-    hit.loss_change = row.score / live;
-    // Rows scoring at most this one: all but the `rank` above it, or the `rank` + 1 at the bottom.
-    const double at_most = side == Side::kProponents ? live - static_cast<double>(rank)
-                                                     : static_cast<double>(rank + 1);
-    hit.percentile = 100.0 * at_most / live;
     hit.preview = s.preview;
     hits.push_back(std::move(hit));
   }
@@ -215,10 +207,23 @@ std::vector<Hit> ToHits(const GradientIndex& index, const std::vector<ScoredRow>
 
 absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector<Query>& queries,
                                                                const AttributeOptions& options) const {
+  ASSIGN_OR_RETURN(PreparedQueries prepared, PrepareQueries(queries, options));
+  RETURN_IF_ERROR(ScoreQueries(prepared.preconditioned, options, &prepared.results));
+  if (!model_->config().is_sequence()) return std::move(prepared.results);
+  for (size_t q = 0; q < queries.size(); ++q) {
+    RETURN_IF_ERROR(options.cancellation.Check());
+    RETURN_IF_ERROR(ExplainDocuments(*queries[q].text, prepared.preconditioned.col(q), options,
+                                     &prepared.results[q]));
+  }
+  return std::move(prepared.results);
+}
+
+absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareQueries(
+    const std::vector<Query>& queries, const AttributeOptions& options) const {
   RETURN_IF_ERROR(ValidateAttributeRequest(queries, options));
   const ModelConfig& config = model_->config();
   const int64_t q_count = static_cast<int64_t>(queries.size());
-  if (config.is_sequence()) return AttributeText(queries, options);
+  if (config.is_sequence()) return PrepareTextQueries(queries, options);
   std::vector<float> inputs(static_cast<size_t>(q_count * config.input_dim));
   std::vector<int32_t> labels(static_cast<size_t>(q_count));
   std::vector<QueryResult> results(static_cast<size_t>(q_count));
@@ -267,11 +272,10 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
     result.loss = capture.losses[q];
   }
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
-  RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
-  return results;
+  return PreparedQueries{std::move(results), std::move(preconditioned)};
 }
 
-absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
+absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareTextQueries(
     const std::vector<Query>& queries, const AttributeOptions& options) const {
   const int64_t q_count = static_cast<int64_t>(queries.size());
   std::vector<std::vector<int32_t>> tokens(queries.size()), targets(queries.size());
@@ -307,12 +311,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::AttributeText(
     results[q].label_probability = std::exp(-static_cast<double>(capture.losses[q]));
   }
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
-  RETURN_IF_ERROR(ScoreQueries(preconditioned, options, &results));
-  for (int64_t q = 0; q < q_count; ++q) {
-    RETURN_IF_ERROR(options.cancellation.Check());
-    RETURN_IF_ERROR(ExplainDocuments(*queries[q].text, preconditioned.col(q), options, &results[q]));
-  }
-  return results;
+  return PreparedQueries{std::move(results), std::move(preconditioned)};
 }
 
 absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
@@ -394,8 +393,10 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
 
   for (size_t q = 0; q < results->size(); ++q) {
     QueryResult& result = (*results)[q];
-    result.proponents = ToHits(*index_, scan.proponents[q], Side::kProponents);
-    result.opponents = ToHits(*index_, scan.opponents[q], Side::kOpponents);
+    result.proponents = ToHits(*index_, scan.proponents[q]);
+    result.opponents = ToHits(*index_, scan.opponents[q]);
+    SetReadableScores(index_->rows() - index_->deleted_rows(), &result.proponents,
+                      &result.opponents);
     for (size_t s = 0; s < index_->sources().size(); ++s) {
       result.source_totals.push_back(
           {index_->sources()[s], scan.source_sums[q][s], index_->live_rows_of_source(s)});

@@ -140,6 +140,23 @@ class Attributor {
   absl::StatusOr<std::vector<QueryResult>> Attribute(const std::vector<Query>& queries,
                                                      const AttributeOptions& options) const;
 
+  // The two halves of Attribute, for a router that scores the rows elsewhere
+  // (server/router_service.h). PrepareQueries validates the queries as Attribute does and
+  // computes each one's measurement gradient, projected into the index's space and
+  // preconditioned there: `preconditioned` is dim() x Q, and `results` carry the queries' ids,
+  // labels, losses and predictions but no hits yet. ScoreQueries scans this index with such a
+  // matrix and fills each result's proponents, opponents, source totals and, as `options`
+  // ask, scores and document rankings (row numbers are this index's).
+  struct PreparedQueries {
+    std::vector<QueryResult> results;
+    Eigen::MatrixXd preconditioned;
+  };
+  absl::StatusOr<PreparedQueries> PrepareQueries(const std::vector<Query>& queries,
+                                                 const AttributeOptions& options) const;
+  [[nodiscard]] absl::Status ScoreQueries(const Eigen::MatrixXd& preconditioned,
+                                          const AttributeOptions& options,
+                                          std::vector<QueryResult>* results) const;
+
   // A train or test sample by id, with its features (read from the index's data directory).
   // kNotFound for an id that names no sample (malformed, or past the end of its split).
   absl::StatusOr<SampleData> GetSample(const std::string& id) const;
@@ -176,16 +193,13 @@ class Attributor {
       const AttributeOptions& options) const;
   absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       const AttributeOptions& options) const;
-  // Queries of a sequence model (all must be text queries).
-  absl::StatusOr<std::vector<QueryResult>> AttributeText(const std::vector<Query>& queries,
-                                                         const AttributeOptions& options) const;
-  // From the queries' capture: the scan of the index and the top hits (and scores) of each.
+  // PrepareQueries for a sequence model (all must be text queries).
+  absl::StatusOr<PreparedQueries> PrepareTextQueries(const std::vector<Query>& queries,
+                                                     const AttributeOptions& options) const;
   // Query gradients of `capture`, projected into the index's space and preconditioned there:
   // dim() x Q.
   absl::StatusOr<Eigen::MatrixXd> PreconditionedQueries(const BatchCapture& capture,
                                                         const AttributeOptions& options) const;
-  absl::Status ScoreQueries(const Eigen::MatrixXd& preconditioned, const AttributeOptions& options,
-                            std::vector<QueryResult>* results) const;
   // Shared spans with the completion and, when requested, per-token scores for every hit of a
   // text query; `direction` is the query's preconditioned gradient (dim()).
   absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,

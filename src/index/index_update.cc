@@ -18,12 +18,6 @@
 namespace tda {
 namespace {
 
-std::string TombstonesFileName(int64_t generation) {
-  char name[40];
-  std::snprintf(name, sizeof(name), "tombstones-%05lld.txt", static_cast<long long>(generation));
-  return name;
-}
-
 // After the new manifest is in place: the old manifest's file that the new one replaced.
 void RemoveReplaced(const std::string& dir, const std::string& old_file,
                     const std::string& new_file) {

@@ -304,6 +304,12 @@ std::string SamplesFileName(int64_t generation) {
   return name;
 }
 
+std::string TombstonesFileName(int64_t generation) {
+  char name[40];
+  std::snprintf(name, sizeof(name), "tombstones-%05lld.txt", static_cast<long long>(generation));
+  return name;
+}
+
 absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path) {
   const std::string path = Join(dir, relative_path);
   std::error_code ec;

@@ -96,6 +96,8 @@ class IndexWriter {
 // Name of the sample table of an index generation: "samples.tsv" for 0, else
 // "samples-NNNNN.tsv".
 std::string SamplesFileName(int64_t generation);
+// Name of the deleted-rows file of an index generation: "tombstones-NNNNN.txt".
+std::string TombstonesFileName(int64_t generation);
 
 // Checksums an existing file of the index directory into a FileEntry.
 absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path);

@@ -253,6 +253,11 @@ std::string ManifestToJson(const Manifest& m) {
         {"model_config", FileEntryToJson(m.model_config)}}},
   };
   if (m.generation != 0) root["generation"] = m.generation;
+  if (m.shard_of.has_value()) {
+    root["shard_of"] = {{"first_row", m.shard_of->first_row},
+                        {"total_rows", m.shard_of->total_rows},
+                        {"parent_manifest_xxh3", m.shard_of->parent_manifest_xxh3}};
+  }
   if (!m.tombstones.file.empty()) root["files"]["tombstones"] = FileEntryToJson(m.tombstones);
   // `replace` keeps dump() from throwing on strings that are not valid UTF-8 (e.g. a data_dir).
   return root.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
@@ -329,6 +334,21 @@ absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::st
     RETURN_IF_ERROR(files.FileEntryField("tombstones", &m.tombstones));
   }
   if (root.contains("generation")) RETURN_IF_ERROR(top.Int64("generation", &m.generation));
+  if (root.contains("shard_of")) {
+    FieldReader shard_of(root["shard_of"], source, "shard_of");
+    RETURN_IF_ERROR(shard_of.Check());
+    ShardOf parent;
+    RETURN_IF_ERROR(shard_of.Int64("first_row", &parent.first_row));
+    RETURN_IF_ERROR(shard_of.Int64("total_rows", &parent.total_rows, /*min_value=*/1));
+    RETURN_IF_ERROR(shard_of.String("parent_manifest_xxh3", &parent.parent_manifest_xxh3));
+    if (parent.first_row > parent.total_rows - m.rows) {
+      return Inconsistent(
+          source,
+          absl::StrCat("shard_of: rows [", parent.first_row, ", ", parent.first_row, " + ", m.rows,
+                       ") do not fit in the parent's ", parent.total_rows, " rows"));
+    }
+    m.shard_of = std::move(parent);
+  }
 
   RETURN_IF_ERROR(Validate(m, source));
   return m;

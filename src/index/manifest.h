@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,14 @@ struct ShardEntry {
   FileEntry file;
   int64_t row_begin = 0;  // first row (inclusive)
   int64_t row_end = 0;    // last row (exclusive)
+};
+
+// A shard index written by `tda index split`: its rows are rows [first_row, first_row + rows)
+// of a parent index of total_rows rows, whose manifest.json had XXH3 parent_manifest_xxh3.
+struct ShardOf {
+  int64_t first_row = 0;
+  int64_t total_rows = 0;
+  std::string parent_manifest_xxh3;  // 16 hex digits
 };
 
 struct Manifest {
@@ -53,6 +62,8 @@ struct Manifest {
   FileEntry tombstones;
   // Incremented by every append or delete; names the sample and tombstone files it writes.
   int64_t generation = 0;
+  // Only for shards of a split index ("shard_of"; readers before it ignore the field).
+  std::optional<ShardOf> shard_of;
 };
 
 // The version ManifestToJson writes: 2 when rows are deleted, else 1.

@@ -17,6 +17,7 @@
 #include "tda/v1/admin.grpc.pb.h"
 #include "tda/v1/attribution.grpc.pb.h"
 #include "tda/v1/jobs.grpc.pb.h"
+#include "tda/v1/shard.grpc.pb.h"
 #include "test_support.h"
 
 namespace tda {
@@ -30,6 +31,7 @@ const char* const kRegisteredServices[] = {
     v1::AttributionService::service_full_name(),
     v1::JobService::service_full_name(),
     v1::AdminService::service_full_name(),
+    v1::ShardService::service_full_name(),
 };
 
 // Makes sure the generated descriptors of the tda.v1 files are linked into this test.
@@ -37,6 +39,7 @@ void LinkProtoFiles() {
   v1::DescribeIndexRequest::descriptor();
   v1::GetJobRequest::descriptor();
   v1::ReloadTokensRequest::descriptor();
+  v1::ScoreShardRequest::descriptor();
 }
 
 TEST(RpcRolesTest, EveryMethodOfEveryRegisteredServiceHasARole) {
@@ -63,7 +66,8 @@ TEST(RpcRolesTest, EveryServiceInTheProtoFilesIsRegistered) {
   // A service added to a tda.v1 proto file must be added to kRegisteredServices above.
   LinkProtoFiles();
   std::set<std::string> registered(std::begin(kRegisteredServices), std::end(kRegisteredServices));
-  for (const char* file : {"tda/v1/attribution.proto", "tda/v1/jobs.proto", "tda/v1/admin.proto"}) {
+  for (const char* file : {"tda/v1/attribution.proto", "tda/v1/jobs.proto", "tda/v1/admin.proto",
+                           "tda/v1/shard.proto"}) {
     const google::protobuf::FileDescriptor* descriptor =
         google::protobuf::DescriptorPool::generated_pool()->FindFileByName(file);
     ASSERT_NE(descriptor, nullptr) << file;
