@@ -275,8 +275,8 @@ int RunTrainGpt(const Args& args) {
       LoadRecipeData(config, recipe, Split::kTest, "", nullptr, /*allow_changed_corpus=*/false,
                      flags.GetString("cache-dir"));
   if (!held_out.ok()) return RuntimeError(held_out.status());
-  absl::StatusOr<std::unique_ptr<Model>> model =
-      init != nullptr ? std::move(init) : CreateModel(config, recipe.seed);
+  absl::StatusOr<std::unique_ptr<Model>> model = std::move(init);
+  if (*model == nullptr) model = CreateModel(config, recipe.seed);
   if (!model.ok()) return RuntimeError(model.status());
 
   const int64_t used =

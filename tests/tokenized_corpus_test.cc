@@ -253,13 +253,9 @@ TEST(TokenizedCorpus, FineTuningStartsFromTheInitAndRetrainsIdentically) {
   tune.epochs = 1;
   tune.train_size = 48;
   tune.batch_size = 48;  // one step: its batch is the whole training set
-  Dataset first_rows = f.train;
-  first_rows.tokens.resize(48 * f.config.context_length);
-  first_rows.targets.resize(48 * f.config.context_length);
-  first_rows.ids.resize(48);
-  first_rows.sources.resize(48);
-  first_rows.previews.resize(48);
-  absl::StatusOr<Evaluation> before = Evaluate(*f.model, first_rows);
+  std::vector<int64_t> first(48);
+  for (int64_t r = 0; r < 48; ++r) first[r] = r;
+  absl::StatusOr<Evaluation> before = Evaluate(*f.model, f.train.Select(first));
   TDA_ASSERT_OK(before);
 
   absl::StatusOr<std::unique_ptr<Model>> tuned = InitialModel(f.config, tune);

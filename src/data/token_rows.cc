@@ -16,7 +16,9 @@ absl::StatusOr<DocumentMarkers> DocumentMarkersOf(const Tokenizer& tokenizer) {
         " has neither a BOS nor an EOS token, so documents cannot be delimited; set bos_token or "
         "eos_token in its tokenizer_config.json"));
   }
-  return DocumentMarkers(bos.value_or(*eos), eos.value_or(*bos));
+  const int32_t begin = bos.has_value() ? *bos : *eos;
+  const int32_t end = eos.has_value() ? *eos : *bos;
+  return DocumentMarkers(begin, end);
 }
 
 absl::Status CheckVocabularyFits(const Tokenizer& tokenizer, int64_t vocabulary,
