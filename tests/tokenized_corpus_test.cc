@@ -14,12 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "attribution/attributor.h"
+#include "data/byte_tokenizer.h"
 #include "data/fortunes.h"
 #include "data/jsonl_corpus.h"
 #include "data/token_cache.h"
 #include "data/token_rows.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_files.h"
+#include "index/index_builder.h"
 #include "model/model.h"
 #include "model/recipe_data.h"
 #include "model/trainer.h"
@@ -204,11 +206,18 @@ TEST(TokenizedCorpus, QueryTextIsTokenizedAsPythonSentencePieceDoes) {
 TEST(TokenizedCorpus, PlantedDocumentIsTheTopProponentOfASentencePieceLlama) {
   Fixture& f = Shared();
   ASSERT_NE(f.model, nullptr);
-  std::unique_ptr<Attributor> attributor =
-      testing::IndexWithRecipe(*f.model, f.recipe, f.dir.path(), "llama");
-  ASSERT_NE(attributor, nullptr);
-  // The model directory carries its tokenizer, recorded in its recipe.
+  // Saved (the tokenizer files copied beside it), then indexed from the model directory alone.
   const std::string model_dir = f.dir.file("llama-model");
+  TDA_ASSERT_OK(f.model->Save(model_dir, f.recipe));
+  IndexBuildOptions build;
+  build.model_dir = model_dir;
+  build.out_dir = f.dir.file("llama-index");
+  build.projection_dim_per_side = 16;
+  TDA_ASSERT_OK(BuildIndex(f.train, f.recipe.data_dir, build));
+  absl::StatusOr<std::unique_ptr<Attributor>> opened = Attributor::Open(build.out_dir);
+  TDA_ASSERT_OK(opened);
+  const std::unique_ptr<Attributor>& attributor = *opened;
+  // The model directory carries its tokenizer, recorded in its recipe.
   EXPECT_EQ(testing::ReadText(model_dir + "/tokenizer.model"),
             testing::ReadText(f.spm + "/tokenizer.model"));
   TrainRecipe loaded;

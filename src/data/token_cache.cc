@@ -121,9 +121,11 @@ absl::Status WriteEntry(const JsonlOptions& corpus, const json& key, const Token
   RETURN_IF_ERROR(ReadJsonlDocuments(corpus, [&](TextDocument&& doc) -> absl::Status {
     const std::string_view text = doc.text;
     const size_t prompt_bytes = static_cast<size_t>(doc.prompt_bytes);
-    ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer.Encode(text.substr(0, prompt_bytes)));
-    const size_t prompt_tokens = ids.size();
-    if (prompt_bytes > 0) {  // a pair: the completion encoded on its own, as a query's is
+    // A pair's prompt and completion are encoded separately, as a query's are.
+    ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                     tokenizer.Encode(prompt_bytes > 0 ? text.substr(0, prompt_bytes) : text));
+    const size_t prompt_tokens = prompt_bytes > 0 ? ids.size() : 0;
+    if (prompt_bytes > 0) {
       ASSIGN_OR_RETURN(const std::vector<int32_t> completion,
                        tokenizer.Encode(text.substr(prompt_bytes)));
       ids.insert(ids.end(), completion.begin(), completion.end());
