@@ -18,7 +18,8 @@ absl::StatusOr<TokenizerFiles> FindTokenizerFiles(const std::string& dir_or_file
   if (fs::is_directory(dir_or_file, error)) {
     for (const char* name : kTokenizerFileNames) {
       const std::string path = absl::StrCat(dir_or_file, "/", name);
-      if (fs::is_regular_file(path, error)) files.paths[name] = path;
+      // Anything by that name (reading it then names it when it is not a readable file).
+      if (fs::exists(path, error)) files.paths[name] = path;
     }
     return files;
   }
