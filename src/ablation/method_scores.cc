@@ -82,8 +82,8 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       ASSIGN_OR_RETURN(std::unique_ptr<LissaPreconditioner> p,
                        LissaPreconditioner::Create(model, train, options));
       absl::StrAppend(detail, "; ", CurvatureName(settings.curvature), ", scale ",
-                      p->options().scale, ", depth ", options.depth, ", batch ", options.batch_size,
-                      ", repeats ", options.repeats);
+                      p->options().scale, ", depth ", options.depth, ", batch ", options.batch_size, ", repeats ",
+                      options.repeats);
       return std::unique_ptr<Preconditioner>(std::move(p));
     }
   }

@@ -119,8 +119,8 @@ absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Apply(const Eigen::MatrixXd
   return Eigen::MatrixXd(total / static_cast<double>(options_.repeats));
 }
 
-absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Recurse(const Eigen::MatrixXd& grads, double s,
-                                                             int64_t r) const {
+absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Recurse(const Eigen::MatrixXd& grads,
+                                                             double s, int64_t r) const {
   const double d = options_.damping / s;
   const int64_t n = data_.size();
   const bool full = options_.batch_size == 0 || options_.batch_size >= n;

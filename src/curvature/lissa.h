@@ -13,9 +13,9 @@
 // any damping > 0 converges; the Hessian of a non-convex model is indefinite and converges
 // only with damping above its most negative eigenvalue); scale 0 means "estimate it":
 // 1.25 x (top eigenvalue + damping), the top eigenvalue from power iteration on the
-// recursion's own batch size (EstimateLissaScale); and each repeat stops once the residual of every
-// column, |v - (C + damping) x| / |v| (which is exactly |h_t - h_{t-1}| / |v|), falls to
-// `tolerance`, or after `depth` steps.
+// recursion's own batch size (EstimateLissaScale); and each repeat stops once the residual of every column,
+// |v - (C + damping) x| / |v| (which is exactly |h_t - h_{t-1}| / |v|), falls to `tolerance`,
+// or after `depth` steps.
 //
 // Divergence: while the step map is non-expansive, |h_t| <= (t + 1) |v|. A column whose norm
 // passes twice that bound, or turns NaN/Inf, means the scale is too small (or the curvature is
