@@ -5,11 +5,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
-#include "common/flags.h"
 #include "client/jsonl_flags.h"
 #include "client/progress_bar.h"
+#include "client/tensor_flags.h"
+#include "common/flags.h"
+#include "common/status_macros.h"
 #include "data/chunking.h"
 #include "data/fortunes.h"
+#include "data/token_rows.h"
+#include "data/tokenizer.h"
+#include "data/tokenizer_files.h"
 #include "model/generate.h"
 #include "model/gpt2_import.h"
 #include "model/model.h"
@@ -49,6 +54,83 @@ GptRecipe NamedRecipe(const std::string& name) {
     r.train.warmup_steps = 100;
   }
   return r;
+}
+
+// --init: the init model (its config replaces `config`; explicit shape flags must agree) and its
+// tokenizer; the recipe records its path and fingerprint.
+absl::StatusOr<std::unique_ptr<Model>> LoadInitModel(const FlagParser& flags,
+                                                     const std::string& kind, ModelConfig* config,
+                                                     TrainRecipe* recipe) {
+  const std::string path = AbsoluteCorpusPath(flags.GetString("init"));
+  TrainRecipe init_recipe;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> init, LoadModel(path, &init_recipe));
+  const ModelConfig& c = init->config();
+  if (!c.is_sequence()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--init ", path, " is an ", c.kind, " model; fine-tune a gpt or llama"));
+  }
+  if (flags.IsSet("model-kind") && kind != c.kind) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--init ", path, " is a ", c.kind, " model, not --model-kind ", kind));
+  }
+  const std::pair<const char*, int64_t> shape[] = {
+      {"context", c.context_length}, {"d-model", c.d_model},
+      {"layers", c.layers},          {"heads", c.heads},
+      {"mlp-width", c.mlp_width},    {"kv-heads", c.kv_heads}};
+  for (const auto& [flag, value] : shape) {
+    if (flags.IsSet(flag) && flags.GetInt(flag) != value) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " ", flags.GetInt(flag),
+                                                     " disagrees with the --init model's ", value,
+                                                     " (", path, "); drop the flag"));
+    }
+  }
+  if (flags.GetBool("untied-head") && c.tied_head) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--untied-head disagrees with the --init model's tied head (", path, ")"));
+  }
+  *config = c;
+  recipe->tokenizer_name = init_recipe.tokenizer_name;
+  recipe->tokenizer_fingerprint = init_recipe.tokenizer_fingerprint;
+  recipe->tokenizer_path = init_recipe.tokenizer_path;
+  recipe->init_model = path;
+  recipe->init_fingerprint = init->Fingerprint();
+  return init;
+}
+
+// --tokenizer: the recipe records it (files copied into the model on save); a new model's
+// vocabulary follows it; an --init model must already use it.
+absl::Status UseTokenizer(const FlagParser& flags, ModelConfig* config, TrainRecipe* recipe) {
+  if (config->kind != "llama") {
+    return absl::InvalidArgumentError("--tokenizer needs --model-kind llama (gpt is byte-level)");
+  }
+  if (recipe->dataset != "jsonl") {
+    return absl::InvalidArgumentError(
+        "--tokenizer needs a JSONL corpus (--data): the built-in fortunes corpus is "
+        "byte-tokenized");
+  }
+  const std::string path = AbsoluteCorpusPath(flags.GetString("tokenizer"));
+  ASSIGN_OR_RETURN(const TokenizerFiles files, FindTokenizerFiles(path));
+  if (files.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tokenizer ", path, " holds no tokenizer files (tokenizer.model, tokenizer.json, ...)"));
+  }
+  ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, LoadTokenizerFiles(files));
+  ASSIGN_OR_RETURN(const std::string fingerprint, TokenizerFingerprint(files));
+  if (!recipe->init_model.empty()) {
+    if (fingerprint != recipe->tokenizer_fingerprint) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tokenizer ", path, " is not the tokenizer of the --init model (",
+                       recipe->tokenizer_name.empty() ? "bytes" : recipe->tokenizer_name,
+                       "); drop --tokenizer to use the init's"));
+    }
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(DocumentMarkersOf(*tokenizer).status());
+  config->num_classes = tokenizer->vocabulary_size();
+  recipe->tokenizer_name = tokenizer->name();
+  recipe->tokenizer_fingerprint = fingerprint;
+  recipe->tokenizer_path = path;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -99,6 +181,14 @@ int RunTrainGpt(const Args& args) {
   flags.AddString("cache-dir", "DIR", "",
                   "token cache of JSONL corpora (default: $TDA_CACHE_DIR, else "
                   "$XDG_CACHE_HOME/tda, else ~/.cache/tda)");
+  flags.AddString("tokenizer", "DIR|FILE", "",
+                  "llama with --data: tokenize with this Hugging Face tokenizer (a directory, a "
+                  "SentencePiece .model such as spm_train writes, or a tokenizer.json) instead "
+                  "of bytes; vocab_size follows it, and its files are copied into the model");
+  flags.AddString("init", "MODEL", "",
+                  "fine-tune: start from this model's weights (e.g. tda import --hf) instead of "
+                  "a fresh initialisation; its architecture and tokenizer are used (shape flags "
+                  "must agree)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   const std::string kind = flags.GetString("model-kind");
@@ -153,6 +243,22 @@ int RunTrainGpt(const Args& args) {
   if (!(recipe.held_out_fraction > 0 && recipe.held_out_fraction < 1)) {
     return flags.UsageError("--held-out must be in (0, 1)");
   }
+  std::unique_ptr<Model> init;
+  if (flags.IsSet("init")) {
+    absl::StatusOr<std::unique_ptr<Model>> loaded = LoadInitModel(flags, kind, &config, &recipe);
+    if (!loaded.ok()) return flags.UsageError(std::string(loaded.status().message()));
+    init = *std::move(loaded);
+    if (flags.GetInt("chunk-stride") == -1) recipe.chunk_stride = config.context_length;
+    if (recipe.chunk_stride > config.context_length) {
+      return flags.UsageError(absl::StrCat("--chunk-stride must be -1 or in [0, the context ",
+                                           config.context_length, "]"));
+    }
+  }
+  if (flags.IsSet("tokenizer")) {
+    if (absl::Status s = UseTokenizer(flags, &config, &recipe); !s.ok()) {
+      return flags.UsageError(std::string(s.message()));
+    }
+  }
   if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
     return flags.UsageError(std::string(s.message()));
   }
@@ -169,7 +275,8 @@ int RunTrainGpt(const Args& args) {
       LoadRecipeData(config, recipe, Split::kTest, "", nullptr, /*allow_changed_corpus=*/false,
                      flags.GetString("cache-dir"));
   if (!held_out.ok()) return RuntimeError(held_out.status());
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, recipe.seed);
+  absl::StatusOr<std::unique_ptr<Model>> model = std::move(init);
+  if (*model == nullptr) model = CreateModel(config, recipe.seed);
   if (!model.ok()) return RuntimeError(model.status());
 
   const int64_t used =
@@ -183,10 +290,11 @@ int RunTrainGpt(const Args& args) {
           ? absl::StrFormat("long ones chunked, windows %d bytes apart", recipe.chunk_stride)
           : absl::StrFormat("%d truncated at the context", recipe.truncated);
   std::cerr << absl::StrFormat(
-      "training a byte-level %s (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
+      "training a %s %s (%d blocks, width %d, %d heads, MLP %d, context %d, %s head; "
       "%d tracked parameters) on %d rows of %d documents (%s) for %d epochs "
       "(adamw, lr %g, batch %d)\n",
-      kind == "llama" ? "Llama" : "GPT", config.layers, config.d_model, config.heads,
+      recipe.tokenizer_name.empty() ? "byte-level" : recipe.tokenizer_name,
+      config.kind == "llama" ? "Llama" : "GPT", config.layers, config.d_model, config.heads,
       config.mlp_width, config.context_length, config.tied_head ? "tied" : "untied",
       (*model)->layout().total(), used, documents, long_documents, recipe.epochs,
       recipe.learning_rate, recipe.batch_size);
@@ -202,12 +310,13 @@ int RunTrainGpt(const Args& args) {
 
   const std::string out = flags.GetString("out");
   if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
+  const char* unit = recipe.tokenizer_name.empty() ? "byte" : "token";
   std::cout << absl::StrFormat(
-      "trained in %.1f s, final epoch loss %.4f nats/byte\n"
-      "held-out loss %.4f nats/byte on %d rows (unigram baseline %.4f), next-byte accuracy "
+      "trained in %.1f s, first step loss %.4f, final epoch loss %.4f nats/%s\n"
+      "held-out loss %.4f nats/%s on %d rows (unigram baseline %.4f), next-%s accuracy "
       "%.1f%%\nmodel saved to %s\n",
-      report->seconds, report->final_epoch_loss, eval->mean_loss, held_out->size(), unigram,
-      100 * eval->accuracy, out);
+      report->seconds, report->first_step_loss, report->final_epoch_loss, unit, eval->mean_loss,
+      unit, held_out->size(), unigram, unit, 100 * eval->accuracy, out);
   return 0;
 }
 

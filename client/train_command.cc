@@ -3,19 +3,20 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
-#include "common/flags.h"
 #include "client/progress_bar.h"
 #include "client/tensor_flags.h"
 #include "common/atomic_file.h"
+#include "common/flags.h"
 #include "data/fashion_mnist.h"
 #include "data/tensor_corpus.h"
-#include "model/recipe_data.h"
 #include "model/model.h"
+#include "model/recipe_data.h"
 #include "model/trainer.h"
 
 namespace tda {
@@ -46,6 +47,8 @@ absl::StatusOr<int64_t> WriteMisclassified(const Model& model, const Dataset& te
 
 int RunTrain(const Args& args) {
   for (size_t i = 0; i < args.size(); ++i) {
+    // Fine-tuning (--init) is of gpt and llama models only.
+    if (args[i] == "--init" || absl::StartsWith(args[i], "--init=")) return RunTrainGpt(args);
     for (const char* decoder : {"gpt", "llama"}) {  // both train through RunTrainGpt
       if (args[i] == absl::StrCat("--model-kind=", decoder) ||
           (args[i] == "--model-kind" && i + 1 < args.size() && args[i + 1] == decoder)) {
@@ -60,8 +63,8 @@ int RunTrain(const Args& args) {
                    "recipe). Also writes DIR/misclassified.tsv: the test images it gets wrong.");
   flags.AddRequiredString("out", "DIR", "model directory to write");
   flags.AddString("model-kind", "mlp|gpt|llama", "mlp",
-                  "mlp, or gpt / llama: a byte-level GPT or Llama on fortunes (see --model-kind "
-                  "gpt --help)");
+                  "mlp, or gpt / llama: a byte-level GPT or Llama on fortunes, a Llama with a "
+                  "--tokenizer, or --init MODEL fine-tuning (see --model-kind gpt --help)");
   flags.AddString("hidden", "W[,W...]", "128", "hidden layer widths ('none' for a linear model)");
   flags.AddString("activation", "relu|tanh", "relu", "hidden activation");
   flags.AddInt("train-size", "N", 0, "train on the first N training images (0 = all 60000)");

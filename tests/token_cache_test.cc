@@ -173,10 +173,11 @@ TEST(TokenCacheTest, ReusedUntilTheCorpusOrTheTokenizerChanges) {
   EXPECT_EQ(other->id(other->documents() - 1), "extra/1");
   EXPECT_TRUE(std::filesystem::exists(first->dir() + "/manifest.json"));
 
-  // Another tokenizer version: a new entry.
+  // Other tokenizer files (their fingerprint is part of the key): a new entry
+  // (tokenized_corpus_test.cc: another tokenizer).
   TokenCacheOptions options;
   options.root = root.path();
-  options.tokenizer.version = 2;
+  options.tokenizer_files = "0123456789abcdef";
   absl::StatusOr<std::unique_ptr<TokenCache>> retokenized =
       TokenCache::Open(PlainOptions(), options);
   TDA_ASSERT_OK(retokenized);

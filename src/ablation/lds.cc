@@ -77,7 +77,7 @@ absl::StatusOr<LdsRetraining> RetrainOnSubsets(const ModelConfig& config, const 
     const Dataset subset = train.Select(out.subsets[m]);
     for (int64_t k = 0; k < seeds; ++k) {
       sub_recipe.seed = recipe.seed + static_cast<uint64_t>(k);
-      ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, sub_recipe.seed));
+      ASSIGN_OR_RETURN(std::unique_ptr<Model> model, InitialModel(config, sub_recipe));
       ASSIGN_OR_RETURN(TrainReport report, Train(*model, subset, sub_recipe));
       ASSIGN_OR_RETURN(Eigen::VectorXd losses, QueryLosses(*model, queries));
       out.measured.row(m) += losses.transpose() / static_cast<double>(seeds);

@@ -175,9 +175,9 @@ absl::StatusOr<RemovalAblationResult> RunRemovalAblation(
     for (int64_t i = 0; i < n; ++i) {
       if (!is_removed[static_cast<size_t>(i)]) kept.push_back(i);
     }
-    auto retrain = [&](const Dataset& data, std::string_view stage)
-        -> absl::StatusOr<std::unique_ptr<Model>> {
-      ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh, CreateModel(model.config(), recipe.seed));
+    auto retrain = [&](const Dataset& data,
+                       std::string_view stage) -> absl::StatusOr<std::unique_ptr<Model>> {
+      ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh, InitialModel(model.config(), recipe));
       RETURN_IF_ERROR(
           Train(*fresh, data, retrain_recipe,
                 [&](std::string_view, int64_t done, int64_t total, std::string_view detail) {

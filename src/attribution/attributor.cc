@@ -1,22 +1,24 @@
 #include "attribution/attributor.h"
 
-#include "attribution/index_samples.h"
-#include "attribution/query_validation.h"
-#include "attribution/readable_scores.h"
-#include "attribution/self_influence.h"
-
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "attribution/index_samples.h"
+#include "attribution/query_validation.h"
+#include "attribution/readable_scores.h"
+#include "attribution/self_influence.h"
 #include "common/status_macros.h"
 #include "curvature/exact.h"
 #include "curvature/gradient_dot.h"
 #include "data/byte_tokenizer.h"
+#include "data/token_rows.h"
+#include "data/tokenizer.h"
 #include "grad/per_sample_gradients.h"
 #include "grad/position_scores.h"
+#include "model/recipe_data.h"
 
 namespace tda {
 
@@ -38,6 +40,10 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
     return absl::DataLossError(absl::StrCat("index ", index_dir, ": model fingerprint ",
                                             attributor->model_->Fingerprint(),
                                             " != manifest ", manifest.model_fingerprint));
+  }
+  if (attributor->model_->config().is_sequence()) {
+    ASSIGN_OR_RETURN(attributor->tokenizer_,
+                     RecipeTokenizer(attributor->model_->config(), attributor->recipe_));
   }
   ASSIGN_OR_RETURN(KroneckerFactors factors, LoadFactors(index_dir + "/factors.safetensors"));
   attributor->factors_ = std::make_shared<const KroneckerFactors>(std::move(factors));
@@ -288,13 +294,15 @@ absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareTextQueries(
           queries[q].sample_id.empty() ? "raw-features" : "sample-id",
           " query needs an image-model (mlp) index"));
     }
-    absl::Status row = MakeCompletionRow(queries[q].text->prompt, queries[q].text->completion,
+    absl::Status row = MakeCompletionRow(*tokenizer_, model_->config().num_classes,
+                                         queries[q].text->prompt, queries[q].text->completion,
                                          model_->config().context_length, &tokens[q], &targets[q]);
     if (!row.ok()) return absl::InvalidArgumentError(absl::StrCat("query ", q, ": ", row.message()));
     length = std::max<int64_t>(length, static_cast<int64_t>(tokens[q].size()));
   }
   // One batch, rows padded after their completion (no targets there).
-  std::vector<int32_t> batch_tokens(static_cast<size_t>(q_count * length), kEndOfDocument);
+  ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(*tokenizer_));
+  std::vector<int32_t> batch_tokens(static_cast<size_t>(q_count * length), markers.end);
   std::vector<int32_t> batch_targets(static_cast<size_t>(q_count * length), kNoTarget);
   for (int64_t q = 0; q < q_count; ++q) {
     std::copy(tokens[q].begin(), tokens[q].end(), batch_tokens.begin() + q * length);
@@ -339,17 +347,23 @@ absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::V
   ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(selected.Rows(0, selected.size())));
   const Eigen::MatrixXd per_position = PerPositionScores(
       projection_->ProjectCaptureSides(capture), projection_->projected_layout(), direction);
+  ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(*tokenizer_));
+  const size_t length = static_cast<size_t>(selected.sequence_length);
   for (size_t h = 0; h < hits.size(); ++h) {
-    // Position t predicts byte t of the document (then its end); positions without a target
-    // (padding) contribute nothing and are dropped.
-    const std::string& text = selected.previews[h];
-    const int64_t scored = std::min<int64_t>(static_cast<int64_t>(text.size()) + 1,
-                                             per_position.cols());
-    hits[h]->text = text.substr(0, static_cast<size_t>(std::min<int64_t>(scored, text.size())));
-    hits[h]->token_scores.resize(static_cast<size_t>(scored));
-    for (int64_t t = 0; t < scored; ++t) {
-      hits[h]->token_scores[t] = static_cast<float>(per_position(static_cast<Eigen::Index>(h), t));
+    // Each position's score onto the bytes of the token it predicts (data/token_rows.h); the
+    // text is the row's tokens decoded (byte tokens: the document's bytes, cut at the context).
+    const size_t width = std::min<size_t>(length, static_cast<size_t>(per_position.cols()));
+    std::vector<double> positions(width);
+    for (size_t t = 0; t < width; ++t) {
+      positions[t] = per_position(static_cast<Eigen::Index>(h), static_cast<Eigen::Index>(t));
     }
+    ASSIGN_OR_RETURN(
+        ScoredText scored,
+        ScoresPerByte(*tokenizer_, markers,
+                      absl::MakeConstSpan(&selected.tokens[h * length], width),
+                      absl::MakeConstSpan(&selected.targets[h * length], width), positions));
+    hits[h]->text = std::move(scored.text);
+    hits[h]->token_scores = std::move(scored.byte_scores);
   }
   return absl::OkStatus();
 }

@@ -31,6 +31,8 @@
 
 namespace tda {
 
+class Tokenizer;  // data/tokenizer.h
+
 inline constexpr int64_t kMaxTopK = 10000;
 inline constexpr int64_t kMaxQueriesPerRequest = 1024;
 
@@ -64,7 +66,9 @@ struct Hit {
   // Text queries only (training documents read from the index's data directory):
   std::optional<SharedSpan> shared_span;  // longest verbatim overlap with the completion
   std::string text;                 // with token_scores: the document as scored (cut at context)
-  std::vector<float> token_scores;  // per byte of `text` (+ end of document): sums to `score`
+  // Per byte of `text` (+ end of document): sums to `score`. A multi-byte token's score is spread
+  // evenly over its bytes (data/token_rows.h, ScoresPerByte).
+  std::vector<float> token_scores;
 };
 
 // The scores of one query summed over the live (not deleted) rows of one data source.
@@ -211,6 +215,9 @@ class Attributor {
   std::unique_ptr<Preconditioner> default_ekfac_;
   std::unique_ptr<Projection> projection_;
   TrainRecipe recipe_;
+  // Sequence models: the model's tokenizer (RecipeTokenizer), for text queries and per-token
+  // scores.
+  std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<IndexSamples> samples_;  // after index_, model_ and recipe_, which it uses
   std::unique_ptr<FullCurvature> full_;
   std::unique_ptr<IndexDocuments> documents_;  // after index_ and recipe_

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "data/token_rows.h"
 
 namespace tda {
 
@@ -66,18 +67,8 @@ bool WriteDocumentRow(std::string_view text, int64_t length, int32_t* tokens, in
 absl::Status MakeCompletionRow(std::string_view prompt, std::string_view completion,
                                int64_t max_length, std::vector<int32_t>* tokens,
                                std::vector<int32_t>* targets) {
-  if (completion.empty()) return absl::InvalidArgumentError("the completion is empty");
-  const int64_t length = static_cast<int64_t>(prompt.size() + completion.size());
-  if (length > max_length) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "prompt + completion are ", length, " bytes; the model's context holds ", max_length));
-  }
-  const std::string text = std::string(prompt) + std::string(completion);
-  tokens->assign(static_cast<size_t>(length), kNoTarget);
-  targets->assign(static_cast<size_t>(length), kNoTarget);
-  WriteDocumentRow(text, length, tokens->data(), targets->data());
-  std::fill(targets->begin(), targets->begin() + static_cast<int64_t>(prompt.size()), kNoTarget);
-  return absl::OkStatus();
+  return MakeCompletionRow(ByteTokenizer(), kByteVocabulary, prompt, completion, max_length, tokens,
+                           targets);
 }
 
 std::string OneLinePreview(std::string_view text, size_t max_bytes) {

@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "data/byte_tokenizer.h"
 #include "data/chunking.h"
+#include "data/token_rows.h"
 
 namespace tda {
 
@@ -20,8 +20,10 @@ CachedTextRows::CachedTextRows(std::shared_ptr<const TokenCache> cache, const st
 absl::StatusOr<std::unique_ptr<CachedTextRows>> CachedTextRows::Open(
     std::shared_ptr<const TokenCache> cache, const std::string& name, Split split,
     const TextSplitOptions& options) {
+  ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(cache->tokenizer()));
   auto out =
       std::unique_ptr<CachedTextRows>(new CachedTextRows(std::move(cache), name, split, options));
+  out->markers_ = markers;
   const TokenCache& c = *out->cache_;
   const bool want_held_out = split == Split::kTest;
   const int64_t limit = options.limit;
@@ -59,7 +61,7 @@ Batch CachedTextRows::Gather(const int64_t* rows, int64_t count, RowStorage* sto
     document_.resize(static_cast<size_t>(n));
     cache_->CopyTokens(row.doc, document_.data());
     WriteChunkRow(document_.data(), n, WindowOf(row), context_, cache_->prompt_tokens(row.doc),
-                  kEndOfDocument, tokens + r * context_, targets + r * context_);
+                  markers_, tokens + r * context_, targets + r * context_);
   }
   return Batch::Sequences(tokens, targets, count, context_);
 }
@@ -74,8 +76,12 @@ std::string CachedTextRows::source(int64_t i) const {
 }
 
 std::string CachedTextRows::preview(int64_t i) const {
+  // The tokens the row predicts (position r: token window.begin + r), decoded; the whole text
+  // of a one-window document.
   const Row& row = rows_[static_cast<size_t>(i)];
-  return ChunkText(cache_->Text(row.doc), WindowOf(row), row.windows);
+  if (row.windows <= 1) return cache_->Text(row.doc);
+  const ChunkWindow window = WindowOf(row);
+  return cache_->DecodeRange(row.doc, window.begin, window.end);
 }
 
 int64_t CachedTextRows::used_positions(int64_t i) const {

@@ -1,7 +1,8 @@
 // The rows of a split of a token-cached corpus (data/token_cache.h), built on demand from the
 // mapped tokens: the same rows, bit for bit, as DocumentsToDataset on the same documents, split and
-// options (data/text_document.h), with long documents cut into windows as data/chunking.h says (one
-// row per window; chunk_stride 0: one window cut at the context).
+// options (data/text_document.h) for the byte tokenizer, with long documents cut into windows as
+// data/chunking.h says (one row per window; chunk_stride 0: one window cut at the context). Rows
+// of another tokenizer's cache start with its BOS and end with its EOS (DocumentMarkersOf).
 //
 // Memory: the cache is mapped, not loaded; a per-row table (document index and window, 16 bytes a
 // row) is the only thing held per row. Thread-compatible.
@@ -66,6 +67,7 @@ class CachedTextRows : public RowSource {
   std::vector<Row> rows_;
   int64_t truncated_ = 0;
   std::vector<std::string> no_classes_;
+  DocumentMarkers markers_ = DocumentMarkers(0);  // of the cache's tokenizer
   mutable std::vector<int32_t> document_;  // scratch: one document's tokens
 };
 

@@ -47,14 +47,16 @@ std::vector<ChunkWindow> ChunkWindows(int64_t positions, int64_t context, int64_
 }
 
 void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window, int64_t context,
-                   int64_t prompt_tokens, int32_t end_of_document, int32_t *tokens,
+                   int64_t prompt_tokens, const DocumentMarkers &markers, int32_t *tokens,
                    int32_t *targets) {
-  // s[i]: EOD at 0 and n + 1, doc[i - 1] between.
-  auto stream = [&](int64_t i) { return i == 0 || i > n ? end_of_document : doc[i - 1]; };
+  // s[i]: markers.begin at 0, markers.end at n + 1, doc[i - 1] between.
+  auto stream = [&](int64_t i) {
+    return i == 0 ? markers.begin : i > n ? markers.end : doc[i - 1];
+  };
   for (int64_t r = 0; r < context; ++r) {
     const int64_t p = window.begin + r;
     if (p >= window.end) {
-      tokens[r] = end_of_document;
+      tokens[r] = markers.end;
       targets[r] = kNoLoss;
       continue;
     }

@@ -24,6 +24,17 @@ struct ChunkWindow {
   int64_t loss_begin = 0;  // positions in [begin, loss_begin) carry no loss
 };
 
+// The tokens around a document's: s[0] (its first input) and s[n + 1] (its last target, and the
+// input of padding). The byte tokenizer has one for both (kEndOfDocument); a Hugging Face
+// tokenizer its BOS and EOS (data/token_rows.h: DocumentMarkersOf).
+struct DocumentMarkers {
+  constexpr DocumentMarkers(int32_t both) : begin(both), end(both) {}  // NOLINT: one marker
+  constexpr DocumentMarkers(int32_t begin_marker, int32_t end_marker)
+      : begin(begin_marker), end(end_marker) {}
+  int32_t begin;
+  int32_t end;
+};
+
 // The windows of a document with `positions` prediction positions (n + 1).
 // stride == 0: one window cut at the context (truncation, the rows of models
 // trained before chunking). Else windows start at 0, stride, 2 stride, ...
@@ -35,12 +46,12 @@ int64_t ChunkCount(int64_t positions, int64_t context, int64_t stride);
 ChunkWindow ChunkWindowAt(int64_t positions, int64_t context, int64_t stride, int64_t k);
 
 // Writes the row of `window` into tokens[0, context) and targets[0, context):
-// positions past the window are padding (input `end_of_document`, target
+// positions past the window are padding (input markers.end, target
 // kNoTarget); targets before loss_begin or before `prompt_tokens` (instruction
 // data: the prompt carries no loss) are kNoTarget. `doc` holds the document's n
 // tokens.
 void WriteChunkRow(const int32_t *doc, int64_t n, const ChunkWindow &window, int64_t context,
-                   int64_t prompt_tokens, int32_t end_of_document, int32_t *tokens,
+                   int64_t prompt_tokens, const DocumentMarkers &markers, int32_t *tokens,
                    int32_t *targets);
 
 // The text of a chunk row: the bytes its window predicts (row position r predicts byte

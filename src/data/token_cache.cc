@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include "common/atomic_file.h"
 #include "common/checksum.h"
 #include "common/status_macros.h"
+#include "data/byte_tokenizer.h"
 
 namespace tda {
 namespace {
@@ -39,8 +41,8 @@ constexpr size_t kWriteBuffer = size_t{1} << 20;
 std::string Join(const std::string& dir, const std::string& name) { return dir + "/" + name; }
 
 // What makes two caches of a corpus differ: everything that changes the documents or tokens.
-json KeyOf(const JsonlOptions& corpus, const std::string& corpus_hash,
-           const TokenizerKey& tokenizer) {
+json KeyOf(const JsonlOptions& corpus, const std::string& corpus_hash, const Tokenizer& tokenizer,
+           const std::string& tokenizer_files) {
   json files = json::array();
   // Ids and sources default to the file names, so they are part of the content.
   for (const std::string& path : corpus.paths) {
@@ -55,9 +57,12 @@ json KeyOf(const JsonlOptions& corpus, const std::string& corpus_hash,
               {"source_field", corpus.source_field},
               {"source_from_file", corpus.source_from_file},
               {"skip_bad_lines", corpus.skip_bad_lines},
-              {"tokenizer", tokenizer.name},
-              {"tokenizer_version", tokenizer.version},
-              {"vocabulary", tokenizer.vocabulary}};
+              {"tokenizer", tokenizer.name()},
+              {"tokenizer_version", tokenizer.version()},
+              {"tokenizer_files", tokenizer_files},
+              {"bos", tokenizer.bos_id().value_or(-1)},
+              {"eos", tokenizer.eos_id().value_or(-1)},
+              {"vocabulary", tokenizer.vocabulary_size()}};
 }
 
 // One file of an entry being written: buffered, hashed as it goes, committed atomically.
@@ -99,7 +104,7 @@ class CacheFileWriter {
 };
 
 // Tokenizes `corpus` into directory `dir` (created here) in one pass.
-absl::Status WriteEntry(const JsonlOptions& corpus, const json& key, const TokenizerKey& tokenizer,
+absl::Status WriteEntry(const JsonlOptions& corpus, const json& key, const Tokenizer& tokenizer,
                         const std::string& dir) {
   RETURN_IF_ERROR(MakeDirectories(dir));
   CacheFileWriter tokens, offsets, prompts, names, name_offsets;
@@ -108,26 +113,34 @@ absl::Status WriteEntry(const JsonlOptions& corpus, const json& key, const Token
   RETURN_IF_ERROR(prompts.Open(dir, kPrompts));
   RETURN_IF_ERROR(names.Open(dir, kNames));
   RETURN_IF_ERROR(name_offsets.Open(dir, kNameOffsets));
-  const bool narrow = tokenizer.vocabulary <= 65536;
+  const bool narrow = tokenizer.vocabulary_size() <= 65536;
   uint64_t token_count = 0, name_bytes = 0;
   int64_t documents = 0;
   std::vector<uint16_t> narrow_tokens;
   std::vector<uint32_t> wide_tokens;
   RETURN_IF_ERROR(ReadJsonlDocuments(corpus, [&](TextDocument&& doc) -> absl::Status {
-    // The byte tokenizer: token b is byte b.
-    const size_t n = doc.text.size();
+    const std::string_view text = doc.text;
+    const size_t prompt_bytes = static_cast<size_t>(doc.prompt_bytes);
+    // A pair's prompt and completion are encoded separately, as a query's are.
+    ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                     tokenizer.Encode(prompt_bytes > 0 ? text.substr(0, prompt_bytes) : text));
+    const size_t prompt_tokens = prompt_bytes > 0 ? ids.size() : 0;
+    if (prompt_bytes > 0) {
+      ASSIGN_OR_RETURN(const std::vector<int32_t> completion,
+                       tokenizer.Encode(text.substr(prompt_bytes)));
+      ids.insert(ids.end(), completion.begin(), completion.end());
+    }
+    const size_t n = ids.size();
     if (narrow) {
-      narrow_tokens.resize(n);
-      for (size_t t = 0; t < n; ++t) narrow_tokens[t] = static_cast<unsigned char>(doc.text[t]);
+      narrow_tokens.assign(ids.begin(), ids.end());
       RETURN_IF_ERROR(tokens.Append(narrow_tokens.data(), n * sizeof(uint16_t)));
     } else {
-      wide_tokens.resize(n);
-      for (size_t t = 0; t < n; ++t) wide_tokens[t] = static_cast<unsigned char>(doc.text[t]);
+      wide_tokens.assign(ids.begin(), ids.end());
       RETURN_IF_ERROR(tokens.Append(wide_tokens.data(), n * sizeof(uint32_t)));
     }
     RETURN_IF_ERROR(offsets.AppendValue<uint64_t>(token_count));
     token_count += n;
-    RETURN_IF_ERROR(prompts.AppendValue<uint32_t>(static_cast<uint32_t>(doc.prompt_bytes)));
+    RETURN_IF_ERROR(prompts.AppendValue<uint32_t>(static_cast<uint32_t>(prompt_tokens)));
     RETURN_IF_ERROR(name_offsets.AppendValue<uint64_t>(name_bytes));
     RETURN_IF_ERROR(names.Append(doc.id.data(), doc.id.size()));
     name_bytes += doc.id.size();
@@ -311,12 +324,15 @@ absl::StatusOr<std::unique_ptr<TokenCache>> TokenCache::Open(const JsonlOptions&
   if (corpus_hash.empty()) {
     ASSIGN_OR_RETURN(corpus_hash, JsonlCorpusHash(corpus.paths));
   }
-  const json key = KeyOf(corpus, corpus_hash, options.tokenizer);
+  std::shared_ptr<const Tokenizer> tokenizer = options.tokenizer;
+  if (tokenizer == nullptr) tokenizer = std::make_shared<ByteTokenizer>();
+  const json key = KeyOf(corpus, corpus_hash, *tokenizer, options.tokenizer_files);
   const std::string name = absl::StrCat("jsonl-", ChecksumHex(Xxh3(key.dump())));
   const std::string dir = Join(root, name);
   auto cache = std::unique_ptr<TokenCache>(new TokenCache());
   cache->dir_ = dir;
   cache->corpus_hash_ = corpus_hash;
+  cache->tokenizer_ = tokenizer;
 
   // Opens the entry in `dir`: why it cannot be used, or "" when it is open.
   auto try_open = [&](const json& manifest) -> absl::StatusOr<std::string> {
@@ -346,7 +362,7 @@ absl::StatusOr<std::unique_ptr<TokenCache>> TokenCache::Open(const JsonlOptions&
   const std::string temp = Join(root, absl::StrCat(".tmp-", name, "-", getpid()));
   std::error_code ec;
   std::filesystem::remove_all(temp, ec);  // a temporary of this process id: ours
-  if (absl::Status written = WriteEntry(corpus, key, options.tokenizer, temp); !written.ok()) {
+  if (absl::Status written = WriteEntry(corpus, key, *tokenizer, temp); !written.ok()) {
     std::filesystem::remove_all(temp, ec);
     return written;
   }
@@ -402,9 +418,19 @@ void TokenCache::CopyTokens(int64_t doc, int32_t* out) const {
 }
 
 std::string TokenCache::Text(int64_t doc) const {
-  std::vector<int32_t> tokens(static_cast<size_t>(document_tokens(doc)));
+  return DecodeRange(doc, 0, document_tokens(doc));
+}
+
+std::string TokenCache::DecodeRange(int64_t doc, int64_t begin, int64_t end) const {
+  const int64_t n = document_tokens(doc);
+  begin = std::clamp<int64_t>(begin, 0, n);
+  end = std::clamp<int64_t>(end, begin, n);
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
   CopyTokens(doc, tokens.data());
-  return std::string(tokens.begin(), tokens.end());
+  // The ids were encoded by this tokenizer (and the files verified), so they decode.
+  absl::StatusOr<std::string> text = tokenizer_->Decode(
+      absl::MakeConstSpan(tokens.data() + begin, static_cast<size_t>(end - begin)));
+  return text.ok() ? *std::move(text) : std::string();
 }
 
 std::string_view TokenCache::id(int64_t doc) const {

@@ -4,14 +4,17 @@
 //
 // An entry is a directory <root>/jsonl-<16 hex digits of the key's XXH3> holding
 //   tokens.bin        every document's token ids back to back (uint16 little-endian while the
-//                     vocabulary fits, else uint32), without end-of-document markers
+//                     vocabulary fits, else uint32), without end-of-document markers; ids of
+//                     the options' tokenizer (the byte tokenizer's: the bytes), the prompt and
+//                     the completion of a pair encoded separately
 //   offsets.bin       uint64 start of each document in tokens, then the total (N + 1 values)
 //   prompts.bin       uint32 per document: leading tokens that carry no loss (instruction data)
 //   names.bin         each document's id bytes then its source bytes, back to back
 //   name_offsets.bin  uint64 starts: id_0, source_0, id_1, ..., then the end (2N + 1 values)
 //   manifest.json     format and version, the key (corpus content hash, file names, the JSONL
-//                     field options, tokenizer name and version), counts, and the size and XXH3
-//                     of every file above
+//                     field options, the tokenizer's name, version, vocabulary, markers and the
+//                     fingerprint of its files), counts, and the size and XXH3 of every file
+//                     above: a cache built with another tokenizer is never reused
 // Beyond its tokens a document costs 28 bytes plus its id and source on disk; nothing per
 // document is held in memory (the files are mapped and read by document index).
 //
@@ -35,19 +38,17 @@
 
 #include "absl/status/statusor.h"
 #include "data/jsonl_corpus.h"
+#include "data/tokenizer.h"
 
 namespace tda {
 
-// The tokenizer a cache is keyed by: today the byte tokenizer of data/byte_tokenizer.h.
-struct TokenizerKey {
-  std::string name = "byte";
-  int version = 1;
-  int64_t vocabulary = 257;
-};
-
 struct TokenCacheOptions {
   std::string root;  // "" = DefaultTokenCacheRoot()
-  TokenizerKey tokenizer;
+  // The tokenizer documents are encoded with; nullptr = the byte tokenizer.
+  std::shared_ptr<const Tokenizer> tokenizer;
+  // Its files' TokenizerFingerprint (data/tokenizer_files.h), part of the key; "" for the byte
+  // tokenizer.
+  std::string tokenizer_files;
   std::string corpus_hash;  // JsonlCorpusHash of the files when the caller has it; "" = hash
   // Told why an entry is (re)built; default: a line on stderr.
   std::function<void(const std::string&)> log;
@@ -80,8 +81,12 @@ class TokenCache {
   int64_t prompt_tokens(int64_t doc) const;
   // Copies the document_tokens(doc) token ids of `doc` into `out`.
   void CopyTokens(int64_t doc, int32_t* out) const;
-  // The document's text (the byte tokenizer's tokens are its bytes).
+  // The document's text: its tokens decoded (the byte tokenizer's: its bytes; SentencePiece's:
+  // the normalized text).
   std::string Text(int64_t doc) const;
+  // The decoded tokens [begin, end) of `doc` (clamped to the document).
+  std::string DecodeRange(int64_t doc, int64_t begin, int64_t end) const;
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
   // Valid while this cache is open.
   std::string_view id(int64_t doc) const;
   std::string_view source(int64_t doc) const;
@@ -96,6 +101,7 @@ class TokenCache {
 
   std::string dir_;
   std::string corpus_hash_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
   bool built_ = false;
   int64_t documents_ = 0;
   int64_t tokens_ = 0;

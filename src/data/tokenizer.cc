@@ -1,6 +1,7 @@
 #include "data/tokenizer.h"
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -19,12 +20,17 @@ constexpr char kGpt2EndOfText[] = "<|endoftext|>";
 
 // The JSON files beside a tokenizer that configure its special tokens; {} when absent.
 struct TokenizerConfigs {
-  std::string dir;
+  std::string dir;  // where the files were found (a directory, or the one file)
+  std::map<std::string, std::string> paths;  // TokenizerFiles::paths
   json tokenizer_config;    // tokenizer_config.json
   json special_tokens_map;  // special_tokens_map.json
   json generation_config;   // generation_config.json
 
-  std::string Path(const char* name) const { return absl::StrCat(dir, "/", name); }
+  // The file's path; "" (which does not exist) when there is none.
+  std::string Path(const char* name) const {
+    const auto it = paths.find(name);
+    return it == paths.end() ? std::string() : it->second;
+  }
 };
 
 absl::StatusOr<json> ReadOptionalObject(const std::string& path) {
@@ -35,9 +41,10 @@ absl::StatusOr<json> ReadOptionalObject(const std::string& path) {
   return value;
 }
 
-absl::StatusOr<TokenizerConfigs> ReadConfigs(const std::string& dir) {
+absl::StatusOr<TokenizerConfigs> ReadConfigs(const TokenizerFiles& files) {
   TokenizerConfigs configs;
-  configs.dir = dir;
+  configs.dir = files.origin;
+  configs.paths = files.paths;
   ASSIGN_OR_RETURN(configs.tokenizer_config,
                    ReadOptionalObject(configs.Path("tokenizer_config.json")));
   ASSIGN_OR_RETURN(configs.special_tokens_map,
@@ -171,7 +178,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& dir)
   if (!std::filesystem::is_directory(dir)) {
     return absl::NotFoundError(absl::StrCat("tokenizer directory ", dir, " does not exist"));
   }
-  ASSIGN_OR_RETURN(const TokenizerConfigs configs, ReadConfigs(dir));
+  ASSIGN_OR_RETURN(const TokenizerFiles files, FindTokenizerFiles(dir));
+  return LoadTokenizerFiles(files);
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFiles(const TokenizerFiles& files) {
+  const std::string& dir = files.origin;
+  ASSIGN_OR_RETURN(const TokenizerConfigs configs, ReadConfigs(files));
   std::unique_ptr<Tokenizer> tokenizer;
   if (std::filesystem::exists(configs.Path("tokenizer.model"))) {
     ASSIGN_OR_RETURN(tokenizer, LoadSentencePiece(configs));
@@ -181,7 +194,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& dir)
              std::filesystem::exists(configs.Path("merges.txt"))) {
     for (const char* name : {"vocab.json", "merges.txt"}) {
       if (!std::filesystem::exists(configs.Path(name))) {
-        return absl::NotFoundError(absl::StrCat(configs.Path(name),
+        return absl::NotFoundError(absl::StrCat(dir, "/", name,
                                                 " is missing (GPT-2 "
                                                 "tokenizers need vocab.json and merges.txt)"));
       }

@@ -73,4 +73,9 @@ class Tokenizer {
 // kNotFound naming `dir` and the files looked for when there is none; errors of a file name it.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& dir);
 
+// The same from files found by FindTokenizerFiles (a directory's, or one tokenizer file's).
+struct TokenizerFiles;
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizerFiles(
+    const TokenizerFiles& files);
+
 }  // namespace tda

@@ -319,6 +319,7 @@ std::string DecoderModel::Fingerprint() const {
 absl::Status DecoderModel::Save(const std::string& dir, const TrainRecipe& recipe) const {
   RETURN_IF_ERROR(MakeDirectories(dir));
   RETURN_IF_ERROR(WeightsFile().WriteAtomically(dir + "/model.safetensors"));
+  RETURN_IF_ERROR(SaveRecipeTokenizer(recipe, dir));
   return WriteFileAtomically(dir + "/config.json", ModelConfigToJson(config_, recipe));
 }
 

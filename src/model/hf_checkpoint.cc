@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
+#include "data/tokenizer_files.h"
 #include "model/decoder_model.h"
 #include "model/hf_config.h"
 #include "model/hf_tensors.h"
@@ -20,10 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-constexpr const char* kTokenizerFiles[] = {
-    "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-    "vocab.json",     "merges.txt",      "generation_config.json"};
 
 // MemAvailable of /proc/meminfo in bytes.
 absl::StatusOr<int64_t> MemAvailable() {
@@ -165,7 +162,7 @@ absl::StatusOr<std::unique_ptr<Model>> ImportHfCheckpoint(const std::string& dir
   const std::string staging = out + ".tda-import-tmp";
   fs::remove_all(staging, error);
   absl::Status written = model->Save(staging, TrainRecipe{});
-  for (const char* name : kTokenizerFiles) {
+  for (const char* name : kTokenizerFileNames) {
     if (!written.ok()) break;
     if (!fs::exists(dir + "/" + name)) continue;
     if (!fs::copy_file(dir + "/" + name, staging + "/" + name, error)) {

@@ -164,6 +164,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRe
   TrainRecipe ignored;
   RETURN_IF_ERROR(
       ModelConfigFromJson(text, dir + "/config.json", &config, recipe ? recipe : &ignored));
+  RETURN_IF_ERROR(AttachModelTokenizer(dir, recipe ? recipe : &ignored));
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> weights,
                    SafetensorsFile::Read(dir + "/model.safetensors"));
   return CatchTorchErrors("load model", [&]() -> absl::StatusOr<std::unique_ptr<Model>> {

@@ -3,7 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "data/byte_tokenizer.h"
+#include "data/tokenizer.h"
+#include "data/tokenizer_files.h"
 
 namespace tda {
 namespace {
@@ -99,6 +102,14 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
                               {"skip_bad_lines", recipe.jsonl.skip_bad_lines}};
     out["recipe"]["corpus_hash"] = recipe.corpus_hash;
   }
+  if (!recipe.tokenizer_fingerprint.empty()) {
+    out["recipe"]["tokenizer"] = {{"name", recipe.tokenizer_name},
+                                  {"fingerprint", recipe.tokenizer_fingerprint}};
+  }
+  if (!recipe.init_model.empty()) {
+    out["recipe"]["init"] = {{"model", recipe.init_model},
+                             {"fingerprint", recipe.init_fingerprint}};
+  }
   return out.dump(2) + "\n";
 }
 
@@ -173,6 +184,14 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
         recipe->jsonl.skip_bad_lines = j.at("skip_bad_lines").get<bool>();
       }
       recipe->corpus_hash = r.value("corpus_hash", std::string());
+      if (r.contains("tokenizer")) {
+        recipe->tokenizer_name = r["tokenizer"].at("name").get<std::string>();
+        recipe->tokenizer_fingerprint = r["tokenizer"].at("fingerprint").get<std::string>();
+      }
+      if (r.contains("init")) {
+        recipe->init_model = r["init"].at("model").get<std::string>();
+        recipe->init_fingerprint = r["init"].at("fingerprint").get<std::string>();
+      }
     }
   } catch (const json::exception& e) {
     return bad(e.what());
@@ -180,6 +199,39 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
   absl::Status valid = ValidateModelConfig(*config);
   if (!valid.ok()) return bad(std::string(valid.message()));
   return absl::OkStatus();
+}
+
+absl::Status AttachModelTokenizer(const std::string& dir, TrainRecipe* recipe) {
+  ASSIGN_OR_RETURN(const TokenizerFiles files, FindTokenizerFiles(dir));
+  ASSIGN_OR_RETURN(const std::string fingerprint, TokenizerFingerprint(files));
+  if (!recipe->tokenizer_fingerprint.empty() && fingerprint != recipe->tokenizer_fingerprint) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model in ", dir, " was trained with tokenizer ", recipe->tokenizer_name,
+        " (files fingerprint ", recipe->tokenizer_fingerprint, "), but its tokenizer files ",
+        files.empty() ? "are missing" : absl::StrCat("have fingerprint ", fingerprint),
+        ": restore the tokenizer files the model was saved with"));
+  }
+  if (files.empty()) return absl::OkStatus();
+  recipe->tokenizer_path = dir;
+  if (recipe->tokenizer_fingerprint.empty()) {
+    ASSIGN_OR_RETURN(const std::unique_ptr<Tokenizer> tokenizer, LoadTokenizerFiles(files));
+    recipe->tokenizer_name = tokenizer->name();
+    recipe->tokenizer_fingerprint = fingerprint;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SaveRecipeTokenizer(const TrainRecipe& recipe, const std::string& dir) {
+  if (recipe.tokenizer_path.empty() || recipe.tokenizer_path == dir) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const TokenizerFiles files, FindTokenizerFiles(recipe.tokenizer_path));
+  ASSIGN_OR_RETURN(const std::string fingerprint, TokenizerFingerprint(files));
+  if (fingerprint != recipe.tokenizer_fingerprint) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the tokenizer files at ", recipe.tokenizer_path, " (fingerprint ",
+                     fingerprint, ") are not the ones the recipe records (",
+                     recipe.tokenizer_fingerprint, "); they changed while in use"));
+  }
+  return CopyTokenizerFiles(files, dir);
 }
 
 // The shape checks gpt and llama share, `kind` naming the model in messages.

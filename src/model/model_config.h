@@ -76,7 +76,29 @@ struct TrainRecipe {
                                    // apart (data/chunking.h); 0 = cut at the context (models
                                    // trained before chunking)
   double held_out_fraction = 0.05;  // fortunes: fraction of documents held out by id hash
+  // Sequences: the tokenizer (data/tokenizer.h) whose files sit in the model directory: its
+  // name and the TokenizerFingerprint of its files (checked wherever they are read); "" = the
+  // byte tokenizer.
+  std::string tokenizer_name;
+  std::string tokenizer_fingerprint;
+  // Not saved: where the tokenizer files are now (LoadModel: the model directory; tda train:
+  // --tokenizer). Model::Save copies them beside the model.
+  std::string tokenizer_path;
+  // Fine-tuning (tda train --init): the model training started from and the Fingerprint of its
+  // weights (checked when retraining); "" = a fresh, seeded initialisation.
+  std::string init_model;
+  std::string init_fingerprint;
 };
+
+// Fills the recipe's tokenizer from the files of model directory `dir`: tokenizer_path = dir
+// when it holds tokenizer files (data/tokenizer_files.h), their fingerprint and name recorded
+// when the recipe has none (a tda import --hf directory). kFailedPrecondition when the recipe
+// records a tokenizer that the directory lacks or whose files differ.
+[[nodiscard]] absl::Status AttachModelTokenizer(const std::string& dir, TrainRecipe* recipe);
+
+// Copies the recipe's tokenizer files (from tokenizer_path) into model directory `dir`, after
+// checking they still have the recorded fingerprint; nothing for the byte tokenizer.
+[[nodiscard]] absl::Status SaveRecipeTokenizer(const TrainRecipe& recipe, const std::string& dir);
 
 // config.json holds {"model": ..., "recipe": ...}.
 std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& recipe);

@@ -6,12 +6,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "data/byte_tokenizer.h"
 #include "data/cached_text_rows.h"
 #include "data/dataset_rows.h"
 #include "data/fortunes.h"
 #include "data/jsonl_corpus.h"
 #include "data/tensor_corpus.h"
 #include "data/token_cache.h"
+#include "data/token_rows.h"
+#include "data/tokenizer_files.h"
 
 namespace tda {
 namespace {
@@ -35,6 +38,36 @@ struct ResolvedRows {
   int64_t truncated = 0;
 };
 
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const Tokenizer>> RecipeTokenizer(const ModelConfig& config,
+                                                                 const TrainRecipe& recipe) {
+  std::shared_ptr<const Tokenizer> tokenizer;
+  if (recipe.tokenizer_fingerprint.empty()) {
+    tokenizer = std::make_shared<ByteTokenizer>();
+  } else {
+    if (recipe.tokenizer_path.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the recipe records tokenizer ", recipe.tokenizer_name,
+                       " but no tokenizer files were found beside the model; restore them"));
+    }
+    ASSIGN_OR_RETURN(const TokenizerFiles files, FindTokenizerFiles(recipe.tokenizer_path));
+    ASSIGN_OR_RETURN(const std::string fingerprint, TokenizerFingerprint(files));
+    if (fingerprint != recipe.tokenizer_fingerprint) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the tokenizer files at ", recipe.tokenizer_path, " have fingerprint ",
+                       fingerprint, ", the model was trained with ", recipe.tokenizer_fingerprint,
+                       ": restore the files the model was saved with"));
+    }
+    ASSIGN_OR_RETURN(tokenizer, LoadTokenizerFiles(files));
+  }
+  RETURN_IF_ERROR(CheckVocabularyFits(*tokenizer, config.num_classes,
+                                      absl::StrCat("the ", config.kind, " model")));
+  return tokenizer;
+}
+
+namespace {
+
 absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainRecipe& recipe,
                                          Split split, const RecipeRowsOptions& request) {
   const bool documents = config.is_sequence();
@@ -48,6 +81,12 @@ absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainR
   options.held_out_fraction = recipe.held_out_fraction;
   options.chunk_stride = recipe.chunk_stride;
   ResolvedRows out;
+  if (documents && recipe.dataset != "jsonl" && !recipe.tokenizer_fingerprint.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model's tokenizer ", recipe.tokenizer_name,
+        " reads JSONL corpora only; the built-in fortunes corpus is byte-tokenized. Write the "
+        "documents as JSONL and train with --data"));
+  }
   if (!documents || recipe.dataset != "jsonl") {
     ASSIGN_OR_RETURN(
         out.data, LoadInMemory(recipe, documents, data_dir, split, limit, options, &out.truncated));
@@ -59,6 +98,8 @@ absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainR
   jsonl.paths = absl::StrSplit(data_dir, ',', absl::SkipEmpty());
   TokenCacheOptions cache_options;
   cache_options.root = request.cache_dir;
+  ASSIGN_OR_RETURN(cache_options.tokenizer, RecipeTokenizer(config, recipe));
+  cache_options.tokenizer_files = recipe.tokenizer_fingerprint;
   ASSIGN_OR_RETURN(cache_options.corpus_hash, JsonlCorpusHash(jsonl.paths));
   if (!recipe.corpus_hash.empty() && !request.allow_changed_corpus &&
       cache_options.corpus_hash != recipe.corpus_hash) {

@@ -3,8 +3,8 @@
 // rows of the model's context length). Used by everything that needs the training set or held-out
 // data back (index builds, ablations, jobs).
 //
-// A JSONL corpus is read through its token cache (data/token_cache.h): tokenized once, then served
-// from the mapped cache.
+// A JSONL corpus is read through its token cache (data/token_cache.h): tokenized once with the
+// recipe's tokenizer (RecipeTokenizer), then served from the mapped cache.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "data/fashion_mnist.h"
 #include "data/row_source.h"
+#include "data/tokenizer.h"
 #include "model/model_config.h"
 
 namespace tda {
@@ -41,6 +42,13 @@ struct RecipeRows {
 [[nodiscard]] absl::StatusOr<RecipeRows> OpenRecipeRows(const ModelConfig& config,
                                                         const TrainRecipe& recipe, Split split,
                                                         const RecipeRowsOptions& options = {});
+
+// The tokenizer of a sequence model's recipe: the byte tokenizer unless the recipe records one,
+// then the files at recipe.tokenizer_path (LoadModel sets it to the model directory), their
+// fingerprint checked against the recipe's. kFailedPrecondition naming both numbers when the
+// model's vocab_size is smaller than the tokenizer's ids.
+[[nodiscard]] absl::StatusOr<std::shared_ptr<const Tokenizer>> RecipeTokenizer(
+    const ModelConfig& config, const TrainRecipe& recipe);
 
 // The same rows in memory (see OpenRecipeRows; `truncated`, optional, receives how many documents
 // were cut at the context length).

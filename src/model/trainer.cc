@@ -143,6 +143,7 @@ absl::StatusOr<TrainReport> TrainSequences(TorchModel& model, const Dataset& tra
       if (recipe.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, recipe.clip_norm);
       optimizer->step();
       const double value = loss.item<double>();
+      if (step == 0) report.first_step_loss = value;
       if (!std::isfinite(value)) {
         return absl::FailedPreconditionError(absl::StrCat(
             "training diverged (loss ", value, ") at step ", step + 1, "; lower the learning rate"));
@@ -209,6 +210,24 @@ absl::StatusOr<TrainReport> TrainTorch(TorchModel& model, const Dataset& train,
 }
 
 }  // namespace
+
+absl::StatusOr<std::unique_ptr<Model>> InitialModel(const ModelConfig& config,
+                                                    const TrainRecipe& recipe) {
+  if (recipe.init_model.empty()) return CreateModel(config, recipe.seed);
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> init, LoadModel(recipe.init_model));
+  if (!recipe.init_fingerprint.empty() && init->Fingerprint() != recipe.init_fingerprint) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the init model ", recipe.init_model, " has weights fingerprint ",
+                     init->Fingerprint(), ", the recipe was fine-tuned from ",
+                     recipe.init_fingerprint, ": restore the init model to retrain"));
+  }
+  if (ModelConfigToJson(init->config(), TrainRecipe{}) !=
+      ModelConfigToJson(config, TrainRecipe{})) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the init model ", recipe.init_model, " has another architecture than this model's"));
+  }
+  return init;
+}
 
 absl::StatusOr<TrainReport> Train(Model& model, const Dataset& train, const TrainRecipe& recipe,
                                   const ProgressFn& progress) {

@@ -22,11 +22,19 @@ struct Evaluation {
 struct TrainReport {
   double seconds = 0;
   double final_epoch_loss = 0;  // mean training loss over the last epoch
+  double first_step_loss = 0;   // sequences: the loss of the first batch, before any update
 };
 
+// The model training with `recipe` starts from: the weights of recipe.init_model when
+// fine-tuning (kFailedPrecondition when its fingerprint or architecture is no longer the
+// recorded one), else CreateModel(config, recipe.seed).
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Model>> InitialModel(const ModelConfig& config,
+                                                                  const TrainRecipe& recipe);
+
 // Trains `model` in place on the first recipe.train_size samples of `train` (all if 0).
-absl::StatusOr<TrainReport> Train(Model& model, const Dataset& train, const TrainRecipe& recipe,
-                                  const ProgressFn& progress = {});
+[[nodiscard]] absl::StatusOr<TrainReport> Train(Model& model, const Dataset& train,
+                                                const TrainRecipe& recipe,
+                                                const ProgressFn& progress = {});
 
 absl::StatusOr<Evaluation> Evaluate(const Model& model, const Dataset& data);
 
