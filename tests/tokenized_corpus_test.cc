@@ -63,7 +63,8 @@ struct Fixture {
   Dataset train;
 };
 
-Fixture& Shared() {
+// The corpus, tokenizers and training rows; with_model: and the llama trained on them.
+Fixture& Shared(bool with_model = true) {
   static std::unique_ptr<Fixture> fixture = [] {
     auto f = std::make_unique<Fixture>();
     std::vector<TextDocument> docs;
@@ -104,6 +105,13 @@ Fixture& Shared() {
     absl::StatusOr<Dataset> train = LoadRecipeData(f->config, recipe, Split::kTrain);
     EXPECT_TRUE(train.ok()) << train.status();
     f->train = *std::move(train);
+    return f;
+  }();
+  // The model is trained on first use only: the cache and tokenization tests do not need it.
+  if (!with_model || fixture->model != nullptr) return *fixture;
+  Fixture* f = fixture.get();
+  TrainRecipe& recipe = f->recipe;
+  {
     TrainRecipe trained;
     f->model = testing::TrainTinyGpt(f->config, f->train, /*epochs=*/6, 0, &trained);
     // The training settings, with the data and tokenizer of this corpus.
@@ -115,13 +123,12 @@ Fixture& Shared() {
     trained.tokenizer_fingerprint = recipe.tokenizer_fingerprint;
     trained.tokenizer_path = recipe.tokenizer_path;
     recipe = trained;
-    return f;
-  }();
+  }
   return *fixture;
 }
 
 TEST(TokenizedCorpus, TokenCacheIsKeyedByTheTokenizer) {
-  Fixture& f = Shared();
+  Fixture& f = Shared(/*with_model=*/false);
   testing::TempDir root;
   std::vector<std::string> log;
   TokenCacheOptions options;
@@ -165,7 +172,7 @@ TEST(TokenizedCorpus, TokenCacheIsKeyedByTheTokenizer) {
 }
 
 TEST(TokenizedCorpus, QueryTextIsTokenizedAsPythonSentencePieceDoes) {
-  Fixture& f = Shared();
+  Fixture& f = Shared(/*with_model=*/false);
   const std::string prompt = std::string(kPlanted).substr(0, 30);
   const std::string completion = "violet teapots, naïve café ☕ every Thursday";
   const char* source = std::getenv("TDA_SOURCE_DIR");
