@@ -33,6 +33,7 @@ constexpr char kUsage[] =
     "  index delete  mark training samples deleted (tombstones)\n"
     "  index append  add rows for new samples without rebuilding\n"
     "  index self-influence  the training samples the model memorised most\n"
+    "  index ann     an approximate (FAISS) top-k index beside the rows ('query --approximate')\n"
     "  query         top proponents and opponents of query images (server or offline)\n"
     "  describe      what an index holds (server or offline)\n"
     "  health        is a tda-server serving? (the gRPC health check; for probes)\n"
@@ -87,12 +88,17 @@ int main(int argc, char** argv) {
                    "       tda index delete --index DIR --ids ID,ID,... [--json]\n"
                    "       tda index append --index DIR --count N [--split train|test] [flags]\n"
                    "       tda index self-influence --index DIR [--top N] [--json]\n"
+                   "       tda index ann --index DIR --kind ivf-flat|ivf-pq|hnsw [flags]\n"
                    "Run 'tda index build --help' for the flags.\n";
       return 0;
     }
     if (!args.empty() && args[0] == "self-influence") {
       args.erase(args.begin());
       return tda::RunIndexSelfInfluence(args);
+    }
+    if (!args.empty() && args[0] == "ann") {
+      args.erase(args.begin());
+      return tda::RunIndexAnn(args);
     }
     if (!args.empty() && args[0] == "verify") {
       args.erase(args.begin());
@@ -107,7 +113,7 @@ int main(int argc, char** argv) {
       return tda::RunIndexAppend(args);
     }
     if (args.empty() || args[0] != "build") {
-      return Usage("'tda index' needs a subcommand: build, verify, delete, append or self-influence");
+      return Usage("'tda index' needs a subcommand: build, verify, delete, append, self-influence or ann");
     }
     args.erase(args.begin());
     return tda::RunIndexBuild(args);

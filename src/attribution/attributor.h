@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "attribution/approximate_search.h"
 #include "attribution/document_totals.h"
 #include "attribution/index_samples.h"
 #include "attribution/shared_span.h"
@@ -30,6 +31,8 @@
 #include "model/model.h"
 
 namespace tda {
+
+class AnnIndex;
 
 inline constexpr int64_t kMaxTopK = 10000;
 inline constexpr int64_t kMaxQueriesPerRequest = 1024;
@@ -104,6 +107,9 @@ struct AttributeOptions {
   // lissa.damping is ignored in favour of that lambda; the rest of `lissa` is used as given.
   LissaOptions lissa;
   Curvature exact_curvature = Curvature::kGaussNewton;  // the matrix kExact factorises
+  // Top-k from the index's ANN, candidates re-scored exactly (attribution/approximate_scan.h);
+  // source_totals stay empty. kFailedPrecondition when the index has no ANN or a stale one.
+  ApproximateSearch approximate;
   // Attribute stops with its status (kDeadlineExceeded / kCancelled) when this fires: checked
   // between the phases of the query gradient and once per row block of the scan.
   Cancellation cancellation;
@@ -180,6 +186,9 @@ class Attributor {
                                                         const AttributeOptions& options) const;
   absl::Status ScoreQueries(const Eigen::MatrixXd& preconditioned, const AttributeOptions& options,
                             std::vector<QueryResult>* results) const;
+  // The ANN of the index, opened and verified on first use (kFailedPrecondition / kDataLoss
+  // when missing, stale or damaged: AnnIndex::Open).
+  absl::StatusOr<std::shared_ptr<const AnnIndex>> Ann() const;
   // Shared spans with the completion and, when requested, per-token scores for every hit of a
   // text query; `direction` is the query's preconditioned gradient (dim()).
   absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
@@ -193,6 +202,8 @@ class Attributor {
   TrainRecipe recipe_;
   std::unique_ptr<IndexSamples> samples_;  // after index_, model_ and recipe_, which it uses
   std::unique_ptr<FullCurvature> full_;
+  struct AnnSlot;
+  std::unique_ptr<AnnSlot> ann_;
   std::unique_ptr<IndexDocuments> documents_;  // after index_ and recipe_
 };
 
