@@ -8,6 +8,7 @@
 //     (gradient, preconditioning, then the exact scan or the ANN search + re-scoring). The
 //     index is copied to a temporary directory first; DIR is only read.
 //   ann_bench --rows N [--dim 128] [--dtype bf16] [--queries 100] [--kinds ...]
+//     (--nlist N, --train-rows N: the IVF kinds' build parameters instead of the defaults)
 //     a generated index: rows from a Gaussian mixture (256 centres ~ N(0, I), each row a
 //     centre + 0.5 N(0, I)); queries are mixture samples scaled by a fixed log-normal diagonal
 //     (exp N(0, 1) per dimension), standing in for a preconditioner, so that queries are not
@@ -15,6 +16,8 @@
 //     and per-source sums); approximate: ApproximateScan.
 // Each kind's ANN is built with its defaults (ResolveAnnParameters) and searched with a few
 // nprobe / ef_search values; candidates are the default 10 x top_k.
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -211,21 +214,25 @@ TopRows Timed(const Runner& run, int64_t top_k, const ApproximateSearch& approxi
 
 int Main(int argc, char** argv) {
   std::string index_dir, kinds = "ivf-flat,ivf-pq,hnsw";
-  int64_t rows = 0, dim = 128, queries = 100;
+  int64_t rows = 0, dim = 128, queries = 100, nlist = 0, train_rows = 0;
   RowDType dtype = RowDType::kBF16;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--index")
+    if (flag == "--index") {
       index_dir = value;
-    else if (flag == "--rows")
+    } else if (flag == "--rows") {
       rows = std::atoll(value.c_str());
-    else if (flag == "--dim")
+    } else if (flag == "--dim") {
       dim = std::atoll(value.c_str());
-    else if (flag == "--queries")
+    } else if (flag == "--queries") {
       queries = std::atoll(value.c_str());
-    else if (flag == "--kinds")
+    } else if (flag == "--kinds") {
       kinds = value;
-    else if (flag == "--dtype") {
+    } else if (flag == "--nlist") {
+      nlist = std::atoll(value.c_str());
+    } else if (flag == "--train-rows") {
+      train_rows = std::atoll(value.c_str());
+    } else if (flag == "--dtype") {
       absl::StatusOr<RowDType> parsed = ParseRowDType(value);
       if (!parsed.ok()) Die(parsed.status());
       dtype = *parsed;
@@ -237,11 +244,13 @@ int Main(int argc, char** argv) {
   if (index_dir.empty() == (rows <= 0) || queries < 1) {
     std::fprintf(stderr,
                  "usage: ann_bench (--index DIR | --rows N [--dim D] [--dtype T]) "
-                 "[--queries Q] [--kinds ivf-flat,ivf-pq,hnsw]\n");
+                 "[--queries Q] [--kinds ivf-flat,ivf-pq,hnsw] [--nlist N] [--train-rows N]\n");
     return 2;
   }
   InitCompute();
-  const std::string dir = (std::filesystem::temp_directory_path() / "tda-ann-bench").string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / absl::StrCat("tda-ann-bench-", ::getpid()))
+          .string();
   Subject subject = index_dir.empty() ? GeneratedIndex(dir, rows, dim, dtype, queries)
                                       : RealIndex(index_dir, dir, queries);
   const ApproximateSearch exact_search;  // disabled
@@ -254,7 +263,7 @@ int Main(int argc, char** argv) {
   std::printf(
       "| ANN | built in | file | search | recall@10 | speed-up (top 10) | recall@100 | "
       "speed-up (top 100) |\n|---|---|---|---|---|---|---|---|\n");
-  for (const std::string& kind_name : absl::StrSplit(kinds, ',')) {
+  for (const std::string& kind_name : std::vector<std::string>(absl::StrSplit(kinds, ','))) {
     absl::StatusOr<AnnKind> kind = ParseAnnKind(kind_name);
     if (!kind.ok()) Die(kind.status());
     absl::StatusOr<std::unique_ptr<GradientIndex>> index =
@@ -262,6 +271,10 @@ int Main(int argc, char** argv) {
     if (!index.ok()) Die(index.status());
     AnnParameters parameters;
     parameters.kind = *kind;
+    if (*kind != AnnKind::kHnsw) {
+      parameters.nlist = nlist;
+      parameters.train_rows = train_rows;
+    }
     const auto started = std::chrono::steady_clock::now();
     absl::StatusOr<AnnInfo> info = AnnIndex::Build(**index, parameters, /*overwrite=*/true);
     if (!info.ok()) Die(info.status());

@@ -13,11 +13,12 @@
 namespace tda {
 
 void AddAnnParameterFlags(FlagParser& flags) {
-  flags.AddInt("nlist", "N", 0, "IVF kinds: inverted lists (0: 4 x sqrt(rows))");
+  flags.AddInt("nlist", "N", 0, "IVF kinds: inverted lists (0: 4 x sqrt(rows), at most rows / 39)");
   flags.AddInt("m", "M", 0,
                "ivf-pq: sub-quantizers, must divide the index's dims (0: the largest divisor "
                "<= min(64, dims / 2))");
-  flags.AddInt("pq-bits", "B", 0, "ivf-pq: bits per sub-quantizer code, 1..16 (0: 8)");
+  flags.AddInt("pq-bits", "B", 0,
+               "ivf-pq: bits per sub-quantizer code, 1..16 (0: 8, fewer for small indexes)");
   flags.AddInt("hnsw-m", "M", 0, "hnsw: neighbours per node (0: 32)");
   flags.AddInt("train-rows", "N", 0,
                "IVF kinds: rows sampled to train the quantizers (0: max(64 x nlist, 10000), at "

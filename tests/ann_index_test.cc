@@ -104,7 +104,7 @@ TEST(AnnIndex, EveryKindReturnsExactlyRescoredHitsWithHighRecall) {
     TDA_ASSERT_OK(BuildAnn(dir, kind, /*overwrite=*/true));
     auto attributor = Attributor::Open(dir);  // a fresh one: the ANN is opened on first use
     TDA_ASSERT_OK(attributor);
-    auto approximate = (*attributor)->Attribute(queries, Approximate(/*nprobe=*/64));
+    auto approximate = (*attributor)->Attribute(queries, Approximate(/*nprobe=*/16));
     TDA_ASSERT_OK(approximate);
     double recall = 0;
     for (size_t q = 0; q < queries.size(); ++q) {

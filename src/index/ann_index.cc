@@ -27,6 +27,7 @@ using json = nlohmann::json;
 
 constexpr int64_t kAddBatchRows = 16384;
 constexpr int kSidecarVersion = 1;
+constexpr int64_t kMinTrainRowsPerCentroid = 39;
 
 std::string PathIn(const std::string& dir, const char* file) { return dir + "/" + file; }
 
@@ -204,9 +205,12 @@ absl::StatusOr<AnnParameters> ResolveAnnParameters(const AnnParameters& requeste
     return p;
   }
   p.hnsw_m = 0;
+  // FAISS's guidance: ~4 sqrt(rows) lists, and at least 39 training rows per k-means centroid.
   if (p.nlist == 0) {
-    p.nlist = std::max<int64_t>(
-        1, std::min<int64_t>(rows, std::llround(4.0 * std::sqrt(static_cast<double>(rows)))));
+    p.nlist = std::clamp<int64_t>(
+        std::min<int64_t>(std::llround(4.0 * std::sqrt(static_cast<double>(rows))),
+                          rows / kMinTrainRowsPerCentroid),
+        1, rows);
   }
   if (p.nlist > rows) {
     return absl::InvalidArgumentError(absl::StrCat("--nlist ", p.nlist, " exceeds the index's ",
@@ -222,7 +226,12 @@ absl::StatusOr<AnnParameters> ResolveAnnParameters(const AnnParameters& requeste
     p.pq_m = p.pq_bits = 0;
     return p;
   }
-  if (p.pq_bits == 0) p.pq_bits = 8;
+  if (p.pq_bits == 0) {  // 8, or fewer when the training rows cannot fit 2^8 centroids
+    p.pq_bits = 8;
+    while (p.pq_bits > 1 && (int64_t{1} << p.pq_bits) * kMinTrainRowsPerCentroid > p.train_rows) {
+      --p.pq_bits;
+    }
+  }
   if (p.pq_bits > 16) {
     return absl::InvalidArgumentError(
         absl::StrCat("--pq-bits must be in [1, 16], got ", p.pq_bits));

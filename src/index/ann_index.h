@@ -43,10 +43,12 @@ const char* AnnKindName(AnnKind kind);
 // Build parameters; 0 means "the default for this index" (ResolveAnnParameters).
 struct AnnParameters {
   AnnKind kind = AnnKind::kIvfFlat;
-  int64_t nlist = 0;    // IVF: inverted lists (k-means centroids); default 4 sqrt(rows)
+  int64_t nlist = 0;    // IVF: inverted lists (k-means centroids); default 4 sqrt(rows),
+                        // at most rows / 39 (FAISS's minimum of training rows per centroid)
   int64_t pq_m = 0;     // IVF-PQ: sub-quantizers, must divide dim; default the largest
                         // divisor of dim that is <= dim / 2 and <= 64
-  int64_t pq_bits = 0;  // IVF-PQ: bits per sub-quantizer code, in [1, 16]; default 8
+  int64_t pq_bits = 0;  // IVF-PQ: bits per sub-quantizer code, in [1, 16]; default 8, fewer
+                        // when train_rows < 39 x 2^8
   int64_t hnsw_m = 0;   // HNSW: neighbours per node; default 32
   // IVF: rows sampled (evenly spaced) to train the quantizers; default
   // min(rows, max(64 nlist, 10000)) (FAISS warns below 39 per centroid).
