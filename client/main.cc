@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
       return tda::RunIndexAppend(args);
     }
     if (args.empty() || args[0] != "build") {
-      return Usage("'tda index' needs a subcommand: build, verify, delete, append, self-influence or ann");
+      return Usage(
+          "'tda index' needs a subcommand: build, verify, delete, append, self-influence or ann");
     }
     args.erase(args.begin());
     return tda::RunIndexBuild(args);
