@@ -45,6 +45,16 @@ absl::StatusOr<Method> MethodFromProto(v1::Method method) {
       absl::StrCat("unknown method enum value ", static_cast<int>(method)));
 }
 
+namespace {
+
+// An out-of-range value stays out of range (the server refuses it), never wraps.
+int32_t ClampToInt32(int64_t value) {
+  return static_cast<int32_t>(std::clamp<int64_t>(value, std::numeric_limits<int32_t>::min(),
+                                                  std::numeric_limits<int32_t>::max()));
+}
+
+}  // namespace
+
 v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
                                              const AttributeOptions& options) {
   v1::AttributeRequest request;
@@ -60,8 +70,7 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
     }
     if (query.label >= 0) q->set_label(query.label);
   }
-  request.set_top_k(static_cast<int32_t>(std::clamp<int64_t>(
-      options.top_k, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max())));
+  request.set_top_k(ClampToInt32(options.top_k));
   request.set_method(MethodToProto(options.method));
   if (options.damping.has_value()) {
     if (options.damping->absolute.has_value()) {
@@ -78,6 +87,13 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
     request.set_curvature(options.exact_curvature == Curvature::kHessian
                               ? v1::CURVATURE_HESSIAN
                               : v1::CURVATURE_GAUSS_NEWTON);
+  }
+  if (options.approximate.enabled) {
+    v1::ApproximateSearch* approximate = request.mutable_approximate();
+    approximate->set_enabled(true);
+    approximate->set_nprobe(ClampToInt32(options.approximate.nprobe));
+    approximate->set_ef_search(ClampToInt32(options.approximate.ef_search));
+    approximate->set_candidates(ClampToInt32(options.approximate.candidates));
   }
   return request;
 }
@@ -170,6 +186,10 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   options->return_scores = request.return_scores();
   options->token_scores = request.token_scores();
   options->group_by_document = request.group_by_document();
+  options->approximate.enabled = request.approximate().enabled();
+  options->approximate.nprobe = request.approximate().nprobe();
+  options->approximate.ef_search = request.approximate().ef_search();
+  options->approximate.candidates = request.approximate().candidates();
   return absl::OkStatus();
 }
 

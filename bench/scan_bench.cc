@@ -20,9 +20,9 @@
 
 #include "index/block_scorer.h"
 #include "index/gradient_index.h"
-#include "index/index_writer.h"
 #include "index/row_dtype.h"
 #include "model/model.h"
+#include "synthetic_index.h"
 
 namespace {
 
@@ -102,30 +102,18 @@ int main(int argc, char** argv) {
   std::printf("STREAM triad:            %7.1f GB/s\n", triad);
 
   const std::string dir = (std::filesystem::temp_directory_path() / "tda-scan-bench").string();
-  std::filesystem::remove_all(dir);
   {
-    auto writer = tda::IndexWriter::Create(dir, dim, 1 << 16, dtype).value();
+    // One block of Gaussian rows, repeated: the scan's speed does not depend on the values.
     std::mt19937 rng(1);
     std::normal_distribution<float> normal;
-    const int64_t chunk = 8192;
-    std::vector<float> block(static_cast<size_t>(chunk * dim));
+    std::vector<float> block(static_cast<size_t>(8192 * dim));
     for (float& v : block) v = normal(rng);
-    for (int64_t begin = 0; begin < rows; begin += chunk) {
-      const int64_t n = std::min(chunk, rows - begin);
-      std::vector<tda::SampleRecord> samples;
-      for (int64_t i = begin; i < begin + n; ++i) samples.push_back({"row/" + std::to_string(i), "bench", 0, ""});
-      if (!writer->AppendRows(block.data(), samples).ok()) return 1;
-    }
-    for (const char* f : {"factors.safetensors", "model/model.safetensors", "model/config.json"}) {
-      std::filesystem::create_directories(dir + "/model");
-      std::FILE* file = std::fopen((dir + "/" + f).c_str(), "w");
-      std::fputs("{}", file);
-      std::fclose(file);
-    }
-    tda::Manifest manifest;
-    manifest.layer_dims = {dim};
-    if (auto s = writer->Finish(manifest); !s.ok()) {
-      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    absl::Status written = tda::bench::WriteSyntheticIndex(
+        dir, rows, dim, dtype, [&](int64_t, int64_t count, float* out) {
+          std::copy(block.begin(), block.begin() + count * dim, out);
+        });
+    if (!written.ok()) {
+      std::fprintf(stderr, "%s\n", written.ToString().c_str());
       return 1;
     }
   }

@@ -24,6 +24,7 @@ int RunIndexDelete(const Args& args);  // tda index delete
 int RunIndexAppend(const Args& args);  // tda index append
 int RunIndexSplit(const Args& args);   // tda index split
 int RunIndexSelfInfluence(const Args& args);  // tda index self-influence
+int RunIndexAnn(const Args& args);     // tda index ann
 int RunQuery(const Args& args);       // tda query
 int RunDescribe(const Args& args);    // tda describe
 int RunHealth(const Args& args);      // tda health

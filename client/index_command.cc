@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "absl/strings/str_format.h"
+#include "client/ann_flags.h"
 #include "client/commands.h"
 #include "common/flags.h"
 #include "client/progress_bar.h"
@@ -46,7 +47,17 @@ int RunIndexBuild(const Args& args) {
                   "token cache of JSONL corpora (default: $TDA_CACHE_DIR, else "
                   "$XDG_CACHE_HOME/tda, else ~/.cache/tda)");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
+  flags.AddString("ann", "KIND", "",
+                  "also build the ANN for approximate top-k (ivf-flat, ivf-pq or hnsw), as "
+                  "'tda index ann' does; it replaces an ANN of the old index there");
+  AddAnnParameterFlags(flags);
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
+  std::optional<AnnParameters> ann_parameters;
+  if (flags.IsSet("ann")) {
+    absl::StatusOr<AnnParameters> parsed = AnnParametersFromFlags(flags, flags.GetString("ann"));
+    if (!parsed.ok()) return flags.UsageError(std::string(parsed.status().message()));
+    ann_parameters = *parsed;
+  }
 
   ModelIndexRequest request;
   IndexBuildOptions& options = request.index;
@@ -100,6 +111,12 @@ int RunIndexBuild(const Args& args) {
                                options.out_dir, (*index)->rows(), (*index)->dim(),
                                static_cast<double>(RowDTypeBytes((*index)->dtype())) *
                                    (*index)->rows() * (*index)->dim() / (1 << 20));
+  if (ann_parameters.has_value()) {
+    // The old index was replaced, so an ANN of it is stale: replacing it loses nothing.
+    absl::StatusOr<AnnInfo> ann = BuildAnnWithProgress(**index, *ann_parameters, true);
+    if (!ann.ok()) return RuntimeError(ann.status());
+    std::cout << AnnSummary(options.out_dir, *ann) << "\n";
+  }
   return 0;
 }
 

@@ -34,6 +34,7 @@ constexpr char kUsage[] =
     "  index append  add rows for new samples without rebuilding\n"
     "  index split   cut an index into shards for tda-server --router\n"
     "  index self-influence  the training samples the model memorised most\n"
+    "  index ann     an approximate (FAISS) top-k index beside the rows ('query --approximate')\n"
     "  query         top proponents and opponents of query images (server or offline)\n"
     "  describe      what an index holds (server or offline)\n"
     "  health        is a tda-server serving? (the gRPC health check; for probes)\n"
@@ -89,12 +90,17 @@ int main(int argc, char** argv) {
                    "       tda index append --index DIR --count N [--split train|test] [flags]\n"
                    "       tda index self-influence --index DIR [--top N] [--json]\n"
                    "       tda index split DIR --shards K --out DIR [--json]\n"
+                   "       tda index ann --index DIR --kind ivf-flat|ivf-pq|hnsw [flags]\n"
                    "Run 'tda index build --help' for the flags.\n";
       return 0;
     }
     if (!args.empty() && args[0] == "self-influence") {
       args.erase(args.begin());
       return tda::RunIndexSelfInfluence(args);
+    }
+    if (!args.empty() && args[0] == "ann") {
+      args.erase(args.begin());
+      return tda::RunIndexAnn(args);
     }
     if (!args.empty() && args[0] == "verify") {
       args.erase(args.begin());
@@ -114,7 +120,7 @@ int main(int argc, char** argv) {
     }
     if (args.empty() || args[0] != "build") {
       return Usage(
-          "'tda index' needs a subcommand: build, verify, delete, append, split or self-influence");
+          "'tda index' needs a subcommand: build, verify, delete, append, split, self-influence or ann");
     }
     args.erase(args.begin());
     return tda::RunIndexBuild(args);

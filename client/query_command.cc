@@ -106,6 +106,14 @@ int RunQuery(const Args& args) {
   flags.AddString("method", "M", "ekfac",
                   "ekfac, kfac, gradient-dot; lissa or exact for unprojected indexes");
   AddCurvatureFlags(flags);
+  flags.AddBool("approximate",
+                "top-k from the index's ANN ('tda index ann'), candidates re-scored exactly: "
+                "fast on big indexes, may miss hits; no --scores-out, --by-document or "
+                "per-source totals");
+  flags.AddInt("nprobe", "N", 0, "--approximate, IVF ANN: lists probed (0: nlist / 16)");
+  flags.AddInt("ef-search", "N", 0, "--approximate, HNSW ANN: search list size (0: 64)");
+  flags.AddInt("candidates", "N", 0,
+               "--approximate: rows fetched from the ANN per query and sign (0: 10 x top-k)");
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
   flags.AddString("scores-out", "FILE.npy", "",
                   "write every training row's score (float32; shape (N,) or (queries, N))");
@@ -142,6 +150,19 @@ int RunQuery(const Args& args) {
   options.return_scores = !scores_out.empty();
   options.token_scores = flags.GetBool("token-scores");
   options.group_by_document = flags.GetBool("by-document");
+  options.approximate.enabled = flags.GetBool("approximate");
+  options.approximate.nprobe = flags.GetInt("nprobe");
+  options.approximate.ef_search = flags.GetInt("ef-search");
+  options.approximate.candidates = flags.GetInt("candidates");
+  if (!options.approximate.enabled &&
+      (flags.IsSet("nprobe") || flags.IsSet("ef-search") || flags.IsSet("candidates"))) {
+    return flags.UsageError("--nprobe, --ef-search and --candidates need --approximate");
+  }
+  if (absl::Status s = ValidateApproximateSearch(options.approximate, options.top_k,
+                                                 options.return_scores, options.group_by_document);
+      !s.ok()) {
+    return flags.UsageError(std::string(s.message()));
+  }
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (!index_dir.empty()) InitCompute(static_cast<int>(flags.GetInt("threads")));
 

@@ -134,6 +134,33 @@ TEST(ApiConversionTest, LissaParametersAndCurvatureRoundTrip) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown curvature 7")));
 }
 
+TEST(ApiConversionTest, ApproximateSearchRoundTripsAndRefusesWhatNeedsEveryRow) {
+  AttributeOptions options;
+  options.top_k = 5;
+  options.approximate = {true, 12, 300, 50};
+  Converted c = Convert(AttributeRequestToProto({{"fashion-mnist/test/1", {}, -1, {}}}, options));
+  TDA_ASSERT_OK(c.status);
+  EXPECT_TRUE(c.options.approximate.enabled);
+  EXPECT_EQ(c.options.approximate.nprobe, 12);
+  EXPECT_EQ(c.options.approximate.ef_search, 300);
+  EXPECT_EQ(c.options.approximate.candidates, 50);
+  TDA_ASSERT_OK(ValidateAttributeRequest(c.queries, c.options));
+  EXPECT_FALSE(Convert(AttributeRequestToProto(c.queries, AttributeOptions{}))
+                   .options.approximate.enabled);
+
+  c.options.group_by_document = true;
+  EXPECT_THAT(ValidateAttributeRequest(c.queries, c.options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("group_by_document")));
+  c.options.group_by_document = false;
+  c.options.approximate.candidates = 4;  // fewer than top_k
+  EXPECT_THAT(ValidateAttributeRequest(c.queries, c.options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("candidates must be in")));
+  c.options.approximate.candidates = 0;
+  c.options.approximate.nprobe = -1;
+  EXPECT_THAT(ValidateAttributeRequest(c.queries, c.options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nprobe")));
+}
+
 TEST(ApiConversionTest, ConversionRefusesWhatTheEngineCannotExpress) {
   v1::AttributeRequest no_input;
   no_input.add_queries();

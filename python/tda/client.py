@@ -105,7 +105,8 @@ class Client:
                   absolute_damping: Optional[float] = None, return_scores: bool = False,
                   token_scores: bool = False, timeout: Optional[float] = None,
                   index: str = "", lissa: Optional[Mapping[str, float]] = None,
-                  curvature: Optional[str] = None) -> AttributeResult:
+                  curvature: Optional[str] = None,
+                  approximate: Union[bool, Mapping[str, int], None] = None) -> AttributeResult:
         """Top-k proponents and opponents of each query.
 
         Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
@@ -118,6 +119,9 @@ class Client:
         names them; "" = the server's only one). `lissa`: LiSSA's recursion, any of scale (0 =
         estimated), depth, tolerance, repeats, batch_size (the LissaParameters message).
         `curvature`: "gauss-newton" (default) or "hessian", the matrix lissa and exact invert.
+        `approximate`: True, or a dict of any of nprobe, ef_search, candidates (the
+        ApproximateSearch message): top-k from the index's ANN ('tda index ann'), each hit
+        re-scored exactly; no return_scores, no source totals.
         The server validates everything else.
         """
         given = [q for q in (ids, texts, features) if q is not None]
@@ -156,6 +160,13 @@ class Client:
             if curvature not in _CURVATURES:
                 raise ValueError(f"unknown curvature {curvature!r}; gauss-newton or hessian")
             request.curvature = _CURVATURES[curvature]
+        if approximate:
+            request.approximate.enabled = True
+            for field, value in ({} if approximate is True else approximate).items():
+                if field not in ("nprobe", "ef_search", "candidates"):
+                    raise ValueError(f"unknown approximate parameter {field!r}; one of nprobe, "
+                                     "ef_search, candidates")
+                setattr(request.approximate, field, int(value))
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 

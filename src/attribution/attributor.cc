@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "attribution/approximate_scan.h"
 #include "attribution/index_samples.h"
 #include "attribution/query_validation.h"
 #include "attribution/readable_scores.h"
@@ -26,6 +27,12 @@ namespace tda {
 struct Attributor::FullCurvature {
   std::mutex mu;
   std::map<Curvature, std::shared_ptr<const Eigen::MatrixXd>> matrices;  // guarded by mu
+};
+
+// The index's ANN once opened; a failed open is retried by the next approximate query.
+struct Attributor::AnnSlot {
+  std::mutex mu;
+  std::shared_ptr<const AnnIndex> ann;  // guarded by mu
 };
 
 Attributor::~Attributor() = default;
@@ -64,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   attributor->samples_ = std::make_unique<IndexSamples>(
       *attributor->index_, attributor->model_->config(), attributor->recipe_);
   attributor->full_ = std::make_unique<FullCurvature>();
+  attributor->ann_ = std::make_unique<AnnSlot>();
   attributor->documents_ = std::make_unique<IndexDocuments>(
       *attributor->index_,
       attributor->model_->config().is_sequence() && attributor->recipe_.chunk_stride > 0);
@@ -391,9 +399,36 @@ absl::StatusOr<Eigen::MatrixXf> Attributor::ScoreBatch(const Batch& queries,
   return index_->Score(preconditioned.cast<float>());
 }
 
+absl::StatusOr<std::shared_ptr<const AnnIndex>> Attributor::Ann() const {
+  std::lock_guard<std::mutex> lock(ann_->mu);
+  if (ann_->ann == nullptr) {
+    absl::StatusOr<std::unique_ptr<AnnIndex>> opened = AnnIndex::Open(*index_);
+    if (absl::IsNotFound(opened.status())) {
+      return absl::FailedPreconditionError(opened.status().message());
+    }
+    if (!opened.ok()) return opened.status();
+    ann_->ann = std::move(*opened);
+  }
+  return ann_->ann;
+}
+
 absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
                                       const AttributeOptions& options,
                                       std::vector<QueryResult>* results) const {
+  if (options.approximate.enabled) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const AnnIndex> ann, Ann());
+    RETURN_IF_ERROR(options.cancellation.Check());
+    ASSIGN_OR_RETURN(ApproximateTopK top, ApproximateScan(*index_, *ann, preconditioned.cast<float>(),
+                                                          options.top_k, options.approximate));
+    for (size_t q = 0; q < results->size(); ++q) {
+      (*results)[q].proponents = ToHits(*index_, top.proponents[q]);
+      (*results)[q].opponents = ToHits(*index_, top.opponents[q]);
+      // Ranks among the candidates: exact unless the ANN missed a better row.
+      SetReadableScores(index_->rows() - index_->deleted_rows(), &(*results)[q].proponents,
+                        &(*results)[q].opponents);
+    }
+    return absl::OkStatus();
+  }
   // One pass: top-k heaps and per-source sums are filled while each block's scores are in cache.
   ScanOptions scan_options;
   scan_options.top_k = options.top_k;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "attribution/approximate_search.h"
 #include "attribution/document_totals.h"
 #include "attribution/index_samples.h"
 #include "attribution/shared_span.h"
@@ -32,6 +33,7 @@
 namespace tda {
 
 class Tokenizer;  // data/tokenizer.h
+class AnnIndex;
 
 inline constexpr int64_t kMaxTopK = 10000;
 inline constexpr int64_t kMaxQueriesPerRequest = 1024;
@@ -114,6 +116,9 @@ struct AttributeOptions {
   // lissa.damping is ignored in favour of that lambda; the rest of `lissa` is used as given.
   LissaOptions lissa;
   Curvature exact_curvature = Curvature::kGaussNewton;  // the matrix kExact factorises
+  // Top-k from the index's ANN, candidates re-scored exactly (attribution/approximate_scan.h);
+  // source_totals stay empty. kFailedPrecondition when the index has no ANN or a stale one.
+  ApproximateSearch approximate;
   // Attribute stops with its status (kDeadlineExceeded / kCancelled) when this fires: checked
   // between the phases of the query gradient and once per row block of the scan.
   Cancellation cancellation;
@@ -204,6 +209,9 @@ class Attributor {
   // dim() x Q.
   absl::StatusOr<Eigen::MatrixXd> PreconditionedQueries(const BatchCapture& capture,
                                                         const AttributeOptions& options) const;
+  // The ANN of the index, opened and verified on first use (kFailedPrecondition / kDataLoss
+  // when missing, stale or damaged: AnnIndex::Open).
+  absl::StatusOr<std::shared_ptr<const AnnIndex>> Ann() const;
   // Shared spans with the completion and, when requested, per-token scores for every hit of a
   // text query; `direction` is the query's preconditioned gradient (dim()).
   absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
@@ -220,6 +228,8 @@ class Attributor {
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::unique_ptr<IndexSamples> samples_;  // after index_, model_ and recipe_, which it uses
   std::unique_ptr<FullCurvature> full_;
+  struct AnnSlot;
+  std::unique_ptr<AnnSlot> ann_;
   std::unique_ptr<IndexDocuments> documents_;  // after index_ and recipe_
 };
 

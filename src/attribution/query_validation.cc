@@ -72,6 +72,11 @@ absl::Status ValidateAttributeRequest(const std::vector<Query>& queries,
   if (options.method == Method::kLissa) {
     if (absl::Status s = ValidateLissaOptions(options.lissa); !s.ok()) return s;
   }
+  if (absl::Status s = ValidateApproximateSearch(options.approximate, options.top_k,
+                                                 options.return_scores, options.group_by_document);
+      !s.ok()) {
+    return s;
+  }
   for (size_t q = 0; q < queries.size(); ++q) {
     if (absl::Status s = ValidateQuery(queries[q], static_cast<int64_t>(q)); !s.ok()) return s;
   }
