@@ -242,6 +242,15 @@ TEST(IndexDtype, Bf16RanksTheSameTopKAsF32OnFashionMnistGradients) {
                 .maxCoeff(),
             0.0)
       << "the fused bf16 kernel and the GEMM path disagree beyond f32 rounding";
+  // The same for f32 rows: 8 queries fused, 16 through SGEMM tiles.
+  ASSERT_TRUE(UsesFusedKernel(RowDType::kF32, kQueries));
+  ASSERT_FALSE(UsesFusedKernel(RowDType::kF32, 1)) << "one f32 query is a GEMV";
+  const Eigen::MatrixXf gemm32 = (*f32)->Score(doubled).leftCols(kQueries);
+  EXPECT_LE(((gemm32 - s32).cast<double>().cwiseAbs().array() -
+             2 * dim * std::ldexp(1.0, -23) * scale.array())
+                .maxCoeff(),
+            0.0)
+      << "the fused f32 kernel and the GEMM path disagree beyond f32 rounding";
   // Scan's top-k (heaps filled in the same pass) is the top-k of the full score vector.
   ScanOptions scan_options;
   scan_options.top_k = kTop;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include <cblas.h>
@@ -52,13 +53,21 @@ void TiledGemm(const char* rows, int64_t count, int64_t dim, RowDType dtype,
 
 #if TDA_FUSED_SCAN
 
+// The stored element of a row dtype: float for f32, the 16 bits of bf16 / f16.
 template <RowDType D>
-inline __m256 Load8(const uint16_t* p) {
-  const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  if constexpr (D == RowDType::kBF16) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+using Stored = std::conditional_t<D == RowDType::kF32, float, uint16_t>;
+
+template <RowDType D>
+inline __m256 Load8(const Stored<D>* p) {
+  if constexpr (D == RowDType::kF32) {
+    return _mm256_loadu_ps(p);
   } else {
-    return _mm256_cvtph_ps(bits);
+    const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (D == RowDType::kBF16) {
+      return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+    } else {
+      return _mm256_cvtph_ps(bits);
+    }
   }
 }
 
@@ -75,13 +84,13 @@ inline float HorizontalSum(__m256 v) {
 // held 8 fused queries to a quarter of the FMA rate.
 #define TDA_UNROLL _Pragma("GCC unroll 8")
 template <RowDType D, int Q>
-void FusedRows(const uint16_t* rows, int64_t count, int64_t dim, const float* queries,
+void FusedRows(const Stored<D>* rows, int64_t count, int64_t dim, const float* queries,
                int64_t query_stride, float* out, int64_t out_stride) {
   static_assert(Q >= 1 && Q <= 4, "8 accumulators at most");
   const float* q_ptr[Q];
   TDA_UNROLL
   for (int q = 0; q < Q; ++q) q_ptr[q] = queries + q * query_stride;
-  auto tail = [&](const uint16_t* row, int64_t from, int q) {
+  auto tail = [&](const Stored<D>* row, int64_t from, int q) {
     float sum = 0;
     for (int64_t j = from; j < dim; ++j) {
       float x = 0;
@@ -92,8 +101,8 @@ void FusedRows(const uint16_t* rows, int64_t count, int64_t dim, const float* qu
   };
   int64_t r = 0;
   for (; r + 2 <= count; r += 2) {
-    const uint16_t* row0 = rows + r * dim;
-    const uint16_t* row1 = row0 + dim;
+    const Stored<D>* row0 = rows + r * dim;
+    const Stored<D>* row1 = row0 + dim;
     __m256 acc0[Q], acc1[Q];
     TDA_UNROLL
     for (int q = 0; q < Q; ++q) acc0[q] = acc1[q] = _mm256_setzero_ps();
@@ -114,7 +123,7 @@ void FusedRows(const uint16_t* rows, int64_t count, int64_t dim, const float* qu
     }
   }
   for (; r < count; ++r) {  // an odd last row
-    const uint16_t* row = rows + r * dim;
+    const Stored<D>* row = rows + r * dim;
     __m256 acc[Q];
     TDA_UNROLL
     for (int q = 0; q < Q; ++q) acc[q] = _mm256_setzero_ps();
@@ -129,17 +138,27 @@ void FusedRows(const uint16_t* rows, int64_t count, int64_t dim, const float* qu
   }
 }
 
-using FusedFn = void (*)(const uint16_t*, int64_t, int64_t, const float*, int64_t, float*,
-                         int64_t);
-
 constexpr int kFusedGroup = 4;  // queries per pass of the fused kernel
 
-const std::array<FusedFn, kFusedGroup> kFusedBF16 = {
-    &FusedRows<RowDType::kBF16, 1>, &FusedRows<RowDType::kBF16, 2>,
-    &FusedRows<RowDType::kBF16, 3>, &FusedRows<RowDType::kBF16, 4>};
-const std::array<FusedFn, kFusedGroup> kFusedF16 = {
-    &FusedRows<RowDType::kF16, 1>, &FusedRows<RowDType::kF16, 2>, &FusedRows<RowDType::kF16, 3>,
-    &FusedRows<RowDType::kF16, 4>};
+// Scores `count` rows against every column of `queries`: groups of up to 4 queries over chunks
+// of 64 rows, so that a second group re-reads the chunk from L2, not from memory.
+template <RowDType D>
+void FusedScore(const char* rows, int64_t count, int64_t dim, const Eigen::MatrixXf& queries,
+                Eigen::Ref<Eigen::MatrixXf> out) {
+  using Fn = void (*)(const Stored<D>*, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+  static constexpr std::array<Fn, kFusedGroup> kByCount = {&FusedRows<D, 1>, &FusedRows<D, 2>,
+                                                            &FusedRows<D, 3>, &FusedRows<D, 4>};
+  constexpr int64_t kChunkRows = 64;
+  const auto* elements = reinterpret_cast<const Stored<D>*>(rows);
+  for (int64_t c = 0; c < count; c += kChunkRows) {
+    const int64_t n_rows = std::min(kChunkRows, count - c);
+    for (int64_t q = 0; q < queries.cols(); q += kFusedGroup) {
+      const int64_t n = std::min<int64_t>(kFusedGroup, queries.cols() - q);
+      kByCount[static_cast<size_t>(n - 1)](elements + c * dim, n_rows, dim, queries.col(q).data(),
+                                           queries.outerStride(), &out(c, q), out.outerStride());
+    }
+  }
+}
 
 #endif  // TDA_FUSED_SCAN
 
@@ -149,6 +168,9 @@ bool UsesFusedKernel(RowDType dtype, int64_t queries) {
 #if TDA_FUSED_SCAN
   if (queries < 1 || queries > kFusedMaxQueries) return false;
   if (dtype == RowDType::kBF16) return true;
+  // One f32 query is a GEMV (Eigen's, bandwidth-bound); 2 to 8 read each row once here
+  // instead of going through SGEMM tiles.
+  if (dtype == RowDType::kF32) return queries >= 2;
 #if defined(__F16C__)
   if (dtype == RowDType::kF16) return true;
 #endif
@@ -166,20 +188,11 @@ void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
   }
 #if TDA_FUSED_SCAN
   if (UsesFusedKernel(dtype, queries.cols())) {
-    // Groups of up to 4 queries over chunks of 64 rows: a second group re-reads the chunk from
-    // L2, not from memory.
-    constexpr int64_t kChunkRows = 64;
-    const auto& table = dtype == RowDType::kBF16 ? kFusedBF16 : kFusedF16;
-    const auto* elements = reinterpret_cast<const uint16_t*>(rows);
-    for (int64_t c = 0; c < count; c += kChunkRows) {
-      const int64_t n_rows = std::min(kChunkRows, count - c);
-      for (int64_t q = 0; q < queries.cols(); q += kFusedGroup) {
-        const int64_t n = std::min<int64_t>(kFusedGroup, queries.cols() - q);
-        table[static_cast<size_t>(n - 1)](elements + c * dim, n_rows, dim, queries.col(q).data(),
-                                          queries.outerStride(), &out(c, q), out.outerStride());
-      }
+    switch (dtype) {
+      case RowDType::kF32: return FusedScore<RowDType::kF32>(rows, count, dim, queries, out);
+      case RowDType::kBF16: return FusedScore<RowDType::kBF16>(rows, count, dim, queries, out);
+      case RowDType::kF16: return FusedScore<RowDType::kF16>(rows, count, dim, queries, out);
     }
-    return;
   }
 #endif
   TiledGemm(rows, count, dim, dtype, queries, out);

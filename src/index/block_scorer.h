@@ -3,10 +3,11 @@
 //
 // How, by row dtype and batch size Q:
 //   f32 rows, Q = 1: a GEMV straight from the mapped rows (Eigen; bandwidth-bound).
-//   bf16 / f16 rows, Q <= kFusedMaxQueries (and an AVX2 + FMA build; F16C for f16): a fused
-//     kernel reads each stored row once, widens 8 elements at a time in registers (bf16 -> f32
-//     is a 16-bit shift) and accumulates all Q dot products with FMA. Nothing is written back
-//     to memory, so a scan of few queries is bound by memory bandwidth, not by conversion.
+//   bf16 / f16 rows with Q <= kFusedMaxQueries, and f32 rows with 2 <= Q <= kFusedMaxQueries
+//     (an AVX2 + FMA build; F16C for f16): a fused kernel reads each stored row once, loads 8
+//     elements at a time into registers (bf16 -> f32 is a 16-bit shift) and accumulates all Q
+//     dot products with FMA. Nothing is written back to memory, so a scan of few queries is
+//     bound by memory bandwidth, not by conversion or by SGEMM's packing of thin tiles.
 //   otherwise: OpenBLAS SGEMM over tiles of a few hundred rows (bf16 / f16 tiles converted to
 //     f32 first in a per-thread buffer that stays in cache); compute-bound. Each call runs on
 //     its calling scan thread when the process has called InitCompute (model/model.h).
