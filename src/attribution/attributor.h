@@ -58,12 +58,6 @@ struct Hit {
   std::string source;
   int32_t label = -1;
   double score = 0;
-  // The score on a scale a person can read (readable_scores below): the predicted change of the
-  // query's loss were this sample removed and the model retrained, score / N (N: the index's
-  // live rows, the training samples the curvature averages over), and the share of live rows
-  // scoring at most this one, in percent (the top proponent ~100, the top opponent ~0).
-  double loss_change = 0;
-  double percentile = 0;
   std::string preview;  // the index's one-line preview of the sample (documents: their text)
   // Text queries only (training documents read from the index's data directory):
   std::optional<SharedSpan> shared_span;  // longest verbatim overlap with the completion
@@ -71,6 +65,12 @@ struct Hit {
   // Per byte of `text` (+ end of document): sums to `score`. A multi-byte token's score is spread
   // evenly over its bytes (data/token_rows.h, ScoresPerByte).
   std::vector<float> token_scores;
+  // The score on a scale a person can read (attribution/readable_scores.h): the predicted
+  // change of the query's loss were this sample removed and the model retrained, score / N (N:
+  // the index's live rows, the training samples the curvature averages over), and the share of
+  // live rows scoring at most this one, in percent (the top proponent ~100, the top opponent ~0).
+  double loss_change = 0;
+  double percentile = 0;
 };
 
 // The scores of one query summed over the live (not deleted) rows of one data source.
