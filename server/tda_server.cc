@@ -99,12 +99,11 @@ absl::StatusOr<std::unique_ptr<TdaServer>> TdaServer::Start(const ServerOptions&
 
   auto server = std::unique_ptr<TdaServer>(new TdaServer());
   server->repository_ = std::move(*repository);
-  server->service_ = std::make_unique<AttributionServiceImpl>(
-      server->repository_.get(),
-      AttributionLimits{options.query_slots, options.query_queue, options.caller_queries,
-                        BatchingOptions{options.max_batch_size,
-                                        absl::Microseconds(options.batch_timeout_micros)}});
-  const AttributionLimits limits{options.query_slots, options.query_queue, options.caller_queries};
+  // The shard and router services use the same limits (they do not batch).
+  const AttributionLimits limits{
+      options.query_slots, options.query_queue, options.caller_queries,
+      BatchingOptions{options.max_batch_size, absl::Microseconds(options.batch_timeout_micros)}};
+  server->service_ = std::make_unique<AttributionServiceImpl>(server->repository_.get(), limits);
   server->shard_service_ = std::make_unique<ShardServiceImpl>(server->repository_.get(), limits);
   if (!options.router_shard_map.empty()) {
     absl::StatusOr<std::unique_ptr<RouterServiceImpl>> router =
