@@ -236,7 +236,7 @@ TEST(RepositoryServing, UnknownAndMissingNamesAreRefused) {
   const testing::CommandResult both = testing::Shell(std::string(TDA_SERVER_BINARY) + " --index " +
                                                      *mlp + " --repository " + repository);
   EXPECT_EQ(both.exit_code, 2);
-  EXPECT_THAT(both.stdout_text, HasSubstr("exactly one of --index DIR or --repository DIR"));
+  EXPECT_THAT(both.stdout_text, HasSubstr("exactly one of --index DIR, --repository DIR or --router SHARDMAP"));
   const testing::CommandResult bad_pin = testing::Shell(
       std::string(TDA_SERVER_BINARY) + " --repository " + repository + " --pin alpha=01");
   EXPECT_EQ(bad_pin.exit_code, 2);
