@@ -6,6 +6,7 @@
 #include "client/commands.h"
 #include "common/flags.h"
 #include "client/progress_bar.h"
+#include "distributed/world.h"
 #include "index/gradient_index.h"
 #include "model/model.h"
 #include "ops/build_model_index.h"
@@ -19,7 +20,15 @@ int RunIndexBuild(const Args& args) {
       "factors, then writes the projected per-sample gradient of every training image (gpt\n"
       "models: every training fortune, its loss summed over its bytes), with\n"
       "the model and the factors, to the index directory that tda-server and\n"
-      "'tda query --index' read.");
+      "'tda query --index' read.\n"
+      "\n"
+      "Data-parallel: started by torchrun (or with RANK, WORLD_SIZE, MASTER_ADDR and\n"
+      "MASTER_PORT set, as a Kubernetes Indexed Job does), each rank fits the factors on its\n"
+      "slice of the batches (sums all-reduced over c10d Gloo) and writes its slice of the rows;\n"
+      "rank 0 writes the manifest once every rank has reported its files. Same rows as one\n"
+      "process; a rank that fails leaves no index. Every rank must see --out (a shared disk):\n"
+      "  torchrun --no_python --nproc_per_node 2 --redirects 2 --tee 2 \\\n"
+      "      tda index build --model M --out IDX");
   flags.AddRequiredString("model", "DIR", "model directory written by 'tda train'");
   flags.AddRequiredString("out", "DIR",
                           "index directory to write (an old index there is replaced)");
@@ -51,6 +60,9 @@ int RunIndexBuild(const Args& args) {
                   "also build the ANN for approximate top-k (ivf-flat, ivf-pq or hnsw), as "
                   "'tda index ann' does; it replaces an ANN of the old index there");
   AddAnnParameterFlags(flags);
+  flags.AddDouble("rendezvous-timeout", "SECONDS", 1800,
+                  "data-parallel builds: how long a rank waits for the others (to join, and at "
+                  "each all-reduce)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   std::optional<AnnParameters> ann_parameters;
   if (flags.IsSet("ann")) {
@@ -86,11 +98,27 @@ int RunIndexBuild(const Args& args) {
   }
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   InitCompute(static_cast<int>(flags.GetInt("threads")));
+  absl::StatusOr<std::optional<WorldEnvironment>> world = ReadWorldEnvironment();
+  if (!world.ok()) return flags.UsageError(std::string(world.status().message()));
+  std::unique_ptr<Collective> collective;
+  if (world->has_value()) {
+    const WorldEnvironment& env = **world;
+    std::cerr << absl::StrFormat("rank %d of %d: joining %s:%d\n", env.rank, env.world_size,
+                                 env.master_addr, env.master_port);
+    absl::StatusOr<std::unique_ptr<Collective>> joined =
+        JoinWorld(env, flags.GetDouble("rendezvous-timeout"));
+    if (!joined.ok()) return RuntimeError(joined.status());
+    collective = std::move(*joined);
+    request.collective = collective.get();
+  }
+  const bool primary = collective == nullptr || collective->rank() == 0;
 
   absl::StatusOr<ModelIndexPlan> built;
   {
-    ProgressBar bar;
-    built = BuildModelIndex(request, bar.Callback(), [&](const ModelIndexPlan& plan) {
+    ProgressBar bar;  // rank 0's progress only
+    built = BuildModelIndex(request, primary ? bar.Callback() : ProgressFn(),
+                            [&](const ModelIndexPlan& plan) {
+      if (!primary) return;
       std::cerr << absl::StrFormat(
           "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", plan.rows,
           !plan.documents         ? std::string("images")
@@ -104,6 +132,11 @@ int RunIndexBuild(const Args& args) {
     });
   }
   if (!built.ok()) return RuntimeError(built.status());
+  if (!primary) {
+    std::cout << absl::StrFormat("rank %d: rows written to %s\n", collective->rank(),
+                                 options.out_dir);
+    return 0;
+  }
   absl::StatusOr<std::unique_ptr<GradientIndex>> index =
       GradientIndex::Open(options.out_dir, GradientIndex::Verify::kSizes);
   if (!index.ok()) return RuntimeError(index.status());

@@ -87,6 +87,22 @@ absl::StatusOr<std::vector<int32_t>> BatchLabels(const Model& model, const Batch
   return labels;
 }
 
+// Sums `matrices` (and `*scalar`, when given) over the collective's ranks, in one all-reduce.
+absl::Status AllReduceSums(Collective* collective, const std::vector<Eigen::MatrixXd*>& matrices,
+                           double* scalar) {
+  std::vector<double> packed;
+  for (const Eigen::MatrixXd* m : matrices) packed.insert(packed.end(), m->data(), m->data() + m->size());
+  if (scalar != nullptr) packed.push_back(*scalar);
+  RETURN_IF_ERROR(collective->AllReduceSum(packed.data(), static_cast<int64_t>(packed.size())));
+  const double* next = packed.data();
+  for (Eigen::MatrixXd* m : matrices) {
+    std::copy(next, next + m->size(), m->data());
+    next += m->size();
+  }
+  if (scalar != nullptr) *scalar = *next;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<int32_t> SampleLabels(const Eigen::MatrixXf& probabilities, uint64_t seed) {
@@ -131,7 +147,8 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
 absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const RowSource& data,
                                                      const FitOptions& options,
                                                      const ProgressFn& progress,
-                                                     const Projection* projection) {
+                                                     const Projection* projection,
+                                                     Collective* collective) {
   RETURN_IF_ERROR(ValidateInputs(model, data, options));
   if (projection != nullptr && projection->input_dim() != model.layout().total()) {
     return absl::InvalidArgumentError(absl::StrCat("projection expects ", projection->input_dim(),
@@ -175,12 +192,20 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
     factors.layers.push_back(std::move(f));
   }
 
+  // This rank's batches: [first, end) of the n rows, whole batches of the one-process order.
+  const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
+  const auto [first_batch, end_batch] =
+      collective == nullptr ? std::pair<int64_t, int64_t>(0, batches)
+                            : RankSlice(batches, collective->rank(), collective->size());
+  const int64_t first = first_batch * options.batch_size;
+  const int64_t end = std::min(n, end_batch * options.batch_size);
+
   // Pass 1: covariances (lower triangles via symmetric rank-k updates). A is the mean over
   // positions with a target (padding rows of `a` are zero and not counted).
   int64_t position_rows = 0;
-  ReportProgress(progress, "covariance", 0, n);
-  for (int64_t begin = 0; begin < n; begin += options.batch_size) {
-    const int64_t rows = std::min(options.batch_size, n - begin);
+  ReportProgress(progress, "covariance", 0, end - first);
+  for (int64_t begin = first; begin < end; begin += options.batch_size) {
+    const int64_t rows = std::min(options.batch_size, end - begin);
     ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
     for (int64_t r = begin; r < begin + rows; ++r) position_rows += data.used_positions(order[r]);
     for (size_t l = 0; l < layout.layers.size(); ++l) {
@@ -191,7 +216,14 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
       f.a_cov.selfadjointView<Eigen::Lower>().rankUpdate(a);
       f.s_cov.selfadjointView<Eigen::Lower>().rankUpdate(g);
     }
-    ReportProgress(progress, "covariance", begin + rows, n);
+    ReportProgress(progress, "covariance", begin + rows - first, end - first);
+  }
+  if (collective != nullptr) {
+    double counted = static_cast<double>(position_rows);
+    std::vector<Eigen::MatrixXd*> sums = {};
+    for (LayerFactors& f : factors.layers) sums.insert(sums.end(), {&f.a_cov, &f.s_cov});
+    RETURN_IF_ERROR(AllReduceSums(collective, sums, &counted));
+    position_rows = static_cast<int64_t>(counted);
   }
   for (LayerFactors& f : factors.layers) {
     f.a_cov = f.a_cov.selfadjointView<Eigen::Lower>();
@@ -202,9 +234,9 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
   RETURN_IF_ERROR(DecomposeFactors(&factors));
 
   // Pass 2: eigenvalue correction in the Kronecker eigenbasis, same labels as pass 1.
-  ReportProgress(progress, "eigen-correction", 0, n);
-  for (int64_t begin = 0; begin < n; begin += options.batch_size) {
-    const int64_t rows = std::min(options.batch_size, n - begin);
+  ReportProgress(progress, "eigen-correction", 0, end - first);
+  for (int64_t begin = first; begin < end; begin += options.batch_size) {
+    const int64_t rows = std::min(options.batch_size, end - begin);
     ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
     const int64_t positions = capture.positions;
     for (size_t l = 0; l < layout.layers.size(); ++l) {
@@ -225,7 +257,12 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
         }
       }
     }
-    ReportProgress(progress, "eigen-correction", begin + rows, n);
+    ReportProgress(progress, "eigen-correction", begin + rows - first, end - first);
+  }
+  if (collective != nullptr) {
+    std::vector<Eigen::MatrixXd*> sums;
+    for (LayerFactors& f : factors.layers) sums.push_back(&f.corrected);
+    RETURN_IF_ERROR(AllReduceSums(collective, sums, nullptr));
   }
   for (LayerFactors& f : factors.layers) f.corrected /= static_cast<double>(n);
   return factors;

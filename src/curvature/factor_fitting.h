@@ -10,6 +10,7 @@
 #include "curvature/ekfac.h"
 #include "data/dataset.h"
 #include "data/row_source.h"
+#include "distributed/collective.h"
 #include "grad/projection.h"
 #include "model/model.h"
 
@@ -32,14 +33,17 @@ struct FitOptions {
 // projected gradients. Without one, the model's own layout.
 // The first options.max_examples rows of `data` are read batch by batch (twice): memory does
 // not grow with the number of rows beyond 8 bytes a row (their order by length).
-absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const RowSource& data,
-                                                     const FitOptions& options,
-                                                     const ProgressFn& progress = {},
-                                                     const Projection* projection = nullptr);
-absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const Dataset& data,
-                                                     const FitOptions& options,
-                                                     const ProgressFn& progress = {},
-                                                     const Projection* projection = nullptr);
+// With a `collective` of several ranks (a data-parallel build), each rank captures a contiguous
+// slice of the batches (the same batches, labels and seeds as one process) and the sums are
+// all-reduced in float64 after each pass: every rank returns the same factors, equal to the
+// single-process ones up to the order of the additions.
+[[nodiscard]] absl::StatusOr<KroneckerFactors> FitKroneckerFactors(
+    const Model& model, const RowSource& data, const FitOptions& options,
+    const ProgressFn& progress = {}, const Projection* projection = nullptr,
+    Collective* collective = nullptr);
+[[nodiscard]] absl::StatusOr<KroneckerFactors> FitKroneckerFactors(
+    const Model& model, const Dataset& data, const FitOptions& options,
+    const ProgressFn& progress = {}, const Projection* projection = nullptr);
 
 // Labels drawn from each row of `probabilities` (rows x classes) with a seeded generator.
 std::vector<int32_t> SampleLabels(const Eigen::MatrixXf& probabilities, uint64_t seed);

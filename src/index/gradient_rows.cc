@@ -11,17 +11,26 @@
 
 namespace tda {
 
+int64_t GradientWindowRows(const RowSource& data, int64_t batch_size) {
+  return data.is_sequence() ? 8 * batch_size : batch_size;
+}
+
 absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                                const RowSource& data, int64_t batch_size, IndexWriter* writer,
-                               const ProgressFn& progress) {
+                               const ProgressFn& progress, int64_t first_row, int64_t end_row) {
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
-  const int64_t n = data.size();
+  const int64_t n = end_row < 0 ? data.size() : std::min(end_row, data.size());
   const std::vector<std::string>& class_names = data.class_names();
   // Documents are captured in batches of similar length (sorted within windows of 8 batches;
   // the model cuts each batch to its longest document) and written back in data order.
-  const int64_t window = data.is_sequence() ? 8 * batch_size : batch_size;
+  const int64_t window = GradientWindowRows(data, batch_size);
+  if (first_row < 0 || (first_row % window != 0 && first_row < n)) {
+    return absl::InvalidArgumentError(absl::StrCat("first row ", first_row,
+                                                   " is not a multiple of the window ", window));
+  }
   RowStorage storage;
-  for (int64_t begin = 0; begin < n; begin += window) {
+  auto report = [&](int64_t done) { ReportProgress(progress, "gradients", done - first_row, n - first_row); };
+  for (int64_t begin = first_row; begin < n; begin += window) {
     const int64_t rows = std::min(window, n - begin);
     RowMatrixXf projected;
     if (!data.is_sequence()) {
@@ -37,7 +46,7 @@ absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                          model.Capture(data.Gather(order.data() + b, count, &storage)));
         const RowMatrixXf part = projection.ProjectCapture(capture);
         for (int64_t k = 0; k < count; ++k) projected.row(order[b + k] - begin) = part.row(k);
-        ReportProgress(progress, "gradients", begin + b + count, n);
+        report(begin + b + count);
       }
     }
     std::vector<SampleRecord> samples;
@@ -54,7 +63,7 @@ absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                              : absl::StrCat("class ", label)});
     }
     RETURN_IF_ERROR(writer->AppendRows(projected.data(), samples));
-    ReportProgress(progress, "gradients", begin + rows, n);
+    report(begin + rows);
   }
   return absl::OkStatus();
 }

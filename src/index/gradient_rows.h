@@ -15,12 +15,19 @@
 
 namespace tda {
 
-// Streams `data` through the model in batches of `batch_size` (> 0), reading 8 batches of rows
-// at a time, and appends each batch's projected gradients and sample records to `writer`.
-// Progress: ("gradients", done, total).
+// Rows are captured in windows of this many rows (documents are sorted by length within a
+// window): one batch of images, or 8 batches of documents. A row's gradient depends only on the
+// window it is in, so slices that start at a multiple of it give bit-identical rows.
+int64_t GradientWindowRows(const RowSource& data, int64_t batch_size);
+
+// Streams rows [first_row, end_row) of `data` (end_row -1: to the end; first_row a multiple of
+// GradientWindowRows) through the model in batches of `batch_size` (> 0), and appends each
+// window's projected gradients and sample records to `writer`.
+// Progress: ("gradients", done, total) over the slice.
 [[nodiscard]] absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                                              const RowSource& data, int64_t batch_size,
-                                             IndexWriter* writer, const ProgressFn& progress);
+                                             IndexWriter* writer, const ProgressFn& progress,
+                                             int64_t first_row = 0, int64_t end_row = -1);
 [[nodiscard]] absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                                              const Dataset& data, int64_t batch_size,
                                              IndexWriter* writer, const ProgressFn& progress);

@@ -1,8 +1,8 @@
 // Builds a gradient index for a trained model: copies the model into DIR/model, fits EK-FAC
 // factors in the projected space (one pass for covariances, one for eigenvalue corrections),
 // then streams the training set once more to write projected per-sample gradients, with
-// progress. Memory does not grow
-// with the number of rows.
+// progress. Memory does not grow with the number of rows. One process, or the ranks of a
+// data-parallel job (distributed/world.h).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include "curvature/factor_fitting.h"
 #include "data/dataset.h"
 #include "data/row_source.h"
+#include "distributed/collective.h"
 #include "index/row_dtype.h"
 #include "model/model_config.h"
 
@@ -36,9 +37,27 @@ int64_t DefaultBatchSize(const ModelConfig& config);
 // `train` must be the data set the model was trained on (its ids become the row ids). Its rows
 // are read batch by batch (factor fitting, eigenvalue correction, gradient pass): a row source
 // that does not hold the corpus (data/cached_text_rows.h) keeps the build's memory flat in N.
+//
+// With a `collective` of W > 1 ranks, every rank calls this with the same arguments: each
+// captures a contiguous slice of the batches for the factors (sums all-reduced in float64) and
+// writes the rows of its slice of the gradient windows as its own shards; rank 0 writes the
+// model and the factors, and the manifest only after every rank has reported its shards and
+// sample table with their checksums. The rows equal the single-process build's bit for bit; a
+// rank that fails fails every rank, and no manifest is written.
 [[nodiscard]] absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
                                       const IndexBuildOptions& options,
-                                      const ProgressFn& progress = {});
+                                      const ProgressFn& progress = {},
+                                      Collective* collective = nullptr);
+// The rows rank `rank` of `ranks` writes (whole gradient windows, in rank order) and the
+// number of its first shard file.
+struct RankRows {
+  int64_t first_row = 0;
+  int64_t end_row = 0;
+  int64_t first_shard = 0;
+};
+RankRows RowsOfRank(const RowSource& train, int64_t batch_size, int64_t rows_per_shard, int rank,
+                    int ranks);
+
 [[nodiscard]] absl::Status BuildIndex(const Dataset& train, const std::string& data_dir,
                                       const IndexBuildOptions& options,
                                       const ProgressFn& progress = {});

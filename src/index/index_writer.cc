@@ -65,13 +65,32 @@ std::string SanitizePreview(std::string preview) {
 absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::string& dir,
                                                                  int64_t dim,
                                                                  int64_t rows_per_shard,
-                                                                 RowDType dtype) {
+                                                                 RowDType dtype,
+                                                                 const IndexPart& part) {
   if (dim <= 0) return absl::InvalidArgumentError(absl::StrCat("index dim must be > 0, got ", dim));
   if (rows_per_shard <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("rows_per_shard must be > 0, got ", rows_per_shard));
   }
+  if (part.rank < 0 || part.first_row < 0 || part.first_shard < 0 ||
+      (part.rank == 0 && (part.first_row != 0 || part.first_shard != 0))) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid index part: rank ", part.rank,
+                                                   ", first row ", part.first_row,
+                                                   ", first shard ", part.first_shard));
+  }
   RETURN_IF_ERROR(MakeDirectories(dir));
+  std::unique_ptr<IndexWriter> writer(new IndexWriter());
+  writer->dir_ = dir;
+  writer->dim_ = dim;
+  writer->rows_per_shard_ = rows_per_shard;
+  writer->dtype_ = dtype;
+  writer->part_ = part;
+  writer->rows_ = part.first_row;
+  writer->shard_begin_ = part.first_row;
+  if (part.rank > 0) {  // rank 0 cleared the directory before this rank started
+    RETURN_IF_ERROR(writer->OpenSampleTable());
+    return writer;
+  }
   // The manifest goes first and durably: from here on the directory holds no index that opens,
   // whatever happens to the rest of this build.
   std::error_code ec;
@@ -94,11 +113,6 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::stri
   if (ec) {
     return absl::InternalError(absl::StrCat("cannot list directory ", dir, ": ", ec.message()));
   }
-  std::unique_ptr<IndexWriter> writer(new IndexWriter());
-  writer->dir_ = dir;
-  writer->dim_ = dim;
-  writer->rows_per_shard_ = rows_per_shard;
-  writer->dtype_ = dtype;
   RETURN_IF_ERROR(writer->OpenSampleTable());
   return writer;
 }
@@ -132,15 +146,29 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::OpenForAppend(
 absl::Status IndexWriter::OpenSampleTable() {
   samples_file_ = std::make_unique<AtomicFileWriter>();
   samples_hash_ = std::make_unique<Xxh3Stream>();
-  return samples_file_->Open(Join(dir_, kSamplesInProgress));
+  return samples_file_->Open(
+      Join(dir_, part_.rank == 0 ? kSamplesInProgress : SamplePartFileName(part_.rank)));
+}
+
+std::string IndexWriter::ShardFileName(size_t shard) const {
+  return ShardName(static_cast<size_t>(part_.first_shard) + shard, dtype_);
 }
 
 absl::Status IndexWriter::AppendSamples(const std::vector<SampleRecord>& samples) {
   std::string lines;
   for (const SampleRecord& sample : samples) {
-    if (!id_hashes_.insert(Xxh3(sample.id)).second) repeated_ids_.insert(sample.id);
     absl::StrAppend(&lines, sample.id, "\t", sample.source, "\t", sample.label, "\t",
                     SanitizePreview(sample.preview), "\n");
+  }
+  return AppendSampleLines(lines);
+}
+
+absl::Status IndexWriter::AppendSampleLines(const std::string& lines) {
+  for (size_t start = 0; start < lines.size();) {
+    const size_t end = lines.find('\n', start);
+    const std::string id = lines.substr(start, lines.find('\t', start) - start);
+    if (!id_hashes_.insert(Xxh3(id)).second) repeated_ids_.insert(id);
+    start = end == std::string::npos ? lines.size() : end + 1;
   }
   samples_hash_->Update(lines.data(), lines.size());
   return samples_file_->Append(lines.data(), lines.size());
@@ -195,7 +223,7 @@ absl::Status IndexWriter::AppendRows(const float* rows, const std::vector<Sample
       shard_ = std::make_unique<AtomicFileWriter>();
       shard_hash_ = std::make_unique<Xxh3Stream>();
       shard_begin_ = rows_;
-      absl::Status opened = shard_->Open(Join(dir_, ShardName(shards_.size(), dtype_)));
+      absl::Status opened = shard_->Open(Join(dir_, ShardFileName(shards_.size())));
       if (!opened.ok()) {
         closed_ = true;
         return opened;
@@ -248,7 +276,7 @@ absl::Status IndexWriter::PublishSampleTable(const std::string& name) {
 absl::Status IndexWriter::CloseShard() {
   RETURN_IF_ERROR(shard_->Commit());
   ShardEntry entry;
-  entry.file.file = ShardName(shards_.size(), dtype_);
+  entry.file.file = ShardFileName(shards_.size());
   entry.file.bytes = shard_->bytes_written();
   entry.file.xxh3 = ChecksumHex(shard_hash_->Digest());
   entry.row_begin = shard_begin_;
@@ -260,12 +288,93 @@ absl::Status IndexWriter::CloseShard() {
   return absl::OkStatus();
 }
 
-absl::Status IndexWriter::Finish(Manifest manifest) {
-  if (closed_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("IndexWriter for ", dir_, " is closed (finished, or an earlier call failed)"));
+absl::StatusOr<IndexPartSummary> IndexWriter::FinishPart() {
+  if (closed_ || part_.rank == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "IndexWriter for ", dir_, " is closed or not a part of rank > 0 (rank ", part_.rank, ")"));
+  }
+  closed_ = true;
+  if (shard_) RETURN_IF_ERROR(CloseShard());
+  IndexPartSummary summary;
+  summary.rank = part_.rank;
+  summary.first_row = part_.first_row;
+  summary.end_row = rows_;
+  summary.shards = shards_;
+  summary.samples = {SamplePartFileName(part_.rank), samples_file_->bytes_written(),
+                     ChecksumHex(samples_hash_->Digest())};
+  RETURN_IF_ERROR(samples_file_->Commit());
+  samples_file_.reset();
+  return summary;
+}
+
+absl::Status IndexWriter::MergeParts(const std::vector<IndexPartSummary>& parts) {
+  for (const IndexPartSummary& part : parts) {
+    const std::string who = absl::StrCat("rank ", part.rank, "'s part of ", dir_);
+    if (part.first_row != rows_ || part.end_row < part.first_row) {
+      return absl::DataLossError(absl::StrCat(who, " holds rows [", part.first_row, ", ",
+                                              part.end_row, "), expected them to start at ",
+                                              rows_));
+    }
+    int64_t next = part.first_row;
+    for (const ShardEntry& shard : part.shards) {
+      std::error_code ec;
+      const uint64_t bytes = std::filesystem::file_size(Join(dir_, shard.file.file), ec);
+      if (ec || bytes != shard.file.bytes || shard.row_begin != next ||
+          !IsShardName(shard.file.file)) {
+        return absl::DataLossError(absl::StrCat(who, ": shard ", shard.file.file, " is missing, ",
+                                                "misnamed or not ", shard.file.bytes, " bytes"));
+      }
+      next = shard.row_end;
+    }
+    if (next != part.end_row) {
+      return absl::DataLossError(absl::StrCat(who, ": its shards end at row ", next));
+    }
+    // Its sample table, streamed into this one a line at a time, checked against its checksum.
+    const std::string table = Join(dir_, part.samples.file);
+    std::ifstream in(table, std::ios::binary);
+    Xxh3Stream hash;
+    uint64_t bytes = 0;
+    std::string lines, line;
+    while (std::getline(in, line)) {
+      line += '\n';
+      hash.Update(line.data(), line.size());
+      bytes += line.size();
+      lines += line;
+      if (lines.size() >= (1 << 20)) {
+        RETURN_IF_ERROR(AppendSampleLines(lines));
+        lines.clear();
+      }
+    }
+    if (in.bad() || bytes != part.samples.bytes ||
+        ChecksumHex(hash.Digest()) != part.samples.xxh3) {
+      return absl::DataLossError(absl::StrCat(who, ": its sample table ", table,
+                                              " is unreadable or does not match its checksum"));
+    }
+    RETURN_IF_ERROR(AppendSampleLines(lines));
+    shards_.insert(shards_.end(), part.shards.begin(), part.shards.end());
+    rows_ = part.end_row;
+    merged_tables_.push_back(table);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IndexWriter::Finish(Manifest manifest, const std::vector<IndexPartSummary>& parts) {
+  if (closed_ || part_.rank != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "IndexWriter for ", dir_,
+        " is closed (finished, or an earlier call failed) or is not rank 0's"));
   }
   if (shard_) RETURN_IF_ERROR(CloseShard());
+  if (!parts.empty()) {
+    if (samples_file_ == nullptr) {
+      return absl::FailedPreconditionError("parts can be merged only by the first Finish");
+    }
+    absl::Status merged = MergeParts(parts);
+    if (!merged.ok()) {
+      closed_ = true;
+      return merged;
+    }
+  }
 
   const std::string samples_file = SamplesFileName(manifest.generation);
   RETURN_IF_ERROR(PublishSampleTable(samples_file));
@@ -290,6 +399,10 @@ absl::Status IndexWriter::Finish(Manifest manifest) {
   }
   RETURN_IF_ERROR(WriteFileAtomically(path, text));
   closed_ = true;
+  for (const std::string& table : merged_tables_) {
+    std::error_code ec;  // merged into the listed table: a leftover would only waste space
+    std::filesystem::remove(table, ec);
+  }
   if (!replaced_samples_file_.empty() && replaced_samples_file_ != samples_file) {
     std::error_code ec;  // Unlisted now; a leftover would only waste space.
     std::filesystem::remove(Join(dir_, replaced_samples_file_), ec);

@@ -6,6 +6,11 @@
 // beyond an 8-byte hash of each id (the duplicate check).
 // Rows arrive as f32 and are stored as `dtype` (bf16 / f16 rounded to nearest even), in shards
 // named grads-NNNNN.<dtype>. Not thread-safe.
+//
+// A data-parallel build (index/index_builder.h) has one writer per rank over the same
+// directory: rank 0's Create clears it, then each other rank's writer (Create with its
+// IndexPart) writes its rows' shards and a sample-table part, and FinishPart returns what it
+// wrote; rank 0's Finish checks every part's files and merges them into the one manifest.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "common/atomic_file.h"
 #include "common/checksum.h"
+#include "index/index_part.h"
 #include "index/manifest.h"
 #include "index/row_dtype.h"
 
@@ -32,9 +38,11 @@ struct SampleRecord {
 
 class IndexWriter {
  public:
-  static absl::StatusOr<std::unique_ptr<IndexWriter>> Create(const std::string& dir, int64_t dim,
-                                                             int64_t rows_per_shard = 1 << 16,
-                                                             RowDType dtype = RowDType::kF32);
+  // `part`: which rows of a distributed build this writer holds; rank 0 (the default) removes
+  // an old manifest and stale build files first, the other ranks remove nothing.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<IndexWriter>> Create(
+      const std::string& dir, int64_t dim, int64_t rows_per_shard = 1 << 16,
+      RowDType dtype = RowDType::kF32, const IndexPart& part = {});
   // Continues an existing index (tda index append) without invalidating it: its manifest,
   // shards and `samples` (one per existing row) are kept; new rows go into new shards. Finish
   // then writes a sample table named after the manifest's generation and the new manifest, and
@@ -53,7 +61,13 @@ class IndexWriter {
   // here: pass their paths relative to dir. `manifest` supplies the descriptive fields (and the
   // tombstone entry and generation); rows, dim, shards and the file entries are filled in. The
   // sample table is samples.tsv at generation 0, samples-NNNNN.tsv after appends.
-  [[nodiscard]] absl::Status Finish(Manifest manifest);
+  // Rank 0 of a distributed build passes the other ranks' parts, in rank order: their rows
+  // must follow this writer's, their shard files must exist with the sizes given, and their
+  // sample tables must match their checksums; the tables are merged into this one.
+  [[nodiscard]] absl::Status Finish(Manifest manifest,
+                                    const std::vector<IndexPartSummary>& parts = {});
+  // A rank > 0 of a distributed build: commits its last shard and its sample-table part.
+  [[nodiscard]] absl::StatusOr<IndexPartSummary> FinishPart();
 
   const std::string& dir() const { return dir_; }
   int64_t rows() const { return rows_; }
@@ -66,6 +80,11 @@ class IndexWriter {
   // Streams the records' lines into the sample table (nothing per row is kept but an 8-byte
   // hash of its id, for the duplicate check).
   absl::Status AppendSamples(const std::vector<SampleRecord>& samples);
+  // The same for table lines already formatted ("id\tsource\tlabel\tpreview\n" each).
+  absl::Status AppendSampleLines(const std::string& lines);
+  // Finish of rank 0: appends the parts' rows and sample tables (see Finish).
+  absl::Status MergeParts(const std::vector<IndexPartSummary>& parts);
+  std::string ShardFileName(size_t shard) const;
   // kInvalidArgument when an id whose hash repeated occurs twice in the table at `table_path`.
   absl::Status CheckRepeatedIds(const std::string& table_path) const;
   // Commits the streamed table, checks its ids, and renames it to `name` (the manifest lists it
@@ -89,6 +108,8 @@ class IndexWriter {
   std::unique_ptr<AtomicFileWriter> shard_;
   std::unique_ptr<Xxh3Stream> shard_hash_;
   int64_t shard_begin_ = 0;
+  IndexPart part_;
+  std::vector<std::string> merged_tables_;  // other ranks' sample tables, removed after Finish
   bool closed_ = false;                // after Finish, or after a failed AppendRows
   std::string replaced_samples_file_;  // OpenForAppend: removed once the new manifest is in
 };

@@ -46,7 +46,8 @@ absl::StatusOr<ModelIndexPlan> BuildModelIndex(
   plan.truncated = train.truncated;
   plan.rows = train.rows->size();
   if (on_plan) on_plan(plan);
-  RETURN_IF_ERROR(BuildIndex(*train.rows, plan.data_dir, request.index, progress));
+  RETURN_IF_ERROR(
+      BuildIndex(*train.rows, plan.data_dir, request.index, progress, request.collective));
   return plan;
 }
 

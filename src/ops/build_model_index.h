@@ -22,6 +22,7 @@ struct ModelIndexRequest {
   int64_t train_size = -1;            // index the first N training samples; -1 = the model's
   bool allow_changed_corpus = false;  // see LoadRecipeData
   std::string cache_dir;              // token cache root of a jsonl corpus; "" = the default
+  Collective* collective = nullptr;   // a data-parallel build's ranks (see BuildIndex)
 };
 
 // What is about to be indexed (told before the build starts, for logs and progress lines).
