@@ -4,8 +4,8 @@
 #include "absl/strings/str_format.h"
 #include "client/ann_flags.h"
 #include "client/commands.h"
-#include "common/flags.h"
 #include "client/progress_bar.h"
+#include "common/flags.h"
 #include "distributed/world.h"
 #include "index/gradient_index.h"
 #include "model/model.h"
@@ -116,20 +116,20 @@ int RunIndexBuild(const Args& args) {
   absl::StatusOr<ModelIndexPlan> built;
   {
     ProgressBar bar;  // rank 0's progress only
-    built = BuildModelIndex(request, primary ? bar.Callback() : ProgressFn(),
-                            [&](const ModelIndexPlan& plan) {
-      if (!primary) return;
-      std::cerr << absl::StrFormat(
-          "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", plan.rows,
-          !plan.documents         ? std::string("images")
-          : plan.chunk_stride > 0 ? absl::StrFormat("rows (documents chunked: windows of %d "
-                                                    "bytes, %d apart)",
-                                                    plan.context_length, plan.chunk_stride)
-                                  : absl::StrFormat("documents (%d truncated at the context of "
-                                                    "%d bytes)",
-                                                    plan.truncated, plan.context_length),
-          options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
-    });
+    built = BuildModelIndex(
+        request, primary ? bar.Callback() : ProgressFn(), [&](const ModelIndexPlan& plan) {
+          if (!primary) return;
+          std::cerr << absl::StrFormat(
+              "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", plan.rows,
+              !plan.documents         ? std::string("images")
+              : plan.chunk_stride > 0 ? absl::StrFormat("rows (documents chunked: windows of %d "
+                                                        "bytes, %d apart)",
+                                                        plan.context_length, plan.chunk_stride)
+                                      : absl::StrFormat("documents (%d truncated at the context of "
+                                                        "%d bytes)",
+                                                        plan.truncated, plan.context_length),
+              options.projection_dim_per_side, fisher, RowDTypeName(options.dtype));
+        });
   }
   if (!built.ok()) return RuntimeError(built.status());
   if (!primary) {

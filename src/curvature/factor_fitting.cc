@@ -91,7 +91,8 @@ absl::StatusOr<std::vector<int32_t>> BatchLabels(const Model& model, const Batch
 absl::Status AllReduceSums(Collective* collective, const std::vector<Eigen::MatrixXd*>& matrices,
                            double* scalar) {
   std::vector<double> packed;
-  for (const Eigen::MatrixXd* m : matrices) packed.insert(packed.end(), m->data(), m->data() + m->size());
+  for (const Eigen::MatrixXd* m : matrices)
+    packed.insert(packed.end(), m->data(), m->data() + m->size());
   if (scalar != nullptr) packed.push_back(*scalar);
   RETURN_IF_ERROR(collective->AllReduceSum(packed.data(), static_cast<int64_t>(packed.size())));
   const double* next = packed.data();

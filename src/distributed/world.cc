@@ -30,8 +30,8 @@ absl::StatusOr<int> IntVariable(const char* name, int min, int max) {
   }
   int value = 0;
   if (!absl::SimpleAtoi(text, &value) || value < min || value > max) {
-    return absl::InvalidArgumentError(absl::StrCat(name, "='", text, "' must be an integer in [",
-                                                   min, ", ", max, "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, "='", text, "' must be an integer in [", min, ", ", max, "]"));
   }
   return value;
 }
@@ -91,9 +91,9 @@ class GlooCollective : public Collective {
       fn();
       return absl::OkStatus();
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("rank ", rank_, " of ", size_, ": ", operation,
-                                                 " failed (another rank failed or left?): ",
-                                                 e.what()));
+      return absl::UnavailableError(
+          absl::StrCat("rank ", rank_, " of ", size_, ": ", operation,
+                       " failed (another rank failed or left?): ", e.what()));
     }
   }
 
@@ -149,22 +149,22 @@ absl::StatusOr<std::unique_ptr<Collective>> JoinWorld(const WorldEnvironment& en
     store_options.timeout = timeout;
     auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
     // One namespace per attempt: a restarted job never reads an earlier attempt's keys.
-    auto prefixed = c10::make_intrusive<c10d::PrefixStore>(
-        absl::StrCat("tda/", env.restart_count), store);
+    auto prefixed =
+        c10::make_intrusive<c10d::PrefixStore>(absl::StrCat("tda/", env.restart_count), store);
     auto options = c10d::ProcessGroupGloo::Options::create();
     options->timeout = timeout;
     options->devices.push_back(
         env.socket_ifname.empty()
             ? c10d::ProcessGroupGloo::createDefaultDevice()
             : c10d::ProcessGroupGloo::createDeviceForInterface(env.socket_ifname));
-    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size,
-                                                             options);
+    auto group =
+        c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, env.rank, env.world_size, options);
     return std::unique_ptr<Collective>(
         std::make_unique<GlooCollective>(env.rank, env.world_size, std::move(group)));
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("rank ", env.rank, " of ", env.world_size,
-                                               " could not join the group at ", where,
-                                               " within ", timeout_seconds, " s: ", e.what()));
+                                               " could not join the group at ", where, " within ",
+                                               timeout_seconds, " s: ", e.what()));
   }
 }
 

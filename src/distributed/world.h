@@ -20,9 +20,9 @@ struct WorldEnvironment {
   int local_rank = 0;
   std::string master_addr;
   int master_port = 0;
-  bool agent_store = false;     // torchrun's agent hosts the store; every rank is a client
-  int restart_count = 0;        // TORCHELASTIC_RESTART_COUNT: keys of earlier attempts differ
-  std::string socket_ifname;    // GLOO_SOCKET_IFNAME
+  bool agent_store = false;   // torchrun's agent hosts the store; every rank is a client
+  int restart_count = 0;      // TORCHELASTIC_RESTART_COUNT: keys of earlier attempts differ
+  std::string socket_ifname;  // GLOO_SOCKET_IFNAME
 };
 
 // nullopt when WORLD_SIZE is unset (a single-process run). kInvalidArgument naming the

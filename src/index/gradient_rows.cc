@@ -25,11 +25,13 @@ absl::Status WriteGradientRows(const Model& model, const Projection& projection,
   // the model cuts each batch to its longest document) and written back in data order.
   const int64_t window = GradientWindowRows(data, batch_size);
   if (first_row < 0 || (first_row % window != 0 && first_row < n)) {
-    return absl::InvalidArgumentError(absl::StrCat("first row ", first_row,
-                                                   " is not a multiple of the window ", window));
+    return absl::InvalidArgumentError(
+        absl::StrCat("first row ", first_row, " is not a multiple of the window ", window));
   }
   RowStorage storage;
-  auto report = [&](int64_t done) { ReportProgress(progress, "gradients", done - first_row, n - first_row); };
+  auto report = [&](int64_t done) {
+    ReportProgress(progress, "gradients", done - first_row, n - first_row);
+  };
   for (int64_t begin = first_row; begin < n; begin += window) {
     const int64_t rows = std::min(window, n - begin);
     RowMatrixXf projected;

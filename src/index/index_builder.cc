@@ -96,8 +96,8 @@ absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
   return finished;
 }
 
-RankRows RowsOfRank(const RowSource& train, int64_t batch_size, int64_t rows_per_shard,
-                    int rank, int ranks) {
+RankRows RowsOfRank(const RowSource& train, int64_t batch_size, int64_t rows_per_shard, int rank,
+                    int ranks) {
   const int64_t window = GradientWindowRows(train, batch_size);
   const int64_t windows = (train.size() + window - 1) / window;
   RankRows rows;

@@ -25,9 +25,9 @@ std::string SamplePartFileName(int rank) {
 }
 
 std::string IndexPartSummaryToText(const IndexPartSummary& part) {
-  std::string text = absl::StrCat("part ", part.rank, " ", part.first_row, " ", part.end_row, "\n",
-                                  "samples ", part.samples.file, " ", part.samples.bytes, " ",
-                                  part.samples.xxh3, "\n");
+  std::string text =
+      absl::StrCat("part ", part.rank, " ", part.first_row, " ", part.end_row, "\n", "samples ",
+                   part.samples.file, " ", part.samples.bytes, " ", part.samples.xxh3, "\n");
   for (const ShardEntry& shard : part.shards) {
     absl::StrAppend(&text, "shard ", shard.file.file, " ", shard.file.bytes, " ", shard.file.xxh3,
                     " ", shard.row_begin, " ", shard.row_end, "\n");
@@ -45,7 +45,8 @@ absl::StatusOr<IndexPartSummary> IndexPartSummaryFromText(const std::string& tex
     const std::vector<std::string> fields = absl::StrSplit(line, ' ');
     bool ok = false;
     if (fields[0] == "part" && fields.size() == 4) {
-      ok = absl::SimpleAtoi(fields[1], &part.rank) && absl::SimpleAtoi(fields[2], &part.first_row) &&
+      ok = absl::SimpleAtoi(fields[1], &part.rank) &&
+           absl::SimpleAtoi(fields[2], &part.first_row) &&
            absl::SimpleAtoi(fields[3], &part.end_row);
       have_part = ok;
     } else if (fields[0] == "samples" && fields.size() == 4) {

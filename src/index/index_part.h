@@ -35,7 +35,7 @@ std::string SamplePartFileName(int rank);
 // BEGIN END"): what ranks of one build send each other, never stored.
 std::string IndexPartSummaryToText(const IndexPartSummary& part);
 // kDataLoss naming `source` for a malformed line.
-[[nodiscard]] absl::StatusOr<IndexPartSummary> IndexPartSummaryFromText(
-    const std::string& text, const std::string& source);
+[[nodiscard]] absl::StatusOr<IndexPartSummary> IndexPartSummaryFromText(const std::string& text,
+                                                                        const std::string& source);
 
 }  // namespace tda

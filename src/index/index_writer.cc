@@ -75,8 +75,8 @@ absl::StatusOr<std::unique_ptr<IndexWriter>> IndexWriter::Create(const std::stri
   if (part.rank < 0 || part.first_row < 0 || part.first_shard < 0 ||
       (part.rank == 0 && (part.first_row != 0 || part.first_shard != 0))) {
     return absl::InvalidArgumentError(absl::StrCat("invalid index part: rank ", part.rank,
-                                                   ", first row ", part.first_row,
-                                                   ", first shard ", part.first_shard));
+                                                   ", first row ", part.first_row, ", first shard ",
+                                                   part.first_shard));
   }
   RETURN_IF_ERROR(MakeDirectories(dir));
   std::unique_ptr<IndexWriter> writer(new IndexWriter());
@@ -360,9 +360,9 @@ absl::Status IndexWriter::MergeParts(const std::vector<IndexPartSummary>& parts)
 
 absl::Status IndexWriter::Finish(Manifest manifest, const std::vector<IndexPartSummary>& parts) {
   if (closed_ || part_.rank != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "IndexWriter for ", dir_,
-        " is closed (finished, or an earlier call failed) or is not rank 0's"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("IndexWriter for ", dir_,
+                     " is closed (finished, or an earlier call failed) or is not rank 0's"));
   }
   if (shard_) RETURN_IF_ERROR(CloseShard());
   if (!parts.empty()) {

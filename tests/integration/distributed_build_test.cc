@@ -52,19 +52,18 @@ int FreePort() {
 
 // `tda index build` of the fixture's model into `out`, under torchrun with `ranks` processes
 // (0: no torchrun, one process). `tag` is put in the ranks' environment, to find them.
-std::vector<std::string> BuildCommand(const std::string& model, const std::string& out,
-                                      int ranks, const std::string& logs,
-                                      const std::string& tag = "none") {
+std::vector<std::string> BuildCommand(const std::string& model, const std::string& out, int ranks,
+                                      const std::string& logs, const std::string& tag = "none") {
   std::vector<std::string> argv = {"/usr/bin/env", "TDA_TEST_TAG=" + tag, "OMP_NUM_THREADS=1"};
   if (ranks > 0) {
     // Debian 12's torchrun (1.13 on Python 3.11) needs non-zero --redirects and --tee.
-    argv.insert(argv.end(), {TDA_TORCHRUN, "--no_python", "--nproc_per_node",
-                             std::to_string(ranks), "--master_port", std::to_string(FreePort()),
-                             "--redirects", "2", "--tee", "2", "--log_dir", logs});
+    argv.insert(argv.end(), {TDA_TORCHRUN, "--no_python", "--nproc_per_node", std::to_string(ranks),
+                             "--master_port", std::to_string(FreePort()), "--redirects", "2",
+                             "--tee", "2", "--log_dir", logs});
   }
-  argv.insert(argv.end(), {TDA_CLI_BINARY, "index", "build", "--model", model, "--out", out,
-                           "--batch-size", "128", "--projection-dim", "8", "--threads", "1",
-                           "--rendezvous-timeout", "60"});
+  argv.insert(argv.end(),
+              {TDA_CLI_BINARY, "index", "build", "--model", model, "--out", out, "--batch-size",
+               "128", "--projection-dim", "8", "--threads", "1", "--rendezvous-timeout", "60"});
   return argv;
 }
 
@@ -144,8 +143,7 @@ class DistributedBuildTest : public ::testing::Test {
     EXPECT_EQ(verify->exit_code, 0) << verify->stdout_text;
     // Nothing of the ranks' parts is left beside the index.
     for (const auto& entry : std::filesystem::directory_iterator(index)) {
-      EXPECT_EQ(entry.path().filename().string().find("part"), std::string::npos)
-          << entry.path();
+      EXPECT_EQ(entry.path().filename().string().find("part"), std::string::npos) << entry.path();
     }
   }
 
