@@ -37,9 +37,9 @@ import sys
 import yaml
 
 import check_distributed
+from check_distributed import CLI_BINARIES
 
 BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}  # in every Debian 12 image
-CLI_BINARIES = ("tda", "tda-server", "tda-job-worker")
 
 
 class Deploy:

@@ -1,5 +1,6 @@
 """The checks of check_deploy.py that span manifests: sharded serving and the distributed build.
 
+  entry point  a tda container's command is one of the binaries the image copies, or sh.
   environment  every env var a tda container sets is one tda reads (a getenv("NAME") literal
                in src/, server/ or client/, or a name of the distributed world below), or one
                its own command line expands as $(NAME); every $(NAME) there is a var it sets.
@@ -32,6 +33,8 @@ DISTRIBUTED_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PO
 RENDEZVOUS_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
+CLI_BINARIES = ("tda", "tda-server", "tda-job-worker")  # the binaries the image holds
+SHELLS = ("sh",)  # scripts check_deploy.py reads
 
 
 def tda_env_names(source_dir):
@@ -123,14 +126,22 @@ def check(checker, deploy):
         for template in checker.pod_templates(document):
             where = f"{file_name} {document['kind']}/{document['metadata']['name']}"
             for container in tda_containers(template):
-                check_environment(checker, deploy, container,
-                                  f"{where} container {container.get('name')}")
+                cwhere = f"{where} container {container.get('name')}"
+                check_entry_point(checker, container, cwhere)
+                check_environment(checker, deploy, container, cwhere)
         if document.get("kind") == "Job":
             check_build_job(checker, deploy, file_name, document)
         if document.get("kind") in ("Deployment", "StatefulSet"):
             for container in tda_containers(document["spec"]["template"]):
                 if flag_value(container, "--router") is not None:
                     check_router(checker, deploy, file_name, document, container)
+
+
+def check_entry_point(checker, container, where):
+    command = [str(c) for c in container.get("command") or []]
+    if command and os.path.basename(command[0]) not in CLI_BINARIES + SHELLS:
+        checker.error(where, f"command {command[0]} is none of the image's binaries "
+                      f"({', '.join(CLI_BINARIES)}) nor a shell")
 
 
 def check_environment(checker, deploy, container, where):
@@ -294,6 +305,9 @@ def mutations(broken):
     def drop_mount(c, path):
         c["volumeMounts"] = [m for m in c["volumeMounts"] if m["mountPath"] != path]
 
+    yield broken("a command that is not one of the image's binaries",
+                 lambda d: container(d, "Job", "tda-build")["command"].__setitem__(0, "tda-build"),
+                 "command tda-build is none of the image's binaries")
     yield broken("a misspelled distributed env var (WORLDSIZE)",
                  lambda d: env(d, "Job", "tda-build", "WORLD_SIZE").update(name="WORLDSIZE"),
                  "env WORLDSIZE is neither read by tda")
