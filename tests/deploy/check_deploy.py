@@ -20,6 +20,9 @@ What is checked:
                HOST:PORT names a Service with that port (or localhost); a pod's prometheus.io
                annotations name tda-server's --metrics-listen port, /metrics and the scheme its
                TLS flags give.
+  across       sharded serving and the distributed build (env names, the Indexed Job's
+               rendezvous, the router's shard map against the shard StatefulSet): see
+               check_distributed.py.
 """
 import argparse
 import copy
@@ -33,8 +36,10 @@ import sys
 
 import yaml
 
+import check_distributed
+from check_distributed import CLI_BINARIES
+
 BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}  # in every Debian 12 image
-CLI_BINARIES = ("tda", "tda-server", "tda-job-worker")
 
 
 class Deploy:
@@ -64,6 +69,7 @@ class Deploy:
             package = re.search(r"^package ([\w.]+);", text, re.M)
             for service in re.findall(r"^service (\w+)", text, re.M):
                 self.grpc_services.add(f"{package.group(1)}.{service}" if package else service)
+        self.env_names, self.distributed_env_names = check_distributed.tda_env_names(source_dir)
 
 
 @functools.lru_cache(maxsize=None)
@@ -333,30 +339,27 @@ class Checker:
         image = self.check_dockerfile(deploy)
         if image is not None:
             self.check_manifests(deploy, image)
+            check_distributed.check(self, deploy)
         return self.errors
 
 
 def mutations(deploy):
-    """Copies of `deploy`, each broken in one way the checks must catch: (what, broken copy)."""
+    """Copies of `deploy`, each broken in one way the checks must catch: (what, broken copy,
+    a part of the error expected)."""
     def server_pod_template(d):
-        for _, document in d.documents:
-            if document["kind"] == "StatefulSet":
-                return document["spec"]["template"]
-        raise AssertionError("deploy/k8s has no StatefulSet")
+        return check_distributed.objects(d, "StatefulSet")["tda-server"]["spec"]["template"]
 
     def server_pod(d):
         return server_pod_template(d)["spec"]
 
     def service(d):
-        for _, document in d.documents:
-            if document["kind"] == "Service" and document["spec"].get("clusterIP") != "None":
-                return document
-        raise AssertionError("deploy/k8s has no Service")
+        return check_distributed.objects(d, "Service")["tda-server"]
 
-    def broken(what, edit):
+    def broken(what, edit, expect=""):
+        """expect: a part of the error that must be among those reported (the check meant)."""
         copy_of = copy.deepcopy(deploy)
         edit(copy_of)
-        return what, copy_of
+        return what, copy_of, expect
 
     yield broken("an unknown server flag",
                  lambda d: server_pod(d)["containers"][0]["args"].append("--no-such-flag"))
@@ -385,6 +388,7 @@ def mutations(deploy):
             "containers"][0]["ports"] if p["name"] != "metrics"]))
     yield broken("a claim of a PVC that is not defined", lambda d: server_pod(d)["volumes"][0][
         "persistentVolumeClaim"].update(claimName="tda-missing"))
+    yield from check_distributed.mutations(broken)
 
 
 def main():
@@ -408,8 +412,8 @@ def main():
         return 1
     if options.self_test:
         missed = []
-        for what, broken in mutations(deploy):
-            found = Checker(binaries).run(broken)
+        for what, broken, expect in mutations(deploy):
+            found = [e for e in Checker(binaries).run(broken) if expect in e]
             print(f"self-test: {what}: {'caught: ' + found[0] if found else 'MISSED'}")
             if not found:
                 missed.append(what)
