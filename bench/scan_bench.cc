@@ -21,6 +21,7 @@
 #include "index/block_scorer.h"
 #include "index/gradient_index.h"
 #include "index/row_dtype.h"
+#include "memory_bandwidth.h"
 #include "model/model.h"
 #include "synthetic_index.h"
 
@@ -28,21 +29,6 @@ namespace {
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-double TriadGBps(size_t n, int reps) {
-  std::vector<double> a(n), b(n, 1.0), c(n, 2.0);
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) a[i] = 0;  // first touch by the threads that use it
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    auto t = std::chrono::steady_clock::now();
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; ++i) a[i] = b[i] + 3.0 * c[i];
-    best = std::max(best, 3.0 * n * sizeof(double) / Seconds(t) / 1e9);
-  }
-  if (a[n / 2] != 7.0) std::abort();
-  return best;
 }
 
 // SGEMM throughput of the scan's own GEMM path (ScoreRows on f32 rows, OpenBLAS) on tiles
@@ -98,7 +84,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(rows), static_cast<long long>(dim), tda::RowDTypeName(dtype),
               rows * dim * element_bytes / 1e9);
 
-  const double triad = TriadGBps(static_cast<size_t>(1) << 26, reps);  // 3 x 512 MiB
+  const double triad = tda::bench::TriadGBps(static_cast<size_t>(1) << 26, reps);  // 3 x 512 MiB
   std::printf("STREAM triad:            %7.1f GB/s\n", triad);
 
   const std::string dir = (std::filesystem::temp_directory_path() / "tda-scan-bench").string();

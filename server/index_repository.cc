@@ -8,68 +8,20 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/repository_layout.h"
 
 namespace tda {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A version directory's name: a positive decimal integer without leading zeros.
-bool ParseVersion(const std::string& text, int64_t* version) {
-  if (text.empty() || text[0] == '0') return false;
-  for (char c : text) {
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
-  }
-  return absl::SimpleAtoi(text, version) && *version > 0;
-}
-
-// Names are used in URLs (/v1/indexes/{name}); others, and hidden staging directories (".x"),
-// are not served.
-bool IsServableName(const std::string& name) {
-  if (name.empty() || name[0] == '.') return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-}
-
-// The subdirectories of `dir` whose names pass `accept` (none when it cannot be listed).
-template <typename Accept>
-std::vector<fs::path> Subdirectories(const fs::path& dir, Accept accept) {
-  std::vector<fs::path> found;
-  std::error_code error;
-  for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
-    std::error_code type_error;
-    if (it->is_directory(type_error) && accept(it->path().filename().string())) {
-      found.push_back(it->path());
-    }
-  }
-  return found;
-}
-
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
-
-absl::Status ParsePin(const std::string& text, std::map<std::string, int64_t>* pins) {
-  const size_t equals = text.find('=');
-  int64_t version = 0;
-  if (equals == std::string::npos || !IsServableName(text.substr(0, equals)) ||
-      !ParseVersion(text.substr(equals + 1), &version)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pin '", text, "' is not NAME=VERSION (VERSION a positive integer)"));
-  }
-  if (!pins->emplace(text.substr(0, equals), version).second) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("index '", text.substr(0, equals), "' is pinned twice"));
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::unique_ptr<IndexRepository>> IndexRepository::Open(
     const RepositoryOptions& options) {

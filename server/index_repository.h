@@ -48,10 +48,6 @@ struct RepositoryOptions {
   double poll_seconds = 5;              // rescan period; 0: only on Reload / RequestReload
 };
 
-// "NAME=VERSION" (VERSION a positive integer) into `pins`; kInvalidArgument otherwise or when
-// NAME is pinned twice.
-[[nodiscard]] absl::Status ParsePin(const std::string& text, std::map<std::string, int64_t>* pins);
-
 class IndexRepository {
  public:
   // Scans and opens the initial versions (verification not started: see Start).

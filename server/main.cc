@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "server/freed_memory.h"
 #include "server/index_repository.h"
+#include "server/repository_layout.h"
 #include "server/tda_server.h"
 
 int main(int argc, char** argv) {

@@ -1,4 +1,5 @@
-"""tda.Client: a typed wrapper of tda-server's gRPC API (AttributionService, JobService).
+"""tda.Client: a typed wrapper of tda-server's gRPC API (AttributionService, JobService,
+AdminService).
 
 Connection: plaintext by default (tda-server's loopback default), TLS with `tls_ca` (the CA
 that signed the server's certificate; `tls_cert`/`tls_key` add a client certificate for
@@ -17,7 +18,8 @@ import numpy as np
 from tda.errors import TdaError
 from tda.types import (METHODS, AttributeResult, IndexDescription, IndexVersion, Job, JobUpdate,
                        Sample, Schedule, SelfInfluenceResult)
-from tda.v1 import attribution_pb2, attribution_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from tda.v1 import (admin_pb2, admin_pb2_grpc, attribution_pb2, attribution_pb2_grpc, jobs_pb2,
+                    jobs_pb2_grpc)
 
 _MAX_MESSAGE_BYTES = 1 << 30
 
@@ -76,6 +78,7 @@ class Client:
         self._timeout = timeout
         self._attribution = attribution_pb2_grpc.AttributionServiceStub(self._channel)
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
 
     def __repr__(self) -> str:  # never shows the token
         return f"tda.Client(token={'set' if self._metadata else 'none'})"
@@ -258,3 +261,21 @@ class Client:
 
 
 __all__ = ["Client"]
+
+    # AdminService (role admin)
+
+    def reload_indexes(self) -> List[IndexVersion]:
+        """Scans the server's repository now and waits until every new version is served or
+        failed (as SIGHUP does); names unloaded before are loaded again. Answers ListIndexes."""
+        response = self._call(self._admin.ReloadIndexes, admin_pb2.ReloadIndexesRequest())
+        return [IndexVersion.from_proto(v) for v in response.indexes]
+
+    def unload_index(self, index: str) -> List[IndexVersion]:
+        """Stops serving `index`: new calls for it are NOT_FOUND, calls in flight finish; it stays
+        UNLOADED until reload_indexes(). TdaError NOT_FOUND for a name the server never knew."""
+        response = self._call(self._admin.UnloadIndex, admin_pb2.UnloadIndexRequest(index=index))
+        return [IndexVersion.from_proto(v) for v in response.indexes]
+
+    def reload_tokens(self) -> int:
+        """Re-reads the server's --auth-tokens file; the number of tokens it now accepts."""
+        return self._call(self._admin.ReloadTokens, admin_pb2.ReloadTokensRequest()).tokens

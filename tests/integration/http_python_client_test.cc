@@ -52,7 +52,8 @@ TEST(HttpPythonClient, FashionMnistThroughPythonAndHttp) {
   TDA_ASSERT_OK(index);
   const std::string tokens_file = dir.file("tokens");
   nlohmann::json tokens = {{"reader", testing::CreateToken(tokens_file, "reader", "reader")},
-                           {"operator", testing::CreateToken(tokens_file, "operator", "operator")}};
+                           {"operator", testing::CreateToken(tokens_file, "operator", "operator")},
+                           {"admin", testing::CreateToken(tokens_file, "admin", "admin")}};
   std::string address;
   absl::StatusOr<std::unique_ptr<ChildProcess>> server = testing::StartTdaServer(
       *index, "127.0.0.1:0",

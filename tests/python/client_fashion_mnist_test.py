@@ -165,6 +165,28 @@ class FashionMnistClientTest(unittest.TestCase):
             self.reader.create_schedule("reader", "0 * * * *", "sleep", {"seconds": 1})
         self.assertEqual(denied.exception.code, grpc.StatusCode.PERMISSION_DENIED)
 
+    def test_admin_unloads_and_reloads_the_index(self) -> None:
+        with tda.Client(CONFIG["address"], token=CONFIG["tokens"]["admin"]) as admin:
+            served = self.reader.list_indexes()
+            self.assertEqual(len(served), 1)
+            name = served[0].name
+            self.assertEqual(admin.reload_tokens(), len(CONFIG["tokens"]))
+            with self.assertRaises(tda.TdaError) as denied:
+                self.reader.unload_index(name)
+            self.assertEqual(denied.exception.code, grpc.StatusCode.PERMISSION_DENIED)
+            with self.assertRaises(tda.TdaError) as unknown:
+                admin.unload_index("no-such-index")
+            self.assertEqual(unknown.exception.code, grpc.StatusCode.NOT_FOUND)
+            unloaded = admin.unload_index(name)
+            self.assertEqual([v.state for v in unloaded], ["UNLOADED"])
+            with self.assertRaises(tda.TdaError) as gone:
+                self.reader.describe()
+            self.assertEqual(gone.exception.code, grpc.StatusCode.NOT_FOUND)
+            self.assertIn("unloaded", gone.exception.message)
+            reloaded = admin.reload_indexes()
+            self.assertEqual([(v.name, v.state) for v in reloaded], [(name, "SERVING")])
+            self.assertEqual(self.reader.describe().rows, served[0].description.rows)
+
     def test_auth_errors(self) -> None:
         with self.assertRaises(tda.TdaError) as denied:
             self.reader.submit("sleep", {"seconds": 1})
