@@ -259,9 +259,6 @@ class Client:
         """Deletes a schedule (its jobs stay); TdaError NOT_FOUND for an unknown id."""
         self._call(self._jobs.DeleteSchedule, jobs_pb2.DeleteScheduleRequest(id=schedule_id))
 
-
-__all__ = ["Client"]
-
     # AdminService (role admin)
 
     def reload_indexes(self) -> List[IndexVersion]:
@@ -279,3 +276,6 @@ __all__ = ["Client"]
     def reload_tokens(self) -> int:
         """Re-reads the server's --auth-tokens file; the number of tokens it now accepts."""
         return self._call(self._admin.ReloadTokens, admin_pb2.ReloadTokensRequest()).tokens
+
+
+__all__ = ["Client"]
