@@ -10,8 +10,9 @@
 // to back for S seconds (default 4); an in-process Attributor answering the same calls from
 // 1 and 8 threads, and calls of 8 queries (what one batch can gain), is the baseline. Printed: p50 / p99 latency and throughput (queries/s) per
 // configuration, 8-client p99 / 1-client p99, and throughput batching on / off.
-// Reload under load: 8 clients against the batching server; after S seconds a copy of DIR is
-// added as version 2 and the server gets SIGHUP; the swap lasts until DescribeIndex reports
+// Reload under load: a copy of DIR is staged under a hidden name; 8 clients against the batching
+// server; after S seconds the copy is renamed in as version 2 and the server gets SIGHUP; the
+// swap lasts until DescribeIndex reports
 // version 2, plus one second; the clients go on for S more seconds. Printed: failed calls, and
 // the p99 of the calls started during the swap against the p99 of those before it.
 #include <signal.h>
@@ -141,15 +142,23 @@ void Print(const char* what, int clients, const Figures& f) {
 }
 
 // Copies `index_dir` to REPOSITORY/NAME/VERSION the way an operator should: under a hidden
-// name first, then renamed in (a polling server never sees half a version).
-void AddVersion(const fs::path& repository, int version, const std::string& index_dir) {
+// name first (StageVersion), then renamed in (PublishVersion), so a polling server never sees
+// half a version.
+fs::path StageVersion(const fs::path& repository, int version, const std::string& index_dir) {
   const fs::path incoming = repository / "bench" / absl::StrCat(".incoming-", version);
   std::error_code error;
   fs::create_directories(incoming.parent_path(), error);
   if (!error) fs::copy(index_dir, incoming, fs::copy_options::recursive, error);
-  if (!error) fs::rename(incoming, repository / "bench" / absl::StrCat(version), error);
-  if (error)
-    Check(absl::InternalError(absl::StrCat("cannot add version ", version, ": ", error.message())));
+  if (error) Check(absl::InternalError(absl::StrCat("cannot copy version ", version, ": ",
+                                                    error.message())));
+  return incoming;
+}
+
+void PublishVersion(const fs::path& staged, int version) {
+  std::error_code error;
+  fs::rename(staged, staged.parent_path() / absl::StrCat(version), error);
+  if (error) Check(absl::InternalError(absl::StrCat("cannot add version ", version, ": ",
+                                                    error.message())));
 }
 
 // tda-server on 127.0.0.1:0 serving `repository` (rescanned on SIGHUP only) with `flags`.
@@ -216,7 +225,7 @@ int main(int argc, char** argv) {
   char repository_template[] = "/tmp/latency_bench-XXXXXX";
   if (mkdtemp(repository_template) == nullptr) Check(absl::InternalError("mkdtemp failed"));
   const fs::path repository = repository_template;
-  AddVersion(repository, 1, index_dir);
+  PublishVersion(StageVersion(repository, 1, index_dir), 1);
   std::printf(
       "index %s: %lld rows x %lld dims %s; single-query calls, top-%lld, %.0f s each;"
       " %u hardware threads, load average at start: %s\n",
@@ -277,13 +286,15 @@ int main(int argc, char** argv) {
       on[2].queries_per_second / off[2].queries_per_second,
       on[0].queries_per_second / off[0].queries_per_second);
 
-  // Reload under 8-client load.
+  // Reload under 8-client load. The copy is staged before the load starts: the swap window
+  // measures the server (rename, SIGHUP, open, full verification, swap), not the copy.
   auto describe = tda::RemoteAttributor::Connect(address);
   Check(describe.status());
+  const fs::path staged = StageVersion(repository, 2, index_dir);
   Load load(8, RemoteCallers(address, options));
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const double swap_begin = SecondsSince(load.origin(), Clock::now());
-  AddVersion(repository, 2, index_dir);
+  PublishVersion(staged, 2);
   child->Signal(SIGHUP);
   while (true) {
     absl::StatusOr<tda::v1::DescribeIndexResponse> d = (*describe)->Describe();
@@ -303,7 +314,7 @@ int main(int argc, char** argv) {
   const Percentiles swap = Of(calls, swap_begin, served + 1.0);
   const Percentiles after = Of(calls, served + 1.0);
   std::printf(
-      "reload under 8 clients: %zu calls, %zu failed (goal 0); copy + SIGHUP to version 2"
+      "reload under 8 clients: %zu calls, %zu failed (goal 0); rename + SIGHUP to version 2"
       " served in %.2f s\n",
       calls.size(), failed, served - swap_begin);
   std::printf(

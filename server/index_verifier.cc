@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "index/gradient_index.h"
+#include "server/background_priority.h"
 
 namespace tda {
 
@@ -17,6 +18,7 @@ void IndexVerifier::Wait() {
 void IndexVerifier::Start(std::function<void(const absl::Status&)> on_failure) {
   if (thread_.joinable()) return;
   thread_ = std::thread([this, on_failure = std::move(on_failure)] {
+    RunThisThreadAtBackgroundPriority();
     absl::Status status =
         VerifyIndex(dir_, {}, [this](std::string_view, int64_t done, int64_t total,
                                      std::string_view) {
