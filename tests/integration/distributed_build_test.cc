@@ -58,7 +58,9 @@ std::vector<std::string> BuildCommand(const std::string& model, const std::strin
   if (ranks > 0) {
     // Debian 12's torchrun (1.13 on Python 3.11) needs non-zero --redirects and --tee.
     argv.insert(argv.end(), {TDA_TORCHRUN, "--no_python", "--nproc_per_node", std::to_string(ranks),
-                             "--master_port", std::to_string(FreePort()), "--redirects", "2",
+                             "--master_port", std::to_string(FreePort()),
+                             // the agent notices exited ranks within 0.1 s, not its default 5 s
+                             "--monitor_interval", "0.1", "--redirects", "2",
                              "--tee", "2", "--log_dir", logs});
   }
   argv.insert(argv.end(),
