@@ -5,53 +5,19 @@
 #include <filesystem>
 #include <iostream>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "attribution/attributor.h"
-#include "index/gradient_index.h"
-#include "index/row_dtype.h"
 #include "server/background_priority.h"
 #include "server/repository_layout.h"
+#include "server/version_handover.h"
 
 namespace tda {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Reads one row per memory page of every shard, so that this thread, not the first queries on
-// a new version, faults its mapped rows into the page tables (measured: the first scan of a
-// 322 MB version took 710 ms against 70 ms for the next).
-void PrefaultRows(const GradientIndex& index) {
-  const int64_t row_bytes = index.dim() * static_cast<int64_t>(RowDTypeBytes(index.dtype()));
-  const int64_t step = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, row_bytes));
-  std::vector<float> row(static_cast<size_t>(index.dim()));
-  for (int64_t r = 0; r < index.rows(); r += step) {
-    if (!index.CopyRow(r, row.data())) return;
-  }
-}
-
-// Loads now what the first queries by sample id would otherwise load on a new version, the
-// corpus' training and held-out splits (an id found in neither makes the lookup read both;
-// measured: 650 ms for Fashion-MNIST, added to the first calls after a swap). Not for language
-// models: their corpora can be large, and text queries need none of it.
-void WarmSampleLookup(const Attributor& attributor) {
-  if (attributor.model().config().is_sequence()) return;
-  (void)attributor.GetSample("tda warm-up: no such sample");
-}
-
-// Waits (at most 2 s) until `version` is held only here, so that closing it (unmapping its
-// files, freeing its model) happens on this background thread and not in the call that happens
-// to finish last on it; after 2 s that call closes it.
-void CloseWhenUnused(std::shared_ptr<const IndexVersion> version) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (version.use_count() > 1 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
