@@ -18,6 +18,7 @@
 #include "index/gradient_index.h"
 #include "index/index_writer.h"
 #include "index/manifest.h"
+#include "random_index.h"
 #include "test_support.h"
 
 namespace tda {
@@ -27,94 +28,18 @@ using ::tda::testing::StatusIs;
 using ::tda::testing::TempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-constexpr const char* kClassNames[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                       "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
-struct Built {
-  RowMatrix rows;
-  std::vector<SampleRecord> samples;
-};
-
-// The files the index builder writes before the gradients: factors and the model.
-void WriteCallerFiles(const std::string& dir, int64_t dim) {
-  SafetensorsWriter factors;
-  std::vector<double> a_cov = {2.0, 0.5, 0.5, 1.0}, s_cov = {1.5, 0.0, 0.0, 0.25};
-  factors.AddF64("layers.0.a_cov", {2, 2}, a_cov.data());
-  factors.AddF64("layers.0.s_cov", {2, 2}, s_cov.data());
-  factors.SetMetadata("examples", "1000");
-  factors.SetMetadata("fisher", "true");
-  ASSERT_TRUE(factors.WriteAtomically(dir + "/factors.safetensors").ok());
-  ASSERT_TRUE(MakeDirectories(dir + "/model").ok());
-  SafetensorsWriter weights;
-  std::vector<float> w(static_cast<size_t>(dim), 0.25f);
-  weights.AddF32("layers.0.weight", {1, dim}, w.data());
-  ASSERT_TRUE(weights.WriteAtomically(dir + "/model/model.safetensors").ok());
-  ASSERT_TRUE(WriteFileAtomically(dir + "/model/config.json",
-                                  "{\"model\": {\"kind\": \"mlp\"}, \"recipe\": {}}\n")
-                  .ok());
-}
-
-Manifest Descriptive(int64_t dim) {
-  Manifest m;
-  m.model_fingerprint = "0123456789abcdef";
-  m.dataset = "fashion-mnist/train";
-  m.data_dir = "/usr/share/datasets/fashion-mnist";
-  m.projection_dim_per_side = 0;
-  m.projection_seed = 42;
-  m.layer_dims = {dim - dim / 3, dim / 3};
-  m.factor_examples = 1000;
-  return m;
-}
-
-// Builds an index of `n` random rows, appended in uneven chunks across shard boundaries.
-Built BuildIndex(const std::string& dir, int64_t n, int64_t dim, int64_t rows_per_shard,
-                 uint32_t seed = 1) {
-  Built built;
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  built.rows.resize(n, dim);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < dim; ++j) built.rows(i, j) = normal(rng);
-    int label = static_cast<int>((i * 7 + seed) % 10);
-    built.samples.push_back({absl::StrCat("fashion-mnist/train/", i), "fashion-mnist/train", label,
-                             absl::StrCat("label ", label, " (", kClassNames[label], ")")});
-  }
-  auto writer = IndexWriter::Create(dir, dim, rows_per_shard);
-  EXPECT_TRUE(writer.ok()) << writer.status();
-  if (!writer.ok()) return built;
-  int64_t begin = 0, chunk = 7;
-  while (begin < n) {
-    int64_t count = std::min(chunk, n - begin);
-    std::vector<SampleRecord> part(built.samples.begin() + begin,
-                                   built.samples.begin() + begin + count);
-    EXPECT_TRUE((*writer)->AppendRows(built.rows.row(begin).data(), part).ok());
-    begin += count;
-    chunk = chunk * 3 + 1;
-  }
-  WriteCallerFiles(dir, dim);
-  absl::Status finished = (*writer)->Finish(Descriptive(dim));
-  EXPECT_TRUE(finished.ok()) << finished;
-  return built;
-}
-
-void Overwrite(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-}
-
-void FlipByte(const std::string& path, size_t offset) {
-  std::string contents = testing::ReadText(path);
-  ASSERT_LT(offset, contents.size());
-  contents[offset] ^= 0x10;
-  Overwrite(path, contents);
-}
+using testing::Built;
+using testing::BuildRandomIndex;
+using testing::Descriptive;
+using testing::FlipByte;
+using testing::Overwrite;
+using testing::RowMatrix;
+using testing::WriteCallerFiles;
 
 TEST(IndexStorage, RoundTripGivesIdenticalRowsSamplesAndScores) {
   TempDir dir;
   const int64_t n = 10000, dim = 48;
-  Built built = BuildIndex(dir.path(), n, dim, /*rows_per_shard=*/4500);
+  Built built = BuildRandomIndex(dir.path(), n, dim, /*rows_per_shard=*/4500);
   auto index = GradientIndex::Open(dir.path());
   TDA_ASSERT_OK(index);
   const GradientIndex& idx = **index;
@@ -156,98 +81,9 @@ TEST(IndexStorage, RoundTripGivesIdenticalRowsSamplesAndScores) {
   EXPECT_EQ(idx.Score(Eigen::MatrixXf::Ones(dim + 1, 1)).size(), 0);
 }
 
-// A distributed build's writers: rank 0 and two other ranks' parts of one directory (rows
-// [0, 40), [40, 70), [70, 100), 16 rows a shard). Returns rank 0's writer and the parts' reports
-// as sent between ranks (text).
-std::unique_ptr<IndexWriter> WriteParts(const std::string& dir, const Built& built,
-                                        std::vector<std::string>* reports) {
-  const int64_t dim = built.rows.cols();
-  const std::vector<IndexPart> parts = {{0, 0, 0}, {1, 40, 3}, {2, 70, 5}};
-  const std::vector<int64_t> ends = {40, 70, 100};
-  std::unique_ptr<IndexWriter> primary;
-  for (size_t p = 0; p < parts.size(); ++p) {
-    auto writer = IndexWriter::Create(dir, dim, 16, RowDType::kF32, parts[p]);
-    EXPECT_TRUE(writer.ok()) << writer.status();
-    if (!writer.ok()) return nullptr;
-    const int64_t begin = parts[p].first_row;
-    std::vector<SampleRecord> samples(built.samples.begin() + begin,
-                                      built.samples.begin() + ends[p]);
-    EXPECT_TRUE((*writer)->AppendRows(built.rows.row(begin).data(), samples).ok());
-    if (p == 0) {
-      primary = std::move(*writer);
-      continue;
-    }
-    absl::StatusOr<IndexPartSummary> summary = (*writer)->FinishPart();
-    EXPECT_TRUE(summary.ok()) << summary.status();
-    if (summary.ok()) reports->push_back(IndexPartSummaryToText(*summary));
-  }
-  WriteCallerFiles(dir, dim);
-  return primary;
-}
-
-std::vector<IndexPartSummary> ParseParts(const std::vector<std::string>& reports) {
-  std::vector<IndexPartSummary> parts;
-  for (const std::string& report : reports) {
-    absl::StatusOr<IndexPartSummary> part = IndexPartSummaryFromText(report, "report");
-    EXPECT_TRUE(part.ok()) << part.status();
-    if (part.ok()) parts.push_back(*part);
-  }
-  return parts;
-}
-
-TEST(IndexStorage, RanksPartsMergeIntoOneIndexAndDamagedPartsAreRefused) {
-  const int64_t n = 100, dim = 6;
-  TempDir source;
-  const Built built = BuildIndex(source.path(), n, dim, 16);
-  {  // parts out of order, then a part's sample table damaged: no manifest either time
-    TempDir dir;
-    std::vector<std::string> reports;
-    std::unique_ptr<IndexWriter> primary = WriteParts(dir.path(), built, &reports);
-    ASSERT_NE(primary, nullptr);
-    std::vector<IndexPartSummary> parts = ParseParts(reports);
-    std::swap(parts[0], parts[1]);
-    EXPECT_THAT(primary->Finish(Descriptive(dim), parts),
-                StatusIs(absl::StatusCode::kDataLoss, HasSubstr("rank 2's part")));
-    EXPECT_FALSE(std::filesystem::exists(dir.file("manifest.json")));
-  }
-  {
-    TempDir dir;
-    std::vector<std::string> reports;
-    std::unique_ptr<IndexWriter> primary = WriteParts(dir.path(), built, &reports);
-    ASSERT_NE(primary, nullptr);
-    FlipByte(dir.file(SamplePartFileName(2)), 3);
-    EXPECT_THAT(primary->Finish(Descriptive(dim), ParseParts(reports)),
-                StatusIs(absl::StatusCode::kDataLoss, HasSubstr("does not match its checksum")));
-    EXPECT_FALSE(std::filesystem::exists(dir.file("manifest.json")));
-  }
-  EXPECT_THAT(IndexPartSummaryFromText("part 1 40\nsamples x 1 abc\n", "rank 1's report"),
-              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("rank 1's report line 1")));
-
-  TempDir dir;
-  std::vector<std::string> reports;
-  std::unique_ptr<IndexWriter> primary = WriteParts(dir.path(), built, &reports);
-  ASSERT_NE(primary, nullptr);
-  TDA_ASSERT_OK(primary->Finish(Descriptive(dim), ParseParts(reports)));
-  auto index = GradientIndex::Open(dir.path());  // every checksum verified
-  TDA_ASSERT_OK(index);
-  ASSERT_EQ((*index)->rows(), n);
-  EXPECT_EQ((*index)->manifest().shards.size(), 7u);  // 3 + 2 + 2
-  EXPECT_EQ((*index)->manifest().shards[3].file.file, "grads-00003.f32");
-  EXPECT_EQ((*index)->manifest().shards[3].row_begin, 40);
-  std::vector<float> row(static_cast<size_t>(dim));
-  for (int64_t i = 0; i < n; ++i) {
-    ASSERT_TRUE((*index)->CopyRow(i, row.data()));
-    ASSERT_EQ(std::memcmp(row.data(), built.rows.row(i).data(), dim * sizeof(float)), 0) << i;
-    ASSERT_EQ((*index)->sample(i).id, built.samples[i].id);
-  }
-  EXPECT_EQ(testing::ReadText(dir.file("samples.tsv")),
-            testing::ReadText(source.file("samples.tsv")));
-  EXPECT_FALSE(std::filesystem::exists(dir.file(SamplePartFileName(1))));  // merged, removed
-}
-
 TEST(IndexStorage, ShardsAreRawLittleEndianRowMajorFloats) {
   TempDir dir;
-  Built built = BuildIndex(dir.path(), 10, 6, /*rows_per_shard=*/4);
+  Built built = BuildRandomIndex(dir.path(), 10, 6, /*rows_per_shard=*/4);
   std::string shard = testing::ReadText(dir.file("grads-00001.f32"));  // rows 4..7
   ASSERT_EQ(shard.size(), 4u * 6u * sizeof(float));
   EXPECT_EQ(std::memcmp(shard.data(), built.rows.row(4).data(), shard.size()), 0);
@@ -327,7 +163,7 @@ TEST(IndexStorage, ManifestJsonRoundTripsEveryField) {
 
 TEST(IndexStorage, TruncatedShardIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 100, 8, 40);
+  BuildRandomIndex(dir.path(), 100, 8, 40);
   std::filesystem::resize_file(dir.file("grads-00001.f32"), 40 * 8 * 4 - 3);
   for (auto verify : {GradientIndex::Verify::kSizes, GradientIndex::Verify::kFull}) {
     EXPECT_THAT(GradientIndex::Open(dir.path(), verify),
@@ -340,7 +176,7 @@ TEST(IndexStorage, TruncatedShardIsRefused) {
 
 TEST(IndexStorage, FlippedByteInShardIsRefusedByFullVerification) {
   TempDir dir;
-  BuildIndex(dir.path(), 100, 8, 40);
+  BuildRandomIndex(dir.path(), 100, 8, 40);
   FlipByte(dir.file("grads-00002.f32"), 77);
   EXPECT_THAT(GradientIndex::Open(dir.path(), GradientIndex::Verify::kFull),
               StatusIs(absl::StatusCode::kDataLoss,
@@ -352,7 +188,7 @@ TEST(IndexStorage, FlippedByteInShardIsRefusedByFullVerification) {
 
 TEST(IndexStorage, FlippedByteInSamplesIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 50, 8, 40);
+  BuildRandomIndex(dir.path(), 50, 8, 40);
   FlipByte(dir.file("samples.tsv"), 30);
   EXPECT_THAT(GradientIndex::Open(dir.path()),
               StatusIs(absl::StatusCode::kDataLoss,
@@ -361,7 +197,7 @@ TEST(IndexStorage, FlippedByteInSamplesIsRefused) {
 
 TEST(IndexStorage, FlippedByteInFactorsIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 50, 8, 40);
+  BuildRandomIndex(dir.path(), 50, 8, 40);
   FlipByte(dir.file("factors.safetensors"), 100);
   EXPECT_THAT(GradientIndex::Open(dir.path()),
               StatusIs(absl::StatusCode::kDataLoss,
@@ -370,7 +206,7 @@ TEST(IndexStorage, FlippedByteInFactorsIsRefused) {
 
 TEST(IndexStorage, SamplesTableWithWrongRowCountIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 50, 8, 40);
+  BuildRandomIndex(dir.path(), 50, 8, 40);
   // A table that matches its manifest entry but lacks a row: the parser must notice.
   std::string samples = testing::ReadText(dir.file("samples.tsv"));
   samples = samples.substr(0, samples.rfind('\n', samples.size() - 2) + 1);
@@ -387,7 +223,7 @@ TEST(IndexStorage, SamplesTableWithWrongRowCountIsRefused) {
 
 TEST(IndexStorage, MissingShardIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 100, 8, 40);
+  BuildRandomIndex(dir.path(), 100, 8, 40);
   std::filesystem::remove(dir.file("grads-00002.f32"));
   EXPECT_THAT(GradientIndex::Open(dir.path(), GradientIndex::Verify::kSizes),
               StatusIs(absl::StatusCode::kDataLoss,
@@ -396,7 +232,7 @@ TEST(IndexStorage, MissingShardIsRefused) {
 
 TEST(IndexStorage, NewerFormatVersionIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 20, 8, 40);
+  BuildRandomIndex(dir.path(), 20, 8, 40);
   std::string text = testing::ReadText(dir.file("manifest.json"));
   ASSERT_NE(text.find("\"format_version\": 1"), std::string::npos);
   Overwrite(dir.file("manifest.json"),
@@ -409,7 +245,7 @@ TEST(IndexStorage, NewerFormatVersionIsRefused) {
 
 TEST(IndexStorage, MalformedManifestIsRefused) {
   TempDir dir;
-  BuildIndex(dir.path(), 20, 8, 40);
+  BuildRandomIndex(dir.path(), 20, 8, 40);
   std::string text = testing::ReadText(dir.file("manifest.json"));
   Overwrite(dir.file("manifest.json"), text.substr(0, text.size() / 2));
   EXPECT_THAT(GradientIndex::Open(dir.path()),
@@ -422,7 +258,7 @@ TEST(IndexStorage, MissingManifestMeansNoIndex) {
   EXPECT_THAT(GradientIndex::Open(dir.file("nowhere")),
               StatusIs(absl::StatusCode::kNotFound,
                        AllOf(HasSubstr("no index at"), HasSubstr("tda index build"))));
-  BuildIndex(dir.path(), 20, 8, 40);
+  BuildRandomIndex(dir.path(), 20, 8, 40);
   std::filesystem::remove(dir.file("manifest.json"));
   EXPECT_THAT(
       GradientIndex::Open(dir.path()),
@@ -446,7 +282,7 @@ TEST(IndexStorage, InterruptedBuildLeavesNoIndexAndRebuildSucceeds) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos)
         << "temporary left behind: " << entry.path();
   }
-  Built built = BuildIndex(dir.path(), 30, 8, 10, /*seed=*/3);
+  Built built = BuildRandomIndex(dir.path(), 30, 8, 10, /*seed=*/3);
   auto index = GradientIndex::Open(dir.path());
   TDA_ASSERT_OK(index);
   EXPECT_EQ((*index)->rows(), 30);
@@ -458,7 +294,7 @@ TEST(IndexStorage, InterruptedBuildLeavesNoIndexAndRebuildSucceeds) {
 // Named *DeathTest so that gtest runs it first, before any OpenMP threads exist to fork.
 TEST(IndexStorageDeathTest, BuildKilledBySignalLeavesNoIndexAndRebuildSucceeds) {
   TempDir dir;
-  BuildIndex(dir.path(), 40, 8, 10);  // An older, valid index in the same place.
+  BuildRandomIndex(dir.path(), 40, 8, 10);  // An older, valid index in the same place.
   // "fast" style: the child is a fork of this process, so it writes into this same TempDir.
   ::testing::FLAGS_gtest_death_test_style = "fast";
   EXPECT_EXIT(
@@ -480,7 +316,7 @@ TEST(IndexStorageDeathTest, BuildKilledBySignalLeavesNoIndexAndRebuildSucceeds) 
     temporary_left |= entry.path().filename().string().find(".tmp-") != std::string::npos;
   }
   EXPECT_TRUE(temporary_left) << "the kill should have left a half-written shard";
-  Built built = BuildIndex(dir.path(), 25, 8, 10, /*seed=*/5);
+  Built built = BuildRandomIndex(dir.path(), 25, 8, 10, /*seed=*/5);
   auto index = GradientIndex::Open(dir.path());
   TDA_ASSERT_OK(index);
   EXPECT_EQ((*index)->rows(), 25);
@@ -495,7 +331,7 @@ TEST(IndexStorageDeathTest, BuildKilledBySignalLeavesNoIndexAndRebuildSucceeds) 
 
 TEST(IndexStorage, CreateOverValidIndexInvalidatesItUntilFinish) {
   TempDir dir;
-  BuildIndex(dir.path(), 100, 8, 20);  // five shards
+  BuildRandomIndex(dir.path(), 100, 8, 20);  // five shards
   TDA_ASSERT_OK(GradientIndex::Open(dir.path()));
   auto writer = IndexWriter::Create(dir.path(), 8, 20);
   TDA_ASSERT_OK(writer);
