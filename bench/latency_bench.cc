@@ -1,7 +1,7 @@
 // Query latency and throughput through the real tda-server over loopback, with cross-request
 // batching on and off (server/query_batcher.h), and a hot reload under load, in one run.
 //   latency_bench --index DIR [--server BINARY] [--seconds S] [--top-k K]
-//                 [--max-batch-size N] [--batch-timeout-micros U]
+//                 [--max-batch-size N] [--batch-timeout-micros U] [--in-process-only 1]
 // DIR is an index (scripts/bench uses the 60,000-row Fashion-MNIST index of scripts/demo). It
 // is copied into a fresh repository as version 1 of index "bench". Two servers are started on
 // 127.0.0.1:0: one with --batch-timeout-micros 0 (batching off), one with the given batching
@@ -195,12 +195,47 @@ void Stop(tda::testing::ChildProcess* server) {
   Check(server->Wait(60).status());
 }
 
+struct CallSplit {
+  double prepare_p50 = 0, score_p50 = 0;  // ms
+  int calls = 0;
+};
+
+// Calls of `queries` queries made one after another for `seconds`, each timed in its two halves:
+// Attributor::PrepareQueries and Attributor::ScoreQueries.
+CallSplit SplitCall(const tda::Attributor& attributor, const tda::AttributeOptions& options,
+                    int queries, double seconds) {
+  std::vector<double> prepare, score;
+  const Clock::time_point end =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  for (int call = 0; Clock::now() < end; ++call) {
+    std::vector<tda::Query> batch;
+    for (int q = 0; q < queries; ++q) {
+      batch.push_back(tda::Query{absl::StrCat("fashion-mnist/test/", call * queries + q), {}, -1, {}});
+    }
+    const Clock::time_point t0 = Clock::now();
+    auto prepared = attributor.PrepareQueries(batch, options);
+    Check(prepared.status());
+    const Clock::time_point t1 = Clock::now();
+    Check(attributor.ScoreQueries(prepared->preconditioned, options, &prepared->results));
+    prepare.push_back(1e3 * SecondsSince(t0, t1));
+    score.push_back(1e3 * SecondsSince(t1, Clock::now()));
+  }
+  CallSplit split;
+  split.calls = static_cast<int>(prepare.size());
+  std::sort(prepare.begin(), prepare.end());
+  std::sort(score.begin(), score.end());
+  split.prepare_p50 = prepare[prepare.size() / 2];
+  split.score_p50 = score[score.size() / 2];
+  return split;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each figure as soon as it is measured
   std::string index_dir, server = TDA_SERVER_BINARY;
   double seconds = 4;
+  bool in_process_only = false;
   std::vector<std::string> batching_flags;
   tda::AttributeOptions options;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -208,6 +243,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--server")) server = argv[i + 1];
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     if (!std::strcmp(argv[i], "--top-k")) options.top_k = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--in-process-only")) in_process_only = std::atoi(argv[i + 1]) != 0;
     if (!std::strcmp(argv[i], "--max-batch-size") ||
         !std::strcmp(argv[i], "--batch-timeout-micros")) {
       batching_flags.insert(batching_flags.end(), {argv[i], argv[i + 1]});
@@ -216,7 +252,7 @@ int main(int argc, char** argv) {
   if (index_dir.empty() || !(seconds > 0)) {
     std::fprintf(stderr,
                  "usage: latency_bench --index DIR [--server BINARY] [--seconds S] [--top-k K]"
-                 " [--max-batch-size N] [--batch-timeout-micros U]\n");
+                 " [--max-batch-size N] [--batch-timeout-micros U] [--in-process-only 1]\n");
     return 2;
   }
   auto offline = tda::Attributor::Open(index_dir);
@@ -258,6 +294,19 @@ int main(int argc, char** argv) {
   eight.queries_per_second *= 8;
   std::printf("in-process, calls of 8 queries: p50 %.1f ms per call, %.1f queries/s\n",
               eight.latency.p50, eight.queries_per_second);
+  // Where a call's time goes: its query gradients (forward, backward, projection,
+  // preconditioning) against its scan, for calls of 1 and of 8 queries.
+  for (const int queries : {1, 8}) {
+    const CallSplit split = SplitCall(attributor, options, queries, seconds / 2);
+    std::printf(
+        "in-process, calls of %d: query gradients p50 %.2f ms, scan + hits p50 %.2f ms (%d calls)\n",
+        queries, split.prepare_p50, split.score_p50, split.calls);
+  }
+  if (in_process_only) {
+    std::error_code ignored;
+    fs::remove_all(repository, ignored);  // the bench's own temporary copy
+    return 0;
+  }
 
   const std::vector<int> client_counts = {1, 8, 32};
   std::vector<Figures> off, on;

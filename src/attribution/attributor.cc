@@ -387,9 +387,11 @@ absl::StatusOr<Eigen::MatrixXd> Attributor::PreconditionedQueries(
     RETURN_IF_ERROR(options.cancellation.Check());
   }
   // Project the query gradients into the index's subspace and precondition there (the factors
-  // were fitted in the same subspace).
-  return preconditioner->Apply(
-      projection_->ProjectColumns(PerSampleGradientColumns(capture, model_->layout())));
+  // were fitted in the same subspace). They are projected as the index's rows were, from the
+  // capture's sides (grad/projection.h), never formed at full size: for a 784-128-10 MLP at 32
+  // per side that is 250 times fewer multiply-adds than projecting full gradients.
+  return preconditioner->Apply(PerSampleGradientColumns(projection_->ProjectCaptureSides(capture),
+                                                        projection_->projected_layout()));
 }
 
 absl::StatusOr<Eigen::MatrixXf> Attributor::ScoreBatch(const Batch& queries,

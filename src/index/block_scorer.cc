@@ -81,12 +81,17 @@ inline float HorizontalSum(__m256 v) {
 // Q <= 4 queries, two rows at a time: 2Q independent FMA chains, and each query vector loaded
 // once per pair of rows. The loops over queries must be unrolled so that the accumulators live
 // in registers: GCC at -O2 kept them on the stack (a load-FMA-store chain per element), which
-// held 8 fused queries to a quarter of the FMA rate.
+// held 8 fused queries to a quarter of the FMA rate. The rows kPrefetchRows ahead are
+// prefetched: without it, the multiply-adds of a group of queries wait on memory instead of
+// overlapping with it (8 f32 queries over 60k x 1344 rows on one Zen core: 88 ms without,
+// 65 ms with; one query's pass over the same rows takes 45 ms).
 #define TDA_UNROLL _Pragma("GCC unroll 8")
+constexpr int64_t kPrefetchRows = 4;
 template <RowDType D, int Q>
 void FusedRows(const Stored<D>* rows, int64_t count, int64_t dim, const float* queries,
                int64_t query_stride, float* out, int64_t out_stride) {
   static_assert(Q >= 1 && Q <= 4, "8 accumulators at most");
+  constexpr int64_t kElementsPerLine = 64 / sizeof(Stored<D>);
   const float* q_ptr[Q];
   TDA_UNROLL
   for (int q = 0; q < Q; ++q) q_ptr[q] = queries + q * query_stride;
@@ -108,6 +113,10 @@ void FusedRows(const Stored<D>* rows, int64_t count, int64_t dim, const float* q
     for (int q = 0; q < Q; ++q) acc0[q] = acc1[q] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= dim; i += 8) {
+      if (i % kElementsPerLine == 0) {  // the rows 4 ahead: a prefetch per cache line
+        _mm_prefetch(reinterpret_cast<const char*>(row0 + kPrefetchRows * dim + i), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(row1 + kPrefetchRows * dim + i), _MM_HINT_T0);
+      }
       const __m256 x0 = Load8<D>(row0 + i), x1 = Load8<D>(row1 + i);
       TDA_UNROLL
       for (int q = 0; q < Q; ++q) {
