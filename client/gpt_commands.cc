@@ -323,13 +323,16 @@ int RunTrainGpt(const Args& args) {
 int RunGenerate(const Args& args) {
   FlagParser flags(
       "tda generate", "--model DIR --prompt TEXT [options]",
-      "Samples a completion of TEXT from a gpt model and prints it (prompt not\n"
-      "repeated), so that it can be attributed with 'tda query --prompt --completion'.");
-  flags.AddRequiredString("model", "DIR", "gpt model directory (tda train --model-kind gpt)");
+      "Samples a completion of TEXT from a language model (gpt or llama, trained here or\n"
+      "imported with 'tda import --hf') with the model's own tokenizer, and prints it (prompt\n"
+      "not repeated), so that it can be attributed with 'tda query --prompt --completion'.");
+  flags.AddRequiredString("model", "DIR",
+                          "model directory (tda train --model-kind gpt|llama, or tda import)");
   flags.AddString("prompt", "TEXT", "", "text to continue");
-  flags.AddInt("max-tokens", "N", 200, "most bytes to generate (stops at end of document)");
+  flags.AddInt("max-tokens", "N", 200,
+               "most tokens to generate (bytes for a byte-level model; stops at end of document)");
   flags.AddDouble("temperature", "T", 0.8, "sampling temperature (0 = greedy)");
-  flags.AddInt("top-k", "K", 40, "sample among the K most likely bytes (0 = all)");
+  flags.AddInt("top-k", "K", 40, "sample among the K most likely tokens (0 = all)");
   flags.AddInt("seed", "N", 0, "sampling seed");
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
@@ -342,9 +345,19 @@ int RunGenerate(const Args& args) {
     return flags.UsageError("--max-tokens, --top-k and --temperature must be >= 0");
   }
   InitCompute(static_cast<int>(flags.GetInt("threads")));
-  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(flags.GetString("model"));
+  TrainRecipe recipe;
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(flags.GetString("model"), &recipe);
   if (!model.ok()) return RuntimeError(model.status());
-  absl::StatusOr<std::string> text = Generate(**model, flags.GetString("prompt"), options);
+  if (!(*model)->config().is_sequence()) {
+    return RuntimeError(absl::InvalidArgumentError(
+        absl::StrCat("tda generate needs a language model (gpt or llama); ", flags.GetString("model"),
+                     " holds an ", (*model)->config().kind)));
+  }
+  absl::StatusOr<std::shared_ptr<const Tokenizer>> tokenizer =
+      RecipeTokenizer((*model)->config(), recipe);
+  if (!tokenizer.ok()) return RuntimeError(tokenizer.status());
+  absl::StatusOr<std::string> text =
+      Generate(**model, **tokenizer, flags.GetString("prompt"), options);
   if (!text.ok()) return RuntimeError(text.status());
   std::cout << *text;
   if (text->empty() || text->back() != '\n') std::cout << "\n";

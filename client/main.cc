@@ -24,7 +24,7 @@ constexpr char kUsage[] =
     "\n"
     "Commands:\n"
     "  train         train a Fashion-MNIST MLP (--model-kind gpt: a byte-level GPT on fortunes)\n"
-    "  generate      sample a completion from a gpt model\n"
+    "  generate      sample a completion from a gpt or llama model (its own tokenizer)\n"
     "  import-gpt2   convert a GPT-2-named safetensors file into a gpt model\n"
     "  import        a Hugging Face model directory (llama, mistral, qwen2, gpt2) as a tda model\n"
     "  export-hf     a tda gpt or llama model as a Hugging Face model directory\n"

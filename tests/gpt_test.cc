@@ -286,13 +286,13 @@ TEST(Gpt, TinyRecipeLearnsAndGeneratesDeterministically) {
   GenerateOptions gen;
   gen.max_tokens = 40;
   gen.seed = 3;
-  auto a = Generate(*model, "The ", gen);
-  auto b = Generate(*model, "The ", gen);
+  auto a = Generate(*model, ByteTokenizer(), "The ", gen);
+  auto b = Generate(*model, ByteTokenizer(), "The ", gen);
   TDA_ASSERT_OK(a);
   EXPECT_EQ(*a, *b);
   EXPECT_LE(a->size(), 40u);
   gen.temperature = 0;
-  TDA_ASSERT_OK(Generate(*model, std::string(100, 'x'), gen));  // longer than the context
+  TDA_ASSERT_OK(Generate(*model, ByteTokenizer(), std::string(100, 'x'), gen));  // longer than the context
   EXPECT_THAT(model->Capture(docs.Rows(0, 1).WithOutputs(std::vector<int32_t>(48, 300).data())),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("target 300")));
 }

@@ -22,6 +22,7 @@
 #include "data/tokenizer.h"
 #include "data/tokenizer_files.h"
 #include "index/index_builder.h"
+#include "model/generate.h"
 #include "model/model.h"
 #include "model/recipe_data.h"
 #include "model/trainer.h"
@@ -256,6 +257,49 @@ TEST(TokenizedCorpus, PlantedDocumentIsTheTopProponentOfASentencePieceLlama) {
     EXPECT_NEAR(sum, hit.score, 1e-3 * std::abs(hit.score) + 1e-6) << hit.id;
   }
   EXPECT_THAT(top.text, HasSubstr("Zorblax juggles seventeen violet teapots"));
+}
+
+// The first greedy token is the one whose loss after the prompt is lowest, found by scoring a
+// row for every token of the vocabulary through the model's loss (not its sampling loop).
+TEST(TokenizedCorpus, GenerationSamplesTheModelsOwnTokens) {
+  Fixture& f = Shared();
+  ASSERT_NE(f.model, nullptr);
+  const std::string prompt = std::string(kPlanted).substr(0, 30);
+  GenerateOptions greedy;
+  greedy.temperature = 0;
+  greedy.max_tokens = 1;
+  absl::StatusOr<std::string> first = Generate(*f.model, *f.tokenizer, prompt, greedy);
+  TDA_ASSERT_OK(first);
+
+  absl::StatusOr<std::vector<int32_t>> prompt_ids = f.tokenizer->Encode(prompt);
+  TDA_ASSERT_OK(prompt_ids);
+  const int64_t vocabulary = f.config.num_classes;
+  const int64_t length = static_cast<int64_t>(prompt_ids->size()) + 1;
+  std::vector<int32_t> tokens, targets;
+  for (int32_t candidate = 0; candidate < vocabulary; ++candidate) {
+    tokens.push_back(DocumentMarkersOf(*f.tokenizer)->begin);
+    tokens.insert(tokens.end(), prompt_ids->begin(), prompt_ids->end());
+    targets.insert(targets.end(), static_cast<size_t>(length - 1), kNoTarget);
+    targets.push_back(candidate);
+  }
+  absl::StatusOr<BatchCapture> capture =
+      f.model->Capture(Batch::Sequences(tokens.data(), targets.data(), vocabulary, length));
+  TDA_ASSERT_OK(capture);
+  const auto best = std::min_element(capture->losses.begin(), capture->losses.end());
+  std::vector<int32_t> with_best = *prompt_ids;
+  with_best.push_back(static_cast<int32_t>(best - capture->losses.begin()));
+  EXPECT_EQ(*f.tokenizer->Decode(*prompt_ids) + *first, *f.tokenizer->Decode(with_best));
+
+  // Longer completions: seeded, and a prefix of a longer one when greedy.
+  greedy.max_tokens = 8;
+  absl::StatusOr<std::string> eight = Generate(*f.model, *f.tokenizer, prompt, greedy);
+  TDA_ASSERT_OK(eight);
+  EXPECT_EQ(eight->rfind(*first, 0), 0u) << *eight;
+  GenerateOptions sampled;
+  sampled.max_tokens = 20;
+  sampled.seed = 5;
+  EXPECT_EQ(*Generate(*f.model, *f.tokenizer, prompt, sampled),
+            *Generate(*f.model, *f.tokenizer, prompt, sampled));
 }
 
 TEST(TokenizedCorpus, FineTuningStartsFromTheInitAndRetrainsIdentically) {

@@ -8,37 +8,48 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "data/byte_tokenizer.h"
+#include "common/status_macros.h"
+#include "data/token_rows.h"
 #include "model/torch_model.h"
 
 namespace tda {
 
-absl::StatusOr<std::string> Generate(const Model& model, std::string_view prompt,
-                                     const GenerateOptions& options) {
-  const auto* gpt = dynamic_cast<const TorchModel*>(&model);
-  if (gpt == nullptr || !model.config().is_sequence()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("generation needs a gpt model, got kind '", model.config().kind, "'"));
+absl::StatusOr<std::string> Generate(const Model& model, const Tokenizer& tokenizer,
+                                     std::string_view prompt, const GenerateOptions& options) {
+  const auto* decoder = dynamic_cast<const TorchModel*>(&model);
+  if (decoder == nullptr || !model.config().is_sequence()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "generation needs a language model (gpt or llama), got kind '", model.config().kind, "'"));
   }
   if (options.max_tokens < 0 || options.top_k < 0 || !(options.temperature >= 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_tokens, top_k and temperature must be >= 0, got ", options.max_tokens,
                      ", ", options.top_k, ", ", options.temperature));
   }
-  return CatchTorchErrors("generate", [&]() -> absl::StatusOr<std::string> {
+  const int64_t vocabulary = model.config().num_classes;
+  ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(tokenizer));
+  ASSIGN_OR_RETURN(const std::vector<int32_t> prompt_ids, tokenizer.Encode(prompt));
+  for (const int32_t id : prompt_ids) {
+    if (id < 0 || id >= vocabulary) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the prompt has token id ", id, ", beyond the model's vocabulary of ",
+                       vocabulary, "; the model was not trained with this tokenizer"));
+    }
+  }
+  std::vector<int32_t> sampled;
+  RETURN_IF_ERROR(CatchTorchErrors("generate", [&]() -> absl::Status {
     torch::NoGradGuard no_grad;
     const int64_t context = model.config().context_length;
-    std::vector<int64_t> tokens = {kEndOfDocument};
-    for (unsigned char c : prompt) tokens.push_back(c);
+    std::vector<int64_t> tokens = {markers.begin};
+    tokens.insert(tokens.end(), prompt_ids.begin(), prompt_ids.end());
     std::mt19937_64 rng(options.seed);
-    std::string completion;
     for (int64_t step = 0; step < options.max_tokens; ++step) {
       const int64_t start = std::max<int64_t>(0, static_cast<int64_t>(tokens.size()) - context);
       torch::Tensor input =
           torch::tensor(std::vector<int64_t>(tokens.begin() + start, tokens.end()), torch::kInt64)
               .unsqueeze(0);
       torch::Tensor logits =
-          gpt->Logits(input).select(1, input.size(1) - 1).squeeze(0).to(torch::kFloat64);
+          decoder->Logits(input).select(1, input.size(1) - 1).squeeze(0).to(torch::kFloat64);
       int64_t next = 0;
       if (options.temperature == 0) {
         next = logits.argmax().item<int64_t>();
@@ -60,12 +71,20 @@ absl::StatusOr<std::string> Generate(const Model& model, std::string_view prompt
           if (u < cumulative) break;
         }
       }
-      if (next == kEndOfDocument) break;
+      if (next == markers.end) break;
       tokens.push_back(next);
-      completion.push_back(static_cast<char>(next));
+      sampled.push_back(static_cast<int32_t>(next));
     }
-    return completion;
-  });
+    return absl::OkStatus();
+  }));
+  // Decoded after the prompt, then cut: a piece that starts a word (SentencePiece's leading
+  // space) keeps its space, which decoding the sampled pieces alone would drop.
+  std::vector<int32_t> whole = prompt_ids;
+  whole.insert(whole.end(), sampled.begin(), sampled.end());
+  ASSIGN_OR_RETURN(const std::string head, tokenizer.Decode(prompt_ids));
+  ASSIGN_OR_RETURN(std::string text, tokenizer.Decode(whole));
+  if (text.compare(0, head.size(), head) == 0) return text.substr(head.size());
+  return tokenizer.Decode(sampled);
 }
 
 }  // namespace tda
