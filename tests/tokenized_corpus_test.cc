@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -257,6 +259,50 @@ TEST(TokenizedCorpus, PlantedDocumentIsTheTopProponentOfASentencePieceLlama) {
     EXPECT_NEAR(sum, hit.score, 1e-3 * std::abs(hit.score) + 1e-6) << hit.id;
   }
   EXPECT_THAT(top.text, HasSubstr("Zorblax juggles seventeen violet teapots"));
+}
+
+// ScoresPerByte finds each token's bytes from a window of left context; on SentencePiece rows
+// of real fortunes that gives exactly the spans of decoding every whole prefix.
+TEST(TokenizedCorpus, PerByteScoresEqualWholePrefixDecoding) {
+  Fixture& f = Shared(/*with_model=*/false);
+  const DocumentMarkers markers = *DocumentMarkersOf(*f.tokenizer);
+  const int64_t length = f.train.sequence_length;
+  int64_t rows_checked = 0;
+  for (int64_t row = 0; row < std::min<int64_t>(f.train.size(), 300); ++row) {
+    const absl::Span<const int32_t> tokens(&f.train.tokens[row * length], length);
+    const absl::Span<const int32_t> targets(&f.train.targets[row * length], length);
+    std::vector<double> scores(static_cast<size_t>(length));
+    for (int64_t r = 0; r < length; ++r) scores[r] = std::sin(0.7 * r + row) + 0.1 * r;
+    absl::StatusOr<ScoredText> fast = ScoresPerByte(*f.tokenizer, markers, tokens, targets, scores);
+    TDA_ASSERT_OK(fast);
+    // The reference: token i's bytes end where decode(ids[0..i]) ends.
+    std::vector<int32_t> ids;
+    for (int64_t r = 0; r < length && targets[r] >= 0 && targets[r] != markers.end; ++r) {
+      ids.push_back(targets[r]);
+    }
+    if (static_cast<int64_t>(ids.size()) < length) continue;  // rows that end early: covered above
+    const std::string text = *f.tokenizer->Decode(ids);
+    ASSERT_EQ(fast->text, text);
+    std::vector<float> expected(text.size(), 0.0f);
+    double pending = 0;
+    size_t begin = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      size_t end = text.size();
+      if (i + 1 < ids.size()) {
+        end = std::clamp(f.tokenizer->Decode(absl::MakeConstSpan(ids.data(), i + 1))->size(), begin,
+                         text.size());
+      }
+      pending += scores[i];
+      if (end == begin) continue;
+      for (size_t b = begin; b < end; ++b) expected[b] = static_cast<float>(pending / (end - begin));
+      pending = 0;
+      begin = end;
+    }
+    if (!expected.empty()) expected.back() += static_cast<float>(pending);
+    ASSERT_EQ(fast->byte_scores, expected) << "row " << row << ": " << text;
+    ++rows_checked;
+  }
+  EXPECT_GT(rows_checked, 100);
 }
 
 // The first greedy token is the one whose loss after the prompt is lowest, found by scoring a

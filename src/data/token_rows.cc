@@ -84,15 +84,33 @@ absl::StatusOr<ScoredText> ScoresPerByte(const Tokenizer& tokenizer, const Docum
   const size_t total = out.text.size();
   out.byte_scores.assign(total + (ends ? 1 : 0), 0.0f);
   // Each token's span ends where the decoded prefix through it ends (clamped: a prefix cut
-  // inside a multi-byte character may decode to a replacement character).
+  // inside a multi-byte character may decode to a replacement character). The prefix's length
+  // is found from the last kDecodeWindow tokens only: a token adds
+  // |decode(window through it)| - |decode(window before it)| bytes, which equals what it adds to
+  // the whole prefix for tokenizers whose decoding depends on a few tokens of left context (a
+  // word-start space, the bytes of one UTF-8 character), so a row costs O(length x window)
+  // decoded tokens instead of O(length^2).
+  constexpr size_t kDecodeWindow = 8;
+  auto decoded_size = [&](size_t from, size_t to) -> absl::StatusOr<size_t> {
+    ASSIGN_OR_RETURN(const std::string piece,
+                     tokenizer.Decode(absl::MakeConstSpan(ids.data() + from, to - from)));
+    return piece.size();
+  };
   double pending = 0;  // scores of tokens that spell no bytes yet
   size_t begin = 0;
+  int64_t prefix = 0;  // decoded size of ids[0, i]
   for (size_t i = 0; i < ids.size(); ++i) {
     size_t end = total;
     if (i + 1 < ids.size()) {
-      ASSIGN_OR_RETURN(const std::string prefix,
-                       tokenizer.Decode(absl::MakeConstSpan(ids.data(), i + 1)));
-      end = std::clamp(prefix.size(), begin, total);
+      if (i < kDecodeWindow) {
+        ASSIGN_OR_RETURN(const size_t whole, decoded_size(0, i + 1));
+        prefix = static_cast<int64_t>(whole);
+      } else {
+        ASSIGN_OR_RETURN(const size_t with, decoded_size(i - kDecodeWindow, i + 1));
+        ASSIGN_OR_RETURN(const size_t without, decoded_size(i - kDecodeWindow, i));
+        prefix += static_cast<int64_t>(with) - static_cast<int64_t>(without);
+      }
+      end = std::clamp(static_cast<size_t>(std::max<int64_t>(prefix, 0)), begin, total);
     }
     pending += id_scores[i];
     if (end == begin) continue;
