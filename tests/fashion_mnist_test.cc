@@ -3,6 +3,10 @@
 
 #include <zlib.h>
 
+#include <filesystem>
+#include <memory>
+
+#include "model/recipe_data.h"
 #include "test_support.h"
 
 namespace tda {
@@ -52,6 +56,35 @@ TEST(FashionMnist, RefusesMissingAndTruncatedFiles) {
   write_gz("t10k-labels-idx1-ubyte.gz", labels);
   EXPECT_THAT(LoadFashionMnist(dir.path(), Split::kTest),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("truncated")));
+}
+
+// Served indexes over the same data share one loaded copy of it, for as long as one holds it;
+// a failed load is not kept.
+TEST(FashionMnist, SharedRecipeDataIsLoadedOnceAndAFailureIsRetried) {
+  testing::TempDir dir;
+  ModelConfig config;
+  TrainRecipe recipe;
+  recipe.data_dir = dir.path();
+  EXPECT_THAT(LoadSharedRecipeData(config, recipe, Split::kTest),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("t10k")));
+  for (const char* name : {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
+    std::filesystem::create_symlink(std::string(kFashionMnistDefaultDir) + "/" + name, dir.file(name));
+  }
+  absl::StatusOr<std::shared_ptr<const Dataset>> first = LoadSharedRecipeData(config, recipe, Split::kTest);
+  TDA_ASSERT_OK(first);
+  EXPECT_EQ((*first)->size(), 10000);
+  absl::StatusOr<std::shared_ptr<const Dataset>> again = LoadSharedRecipeData(config, recipe, Split::kTest);
+  TDA_ASSERT_OK(again);
+  EXPECT_EQ(again->get(), first->get());
+  recipe.held_out_fraction = 0.25;  // a different recipe key: its own copy
+  absl::StatusOr<std::shared_ptr<const Dataset>> other = LoadSharedRecipeData(config, recipe, Split::kTest);
+  TDA_ASSERT_OK(other);
+  EXPECT_NE(other->get(), first->get());
+  const std::weak_ptr<const Dataset> watch = *first;
+  *first = nullptr;
+  EXPECT_FALSE(watch.expired()) << "still held by the second caller";
+  *again = nullptr;
+  EXPECT_TRUE(watch.expired()) << "freed with its last holder";
 }
 
 TEST(FashionMnist, ParsesIds) {

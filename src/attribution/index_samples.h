@@ -1,13 +1,15 @@
 // The samples behind an index, found from its model's saved recipe alone
-// (LoadRecipeData over the data directory the index was built from), whatever
-// the corpus kind: lookup of training and held-out samples by id, the index's
-// rows as a data set in row order, and class names. Each split is loaded once,
-// on first use, with every row (the recipe's train_size ignored, so rows
-// appended to the index are found). Thread-safe.
+// (LoadSharedRecipeData over the data directory the index was built from),
+// whatever the corpus kind: lookup of training and held-out samples by id, the
+// index's rows as a data set in row order, and class names. Each split is loaded
+// once, on first use, with every row (the recipe's train_size ignored, so rows
+// appended to the index are found), and shared with the other indexes of the
+// process over the same data. Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -48,7 +50,7 @@ class IndexSamples {
  private:
   struct Loaded {
     std::once_flag once;
-    absl::StatusOr<Dataset> data = absl::UnknownError("not loaded");
+    absl::StatusOr<std::shared_ptr<const Dataset>> data = absl::UnknownError("not loaded");
     std::map<std::string, int64_t> row_of_id;
   };
   const Loaded &Get(Split split) const;
@@ -59,7 +61,7 @@ class IndexSamples {
   const std::string data_dir_;
   mutable Loaded splits_[2];
   mutable std::once_flag rows_once_;
-  mutable absl::StatusOr<Dataset> rows_ = absl::UnknownError("not loaded");
+  mutable absl::StatusOr<std::shared_ptr<const Dataset>> rows_ = absl::UnknownError("not loaded");
 };
 
 }  // namespace tda

@@ -1,5 +1,7 @@
 #include "model/recipe_data.h"
 
+#include <map>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -143,6 +145,56 @@ absl::StatusOr<Dataset> LoadRecipeData(const ModelConfig& config, const TrainRec
   if (truncated != nullptr) *truncated = resolved.truncated;
   if (resolved.cached != nullptr) return MaterializeRows(*resolved.cached);
   return std::move(resolved.data);
+}
+
+absl::StatusOr<std::shared_ptr<const Dataset>> LoadSharedRecipeData(const ModelConfig& config,
+                                                                    const TrainRecipe& recipe,
+                                                                    Split split,
+                                                                    std::string data_dir) {
+  const bool documents = config.is_sequence();
+  if (documents && recipe.dataset == "jsonl") {
+    ASSIGN_OR_RETURN(Dataset data, LoadRecipeData(config, recipe, split, std::move(data_dir)));
+    return std::make_shared<const Dataset>(std::move(data));
+  }
+  if (data_dir.empty()) data_dir = recipe.data_dir;
+  if (data_dir.empty()) data_dir = documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
+  // Everything LoadInMemory reads (ResolveRows' options for the in-memory kinds).
+  const std::string key = absl::StrCat(
+      recipe.dataset, "|", documents, "|", data_dir, "|", split == Split::kTrain ? "train" : "test",
+      "|", split == Split::kTrain ? recipe.train_size : 0, "|", recipe.held_out_fraction, "|",
+      config.context_length, "|", recipe.chunk_stride, "|", recipe.tokenizer_fingerprint);
+  struct Entry {
+    std::once_flag once;
+    absl::StatusOr<std::shared_ptr<const Dataset>> data = absl::UnknownError("not loaded");
+  };
+  static std::mutex mu;
+  static auto* entries = new std::map<std::string, std::weak_ptr<Entry>>();
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    std::weak_ptr<Entry>& slot = (*entries)[key];
+    entry = slot.lock();
+    if (entry == nullptr) {
+      entry = std::make_shared<Entry>();
+      slot = entry;
+    }
+  }
+  std::call_once(entry->once, [&] {
+    absl::StatusOr<Dataset> loaded = LoadRecipeData(config, recipe, split, data_dir);
+    if (!loaded.ok()) {
+      entry->data = loaded.status();
+      return;
+    }
+    entry->data = std::make_shared<const Dataset>(std::move(*loaded));
+  });
+  if (!entry->data.ok()) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = entries->find(key);
+    if (it != entries->end() && it->second.lock() == entry) entries->erase(it);
+    return entry->data.status();
+  }
+  // Holders keep the entry alive (the aliasing pointer owns it), so the next caller shares it.
+  return std::shared_ptr<const Dataset>(entry, entry->data->get());
 }
 
 }  // namespace tda

@@ -59,4 +59,12 @@ struct RecipeRows {
                                                      bool allow_changed_corpus = false,
                                                      const std::string& cache_dir = "");
 
+// LoadRecipeData shared: the kinds that are loaded into memory (every kind but jsonl, whose
+// rows are materialised per call) are loaded once per process for the same data set, split
+// and row options, and the copy is shared for as long as any caller holds it, so several
+// served indexes (versions of one model, models over one corpus) hold one copy of their
+// samples. A failed load is not kept: the next call tries again.
+[[nodiscard]] absl::StatusOr<std::shared_ptr<const Dataset>> LoadSharedRecipeData(
+    const ModelConfig& config, const TrainRecipe& recipe, Split split, std::string data_dir = "");
+
 }  // namespace tda
