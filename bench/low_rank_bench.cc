@@ -2,18 +2,22 @@
 // run, on a real index (e.g. the 60,000-row Fashion-MNIST demo index; DIR is only read):
 //
 //   low_rank_bench --index DIR [--batches 64,512] [--ranks 8,16,32] [--singles 64]
-//                  [--top-k 10] [--repeats 3]
+//                  [--top-k 10] [--repeats 3] [--candidates 0,1000]
 //
 // Queries are real test images (fashion-mnist/test/0..), EK-FAC, through
 // Attributor::Attribute end to end. Per batch size Q it times
 //   - `--singles` single-query Attribute calls (the baseline; for Q above it, the baseline is
 //     scaled by Q / singles and marked "est."),
 //   - one exact Q-query Attribute call,
-//   - one low-rank Q-query call per rank with the default candidates (10 x top-k),
+//   - one low-rank Q-query call per rank and --candidates value (0, the default: 10 x top-k),
 // and prints each time's ratio to the Q single queries, the split between the query
 // gradients (PrepareQueries: gradient, projection, preconditioning) and the scoring
-// (ScoreQueries), and the top-k recall (proponents and opponents, averaged over queries)
-// against the exact batch. Batch times are the best of --repeats runs.
+// (ScoreQueries) and, for low rank, of the scoring (basis, scan, candidates + re-scoring), the
+// top-k recall (proponents and opponents, averaged over queries) against the exact batch, and
+// the share of the batch's squared norm its top r directions hold. Batch times are the best of
+// --repeats runs.
+#include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +82,53 @@ Timed RunBatch(const Attributor& attributor, const std::vector<Query>& queries,
   return best;
 }
 
+// The scoring of a low-rank call in its parts: the basis, the scan with it, and the rest
+// (approximate scores, candidates, exact re-scoring), each timed once after the call ran.
+void PrintLowRankSplit(const Attributor& attributor, const std::vector<Query>& queries,
+                       const AttributeOptions& options) {
+  absl::StatusOr<Attributor::PreparedQueries> prepared =
+      attributor.PrepareQueries(queries, options);
+  if (!prepared.ok()) Die(std::string(prepared.status().message()));
+  auto started = std::chrono::steady_clock::now();
+  const QueryBasis basis = LowRankQueryBasis(prepared->preconditioned, options.low_rank.rank);
+  const double basis_seconds = Seconds(started);
+  started = std::chrono::steady_clock::now();
+  ScanOptions scan;
+  scan.keep_scores = true;
+  const ScanResult projections = attributor.index().Scan(basis.basis, scan);
+  const double scan_seconds = Seconds(started);
+  started = std::chrono::steady_clock::now();
+  absl::StatusOr<ApproximateTopK> top =
+      LowRankTopK(attributor.index(), prepared->preconditioned, options.top_k, options.low_rank,
+                  Cancellation());
+  if (!top.ok()) Die(std::string(top.status().message()));
+  const double all_seconds = Seconds(started);
+  std::printf("    scoring split: basis %.3f s, scan with %lld vectors %.3f s, the rest %.3f s\n",
+              basis_seconds, static_cast<long long>(projections.scores.cols()), scan_seconds,
+              std::max(0.0, all_seconds - basis_seconds - scan_seconds));
+}
+
+// The share of the batch's squared norm (sum of squared singular values; queries scaled to
+// unit norm, as the basis weighs them) that its top r directions hold, for each rank: how
+// low-rank the preconditioned queries are.
+void PrintEnergyShares(const Attributor& attributor, const std::vector<Query>& queries,
+                       const AttributeOptions& options, const std::vector<int64_t>& ranks) {
+  absl::StatusOr<Attributor::PreparedQueries> prepared =
+      attributor.PrepareQueries(queries, options);
+  if (!prepared.ok()) Die(std::string(prepared.status().message()));
+  // Columns of unit norm, as LowRankQueryBasis weighs them.
+  const Eigen::MatrixXd v = prepared->preconditioned.colwise().normalized();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(v.transpose() * v);
+  const Eigen::VectorXd& values = eigen.eigenvalues();  // ascending
+  std::printf("  share of the unit queries' squared norm in the top r directions:");
+  for (const int64_t rank : ranks) {
+    const int64_t r = std::min<int64_t>(rank, values.size());
+    std::printf(" r=%lld %.3f", static_cast<long long>(rank),
+                values.tail(r).sum() / std::max(1e-300, values.sum()));
+  }
+  std::printf("\n");
+}
+
 double Recall(const std::vector<QueryResult>& found, const std::vector<QueryResult>& exact) {
   double sum = 0;
   int64_t lists = 0;
@@ -111,14 +162,14 @@ std::vector<int64_t> ParseList(const std::string& flag, const std::string& text)
 
 int Main(int argc, char** argv) {
   std::string index_dir;
-  std::vector<int64_t> batches = {64, 512}, ranks = {8, 16, 32};
+  std::vector<int64_t> batches = {64, 512}, ranks = {8, 16, 32}, candidates = {0};
   int64_t singles = 64, top_k = 10, repeats = 3;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--help" || i + 1 >= argc) {
       std::printf(
           "usage: low_rank_bench --index DIR [--batches 64,512] [--ranks 8,16,32] "
-          "[--singles 64] [--top-k 10] [--repeats 3]\n");
+          "[--singles 64] [--top-k 10] [--repeats 3] [--candidates 0,...]\n");
       return flag == "--help" ? 0 : 2;
     }
     const std::string value = argv[i + 1];
@@ -128,6 +179,13 @@ int Main(int argc, char** argv) {
       batches = ParseList(flag, value);
     } else if (flag == "--ranks") {
       ranks = ParseList(flag, value);
+    } else if (flag == "--candidates") {
+      candidates.clear();
+      for (absl::string_view part : absl::StrSplit(value, ',')) {
+        int64_t c = 0;
+        if (!absl::SimpleAtoi(part, &c) || c < 0) Die("--candidates: a list of integers >= 0");
+        candidates.push_back(c);
+      }
     } else if (flag == "--singles" || flag == "--top-k" || flag == "--repeats") {
       int64_t* target = flag == "--singles" ? &singles : flag == "--top-k" ? &top_k : &repeats;
       *target = ParseList(flag, value)[0];
@@ -176,17 +234,21 @@ int Main(int argc, char** argv) {
                   t.score, t.total() / baseline, recall);
     };
     print("exact batch", exact_batch, 1.0);
-    for (const int64_t rank : ranks) {
-      AttributeOptions low_rank = exact;
-      low_rank.low_rank.rank = rank;
-      if (!LowRankPays(q_count, rank)) {
-        std::printf("  rank %lld: not below %lld queries (the exact batch answers)\n",
-                    static_cast<long long>(rank), static_cast<long long>(q_count));
-        continue;
+    PrintEnergyShares(attributor, queries, exact, ranks);
+    for (const int64_t c : candidates) {
+      for (const int64_t rank : ranks) {
+        AttributeOptions low_rank = exact;
+        low_rank.low_rank = {rank, c};
+        if (!LowRankPays(q_count, rank)) {
+          std::printf("  rank %lld: not below %lld queries (the exact batch answers)\n",
+                      static_cast<long long>(rank), static_cast<long long>(q_count));
+          continue;
+        }
+        const Timed t = RunBatch(attributor, queries, low_rank, static_cast<int>(repeats));
+        print(absl::StrCat("rank ", rank, ", ", c > 0 ? c : 10 * top_k, " cand."), t,
+              Recall(t.results, exact_batch.results));
+        PrintLowRankSplit(attributor, queries, low_rank);
       }
-      const Timed t = RunBatch(attributor, queries, low_rank, static_cast<int>(repeats));
-      print(absl::StrCat("rank ", rank, ", ", 10 * top_k, " cand."), t,
-            Recall(t.results, exact_batch.results));
     }
     std::printf("\n");
   }

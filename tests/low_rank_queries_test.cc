@@ -133,7 +133,7 @@ TEST(LowRankQueries, AtLowRankEveryReturnedScoreIsExact) {
             << " against the exact scan " << recall << " (" << attributor.index().rows()
             << " rows)\n";
   // More candidates can only find more of the exact top-k.
-  auto wider = attributor.Attribute(queries, LowRank(2, 1000));
+  auto wider = attributor.Attribute(queries, LowRank(2, 300));
   TDA_ASSERT_OK(wider);
   double wider_recall = 0;
   for (size_t q = 0; q < queries.size(); ++q) {
@@ -142,7 +142,7 @@ TEST(LowRankQueries, AtLowRankEveryReturnedScoreIsExact) {
                     2;
   }
   wider_recall /= static_cast<double>(queries.size());
-  std::cout << "[ LOW RANK ] with 1000 candidates: recall@" << kTopK << " " << wider_recall << "\n";
+  std::cout << "[ LOW RANK ] with 300 candidates: recall@" << kTopK << " " << wider_recall << "\n";
   EXPECT_GE(wider_recall, recall);
 }
 

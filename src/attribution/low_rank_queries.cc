@@ -93,8 +93,16 @@ QueryBasis LowRankQueryBasis(const Eigen::MatrixXd& queries, int64_t rank) {
   // Eigenvectors of the smaller Gram matrix, ascending eigenvalues: V^T V = U S^2 U^T (then
   // W = V U S^-1) or V V^T = W S^2 W^T.
   const bool by_queries = q_count <= dim;
-  const Eigen::MatrixXd gram = by_queries ? Eigen::MatrixXd(queries.transpose() * queries)
-                                          : Eigen::MatrixXd(queries * queries.transpose());
+  // Each query counts once, whatever its norm (query gradients differ by orders of magnitude:
+  // the raw batch's top directions would be those of its few largest queries). Spanning the
+  // same space, this keeps full rank exact.
+  Eigen::MatrixXd unit = queries;
+  for (Eigen::Index q = 0; q < q_count; ++q) {
+    const double norm = unit.col(q).norm();
+    if (norm > 0) unit.col(q) /= norm;
+  }
+  const Eigen::MatrixXd gram = by_queries ? Eigen::MatrixXd(unit.transpose() * unit)
+                                          : Eigen::MatrixXd(unit * unit.transpose());
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(gram);
   const Eigen::VectorXd& values = eigen.eigenvalues();
   const Eigen::Index n = values.size();
@@ -106,7 +114,7 @@ QueryBasis LowRankQueryBasis(const Eigen::MatrixXd& queries, int64_t rank) {
   for (Eigen::Index k = 0; k < r; ++k) {
     const Eigen::VectorXd vector = eigen.eigenvectors().col(n - 1 - k);
     basis.col(k) =
-        by_queries ? Eigen::VectorXd(queries * vector / std::sqrt(values(n - 1 - k))) : vector;
+        by_queries ? Eigen::VectorXd(unit * vector / std::sqrt(values(n - 1 - k))) : vector;
   }
   if (by_queries && r > 0) {
     // V U S^-1 is orthonormal only to the Gram matrix's rounding: make it exactly so, keeping
