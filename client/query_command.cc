@@ -115,11 +115,14 @@ int RunQuery(const Args& args) {
   flags.AddInt("ef-search", "N", 0, "--approximate, HNSW ANN: search list size (0: 64)");
   flags.AddInt("candidates", "N", 0,
                "--approximate: rows fetched from the ANN per query and sign (0: 10 x top-k)");
-  flags.AddInt("query-rank", "R", 0,
-               "many --id queries: rank them through the batch's best rank-R approximation, "
-               "then re-score each query's candidates exactly (every shown score exact, a hit "
-               "may be missed; used when there are more queries than R; no --scores-out, "
-               "--by-document or per-source totals). MEASURED_LINE");
+  flags.AddInt(
+      "query-rank", "R", 0,
+      "many --id queries: rank them through the batch's top R directions (truncated SVD), "
+      "then re-score each query's candidates exactly (every shown score exact, a hit "
+      "may be missed; used when there are more queries than R; no --scores-out, "
+      "--by-document or per-source totals). Measured on a 60,000-row index, 64 queries: R 8 "
+      "takes 0.15 of the time of 64 single queries with recall@10 0.62, R 32 0.20 (as "
+      "the exact batch) with recall 0.99 (README, Benchmarks)");
   flags.AddInt("low-rank-candidates", "C", 0,
                "--query-rank: rows re-scored exactly per query and sign (0: 10 x top-k)");
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");

@@ -4,6 +4,7 @@
 #include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -21,6 +22,7 @@ namespace {
 constexpr double kRelativeSingularValueFloor = 1e-6;
 // Rows per block of the approximate scores (block x Q floats per thread).
 constexpr int64_t kApproximateBlockRows = 1024;
+constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
 // The per-query candidate rows of the approximate scores projections * coefficients^T: the
 // `candidates` largest and the `candidates` smallest of each query (deleted rows, NaN, never).
@@ -60,10 +62,21 @@ std::vector<std::vector<int64_t>> Candidates(const Eigen::MatrixXf& projections,
       const float* column = approximate.col(q).data();
       TopRows& largest = state.largest[static_cast<size_t>(q)];
       TopRows& smallest = state.smallest[static_cast<size_t>(q)];
+      // Offers that cannot enter are skipped by score alone: this thread's rows come in
+      // ascending order, so a tie with the worst kept never ranks before it. NaN (deleted
+      // rows) compares false with both bounds.
+      float floor = largest.full() ? largest.worst().score : -kInfinity;
+      float ceiling = smallest.full() ? smallest.worst().score : kInfinity;
       for (int64_t i = 0; i < count; ++i) {
-        if (!std::isfinite(column[i])) continue;  // deleted rows project to NaN
-        largest.Offer(begin + i, column[i]);
-        smallest.Offer(begin + i, column[i]);
+        const float score = column[i];
+        if (score > floor) {
+          largest.Offer(begin + i, score);
+          if (largest.full()) floor = largest.worst().score;
+        }
+        if (score < ceiling) {
+          smallest.Offer(begin + i, score);
+          if (smallest.full()) ceiling = smallest.worst().score;
+        }
       }
     }
   }

@@ -1,7 +1,8 @@
 // Low-rank query batches (AttributeRequest.query_rank; Kronfluence's query_gradient_rank):
 // a batch of Q preconditioned query vectors V (dim x Q) is ranked against the index through
-// its best rank-r approximation V ~= W C^T (W: dim x r orthonormal "basis queries", the top r
-// left singular vectors of V; C = V^T W: Q x r, each query's coordinates in them).
+// its rank-r approximation V ~= W C^T (W: dim x r orthonormal "basis queries", the top r left
+// singular vectors of V with its columns scaled to unit norm, so that every query weighs the
+// same whatever its gradient's size; C = V^T W: Q x r, each query's coordinates in them).
 //
 //   1. One scan of the index with the r basis vectors (GradientIndex::Scan: the fused kernel
 //      for r <= 8, GEMM beyond) gives P = G W, the r projections of every row (N x r floats).
@@ -48,10 +49,10 @@ struct QueryBasis {
   Eigen::MatrixXf coefficients;  // Q x r: queries ~= basis * coefficients^T
 };
 
-// The best rank-min(rank, Q, dim) approximation of `queries` (dim x Q): the top eigenvectors
-// of the smaller Gram matrix (V^T V or V V^T). Directions whose singular value is below 1e-6
-// of the largest are dropped (they move no score), so r can come out smaller; an all-zero
-// batch gives r = 0. REQUIRES rank >= 1.
+// The rank-min(rank, Q, dim) basis of `queries` (dim x Q): the top eigenvectors of the smaller
+// Gram matrix (U^T U or U U^T, U = the queries scaled to unit norm). Directions whose singular
+// value is below 1e-6 of the largest are dropped (they move no score), so r can come out smaller;
+// an all-zero batch gives r = 0. REQUIRES rank >= 1.
 QueryBasis LowRankQueryBasis(const Eigen::MatrixXd& queries, int64_t rank);
 
 // Steps 1-3 above for `queries` (dim x Q, preconditioned, as given to GradientIndex::Scan) at

@@ -39,6 +39,10 @@ class TopRows {
   }
   // Unordered (heap order).
   const std::vector<ScoredRow>& rows() const { return heap_; }
+  // Once k rows are kept, the worst of them: an offer that does not rank before it is refused,
+  // so a caller may skip such offers (REQUIRES full() for worst()).
+  bool full() const { return heap_.size() >= k_; }
+  const ScoredRow& worst() const { return heap_.front(); }
 
  private:
   size_t k_;
