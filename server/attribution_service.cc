@@ -81,8 +81,9 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
       !options.low_rank.enabled() && batcher_.WouldBatch(static_cast<int64_t>(queries.size()));
   if (options.low_rank.enabled() &&
       !LowRankPays(static_cast<int64_t>(queries.size()), options.low_rank.rank)) {
-    std::cerr << "tda-server: query_rank " << options.low_rank.rank << " is not below the call's "
-              << queries.size() << " queries; scored exactly\n";
+    std::cerr << "tda-server: query_rank " << options.low_rank.rank
+              << " is not below the call's number of queries (" << queries.size()
+              << "); scored exactly\n";
   }
   int64_t batch_queries = 0;
   const absl::StatusOr<std::vector<QueryResult>> results =
