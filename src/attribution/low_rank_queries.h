@@ -1,4 +1,5 @@
-// Low-rank query batches (AttributeRequest.query_rank; Kronfluence's query_gradient_rank):
+// Low-rank query batches (AttributeRequest.query_rank; after Kronfluence's
+// query_gradient_low_rank, which factorises each query's per-layer gradient, not the batch):
 // a batch of Q preconditioned query vectors V (dim x Q) is ranked against the index through
 // its rank-r approximation V ~= W C^T (W: dim x r orthonormal "basis queries", the top r left
 // singular vectors of V with its columns scaled to unit norm, so that every query weighs the
