@@ -95,6 +95,8 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
     approximate->set_ef_search(ClampToInt32(options.approximate.ef_search));
     approximate->set_candidates(ClampToInt32(options.approximate.candidates));
   }
+  request.set_query_rank(ClampToInt32(options.low_rank.rank));
+  request.set_low_rank_candidates(ClampToInt32(options.low_rank.candidates));
   return request;
 }
 
@@ -190,6 +192,8 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   options->approximate.nprobe = request.approximate().nprobe();
   options->approximate.ef_search = request.approximate().ef_search();
   options->approximate.candidates = request.approximate().candidates();
+  options->low_rank.rank = request.query_rank();
+  options->low_rank.candidates = request.low_rank_candidates();
   return absl::OkStatus();
 }
 

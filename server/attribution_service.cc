@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "api/index_description.h"
 #include "api/self_influence_conversion.h"
 #include "api/status_conversion.h"
+#include "attribution/low_rank_queries.h"
 #include "attribution/query_validation.h"
 #include "index/manifest.h"
 #include "server/call_cancellation.h"
@@ -74,11 +76,19 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
   const std::string caller = CallerName(*context);
   if (absl::Status s = caller_quota_.Enter(caller); !s.ok()) return ToGrpcStatus(s);
   const absl::Cleanup leave = [this, &caller] { caller_quota_.Leave(caller); };
+  // A low-rank call runs alone: its basis is of its own queries (attribution/low_rank_queries.h).
+  const bool may_batch =
+      !options.low_rank.enabled() && batcher_.WouldBatch(static_cast<int64_t>(queries.size()));
+  if (options.low_rank.enabled() &&
+      !LowRankPays(static_cast<int64_t>(queries.size()), options.low_rank.rank)) {
+    std::cerr << "tda-server: query_rank " << options.low_rank.rank
+              << " is not below the call's number of queries (" << queries.size()
+              << "); scored exactly\n";
+  }
   int64_t batch_queries = 0;
-  const absl::StatusOr<std::vector<QueryResult>> results = batcher_.Attribute(
-      std::shared_ptr<const Attributor>(*index, &attributor),
-      batcher_.WouldBatch(static_cast<int64_t>(queries.size())) ? BatchKey(*request) : "", queries,
-      options, &batch_queries);
+  const absl::StatusOr<std::vector<QueryResult>> results =
+      batcher_.Attribute(std::shared_ptr<const Attributor>(*index, &attributor),
+                         may_batch ? BatchKey(*request) : "", queries, options, &batch_queries);
   if (batch_queries > 0) {
     context->AddTrailingMetadata(kBatchQueriesMetadata, std::to_string(batch_queries));
   }

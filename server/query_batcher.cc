@@ -80,7 +80,7 @@ absl::StatusOr<std::vector<QueryResult>> QueryBatcher::Attribute(
     std::shared_ptr<const Attributor> attributor, const std::string& options_key,
     const std::vector<Query>& queries, const AttributeOptions& options, int64_t* batch_queries) {
   *batch_queries = 0;
-  if (!WouldBatch(static_cast<int64_t>(queries.size()))) {
+  if (options_key.empty() || !WouldBatch(static_cast<int64_t>(queries.size()))) {
     if (absl::Status s = slots_->Acquire(options.cancellation); !s.ok()) return s;
     const absl::Cleanup release = [this] { slots_->Release(); };
     *batch_queries = static_cast<int64_t>(queries.size());

@@ -11,8 +11,9 @@
 //    `timeout` has passed since it opened, whichever first; it keeps taking calls (up to
 //    max_batch_size queries) until a worker starts it. A started batch holds one query slot
 //    (QuerySlots) while it computes. Batches start in the order they opened.
-//  - A call whose queries alone reach max_batch_size, or every call when batching is off
-//    (timeout zero), runs alone on its own thread, exactly as without a batcher.
+//  - A call whose queries alone reach max_batch_size, a call with an empty `options_key`, or
+//    every call when batching is off (timeout zero), runs alone on its own thread, exactly as
+//    without a batcher.
 //  - A caller whose cancellation fires (deadline or client cancel) while waiting or while its
 //    batch computes returns kDeadlineExceeded / kCancelled at once (a cancel within
 //    QuerySlots::kCancelPollInterval); the other members are not affected. A batch's own

@@ -124,6 +124,7 @@ grpc::Status RouterServiceImpl::Attribute(grpc::ServerContext* context,
   }
   if (options.token_scores) return Refuse("token_scores");
   if (options.group_by_document) return Refuse("group_by_document");
+  if (options.low_rank.enabled()) return Refuse("query_rank");
   if (options.method == Method::kLissa || options.method == Method::kExact) {
     return Refuse(absl::StrCat("method '", MethodName(options.method), "'"));
   }

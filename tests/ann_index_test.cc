@@ -79,15 +79,6 @@ absl::Status BuildAnn(const std::string& dir, AnnKind kind, bool overwrite) {
   return AnnIndex::Build(**index, parameters, overwrite).status();
 }
 
-double Recall(const std::vector<Hit>& approximate, const std::vector<Hit>& exact) {
-  if (exact.empty()) return 1.0;
-  int64_t found = 0;
-  for (const Hit& e : exact) {
-    for (const Hit& a : approximate) found += a.row == e.row ? 1 : 0;
-  }
-  return static_cast<double>(found) / static_cast<double>(exact.size());
-}
-
 TEST(AnnIndex, EveryKindReturnsExactlyRescoredHitsWithHighRecall) {
   testing::TempDir tmp;
   const std::string dir = CopyIndex(tmp);
@@ -128,7 +119,9 @@ TEST(AnnIndex, EveryKindReturnsExactlyRescoredHitsWithHighRecall) {
       }
       EXPECT_GT(a.proponents.back().score, 0);
       EXPECT_LT(a.opponents.back().score, 0);
-      recall += (Recall(a.proponents, e.proponents) + Recall(a.opponents, e.opponents)) / 2;
+      recall += (testing::HitRecall(a.proponents, e.proponents) +
+                 testing::HitRecall(a.opponents, e.opponents)) /
+                2;
     }
     recall /= static_cast<double>(queries.size());
     std::cout << "[ ANN      ] " << AnnKindName(kind) << ": recall@" << kTopK
@@ -179,8 +172,8 @@ TEST(AnnIndex, RecallOnTheWhole60kFashionMnistIndexIsPrinted) {
     TDA_ASSERT_OK(approximate);
     double recall = 0;
     for (size_t q = 0; q < queries.size(); ++q) {
-      recall += (Recall((*approximate)[q].proponents, (*exact)[q].proponents) +
-                 Recall((*approximate)[q].opponents, (*exact)[q].opponents)) /
+      recall += (testing::HitRecall((*approximate)[q].proponents, (*exact)[q].proponents) +
+                 testing::HitRecall((*approximate)[q].opponents, (*exact)[q].opponents)) /
                 2;
     }
     recall /= static_cast<double>(queries.size());

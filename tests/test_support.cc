@@ -69,6 +69,15 @@ std::unique_ptr<Attributor> IndexWithRecipe(const Model& model, const TrainRecip
   return *std::move(attributor);
 }
 
+double HitRecall(const std::vector<Hit>& found, const std::vector<Hit>& exact) {
+  if (exact.empty()) return 1.0;
+  int64_t hits = 0;
+  for (const Hit& e : exact) {
+    for (const Hit& f : found) hits += f.row == e.row ? 1 : 0;
+  }
+  return static_cast<double>(hits) / static_cast<double>(exact.size());
+}
+
 void ExpectSameIndexFiles(const std::string& a, const std::string& b) {
   int compared = 0;
   for (const auto& entry : std::filesystem::directory_iterator(a)) {

@@ -83,6 +83,10 @@ std::unique_ptr<Attributor> IndexWithRecipe(const Model& model, const TrainRecip
 // names the data); at least the shards, the factors and the sample table are compared.
 void ExpectSameIndexFiles(const std::string& a, const std::string& b);
 
+// Share of the rows of `exact` that are also in `found` (1 when `exact` is empty): the recall of
+// an approximate top-k (ANN, low-rank queries) against the exact one.
+double HitRecall(const std::vector<Hit>& found, const std::vector<Hit>& exact);
+
 // First `n` samples of the real Fashion-MNIST split (cached per process).
 const Dataset& FashionTrain(int64_t n);
 const Dataset& FashionTest(int64_t n);

@@ -109,7 +109,8 @@ class Client:
                   token_scores: bool = False, timeout: Optional[float] = None,
                   index: str = "", lissa: Optional[Mapping[str, float]] = None,
                   curvature: Optional[str] = None,
-                  approximate: Union[bool, Mapping[str, int], None] = None) -> AttributeResult:
+                  approximate: Union[bool, Mapping[str, int], None] = None,
+                  query_rank: int = 0, low_rank_candidates: int = 0) -> AttributeResult:
         """Top-k proponents and opponents of each query.
 
         Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
@@ -125,6 +126,10 @@ class Client:
         `approximate`: True, or a dict of any of nprobe, ef_search, candidates (the
         ApproximateSearch message): top-k from the index's ANN ('tda index ann'), each hit
         re-scored exactly; no return_scores, no source totals.
+        `query_rank`: r > 0 ranks a batch of more than r queries through its best rank-r
+        approximation and re-scores each query's `low_rank_candidates` (0: 10 x top_k) best
+        rows per sign exactly: every returned score exact, a hit may be missed; no
+        return_scores, no source totals.
         The server validates everything else.
         """
         given = [q for q in (ids, texts, features) if q is not None]
@@ -170,6 +175,8 @@ class Client:
                     raise ValueError(f"unknown approximate parameter {field!r}; one of nprobe, "
                                      "ef_search, candidates")
                 setattr(request.approximate, field, int(value))
+        request.query_rank = int(query_rank)
+        request.low_rank_candidates = int(low_rank_candidates)
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "index/top_rows.h"
 
 namespace tda {
 
@@ -17,33 +18,35 @@ absl::StatusOr<ApproximateTopK> ApproximateScan(const GradientIndex& index, cons
   const Eigen::MatrixXf negated = -queries;
   ASSIGN_OR_RETURN(const std::vector<std::vector<int64_t>> down,
                    ann.Search(negated, k, parameters));
-  const auto by_score_then_row = [](const ScoredRow& a, const ScoredRow& b) {
-    return a.score != b.score ? a.score > b.score : a.row < b.row;
-  };
+  std::vector<std::vector<int64_t>> candidates(static_cast<size_t>(queries.cols()));
+  for (size_t q = 0; q < candidates.size(); ++q) {
+    candidates[q] = up[q];
+    candidates[q].insert(candidates[q].end(), down[q].begin(), down[q].end());
+  }
+  return RescoreCandidates(index, queries, std::move(candidates), top_k);
+}
+
+ApproximateTopK RescoreCandidates(const GradientIndex& index, const Eigen::MatrixXf& queries,
+                                  std::vector<std::vector<int64_t>> candidates, int64_t top_k) {
+  const int64_t q_count = queries.cols();
   ApproximateTopK result;
-  result.proponents.resize(static_cast<size_t>(queries.cols()));
-  result.opponents.resize(static_cast<size_t>(queries.cols()));
-  Eigen::VectorXf row(index.dim());
-  for (Eigen::Index q = 0; q < queries.cols(); ++q) {
-    std::vector<int64_t> rows = up[q];
-    rows.insert(rows.end(), down[q].begin(), down[q].end());
+  result.proponents.resize(static_cast<size_t>(q_count));
+  result.opponents.resize(static_cast<size_t>(q_count));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t q = 0; q < q_count; ++q) {
+    std::vector<int64_t>& rows = candidates[static_cast<size_t>(q)];
     std::sort(rows.begin(), rows.end());
     rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    Eigen::VectorXf row(index.dim());
     std::vector<ScoredRow> positive, negative;
     for (const int64_t r : rows) {
       if (index.is_deleted(r) || !index.CopyRow(r, row.data())) continue;
       const float score = row.dot(queries.col(q));
       if (score > 0) positive.push_back({r, score});
-      if (score < 0) negative.push_back({r, -score});  // ranked by magnitude, sign restored below
+      if (score < 0) negative.push_back({r, score});
     }
-    for (std::vector<ScoredRow>* list : {&positive, &negative}) {
-      const size_t keep = std::min(list->size(), static_cast<size_t>(top_k));
-      std::partial_sort(list->begin(), list->begin() + keep, list->end(), by_score_then_row);
-      list->resize(keep);
-    }
-    for (ScoredRow& hit : negative) hit.score = -hit.score;
-    result.proponents[q] = std::move(positive);
-    result.opponents[q] = std::move(negative);
+    result.proponents[q] = BestRows(std::move(positive), top_k, /*largest=*/true);
+    result.opponents[q] = BestRows(std::move(negative), top_k, /*largest=*/false);
   }
   return result;
 }

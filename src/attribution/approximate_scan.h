@@ -36,4 +36,13 @@ struct ApproximateTopK {
                                                               int64_t top_k,
                                                               const ApproximateSearch& search);
 
+// The exact half of any candidate search (the ANN's here, low-rank queries' in
+// low_rank_queries.h): re-scores candidates[q] (rows of `index`, any order, duplicates and
+// deleted rows allowed) against queries.col(q) in f32 and keeps, per query, the top_k strictly
+// positive scores (descending) and the top_k strictly negative ones (ascending), ties to the
+// lower row. Queries are scored in parallel (OpenMP). REQUIRES candidates.size() ==
+// queries.cols(), queries.rows() == index.dim().
+ApproximateTopK RescoreCandidates(const GradientIndex& index, const Eigen::MatrixXf& queries,
+                                  std::vector<std::vector<int64_t>> candidates, int64_t top_k);
+
 }  // namespace tda

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "attribution/approximate_scan.h"
 #include "attribution/index_samples.h"
+#include "attribution/low_rank_queries.h"
 #include "attribution/query_validation.h"
 #include "attribution/readable_scores.h"
 #include "attribution/self_influence.h"
@@ -417,15 +418,22 @@ absl::StatusOr<std::shared_ptr<const AnnIndex>> Attributor::Ann() const {
 absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
                                       const AttributeOptions& options,
                                       std::vector<QueryResult>* results) const {
+  std::optional<ApproximateTopK> candidates;
   if (options.approximate.enabled) {
     ASSIGN_OR_RETURN(std::shared_ptr<const AnnIndex> ann, Ann());
     RETURN_IF_ERROR(options.cancellation.Check());
-    ASSIGN_OR_RETURN(ApproximateTopK top, ApproximateScan(*index_, *ann, preconditioned.cast<float>(),
-                                                          options.top_k, options.approximate));
+    ASSIGN_OR_RETURN(candidates, ApproximateScan(*index_, *ann, preconditioned.cast<float>(),
+                                                 options.top_k, options.approximate));
+  } else if (LowRankPays(preconditioned.cols(), options.low_rank.rank)) {
+    RETURN_IF_ERROR(options.cancellation.Check());
+    ASSIGN_OR_RETURN(candidates, LowRankTopK(*index_, preconditioned, options.top_k,
+                                             options.low_rank, options.cancellation));
+  }
+  if (candidates.has_value()) {
     for (size_t q = 0; q < results->size(); ++q) {
-      (*results)[q].proponents = ToHits(*index_, top.proponents[q]);
-      (*results)[q].opponents = ToHits(*index_, top.opponents[q]);
-      // Ranks among the candidates: exact unless the ANN missed a better row.
+      (*results)[q].proponents = ToHits(*index_, candidates->proponents[q]);
+      (*results)[q].opponents = ToHits(*index_, candidates->opponents[q]);
+      // Ranks among the candidates: exact unless the candidate search missed a better row.
       SetReadableScores(index_->rows() - index_->deleted_rows(), &(*results)[q].proponents,
                         &(*results)[q].opponents);
     }

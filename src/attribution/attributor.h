@@ -19,6 +19,7 @@
 #include "attribution/approximate_search.h"
 #include "attribution/document_totals.h"
 #include "attribution/index_samples.h"
+#include "attribution/low_rank_options.h"
 #include "attribution/shared_span.h"
 #include "common/cancellation.h"
 #include "common/progress.h"
@@ -119,6 +120,10 @@ struct AttributeOptions {
   // Top-k from the index's ANN, candidates re-scored exactly (attribution/approximate_scan.h);
   // source_totals stay empty. kFailedPrecondition when the index has no ANN or a stale one.
   ApproximateSearch approximate;
+  // Low-rank query batches (attribution/low_rank_queries.h): with more queries than
+  // low_rank.rank, the batch is ranked through its rank-r approximation and each query's
+  // candidates re-scored exactly; source_totals stay empty. Fewer queries: the exact scan.
+  LowRankQueries low_rank;
   // Attribute stops with its status (kDeadlineExceeded / kCancelled) when this fires: checked
   // between the phases of the query gradient and once per row block of the scan.
   Cancellation cancellation;

@@ -77,6 +77,12 @@ absl::Status ValidateAttributeRequest(const std::vector<Query>& queries,
       !s.ok()) {
     return s;
   }
+  if (absl::Status s =
+          ValidateLowRankQueries(options.low_rank, options.top_k, options.return_scores,
+                                 options.group_by_document, options.approximate.enabled);
+      !s.ok()) {
+    return s;
+  }
   for (size_t q = 0; q < queries.size(); ++q) {
     if (absl::Status s = ValidateQuery(queries[q], static_cast<int64_t>(q)); !s.ok()) return s;
   }

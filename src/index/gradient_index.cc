@@ -26,6 +26,7 @@
 #include "common/checksum.h"
 #include "common/status_macros.h"
 #include "index/block_scorer.h"
+#include "index/top_rows.h"
 
 namespace tda {
 namespace {
@@ -288,49 +289,6 @@ Eigen::MatrixXf GradientIndex::Score(const Eigen::MatrixXf& queries) const {
   return Scan(queries, options).scores;
 }
 
-namespace {
-
-// "a ranks before b" for proponents (largest first) or opponents; ties: lower row first.
-struct Ranks {
-  bool largest;
-  bool operator()(const ScoredRow& a, const ScoredRow& b) const {
-    if (a.score != b.score) return largest ? a.score > b.score : a.score < b.score;
-    return a.row < b.row;
-  }
-};
-
-// The k best rows seen so far: a heap whose top is the worst one kept.
-class TopK {
- public:
-  TopK(int64_t k, bool largest) : k_(static_cast<size_t>(k)), ranks_{largest} {}
-  void Offer(int64_t row, float score) {
-    const ScoredRow candidate{row, score};
-    if (heap_.size() < k_) {
-      heap_.push_back(candidate);
-      std::push_heap(heap_.begin(), heap_.end(), ranks_);
-    } else if (ranks_(candidate, heap_.front())) {
-      std::pop_heap(heap_.begin(), heap_.end(), ranks_);
-      heap_.back() = candidate;
-      std::push_heap(heap_.begin(), heap_.end(), ranks_);
-    }
-  }
-  const std::vector<ScoredRow>& rows() const { return heap_; }
-
- private:
-  size_t k_;
-  Ranks ranks_;
-  std::vector<ScoredRow> heap_;
-};
-
-// The k best of several threads' candidates, best first.
-std::vector<ScoredRow> Best(std::vector<ScoredRow> candidates, int64_t k, bool largest) {
-  std::sort(candidates.begin(), candidates.end(), Ranks{largest});
-  if (static_cast<int64_t>(candidates.size()) > k) candidates.resize(static_cast<size_t>(k));
-  return candidates;
-}
-
-}  // namespace
-
 ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions& options) const {
   ScanResult result;
   if (queries.rows() != dim()) return result;
@@ -361,14 +319,14 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
 #endif
   // Per thread: top-k heaps and source sums of every query.
   struct ThreadState {
-    std::vector<TopK> proponents, opponents;
+    std::vector<TopRows> proponents, opponents;
     std::vector<double> sums;  // q * num_sources + s
   };
   std::vector<ThreadState> states(static_cast<size_t>(threads));
   for (ThreadState& state : states) {
     if (top_k > 0) {
-      state.proponents.assign(static_cast<size_t>(q_count), TopK(top_k, true));
-      state.opponents.assign(static_cast<size_t>(q_count), TopK(top_k, false));
+      state.proponents.assign(static_cast<size_t>(q_count), TopRows(top_k, true));
+      state.opponents.assign(static_cast<size_t>(q_count), TopRows(top_k, false));
     }
     if (options.source_sums) state.sums.assign(static_cast<size_t>(q_count) * num_sources, 0.0);
   }
@@ -436,8 +394,8 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
         best.insert(best.end(), p.begin(), p.end());
         worst.insert(worst.end(), o.begin(), o.end());
       }
-      result.proponents[q] = Best(std::move(best), top_k, true);
-      result.opponents[q] = Best(std::move(worst), top_k, false);
+      result.proponents[q] = BestRows(std::move(best), top_k, true);
+      result.opponents[q] = BestRows(std::move(worst), top_k, false);
     }
   }
   if (options.source_sums) {

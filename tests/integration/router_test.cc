@@ -38,6 +38,7 @@ namespace {
 
 using ::tda::testing::ChildProcess;
 using ::tda::testing::RunCommand;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr int64_t kTrainSize = 999;  // 333 rows per shard
@@ -261,13 +262,24 @@ TEST_F(RouterTest, RouterAnswersExactlyWhatOneServerOfTheWholeIndexAnswers) {
   }
 }
 
-TEST_F(RouterTest, RefusesWhatNeedsTheDocumentsAndAPassedDeadline) {
+TEST_F(RouterTest, RefusesWhatNeedsTheDocumentsLowRankAndAPassedDeadline) {
   v1::AttributeRequest request = Request(v1::METHOD_EKFAC, 5);
   request.set_group_by_document(true);
   v1::AttributeResponse response;
   grpc::Status refused = Call(router_address_, request, &response);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(refused.error_message(), HasSubstr("group_by_document"));
+  // Low-rank query batches: not on a router; a server of the whole index refuses them with
+  // return_scores (over real gRPC, before the call queues).
+  v1::AttributeRequest low_rank = Request(v1::METHOD_EKFAC, 5);
+  low_rank.set_query_rank(2);
+  refused = Call(router_address_, low_rank, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("query_rank"));
+  low_rank.set_return_scores(true);
+  refused = Call(whole_address_, low_rank, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), AllOf(HasSubstr("query_rank"), HasSubstr("return_scores")));
   grpc::Status late = Call(router_address_, Request(v1::METHOD_EKFAC, 5), &response, 0.001);
   EXPECT_EQ(late.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << late.error_message();
 }

@@ -1,0 +1,172 @@
+#include "attribution/low_rank_queries.h"
+
+#include <Eigen/Eigenvalues>
+#include <Eigen/QR>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "index/top_rows.h"
+
+namespace tda {
+namespace {
+
+// Singular values below this share of the largest are dropped from the basis.
+constexpr double kRelativeSingularValueFloor = 1e-6;
+// Rows per block of the approximate scores (block x Q floats per thread).
+constexpr int64_t kApproximateBlockRows = 1024;
+constexpr float kInfinity = std::numeric_limits<float>::infinity();
+
+// The per-query candidate rows of the approximate scores projections * coefficients^T: the
+// `candidates` largest and the `candidates` smallest of each query (deleted rows, NaN, never).
+std::vector<std::vector<int64_t>> Candidates(const Eigen::MatrixXf& projections,
+                                             const Eigen::MatrixXf& coefficients,
+                                             int64_t candidates) {
+  const int64_t rows = projections.rows();
+  const int64_t q_count = coefficients.rows();
+  const Eigen::MatrixXf coefficients_t = coefficients.transpose();  // r x Q
+  const int64_t blocks = (rows + kApproximateBlockRows - 1) / kApproximateBlockRows;
+#ifdef _OPENMP
+  const int threads = std::max(1, omp_get_max_threads());
+#else
+  const int threads = 1;
+#endif
+  struct ThreadBest {
+    std::vector<TopRows> largest, smallest;
+  };
+  std::vector<ThreadBest> states(static_cast<size_t>(threads));
+  for (ThreadBest& state : states) {
+    state.largest.assign(static_cast<size_t>(q_count), TopRows(candidates, /*largest=*/true));
+    state.smallest.assign(static_cast<size_t>(q_count), TopRows(candidates, /*largest=*/false));
+  }
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+  for (int64_t b = 0; b < blocks; ++b) {
+#ifdef _OPENMP
+    ThreadBest& state = states[static_cast<size_t>(omp_get_thread_num())];
+#else
+    ThreadBest& state = states[0];
+#endif
+    const int64_t begin = b * kApproximateBlockRows;
+    const int64_t count = std::min(kApproximateBlockRows, rows - begin);
+    thread_local Eigen::MatrixXf approximate;
+    approximate.resize(count, q_count);
+    approximate.noalias() = projections.middleRows(begin, count) * coefficients_t;
+    for (int64_t q = 0; q < q_count; ++q) {
+      const float* column = approximate.col(q).data();
+      TopRows& largest = state.largest[static_cast<size_t>(q)];
+      TopRows& smallest = state.smallest[static_cast<size_t>(q)];
+      // Offers that cannot enter are skipped by score alone: this thread's rows come in
+      // ascending order, so a tie with the worst kept never ranks before it. NaN (deleted
+      // rows) compares false with both bounds.
+      float floor = largest.full() ? largest.worst().score : -kInfinity;
+      float ceiling = smallest.full() ? smallest.worst().score : kInfinity;
+      for (int64_t i = 0; i < count; ++i) {
+        const float score = column[i];
+        if (score > floor) {
+          largest.Offer(begin + i, score);
+          if (largest.full()) floor = largest.worst().score;
+        }
+        if (score < ceiling) {
+          smallest.Offer(begin + i, score);
+          if (smallest.full()) ceiling = smallest.worst().score;
+        }
+      }
+    }
+  }
+  // The global best of each direction (not the union of the threads': the same candidates
+  // whatever the thread count).
+  std::vector<std::vector<int64_t>> picked(static_cast<size_t>(q_count));
+  for (int64_t q = 0; q < q_count; ++q) {
+    for (const bool largest : {true, false}) {
+      std::vector<ScoredRow> merged;
+      for (const ThreadBest& state : states) {
+        const TopRows& top = largest ? state.largest[q] : state.smallest[q];
+        merged.insert(merged.end(), top.rows().begin(), top.rows().end());
+      }
+      for (const ScoredRow& row : BestRows(std::move(merged), candidates, largest)) {
+        picked[q].push_back(row.row);
+      }
+    }
+  }
+  return picked;
+}
+
+}  // namespace
+
+QueryBasis LowRankQueryBasis(const Eigen::MatrixXd& queries, int64_t rank) {
+  const Eigen::Index dim = queries.rows(), q_count = queries.cols();
+  const Eigen::Index most = std::min<Eigen::Index>({static_cast<Eigen::Index>(rank), q_count, dim});
+  // Eigenvectors of the smaller Gram matrix, ascending eigenvalues: V^T V = U S^2 U^T (then
+  // W = V U S^-1) or V V^T = W S^2 W^T.
+  const bool by_queries = q_count <= dim;
+  // Each query counts once, whatever its norm (query gradients differ by orders of magnitude:
+  // the raw batch's top directions would be those of its few largest queries). Spanning the
+  // same space, this keeps full rank exact.
+  Eigen::MatrixXd unit = queries;
+  for (Eigen::Index q = 0; q < q_count; ++q) {
+    const double norm = unit.col(q).norm();
+    if (norm > 0) unit.col(q) /= norm;
+  }
+  const Eigen::MatrixXd gram = by_queries ? Eigen::MatrixXd(unit.transpose() * unit)
+                                          : Eigen::MatrixXd(unit * unit.transpose());
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(gram);
+  const Eigen::VectorXd& values = eigen.eigenvalues();
+  const Eigen::Index n = values.size();
+  const double largest = n > 0 ? values(n - 1) : 0.0;
+  const double floor = largest * kRelativeSingularValueFloor * kRelativeSingularValueFloor;
+  Eigen::Index r = 0;
+  while (r < most && largest > 0 && values(n - 1 - r) > floor) ++r;
+  Eigen::MatrixXd basis(dim, r);
+  for (Eigen::Index k = 0; k < r; ++k) {
+    const Eigen::VectorXd vector = eigen.eigenvectors().col(n - 1 - k);
+    basis.col(k) =
+        by_queries ? Eigen::VectorXd(unit * vector / std::sqrt(values(n - 1 - k))) : vector;
+  }
+  if (by_queries && r > 0) {
+    // V U S^-1 is orthonormal only to the Gram matrix's rounding: make it exactly so, keeping
+    // the span (and the order of the directions).
+    const Eigen::HouseholderQR<Eigen::MatrixXd> qr(basis);
+    basis = qr.householderQ() * Eigen::MatrixXd::Identity(dim, r);
+  }
+  QueryBasis out;
+  out.coefficients = (queries.transpose() * basis).cast<float>();
+  out.basis = basis.cast<float>();
+  return out;
+}
+
+absl::StatusOr<ApproximateTopK> LowRankTopK(const GradientIndex& index,
+                                            const Eigen::MatrixXd& queries, int64_t top_k,
+                                            const LowRankQueries& low_rank,
+                                            const Cancellation& cancellation) {
+  if (queries.rows() != index.dim()) {
+    return absl::InvalidArgumentError(absl::StrCat("low-rank queries have ", queries.rows(),
+                                                   " dimensions, the index ", index.dim()));
+  }
+  if (!queries.allFinite()) {
+    return absl::InternalError(
+        "a preconditioned query vector is not finite; ask without query_rank to see which");
+  }
+  const int64_t candidates =
+      low_rank.candidates > 0 ? low_rank.candidates : std::min(kMaxLowRankCandidates, 10 * top_k);
+  const QueryBasis basis = LowRankQueryBasis(queries, low_rank.rank);
+  std::vector<std::vector<int64_t>> picked(static_cast<size_t>(queries.cols()));
+  if (basis.basis.cols() > 0) {
+    ScanOptions scan;
+    scan.keep_scores = true;  // the N x r projections (deleted rows NaN)
+    scan.cancellation = &cancellation;
+    const ScanResult projections = index.Scan(basis.basis, scan);
+    RETURN_IF_ERROR(projections.status);
+    picked = Candidates(projections.scores, basis.coefficients, candidates);
+  }
+  RETURN_IF_ERROR(cancellation.Check("low-rank re-scoring"));
+  return RescoreCandidates(index, queries.cast<float>(), std::move(picked), top_k);
+}
+
+}  // namespace tda
