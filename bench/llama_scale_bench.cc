@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--weights must be bf16 or f32, got %s\n", weights.c_str());
     return 2;
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines appear as they are printed
   tda::InitCompute();
   const tda::Dataset data = LongestFortunes(seq, batch * std::max(batches, factor_batches));
 
@@ -165,7 +166,6 @@ int main(int argc, char** argv) {
       static_cast<long long>(batches), static_cast<long long>(batch), static_cast<long long>(seq),
       static_cast<long long>(projection), static_cast<long long>(proj.output_dim()),
       model->layout().layers.size(), torch::get_num_threads());
-  std::fflush(stdout);
 
   auto batch_tokens = [&](int64_t b) {
     int64_t tokens = 0;

@@ -223,6 +223,7 @@ TEST(LlamaCheckpoint, Bf16CheckpointStaysBf16AndComputesExactlyWhatItsF32Widenin
   TDA_ASSERT_OK(f32);
   EXPECT_EQ(Decoder(**bf16).matrix_dtype(), torch::kBFloat16);
   EXPECT_EQ(Decoder(**f32).matrix_dtype(), torch::kFloat32);
+  EXPECT_EQ(HeldMatrixDType(**bf16), "bf16");  // what tda import prints
 
   // Real text (byte ids of fortunes): the same probabilities, captures and projected
   // per-sample gradients, bit for bit.

@@ -161,6 +161,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfWeights(const ModelConfig& config,
       });
 }
 
+std::string HeldMatrixDType(const Model& model) {
+  const auto* decoder = dynamic_cast<const DecoderModel*>(&model);
+  return decoder != nullptr && decoder->matrix_dtype() == torch::kBFloat16 ? "bf16" : "float32";
+}
+
 absl::StatusOr<std::unique_ptr<Model>> LoadHfCheckpoint(const std::string& dir,
                                                         const HfLoadOptions& options) {
   std::string text;

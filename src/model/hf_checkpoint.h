@@ -43,4 +43,8 @@ struct HfLoadOptions {
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Model>> ImportHfCheckpoint(
     const std::string& dir, const std::string& out, const HfLoadOptions& options = {});
 
+// How `model` holds its weight matrices in memory: "bf16" or "float32" ("float32" for models
+// other than gpt and llama).
+std::string HeldMatrixDType(const Model& model);
+
 }  // namespace tda
