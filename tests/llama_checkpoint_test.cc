@@ -208,11 +208,10 @@ int64_t LoadBytes(const std::string& dir, bool bf16_matrices) {
 
 const DecoderModel& Decoder(const Model& model) { return dynamic_cast<const DecoderModel&>(model); }
 
-TEST(LlamaCheckpoint, Bf16CheckpointStaysBf16AndComputesExactlyWhatItsF32WideningDoes) {
+// A bf16 checkpoint of `config` (random weights) against its float32 widening.
+void ExpectBf16HeldExactly(const ModelConfig& config, const std::string& matrix,
+                           const std::string& vector) {
   TempDir dir;
-  const ModelConfig config = LlamaConfig(kByteVocabulary, /*context_length=*/32,
-                                         /*d_model=*/32, /*layers=*/2, /*heads=*/4,
-                                         /*kv_heads=*/2, /*mlp_width=*/48, /*tied_head=*/false);
   auto original = CreateModel(config, 7);
   TDA_ASSERT_OK(original);
   TDA_ASSERT_OK(ExportHfCheckpoint(**original, dir.file("export")));
@@ -252,8 +251,8 @@ TEST(LlamaCheckpoint, Bf16CheckpointStaysBf16AndComputesExactlyWhatItsF32Widenin
   TDA_ASSERT_OK(ImportHfCheckpoint(dir.file("bf16"), dir.file("imported")).status());
   auto stored = ReadSafetensorsTable(dir.file("imported/model.safetensors"));
   TDA_ASSERT_OK(stored);
-  EXPECT_EQ(stored->at("model.layers.1.mlp.up_proj.weight").dtype, DType::kBF16);
-  EXPECT_EQ(stored->at("model.norm.weight").dtype, DType::kF32);
+  EXPECT_EQ(stored->at(matrix).dtype, DType::kBF16);
+  EXPECT_EQ(stored->at(vector).dtype, DType::kF32);
   auto reloaded = LoadModel(dir.file("imported"));
   TDA_ASSERT_OK(reloaded);
   EXPECT_EQ(Decoder(**reloaded).matrix_dtype(), torch::kBFloat16);
@@ -282,6 +281,20 @@ TEST(LlamaCheckpoint, Bf16CheckpointStaysBf16AndComputesExactlyWhatItsF32Widenin
                   HasSubstr(bf16_matrices ? "weight matrices as bf16"
                                           : "weight matrices as float32"))));
   }
+}
+
+TEST(LlamaCheckpoint, Bf16CheckpointStaysBf16AndComputesExactlyWhatItsF32WideningDoes) {
+  {
+    SCOPED_TRACE("llama, untied head");
+    ExpectBf16HeldExactly(LlamaConfig(kByteVocabulary, /*context_length=*/32, /*d_model=*/32,
+                                      /*layers=*/2, /*heads=*/4, /*kv_heads=*/2,
+                                      /*mlp_width=*/48, /*tied_head=*/false),
+                          "model.layers.1.mlp.up_proj.weight", "model.norm.weight");
+  }
+  SCOPED_TRACE("gpt2, tied head, Conv1D weights transposed on load");
+  ExpectBf16HeldExactly(GptConfig(/*context_length=*/32, /*d_model=*/32, /*layers=*/2,
+                                  /*heads=*/2, /*mlp_width=*/64, /*tied_head=*/true),
+                        "h.1.mlp.c_fc.weight", "ln_f.weight");
 }
 
 // A valid Hugging Face llama directory written by tda's export, to be damaged by each case.
