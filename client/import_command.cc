@@ -10,14 +10,14 @@
 namespace tda {
 
 int RunImport(const Args& args) {
-  FlagParser flags(
-      "tda import", "--hf DIR --out MODEL",
-      "Reads a Hugging Face model directory (config.json; model.safetensors or\n"
-      "model.safetensors.index.json and its shards; F32, BF16 or F16 weights) of a\n"
-      "llama, mistral, qwen2 or gpt2 model and writes it as a tda model directory\n"
-      "(float32 weights, config.json with the architecture); tokenizer files found in\n"
-      "DIR are copied beside it. Every tensor name and shape is checked first, and a\n"
-      "checkpoint larger than the available memory is refused before it is read.");
+  FlagParser flags("tda import", "--hf DIR --out MODEL",
+                   "Reads a Hugging Face model directory (config.json; model.safetensors or\n"
+                   "model.safetensors.index.json and its shards; F32, BF16 or F16 weights) of a\n"
+                   "llama, mistral, qwen2 or gpt2 model and writes it as a tda model directory\n"
+                   "(config.json with the architecture; weight matrices kept bf16, on disk and in\n"
+                   "memory, when all of DIR's are BF16, else float32); tokenizer files found in\n"
+                   "DIR are copied beside it. Every tensor name and shape is checked first, and a\n"
+                   "checkpoint larger than the available memory is refused before it is read.");
   flags.AddRequiredString("hf", "DIR", "Hugging Face model directory");
   flags.AddRequiredString("out", "MODEL",
                           "tda model directory to write (must not exist or be empty)");
@@ -31,10 +31,10 @@ int RunImport(const Args& args) {
   const ModelConfig& c = (*model)->config();
   std::cout << absl::StrFormat(
       "imported a %s model (%d layers, width %d, %d heads, vocabulary %d, context %d, %s head; "
-      "%d tracked parameters) into %s\n",
+      "%d tracked parameters; weight matrices held as %s) into %s\n",
       c.kind == "gpt" ? "gpt2" : c.hf_model_type, c.layers, c.d_model, c.heads, c.num_classes,
       c.context_length, c.tied_head ? "tied" : "untied", (*model)->layout().total(),
-      flags.GetString("out"));
+      HeldMatrixDType(**model), flags.GetString("out"));
   return 0;
 }
 

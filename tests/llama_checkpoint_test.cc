@@ -1,7 +1,8 @@
 // Hugging Face model directories: tda's llama and gpt kinds against an independent PyTorch
 // implementation of the equations (tests/python/llama_reference.py) on tiny random checkpoints
 // of every supported variant; import to a tda model directory and reload; export then import
-// round-trips; and every kind of bad input refused with a clear error and nothing written.
+// round-trips; a bf16 checkpoint held bf16 computing exactly what its float32 widening does;
+// and every kind of bad input refused with a clear error and nothing written.
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -13,7 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/safetensors.h"
+#include "data/byte_tokenizer.h"
 #include "data/fortunes.h"
+#include "grad/projection.h"
+#include "model/decoder_model.h"
 #include "model/hf_checkpoint.h"
 #include "model/hf_export.h"
 #include "model/model.h"
@@ -162,6 +166,135 @@ TEST(LlamaCheckpoint, ExportThenImportRoundTripsAndTheReferenceLoadsTheExport) {
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("not written by tda")));
   EXPECT_EQ(ReadText(dir.file("theirs/notes.txt")), "mine\n");
   EXPECT_FALSE(Exists(dir.file("theirs/config.json")));
+}
+
+// The export in `hf` with its tensors rounded to bf16, written twice: stored BF16 in `bf16_dir`
+// and the same values stored F32 in `f32_dir`.
+void WriteBf16Twins(const std::string& hf, const std::string& bf16_dir,
+                    const std::string& f32_dir) {
+  auto file = SafetensorsFile::Read(hf + "/model.safetensors");
+  TDA_ASSERT_OK(file);
+  SafetensorsWriter bf16, f32;
+  for (const std::string& name : (*file)->names()) {
+    TensorView v = (*file)->Get(name).value();
+    ASSERT_EQ(v.dtype, DType::kF32);
+    const torch::Tensor rounded =
+        torch::from_blob(const_cast<char*>(v.bytes.data()), v.shape, torch::kFloat32)
+            .to(torch::kBFloat16);
+    bf16.Add(name, DType::kBF16, v.shape, rounded.data_ptr());
+    const torch::Tensor widened = rounded.to(torch::kFloat32);
+    f32.AddF32(name, v.shape, widened.data_ptr<float>());
+  }
+  for (const auto& [dir, writer] :
+       {std::make_pair(bf16_dir, &bf16), std::make_pair(f32_dir, &f32)}) {
+    fs::create_directories(dir);
+    TDA_ASSERT_OK(writer->WriteAtomically(dir + "/model.safetensors"));
+    WriteText(dir + "/config.json", ReadText(hf + "/config.json"));
+  }
+}
+
+// Bytes LoadHfCheckpoint needs for `dir`'s model.safetensors: the tensors as stored plus the
+// parameters as held (matrices 2 bytes each when `bf16_matrices`, everything else 4).
+int64_t LoadBytes(const std::string& dir, bool bf16_matrices) {
+  auto table = ReadSafetensorsTable(dir + "/model.safetensors");
+  EXPECT_TRUE(table.ok());
+  int64_t bytes = 0;
+  for (const auto& [name, info] : *table) {
+    const int64_t numel = info.bytes() / static_cast<int64_t>(DTypeSize(info.dtype));
+    bytes += info.bytes() + numel * (bf16_matrices && info.shape.size() == 2 ? 2 : 4);
+  }
+  return bytes;
+}
+
+const DecoderModel& Decoder(const Model& model) { return dynamic_cast<const DecoderModel&>(model); }
+
+// A bf16 checkpoint of `config` (random weights) against its float32 widening.
+void ExpectBf16HeldExactly(const ModelConfig& config, const std::string& matrix,
+                           const std::string& vector) {
+  TempDir dir;
+  auto original = CreateModel(config, 7);
+  TDA_ASSERT_OK(original);
+  TDA_ASSERT_OK(ExportHfCheckpoint(**original, dir.file("export")));
+  WriteBf16Twins(dir.file("export"), dir.file("bf16"), dir.file("f32"));
+  auto bf16 = LoadHfCheckpoint(dir.file("bf16"));
+  auto f32 = LoadHfCheckpoint(dir.file("f32"));
+  TDA_ASSERT_OK(bf16);
+  TDA_ASSERT_OK(f32);
+  EXPECT_EQ(Decoder(**bf16).matrix_dtype(), torch::kBFloat16);
+  EXPECT_EQ(Decoder(**f32).matrix_dtype(), torch::kFloat32);
+  EXPECT_EQ(HeldMatrixDType(**bf16), "bf16");  // what tda import prints
+
+  // Real text (byte ids of fortunes): the same probabilities, captures and projected
+  // per-sample gradients, bit for bit.
+  const Batch batch = testing::FortunesTrain(4, 32).Rows(0, 4);
+  auto p_bf16 = (*bf16)->Predict(batch);
+  auto p_f32 = (*f32)->Predict(batch);
+  TDA_ASSERT_OK(p_bf16);
+  TDA_ASSERT_OK(p_f32);
+  EXPECT_TRUE(*p_bf16 == *p_f32);
+  auto c_bf16 = (*bf16)->Capture(batch);
+  auto c_f32 = (*f32)->Capture(batch);
+  TDA_ASSERT_OK(c_bf16);
+  TDA_ASSERT_OK(c_f32);
+  EXPECT_EQ(c_bf16->losses, c_f32->losses);
+  ASSERT_EQ(c_bf16->layers.size(), c_f32->layers.size());
+  for (size_t l = 0; l < c_f32->layers.size(); ++l) {
+    EXPECT_TRUE(c_bf16->layers[l].a == c_f32->layers[l].a) << "layer " << l;
+    EXPECT_TRUE(c_bf16->layers[l].g == c_f32->layers[l].g) << "layer " << l;
+  }
+  const Projection projection((*f32)->layout(), 8, 0);
+  const RowMatrixXf rows = projection.ProjectCapture(*c_f32);
+  EXPECT_TRUE(projection.ProjectCapture(*c_bf16) == rows);
+  EXPECT_GT(rows.norm(), 0);
+
+  // Imported, it stays bf16 on disk (half the bytes) and in memory.
+  TDA_ASSERT_OK(ImportHfCheckpoint(dir.file("bf16"), dir.file("imported")).status());
+  auto stored = ReadSafetensorsTable(dir.file("imported/model.safetensors"));
+  TDA_ASSERT_OK(stored);
+  EXPECT_EQ(stored->at(matrix).dtype, DType::kBF16);
+  EXPECT_EQ(stored->at(vector).dtype, DType::kF32);
+  auto reloaded = LoadModel(dir.file("imported"));
+  TDA_ASSERT_OK(reloaded);
+  EXPECT_EQ(Decoder(**reloaded).matrix_dtype(), torch::kBFloat16);
+  EXPECT_TRUE(*(*reloaded)->Predict(batch) == *p_f32);
+
+  // Training needs float32 master weights: asking for the parameters widens the model in place.
+  EXPECT_EQ(dynamic_cast<TorchModel&>(**bf16).TrainableParameters()[0].scalar_type(),
+            torch::kFloat32);
+  EXPECT_EQ(Decoder(**bf16).matrix_dtype(), torch::kFloat32);
+  EXPECT_TRUE(*(*bf16)->Predict(batch) == *p_f32);
+
+  // The memory check counts what the load allocates: bf16 matrices, f32 vectors, the file.
+  for (const bool bf16_matrices : {true, false}) {
+    const std::string source = dir.file(bf16_matrices ? "bf16" : "f32");
+    SCOPED_TRACE(source);
+    HfLoadOptions exact;
+    exact.available_memory_bytes = LoadBytes(source, bf16_matrices);
+    EXPECT_TRUE(LoadHfCheckpoint(source, exact).ok());
+    HfLoadOptions short_by_one;
+    short_by_one.available_memory_bytes = exact.available_memory_bytes - 1;
+    EXPECT_THAT(
+        LoadHfCheckpoint(source, short_by_one),
+        StatusIs(
+            absl::StatusCode::kResourceExhausted,
+            AllOf(HasSubstr(absl::StrCat("loading needs ", exact.available_memory_bytes, " bytes")),
+                  HasSubstr(bf16_matrices ? "weight matrices as bf16"
+                                          : "weight matrices as float32"))));
+  }
+}
+
+TEST(LlamaCheckpoint, Bf16CheckpointStaysBf16AndComputesExactlyWhatItsF32WideningDoes) {
+  {
+    SCOPED_TRACE("llama, untied head");
+    ExpectBf16HeldExactly(LlamaConfig(kByteVocabulary, /*context_length=*/32, /*d_model=*/32,
+                                      /*layers=*/2, /*heads=*/4, /*kv_heads=*/2,
+                                      /*mlp_width=*/48, /*tied_head=*/false),
+                          "model.layers.1.mlp.up_proj.weight", "model.norm.weight");
+  }
+  SCOPED_TRACE("gpt2, tied head, Conv1D weights transposed on load");
+  ExpectBf16HeldExactly(GptConfig(/*context_length=*/32, /*d_model=*/32, /*layers=*/2,
+                                  /*heads=*/2, /*mlp_width=*/64, /*tied_head=*/true),
+                        "h.1.mlp.c_fc.weight", "ln_f.weight");
 }
 
 // A valid Hugging Face llama directory written by tda's export, to be damaged by each case.

@@ -87,6 +87,8 @@ class MemoryProbe {
  public:
   void Start();
   int64_t PeakBytes() const;
+  // The RSS at Start(): StartBytes() + PeakBytes() is the section's absolute peak.
+  int64_t StartBytes() const { return start_rss_; }
 
  private:
   int64_t start_rss_ = 0;

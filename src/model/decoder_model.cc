@@ -10,6 +10,7 @@
 #include "common/checksum.h"
 #include "common/status_macros.h"
 #include "data/byte_tokenizer.h"
+#include "model/bf16_weights.h"
 
 namespace tda {
 namespace {
@@ -50,7 +51,8 @@ std::pair<torch::Tensor, torch::Tensor> Tensors(const Batch& batch, int64_t used
 
 torch::Tensor TrackedLinear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Recording* rec) {
-  torch::Tensor y = torch::matmul(x, w.t());
+  torch::Tensor y =
+      w.scalar_type() == torch::kBFloat16 ? UpcastLinear(x, w) : torch::matmul(x, w.t());
   if (b.defined()) y = y + b;
   if (rec != nullptr) {
     rec->inputs.push_back(x.detach());
@@ -76,7 +78,8 @@ torch::Tensor CausalAttention(const torch::Tensor& q, const torch::Tensor& k,
 }
 
 int DecoderModel::AddParameter(const std::string& name, std::vector<int64_t> shape, float fill) {
-  params_.push_back({name, torch::full(shape, fill).set_requires_grad(true), false});
+  const torch::Dtype dtype = shape.size() == 2 ? matrix_dtype_ : torch::kFloat32;
+  params_.push_back({name, torch::full(shape, fill, dtype).set_requires_grad(true), false});
   return static_cast<int>(params_.size()) - 1;
 }
 
@@ -101,9 +104,22 @@ void DecoderModel::Initialise(uint64_t seed) {
   for (Parameter& param : params_) {
     if (param.value.dim() != 2) continue;
     const float std = param.residual ? residual_std : 0.02f;
-    float* p = param.value.data_ptr<float>();
-    for (int64_t j = 0; j < param.value.numel(); ++j) p[j] = std * normal();
+    torch::Tensor drawn = torch::empty(param.value.sizes(), torch::kFloat32);
+    float* p = drawn.data_ptr<float>();
+    for (int64_t j = 0; j < drawn.numel(); ++j) p[j] = std * normal();
+    param.value.copy_(drawn);  // rounded to bf16 for a bf16-held model
   }
+}
+
+void DecoderModel::HoldFloat32() {
+  if (matrix_dtype_ == torch::kFloat32) return;
+  torch::NoGradGuard no_grad;
+  for (Parameter& param : params_) {
+    if (param.value.scalar_type() != torch::kFloat32) {
+      param.value = param.value.to(torch::kFloat32).set_requires_grad(true);
+    }
+  }
+  matrix_dtype_ = torch::kFloat32;
 }
 
 std::vector<torch::Tensor> DecoderModel::Values() const {
@@ -122,7 +138,10 @@ torch::Tensor DecoderModel::Logits(const torch::Tensor& tokens) const {
   return Forward(Values(), tokens, nullptr);
 }
 
-std::vector<torch::Tensor> DecoderModel::TrainableParameters() { return Values(); }
+std::vector<torch::Tensor> DecoderModel::TrainableParameters() {
+  HoldFloat32();
+  return Values();
+}
 
 std::vector<DecoderModel::NamedShape> DecoderModel::ParameterShapes() const {
   std::vector<NamedShape> out;
@@ -146,7 +165,12 @@ absl::Status DecoderModel::LoadParameters(const TensorLookup& lookup, const std:
                                               "], the model needs [",
                                               absl::StrJoin(param.value.sizes().vec(), ","), "]"));
     }
-    param.value.copy_(value.to(torch::kFloat32));
+    if (param.value.scalar_type() == torch::kBFloat16 && value.scalar_type() != torch::kBFloat16) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          source, ": tensor '", param.name, "' is ", c10::toString(value.scalar_type()),
+          " but the model holds its matrices as bf16; load it as float32"));
+    }
+    param.value.copy_(value);
     if (!torch::isfinite(param.value).all().item<bool>()) {
       return absl::DataLossError(
           absl::StrCat(source, ": tensor '", param.name, "' holds NaN or Inf"));
@@ -294,6 +318,7 @@ absl::Status DecoderModel::SetParameters(const Eigen::VectorXf& flat) {
                                                    " entries, model has ", layout_.total()));
   }
   if (!flat.allFinite()) return absl::InvalidArgumentError("parameter vector holds NaN or Inf");
+  HoldFloat32();
   const Eigen::VectorXd wide = flat.cast<double>();
   std::vector<torch::Tensor> parts = SplitFlat(layout_, wide.data());
   std::vector<torch::Tensor> tracked = Tracked(Values());
@@ -305,8 +330,7 @@ absl::Status DecoderModel::SetParameters(const Eigen::VectorXf& flat) {
 SafetensorsWriter DecoderModel::WeightsFile() const {
   SafetensorsWriter writer;
   for (const Parameter& param : params_) {
-    torch::Tensor c = param.value.detach().contiguous();
-    writer.AddF32(param.name, c.sizes().vec(), c.data_ptr<float>());
+    AddTensor(&writer, param.name, param.value.detach().contiguous());
   }
   writer.SetMetadata("format", "pt");
   return writer;
@@ -339,27 +363,27 @@ absl::StatusOr<torch::Tensor> TensorFromView(const TensorView& view, const std::
       return absl::InvalidArgumentError(absl::StrCat(what, " is ", DTypeName(view.dtype),
                                                      "; only F32, BF16 and F16 weights are read"));
   }
-  return torch::from_blob(const_cast<char*>(view.bytes.data()), view.shape, dtype)
-      .to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);
+  return torch::from_blob(const_cast<char*>(view.bytes.data()), view.shape, dtype);
 }
 
-std::unique_ptr<DecoderModel> NewDecoder(const ModelConfig& config) {
-  return config.kind == "llama" ? NewLlama(config) : NewGpt(config);
+std::unique_ptr<DecoderModel> NewDecoder(const ModelConfig& config, torch::Dtype matrix_dtype) {
+  return config.kind == "llama" ? NewLlama(config, matrix_dtype) : NewGpt(config, matrix_dtype);
 }
 
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoder(const ModelConfig& config,
-                                                          const TensorLookup& lookup,
-                                                          const std::string& source) {
-  std::unique_ptr<DecoderModel> model = NewDecoder(config);
-  RETURN_IF_ERROR(model->LoadParameters(lookup, source));
-  return model;
-}
-
-TensorLookup LookupIn(const SafetensorsFile& file) {
-  return [&file](const std::string& name) -> absl::StatusOr<torch::Tensor> {
-    ASSIGN_OR_RETURN(TensorView view, file.Get(name));
-    return TensorFromView(view, absl::StrCat(file.source(), ": tensor '", name, "'"));
+                                                          const SafetensorsFile& weights) {
+  std::vector<DType> matrix_dtypes;
+  for (const std::string& name : weights.names()) {
+    ASSIGN_OR_RETURN(TensorView view, weights.Get(name));
+    if (view.shape.size() == 2) matrix_dtypes.push_back(view.dtype);
+  }
+  std::unique_ptr<DecoderModel> model = NewDecoder(config, ResidentMatrixDType(matrix_dtypes));
+  const TensorLookup lookup = [&weights](const std::string& name) -> absl::StatusOr<torch::Tensor> {
+    ASSIGN_OR_RETURN(TensorView view, weights.Get(name));
+    return TensorFromView(view, absl::StrCat(weights.source(), ": tensor '", name, "'"));
   };
+  RETURN_IF_ERROR(model->LoadParameters(lookup, weights.source()));
+  return model;
 }
 
 }  // namespace tda

@@ -8,7 +8,14 @@
 // cross-entropies of its targets >= 0; the batch is cut after the last position with a target
 // (causal attention: the cut changes nothing before it); `a` is zero at positions after a
 // row's last target, whose g is zero too. Parameters are saved under their registered names in
-// PyTorch Linear layout (out x in), float32.
+// PyTorch Linear layout (out x in), in the dtype they are held in.
+//
+// Weight matrices (Linear weights, embeddings) are held as float32, or as bfloat16 when the model
+// is loaded from a checkpoint whose matrices are all BF16 (bf16_weights.h: computed in float32,
+// half the memory); vectors (norms, biases) are always float32. Writing the parameters
+// (TrainableParameters, SetParameters) first widens a bf16-resident model to float32 in place:
+// bf16 cannot hold small updates, so training and Newton steps keep float32 master weights
+// (twice the weights' memory).
 #pragma once
 
 #include <torch/torch.h>
@@ -28,7 +35,8 @@ struct Recording {
   std::vector<torch::Tensor> outputs;  // in the graph
 };
 
-// x W^T + b (b may be undefined); records x and the output when `rec` is set.
+// x W^T + b (b may be undefined; W float32, float64, or bfloat16 computed in float32 with
+// UpcastLinear); records x and the output when `rec` is set.
 torch::Tensor TrackedLinear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
                             Recording* rec);
 
@@ -65,17 +73,23 @@ class DecoderModel : public TorchModel {
 
   // Every parameter's name and shape, in registration order.
   std::vector<NamedShape> ParameterShapes() const;
-  // Every parameter by name and value (float32, shared storage), in registration order.
+  // Every parameter by name and value (as held: see matrix_dtype(); shared storage), in
+  // registration order.
   std::vector<std::pair<std::string, torch::Tensor>> NamedParameters() const;
-  // Sets every parameter from `lookup` (converted to float32); kDataLoss naming `source` and the
+  // Sets every parameter from `lookup` (widened to the dtype it is held in; kInvalidArgument for
+  // a non-BF16 value of a bf16-held matrix, which would round); kDataLoss naming `source` and the
   // parameter for a wrong shape or NaN/Inf. On error the model is partly overwritten: discard it.
   [[nodiscard]] absl::Status LoadParameters(const TensorLookup& lookup, const std::string& source);
   // GPT-2's initialisation: N(0, 0.02) for weight matrices and embeddings, N(0, 0.02 /
   // sqrt(2 layers)) for the projections into the residual stream; vectors keep their fill.
   void Initialise(uint64_t seed);
+  // How the weight matrices are held: torch::kFloat32 or torch::kBFloat16.
+  torch::Dtype matrix_dtype() const { return matrix_dtype_; }
 
  protected:
-  explicit DecoderModel(const ModelConfig& config) : config_(config) {}
+  // `matrix_dtype`: how the weight matrices are held (kFloat32 or kBFloat16).
+  DecoderModel(const ModelConfig& config, torch::Dtype matrix_dtype)
+      : config_(config), matrix_dtype_(matrix_dtype) {}
 
   // Logits (rows x length x vocabulary) of int64 tokens (rows x length), computed with the
   // parameter values `p` (registration order; any one floating dtype).
@@ -113,28 +127,29 @@ class DecoderModel : public TorchModel {
   Eigen::MatrixXd CurvatureProductUnchecked(const Batch& batch, const Eigen::MatrixXd& vectors,
                                             Curvature kind) const;
   SafetensorsWriter WeightsFile() const;
+  // Widens bf16-held matrices to float32 (no-op for a float32 model).
+  void HoldFloat32();
 
   ModelConfig config_;
+  torch::Dtype matrix_dtype_;
   ParamLayout layout_;
   std::vector<Parameter> params_;
   std::vector<int> tracked_;  // indices into params_, ParamLayout order
 };
 
-// The architectures, parameters zero (norm scales one): gpt.cc, llama.cc; and by config.kind
-// ("gpt" or "llama").
-std::unique_ptr<DecoderModel> NewGpt(const ModelConfig& config);
-std::unique_ptr<DecoderModel> NewLlama(const ModelConfig& config);
-std::unique_ptr<DecoderModel> NewDecoder(const ModelConfig& config);
-// NewDecoder with its parameters from `lookup` (LoadParameters; `source` names it in errors).
+// The architectures, parameters zero (norm scales one), matrices held as `matrix_dtype`:
+// gpt.cc, llama.cc; and by config.kind ("gpt" or "llama").
+std::unique_ptr<DecoderModel> NewGpt(const ModelConfig& config, torch::Dtype matrix_dtype);
+std::unique_ptr<DecoderModel> NewLlama(const ModelConfig& config, torch::Dtype matrix_dtype);
+std::unique_ptr<DecoderModel> NewDecoder(const ModelConfig& config,
+                                         torch::Dtype matrix_dtype = torch::kFloat32);
+// NewDecoder with its parameters from one safetensors file holding tda's names (F32, BF16 or
+// F16 tensors; matrices held bf16 when the file's are all BF16: ResidentMatrixDType).
 absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoder(const ModelConfig& config,
-                                                          const TensorLookup& lookup,
-                                                          const std::string& source);
+                                                          const SafetensorsFile& weights);
 
-// `lookup` over one safetensors file holding tda's names (F32, BF16 or F16 tensors).
-TensorLookup LookupIn(const SafetensorsFile& file);
-
-// A float32 tensor copied from a safetensors view of F32, BF16 or F16 data; kInvalidArgument
-// naming `what` for other dtypes.
+// A tensor viewing a safetensors view of F32, BF16 or F16 data in its stored dtype (no copy:
+// valid while the view's file lives); kInvalidArgument naming `what` for other dtypes.
 absl::StatusOr<torch::Tensor> TensorFromView(const TensorView& view, const std::string& what);
 
 }  // namespace tda

@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/safetensors.h"
+#include "model/bf16_weights.h"
 #include "model/decoder_model.h"
 #include "model/torch_model.h"
 
@@ -36,7 +37,7 @@ class Gpt final : public DecoderModel {
  public:
   // Parameters in GPT-2's order and names; the tracked Linear layers are registered in
   // ParamLayout order.
-  explicit Gpt(const ModelConfig& config) : DecoderModel(config) {
+  Gpt(const ModelConfig& config, torch::Dtype matrix_dtype) : DecoderModel(config, matrix_dtype) {
     const int64_t d = config.d_model, m = config.mlp_width;
     wte_ = AddParameter("wte.weight", {config.num_classes, d}, 0.0f);
     wpe_ = AddParameter("wpe.weight", {config.context_length, d}, 0.0f);
@@ -67,8 +68,9 @@ class Gpt final : public DecoderModel {
     const ModelConfig& c = config();
     const int64_t rows = tokens.size(0), length = tokens.size(1);
     const int64_t heads = c.heads, head_dim = c.d_model / c.heads;
-    torch::Tensor x = p[wte_].index_select(0, tokens.reshape({-1})).view({rows, length, -1}) +
-                      p[wpe_].slice(0, 0, length).unsqueeze(0);
+    torch::Tensor x =
+        AsCompute(p[wte_].index_select(0, tokens.reshape({-1}))).view({rows, length, -1}) +
+        AsCompute(p[wpe_].slice(0, 0, length)).unsqueeze(0);
     auto linear = [&](const torch::Tensor& in, const LinearIndex& layer) {
       return TrackedLinear(in, At(p, layer.weight), At(p, layer.bias), rec);
     };
@@ -87,7 +89,7 @@ class Gpt final : public DecoderModel {
     }
     x = LayerNorm(x, p[lnf_w_], p[lnf_b_]);
     if (head_.weight >= 0) return linear(x, head_);
-    return torch::matmul(x, p[wte_].t());
+    return TrackedLinear(x, p[wte_], torch::Tensor(), nullptr);
   }
 
  private:
@@ -102,20 +104,19 @@ class Gpt final : public DecoderModel {
 
 }  // namespace
 
-std::unique_ptr<DecoderModel> NewGpt(const ModelConfig& config) {
-  return std::make_unique<Gpt>(config);
+std::unique_ptr<DecoderModel> NewGpt(const ModelConfig& config, torch::Dtype matrix_dtype) {
+  return std::make_unique<Gpt>(config, matrix_dtype);
 }
 
 std::unique_ptr<TorchModel> CreateGpt(const ModelConfig& config, uint64_t seed) {
-  std::unique_ptr<DecoderModel> gpt = NewGpt(config);
+  std::unique_ptr<DecoderModel> gpt = NewGpt(config, torch::kFloat32);
   gpt->Initialise(seed);
   return gpt;
 }
 
 absl::StatusOr<std::unique_ptr<TorchModel>> LoadGpt(const ModelConfig& config,
                                                     const SafetensorsFile& weights) {
-  absl::StatusOr<std::unique_ptr<DecoderModel>> gpt =
-      LoadDecoder(config, LookupIn(weights), weights.source());
+  absl::StatusOr<std::unique_ptr<DecoderModel>> gpt = LoadDecoder(config, weights);
   if (!gpt.ok()) return gpt.status();
   return std::unique_ptr<TorchModel>(std::move(*gpt));
 }

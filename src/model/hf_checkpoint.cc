@@ -12,6 +12,7 @@
 #include "common/safetensors.h"
 #include "common/status_macros.h"
 #include "data/tokenizer_files.h"
+#include "model/bf16_weights.h"
 #include "model/decoder_model.h"
 #include "model/hf_config.h"
 #include "model/hf_tensors.h"
@@ -75,22 +76,39 @@ absl::StatusOr<std::vector<std::string>> ShardFiles(const std::string& dir) {
   return files;
 }
 
+// How the model will hold its matrices: ResidentMatrixDType of the stored 2-D parameters.
+torch::Dtype MatrixDTypeOf(const std::map<std::string, TensorInfo>& stored) {
+  std::vector<DType> matrix_dtypes;
+  for (const auto& [name, info] : stored) {
+    if (info.shape.size() == 2 && !IsIgnoredHfBuffer(name)) matrix_dtypes.push_back(info.dtype);
+  }
+  return ResidentMatrixDType(matrix_dtypes);
+}
+
+// What the load allocates: every shard read whole (the stored bytes) plus the model's
+// parameters as held (matrices in `matrix_dtype`, vectors in float32). Tensors are copied
+// straight from the shards into the parameters, without an intermediate copy.
 absl::Status CheckFitsInMemory(const std::map<std::string, TensorInfo>& stored,
-                               const std::string& source, const HfLoadOptions& options) {
-  int64_t stored_bytes = 0, f32_bytes = 0;
+                               torch::Dtype matrix_dtype, const std::string& source,
+                               const HfLoadOptions& options) {
+  const bool bf16 = matrix_dtype == torch::kBFloat16;
+  int64_t stored_bytes = 0, held_bytes = 0;
   for (const auto& [name, info] : stored) {
     stored_bytes += info.bytes();
-    f32_bytes += info.bytes() / static_cast<int64_t>(DTypeSize(info.dtype)) * 4;
+    if (IsIgnoredHfBuffer(name)) continue;
+    const int64_t held_size = bf16 && info.shape.size() == 2 ? 2 : 4;
+    held_bytes += info.bytes() / static_cast<int64_t>(DTypeSize(info.dtype)) * held_size;
   }
   int64_t available = options.available_memory_bytes;
   if (available < 0) {
     ASSIGN_OR_RETURN(available, MemAvailable());
   }
-  if (stored_bytes + f32_bytes <= available) return absl::OkStatus();
-  return absl::ResourceExhaustedError(
-      absl::StrCat(source, ": loading needs ", stored_bytes + f32_bytes, " bytes (", stored_bytes,
-                   " bytes of tensors as stored + ", f32_bytes, " as float32), more than the ",
-                   available, " bytes of memory available (MemAvailable)"));
+  if (stored_bytes + held_bytes <= available) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      source, ": loading needs ", stored_bytes + held_bytes, " bytes (", stored_bytes,
+      " bytes of tensors as stored + ", held_bytes, " held in memory, weight matrices as ",
+      bf16 ? "bf16" : "float32", "), more than the ", available,
+      " bytes of memory available (MemAvailable); free memory or use a machine with more"));
 }
 
 }  // namespace
@@ -113,10 +131,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfWeights(const ModelConfig& config,
       }
     }
   }
-  RETURN_IF_ERROR(CheckFitsInMemory(stored, source, options));
+  const torch::Dtype matrix_dtype = MatrixDTypeOf(stored);
+  RETURN_IF_ERROR(CheckFitsInMemory(stored, matrix_dtype, source, options));
   return CatchTorchErrors(
       "load Hugging Face weights", [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
-        std::unique_ptr<DecoderModel> model = NewDecoder(config);
+        std::unique_ptr<DecoderModel> model = NewDecoder(config, matrix_dtype);
         const std::string prefix = stored.count("transformer.wte.weight") ? "transformer." : "";
         const std::vector<HfTensor> expected = HfTensorsOf(*model, prefix);
         RETURN_IF_ERROR(CheckHfTensors(expected, stored, source));
@@ -140,6 +159,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadHfWeights(const ModelConfig& config,
         RETURN_IF_ERROR(model->LoadParameters(lookup, source));
         return std::unique_ptr<Model>(std::move(model));
       });
+}
+
+std::string HeldMatrixDType(const Model& model) {
+  const auto* decoder = dynamic_cast<const DecoderModel*>(&model);
+  return decoder != nullptr && decoder->matrix_dtype() == torch::kBFloat16 ? "bf16" : "float32";
 }
 
 absl::StatusOr<std::unique_ptr<Model>> LoadHfCheckpoint(const std::string& dir,

@@ -1,8 +1,10 @@
 // Hugging Face model directories: config.json (hf_config.h) and the weights, model.safetensors
 // or shards listed by model.safetensors.index.json ({"weight_map": {tensor: shard file}}), F32,
-// BF16 or F16 tensors converted to float32 on load. Before any weight is read: every shard the
-// index names must exist (kNotFound naming it), the checkpoint must fit in memory (its tensor
-// bytes plus their float32 copy against MemAvailable, kResourceExhausted with the sizes), and
+// BF16 or F16 tensors. Weight matrices stay bf16 in memory when all of the checkpoint's are BF16
+// (decoder_model.h), else they are widened to float32; vectors are float32. Before any weight is
+// read: every shard the index names must exist (kNotFound naming it), the checkpoint must fit in
+// memory (its tensor bytes as stored plus the parameters as held, against MemAvailable,
+// kResourceExhausted with the sizes), and
 // every tensor name and shape must match the config (hf_tensors.h, all problems at once).
 #pragma once
 
@@ -40,5 +42,9 @@ struct HfLoadOptions {
 // is assembled under a temporary name and renamed into place.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Model>> ImportHfCheckpoint(
     const std::string& dir, const std::string& out, const HfLoadOptions& options = {});
+
+// How `model` holds its weight matrices in memory: "bf16" or "float32" ("float32" for models
+// other than gpt and llama).
+std::string HeldMatrixDType(const Model& model);
 
 }  // namespace tda

@@ -7,6 +7,7 @@
 #include "common/atomic_file.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
+#include "model/bf16_weights.h"
 #include "model/decoder_model.h"
 #include "model/hf_config.h"
 #include "model/hf_tensors.h"
@@ -26,8 +27,7 @@ absl::Status WriteExport(const DecoderModel& model, const std::string& dir) {
   for (const HfTensor& t : HfTensorsOf(model, "")) {
     torch::Tensor value = values.at(t.tda_name);
     if (t.transposed) value = value.t();
-    value = value.contiguous();
-    writer.AddF32(t.hf_name, value.sizes().vec(), value.data_ptr<float>());
+    AddTensor(&writer, t.hf_name, value.contiguous());
   }
   writer.SetMetadata("format", "pt");
   RETURN_IF_ERROR(writer.WriteAtomically(dir + "/model.safetensors"));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "model/bf16_weights.h"
 #include "model/decoder_model.h"
 
 namespace tda {
@@ -63,8 +64,8 @@ torch::Tensor Rotate(const torch::Tensor& x, const torch::Tensor& cos, const tor
 
 class Llama final : public DecoderModel {
  public:
-  explicit Llama(const ModelConfig& config)
-      : DecoderModel(config), inverse_frequencies_(InverseFrequencies(config)) {
+  Llama(const ModelConfig& config, torch::Dtype matrix_dtype)
+      : DecoderModel(config, matrix_dtype), inverse_frequencies_(InverseFrequencies(config)) {
     const int64_t d = config.d_model, head_dim = d / config.heads;
     embed_ = AddParameter("model.embed_tokens.weight", {config.num_classes, d}, 0.0f);
     for (int64_t l = 0; l < config.layers; ++l) {
@@ -99,8 +100,8 @@ class Llama final : public DecoderModel {
     const int64_t rows = tokens.size(0), length = tokens.size(1);
     const int64_t head_dim = c.d_model / c.heads;
     const torch::Tensor& embed = p[embed_];
-    const auto options = torch::TensorOptions().dtype(embed.scalar_type());
-    // Angles (T x dh/2) computed in float64, then cos/sin in the parameters' dtype.
+    const auto options = torch::TensorOptions().dtype(ComputeDType(embed));
+    // Angles (T x dh/2) computed in float64, then cos/sin in the dtype computed in.
     const torch::Tensor angles = torch::outer(
         torch::arange(length, torch::kFloat64),
         torch::tensor(inverse_frequencies_, torch::TensorOptions().dtype(torch::kFloat64)));
@@ -112,7 +113,8 @@ class Llama final : public DecoderModel {
     auto heads_first = [&](const torch::Tensor& t, int64_t heads) {
       return t.view({rows, length, heads, head_dim}).transpose(1, 2);  // rows x H x T x dh
     };
-    torch::Tensor x = embed.index_select(0, tokens.reshape({-1})).view({rows, length, -1});
+    torch::Tensor x =
+        AsCompute(embed.index_select(0, tokens.reshape({-1}))).view({rows, length, -1});
     for (const Layer& layer : layers_) {
       const torch::Tensor h = RmsNorm(x, p[layer.input_norm], c.rms_norm_eps);
       const torch::Tensor q = Rotate(heads_first(linear(h, layer.q), c.heads), cos, sin);
@@ -127,7 +129,7 @@ class Llama final : public DecoderModel {
     }
     x = RmsNorm(x, p[norm_], c.rms_norm_eps);
     if (head_.weight >= 0) return linear(x, head_);
-    return torch::matmul(x, embed.t());
+    return TrackedLinear(x, embed, torch::Tensor(), nullptr);
   }
 
  private:
@@ -143,8 +145,8 @@ class Llama final : public DecoderModel {
 
 }  // namespace
 
-std::unique_ptr<DecoderModel> NewLlama(const ModelConfig& config) {
-  return std::make_unique<Llama>(config);
+std::unique_ptr<DecoderModel> NewLlama(const ModelConfig& config, torch::Dtype matrix_dtype) {
+  return std::make_unique<Llama>(config, matrix_dtype);
 }
 
 }  // namespace tda

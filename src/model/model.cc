@@ -148,7 +148,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, ui
   RETURN_IF_ERROR(ValidateModelConfig(config));
   return CatchTorchErrors("create model", [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
     if (config.kind == "llama") {
-      std::unique_ptr<DecoderModel> llama = NewLlama(config);
+      std::unique_ptr<DecoderModel> llama = NewLlama(config, torch::kFloat32);
       llama->Initialise(seed);
       return std::unique_ptr<Model>(std::move(llama));
     }
@@ -169,8 +169,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRe
                    SafetensorsFile::Read(dir + "/model.safetensors"));
   return CatchTorchErrors("load model", [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
     if (config.is_sequence()) {
-      ASSIGN_OR_RETURN(std::unique_ptr<DecoderModel> model,
-                       LoadDecoder(config, LookupIn(*weights), weights->source()));
+      ASSIGN_OR_RETURN(std::unique_ptr<DecoderModel> model, LoadDecoder(config, *weights));
       return std::unique_ptr<Model>(std::move(model));
     }
     ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model, LoadMlp(config, *weights));
