@@ -15,6 +15,7 @@
 #include "ablation/measurement.h"
 #include "ablation/retrain_cache.h"
 #include "common/status_macros.h"
+#include "jobs/job_kinds.h"
 #include "model/model.h"
 #include "model/trainer.h"
 #include "ops/eval_run.h"
@@ -74,6 +75,20 @@ TEST(EvalProtocol, presets_are_dattris_settings_and_refuse_unknown_names) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("known: tda, dattri")));
   EXPECT_THAT(ProtocolSetup("dattri", "loo", "mlp"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--model lr")));
+}
+
+// The eval job's spec mirrors the flags: -1 / "preset" = the protocol's value, ranges checked.
+TEST(EvalProtocol, eval_job_spec_mirrors_the_flags) {
+  auto spec = NormalizeJobSpec("eval", R"({"out": "o", "protocol": "dattri", "model": "lr"})");
+  TDA_ASSERT_OK(spec);
+  const json normalized = json::parse(*spec);
+  EXPECT_EQ(normalized["train_size"].get<int64_t>(), -1);
+  EXPECT_EQ(normalized["hidden"].get<std::string>(), "preset");
+  EXPECT_EQ(normalized["measurement"].get<std::string>(), "loss");
+  EXPECT_THAT(NormalizeJobSpec("eval", R"({"out": "o", "side": 5})").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'side'")));
+  EXPECT_THAT(NormalizeJobSpec("eval", R"({"out": "o", "dropout": 1})").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'dropout'")));
 }
 
 // The dattri LR, shrunk: EK-FAC beats gradient-dot. Its subsets of 250 get the SGD steps of the
