@@ -195,6 +195,9 @@ int RunLds(const Args& args) {
       "-log p_y, or the negated margin -log(p_y / (1 - p_y)) (TRAK's margin with tda's sign:\n"
       "score > 0 means removing the sample raises it); the query gradients of every method\n"
       "are those of the measurement, the training gradients those of the training loss.\n"
+      "(Per query the negated margin is an increasing function of the loss and its gradient\n"
+      "a positive multiple of the loss's, so the LDS, a per-query rank correlation, is the\n"
+      "same for both up to rounding; the margin matters to ensembles such as TRAK's.)\n"
       "All methods use the same damping: weight decay + 0.1 x mean EK-FAC eigenvalue unless\n"
       "--damping is given; exact and lissa use the Gauss-Newton matrix. The retrainings are\n"
       "saved (--retrain-cache) and reused by any later run of the same recipe.");
