@@ -1,87 +1,34 @@
 // tda eval loo | lds: how faithful each attribution method is, measured on real
-// Fashion-MNIST (or a tensors corpus: --data X.npy --labels Y.npy) by retraining (src/ablation). Both train their own model from
-// scratch with the given sizes, so a small run takes seconds and a full run is
-// a benchmark.
+// Fashion-MNIST (or a tensors corpus: --data X.npy --labels Y.npy) by retraining
+// (src/ablation). Both train their own model from scratch with the settings of a protocol
+// preset (--protocol tda | dattri, --model lr | mlp; ablation/eval_protocol.h), any flag
+// given overriding its field; the evaluation itself is ops/eval_run.h, shared with the
+// `eval` job kind.
 #include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
-#include "ablation/lds.h"
-#include "ablation/method_scores.h"
-#include "ops/lds_experiment.h"
-#include "ops/loo_experiment.h"
-#include "absl/strings/numbers.h"
+#include "ablation/eval_protocol.h"
+#include "ablation/retrain_cache.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "client/commands.h"
-#include "common/flags.h"
-#include "common/status_macros.h"
 #include "client/progress_bar.h"
 #include "client/tensor_flags.h"
-#include "common/statistics.h"
-#include "curvature/exact.h"
+#include "common/flags.h"
+#include "common/status_macros.h"
 #include "data/fashion_mnist.h"
-#include "model/model.h"
+#include "ops/eval_run.h"
 
 namespace tda {
 namespace {
 
-// One row of the result table.
-struct Row {
-  std::string method;
-  double value = 0;  // LOO Pearson or LDS
-  double seconds = 0;
-  int64_t peak_bytes = 0;
-  std::string detail;
-  double vs_exact = NAN;  // mean over queries of Pearson(scores, exact scores); NaN: no exact
-};
-
-// Fills vs_exact of every row when one of the methods is exact (`scores`
-// parallel to `rows`).
-void CompareWithExact(const std::vector<Eigen::MatrixXd>& scores, std::vector<Row>& rows) {
-  for (size_t e = 0; e < rows.size(); ++e) {
-    if (rows[e].method != MethodName(Method::kExact)) continue;
-    for (size_t m = 0; m < rows.size(); ++m) {
-      double sum = 0;
-      for (Eigen::Index q = 0; q < scores[m].cols(); ++q) {
-        sum += Pearson(Eigen::VectorXd(scores[m].col(q)), Eigen::VectorXd(scores[e].col(q)));
-      }
-      rows[m].vs_exact = sum / static_cast<double>(scores[m].cols());
-    }
-  }
-}
-
-// "auto": ekfac, kfac, gradient-dot, and exact + lissa when the model has at
-// most kMaxExactParameters parameters.
-absl::StatusOr<std::vector<Method>> ParseMethods(const std::string& text, int64_t params) {
-  std::vector<Method> out;
-  if (text == "auto") {
-    out = {Method::kEkfac, Method::kKfac, Method::kGradientDot};
-    if (params <= kMaxExactParameters) out.insert(out.end(), {Method::kExact, Method::kLissa});
-    return out;
-  }
-  for (absl::string_view name : absl::StrSplit(text, ',')) {
-    absl::StatusOr<Method> m = ParseMethod(std::string(name));
-    if (!m.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--methods: unknown method '", std::string(name),
-                       "' (use ekfac, kfac, gradient-dot, exact, lissa, "
-                       "separated by commas, or auto)"));
-    }
-    out.push_back(*m);
-  }
-  return out;
-}
-
 // The first n train / test samples: of the tensors corpus of --data, else the Fashion-MNIST
-// images at the requested resolution.
-absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, Dataset* train,
-                      Dataset* test) {
+// images at the requested resolution; `data_path` says where they came from.
+absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, int64_t side,
+                      Dataset* train, Dataset* test, std::string* data_path) {
   ASSIGN_OR_RETURN(std::optional<TensorCorpusFiles> tensors, TensorCorpusFromFlags(flags));
   if (tensors.has_value()) {
     const double held_out = flags.GetDouble("held-out-fraction");
@@ -92,28 +39,35 @@ absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, 
           "the corpus of --data has ", train->size(), " training and ", test->size(),
           " held-out samples; the experiment asks for ", n_train, " and ", n_test));
     }
+    *data_path = absl::StrCat(tensors->features, ",", tensors->labels);
     return absl::OkStatus();
   }
   const std::string dir = flags.GetString("data-dir");
-  const int64_t side = flags.GetInt("side");
   ASSIGN_OR_RETURN(*train, LoadFashionMnistAtSide(dir, Split::kTrain, n_train, side));
   ASSIGN_OR_RETURN(*test, LoadFashionMnistAtSide(dir, Split::kTest, n_test, side));
+  *data_path = dir;
   return absl::OkStatus();
 }
 
-// The classes of a classification data set (its class names; 10 when it names none).
-int64_t ClassCount(const Dataset& data) {
-  return data.class_names.empty() ? 10 : static_cast<int64_t>(data.class_names.size());
-}
-
-void AddCommonFlags(FlagParser& flags, int64_t train_size, int64_t epochs, double weight_decay) {
-  flags.AddInt("train-size", "N", train_size, "first N training samples");
+// Flags shared by loo and lds. Defaults shown are those of --protocol tda; a flag given
+// overrides the preset's value.
+void AddCommonFlags(FlagParser& flags, const std::string& experiment,
+                    const std::string& default_model) {
+  flags.AddString("protocol", "P", "tda",
+                  "settings preset: tda (tda's own) or dattri (the dattri benchmark's)");
+  flags.AddString("model", "M", default_model,
+                  "lr (logistic regression) or mlp, as the protocol defines them");
+  flags.AddInt("train-size", "N", 1000, "first N training samples");
   flags.AddInt("side", "S", 14, "Fashion-MNIST: downsample images to SxS (7, 14 or 28)");
-  flags.AddInt("epochs", "N", epochs, "Adam epochs of every training run");
-  flags.AddDouble("weight-decay", "X", weight_decay, "L2 coefficient of the training objective");
+  flags.AddString("optimizer", "NAME", "adam", "adam, sgd or adamw, of every training run");
+  flags.AddDouble("lr", "X", 1e-3, "learning rate");
+  flags.AddDouble("momentum", "X", 0.9, "SGD momentum");
+  flags.AddInt("epochs", "N", experiment == "loo" ? 3 : 40, "epochs of every training run");
+  flags.AddInt("batch-size", "N", 64, "minibatch size");
+  flags.AddDouble("weight-decay", "X", experiment == "loo" ? 0.01 : 1e-3,
+                  "L2 coefficient of the training objective");
   flags.AddString("methods", "LIST", "auto",
-                  "ekfac,kfac,gradient-dot,exact,lissa (any of them); auto = "
-                  "the first three, "
+                  "ekfac,kfac,gradient-dot,exact,lissa (any of them); auto = the first three, "
                   "+ exact and lissa up to 20000 parameters");
   flags.AddInt("seed", "N", 0, "seed of initialisation, shuffling and sampling");
   flags.AddBool("json", "print the result as JSON");
@@ -124,246 +78,174 @@ void AddCommonFlags(FlagParser& flags, int64_t train_size, int64_t epochs, doubl
   flags.AddInt("threads", "N", 0, "compute threads (0 = OMP_NUM_THREADS or all cores)");
 }
 
-absl::Status CheckCommonFlags(const FlagParser& flags) {
-  const int64_t side = flags.GetInt("side");
-  if (side != 7 && side != 14 && side != 28)
+// The protocol's preset with every flag given on the command line applied over it.
+absl::StatusOr<EvalRun> RunFromFlags(const FlagParser& flags, const std::string& experiment) {
+  EvalRun run;
+  run.experiment = experiment;
+  run.protocol = flags.GetString("protocol");
+  ASSIGN_OR_RETURN(run.setup, ProtocolSetup(run.protocol, experiment, flags.GetString("model")));
+  EvalSetup& s = run.setup;
+  TrainRecipe& r = s.recipe;
+  if (flags.IsSet("train-size")) s.train_size = flags.GetInt("train-size");
+  if (flags.IsSet("side")) s.side = flags.GetInt("side");
+  if (flags.IsSet("optimizer")) r.optimizer = flags.GetString("optimizer");
+  if (flags.IsSet("lr")) r.learning_rate = flags.GetDouble("lr");
+  if (flags.IsSet("momentum")) r.momentum = flags.GetDouble("momentum");
+  if (flags.IsSet("epochs")) r.epochs = flags.GetInt("epochs");
+  if (flags.IsSet("batch-size")) r.batch_size = flags.GetInt("batch-size");
+  if (flags.IsSet("weight-decay")) r.weight_decay = flags.GetDouble("weight-decay");
+  r.seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  s.lds.seed = r.seed;
+  run.methods = flags.GetString("methods");
+  if (s.side != 7 && s.side != 14 && s.side != 28) {
     return absl::InvalidArgumentError("--side: 7, 14 or 28");
-  if (flags.GetInt("train-size") < 4)
-    return absl::InvalidArgumentError("--train-size must be >= 4");
-  if (flags.GetInt("epochs") < 1) return absl::InvalidArgumentError("--epochs must be >= 1");
-  if (!(flags.GetDouble("weight-decay") >= 0)) {
-    return absl::InvalidArgumentError("--weight-decay must be >= 0");
   }
+  if (s.train_size < 4) return absl::InvalidArgumentError("--train-size must be >= 4");
+  if (r.epochs < 1) return absl::InvalidArgumentError("--epochs must be >= 1");
+  if (r.batch_size < 1) return absl::InvalidArgumentError("--batch-size must be >= 1");
+  if (!(r.learning_rate > 0)) return absl::InvalidArgumentError("--lr must be > 0");
+  if (r.optimizer != "adam" && r.optimizer != "sgd" && r.optimizer != "adamw") {
+    return absl::InvalidArgumentError("--optimizer: adam, sgd or adamw");
+  }
+  if (!(r.weight_decay >= 0)) return absl::InvalidArgumentError("--weight-decay must be >= 0");
   if (flags.GetInt("threads") < 0) return absl::InvalidArgumentError("--threads must be >= 0");
-  return absl::OkStatus();
+  return run;
 }
 
 std::string FormatBytes(int64_t bytes) {
   return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
 }
 
-// Table (or JSON) of per-method results, after a one-paragraph settings line.
-void PrintRows(const std::string& what, const std::string& settings, const std::vector<Row>& rows,
-               bool json, const std::string& json_extra) {
+// Table (or JSON) of the report.
+void PrintReport(const EvalReport& report, const std::string& value_name, bool json) {
   if (json) {
-    std::vector<std::string> items;
-    for (const Row& r : rows) {
-      items.push_back(
-          absl::StrFormat("{\"method\": \"%s\", \"%s\": %.6f, \"pearson_vs_exact\": %s, "
-                          "\"seconds\": %.4f, "
-                          "\"peak_bytes\": %d, \"detail\": \"%s\"}",
-                          r.method, what == "LDS" ? "lds" : "loo_pearson", r.value,
-                          std::isnan(r.vs_exact) ? "null" : absl::StrFormat("%.6f", r.vs_exact),
-                          r.seconds, r.peak_bytes, r.detail));
-    }
-    std::cout << "{" << json_extra << ", \"methods\": [" << absl::StrJoin(items, ", ") << "]}\n";
+    std::cout << report.json << "\n";
     return;
   }
-  std::cout << settings << "\n\n";
-  std::cout << absl::StrFormat("%-13s %12s %9s %10s %12s  %s\n", "method",
-                               what == "LDS" ? "LDS" : "LOO Pearson", "vs exact", "wall time",
-                               "peak memory", "settings");
-  for (const Row& r : rows) {
+  std::cout << report.settings << "\n\n";
+  std::cout << absl::StrFormat("%-13s %12s %9s %10s %12s  %s\n", "method", value_name, "vs exact",
+                               "wall time", "peak memory", "settings");
+  for (const EvalRow& r : report.rows) {
     std::cout << absl::StrFormat("%-13s %12.4f %9s %9.2fs %12s  %s\n", r.method, r.value,
-                                 std::isnan(r.vs_exact) ? "-" : absl::StrFormat("%.4f", r.vs_exact),
+                                 r.has_vs_exact ? absl::StrFormat("%.4f", r.vs_exact) : "-",
                                  r.seconds, FormatBytes(r.peak_bytes), r.detail);
   }
-  std::cout << "(vs exact: Pearson of the method's scores with exact's, mean "
-               "over queries;\n"
-               " wall time and peak memory: computing the method's scores of "
-               "every training\n"
-               " sample for the queries, from fitting its curvature to the "
-               "last dot product)\n";
+  std::cout << "(vs exact: Pearson of the method's scores with exact's, mean over queries;\n"
+               " wall time and peak memory: computing the method's scores of every training\n"
+               " sample for the queries, from fitting its curvature to the last dot product)\n";
+}
+
+// Loads the data, runs the evaluation with a progress bar, prints it.
+int RunAndPrint(const FlagParser& flags, EvalRun run, const std::string& value_name) {
+  InitCompute(static_cast<int>(flags.GetInt("threads")));
+  Dataset train, test;
+  if (absl::Status s = LoadData(flags, run.setup.train_size, EvalTestRows(run), run.setup.side,
+                                &train, &test, &run.data_path);
+      !s.ok()) {
+    return RuntimeError(s);
+  }
+  ProgressBar bar;
+  absl::StatusOr<EvalReport> report = RunEval(run, train, test, bar.Callback());
+  if (!report.ok()) return RuntimeError(report.status());
+  bar.Finish();
+  PrintReport(*report, value_name, flags.GetBool("json"));
+  return 0;
 }
 
 int RunLoo(const Args& args) {
-  FlagParser flags("tda eval loo", "[options]",
-                   "Leave-one-out ground truth (Koh & Liang 2017) on "
-                   "Fashion-MNIST (or --data X.npy --labels Y.npy) multinomial logistic\n"
-                   "regression with L2: trains the model, converges it by "
-                   "Newton-CG, picks the test query\n"
-                   "with the highest loss, retrains without each of the top-k "
-                   "samples (by the first\n"
-                   "method's predicted influence) and some random ones, and "
-                   "prints per method the Pearson\n"
-                   "correlation of predicted vs actual change of the query "
-                   "loss. Every method inverts the\n"
-                   "Hessian + weight-decay I of the mean loss.");
-  AddCommonFlags(flags, 1000, 3, 0.01);
+  FlagParser flags(
+      "tda eval loo", "[options]",
+      "Leave-one-out ground truth (Koh & Liang 2017) on Fashion-MNIST (or --data X.npy\n"
+      "--labels Y.npy) multinomial logistic regression with L2: trains the model, converges\n"
+      "it by Newton-CG, picks the test query with the highest loss, retrains without each of\n"
+      "the top-k samples (by the first method's predicted influence) and some random ones,\n"
+      "and prints per method the Pearson correlation of predicted vs actual change of the\n"
+      "query loss. Every method inverts the Hessian + weight-decay I of the mean loss.");
+  AddCommonFlags(flags, "loo", "lr");
   flags.AddInt("query", "I", -1, "test image to attribute (-1: highest loss of the first 20)");
   flags.AddInt("top-k", "K", 20, "retrain without the K most influential samples");
   flags.AddInt("random", "R", 20, "and R random others");
-  flags.AddNote(
-      "Example: tda eval loo --train-size 1000 --side 14 --methods "
-      "exact,lissa,ekfac");
+  flags.AddNote(absl::StrCat(
+      "Presets (flags given override them):\n", DescribeProtocols("loo"),
+      "\ndattri's LOO retrains SGD runs without each sample; here the objective is made\n"
+      "convex (weight decay 0.01) and solved exactly by Newton-CG, since an SGD run without\n"
+      "one sample differs from the full run by less than its seed noise.\n"
+      "Example: tda eval loo --protocol dattri --methods exact,ekfac,kfac,gradient-dot"));
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
-  if (absl::Status s = CheckCommonFlags(flags); !s.ok())
-    return flags.UsageError(std::string(s.message()));
-  const double wd = flags.GetDouble("weight-decay");
-  if (!(wd > 0))
+  absl::StatusOr<EvalRun> run = RunFromFlags(flags, "loo");
+  if (!run.ok()) return flags.UsageError(std::string(run.status().message()));
+  if (!(run->setup.recipe.weight_decay > 0)) {
     return flags.UsageError("leave-one-out needs --weight-decay > 0 (a convex objective)");
-  InitCompute(static_cast<int>(flags.GetInt("threads")));
-
-  Dataset train, test;
-  const int64_t n_test = std::max<int64_t>(20, flags.GetInt("query") + 1);
-  if (absl::Status s = LoadData(flags, flags.GetInt("train-size"), n_test, &train, &test); !s.ok())
-    return RuntimeError(s);
-  LooExperiment experiment;
-  experiment.recipe.epochs = flags.GetInt("epochs");
-  experiment.recipe.batch_size = 64;
-  experiment.recipe.weight_decay = wd;
-  experiment.recipe.seed = static_cast<uint64_t>(flags.GetInt("seed"));
-  experiment.query = flags.GetInt("query");
-  experiment.top_k = flags.GetInt("top-k");
-  experiment.random = flags.GetInt("random");
-  // Logistic regression: the parameter count decides which methods "auto" includes.
-  const int64_t parameters = (train.feature_dim + 1) * ClassCount(train);
-  absl::StatusOr<std::vector<Method>> methods =
-      ParseMethods(flags.GetString("methods"), parameters);
-  if (!methods.ok()) return flags.UsageError(std::string(methods.status().message()));
-  experiment.methods = *methods;
-
-  ProgressBar bar;
-  absl::StatusOr<LooExperimentResult> result =
-      RunLooExperiment(experiment, train, test, bar.Callback());
-  if (!result.ok()) return RuntimeError(result.status());
-  bar.Finish();
-  std::vector<Row> rows;
-  std::vector<Eigen::MatrixXd> all_scores;
-  for (size_t i = 0; i < result->scores.size(); ++i) {
-    const MethodScores& m = result->scores[i];
-    rows.push_back(
-        {MethodName(m.method), result->loo.pearson[i], m.seconds, m.peak_bytes, m.detail});
-    all_scores.push_back(m.scores);
   }
-  CompareWithExact(all_scores, rows);
-  const int64_t query = result->query;
-  const std::string settings_text = absl::StrFormat(
-      "leave-one-out: logistic regression %d-%d (%d parameters), N = %d, "
-      "weight decay %g;\n"
-      "query %s (loss %.4f); %d retrainings (top %d by %s + "
-      "%d random)",
-      train.feature_dim, ClassCount(train), result->parameters, train.size(), wd, test.ids[query],
-      result->loo.query_loss,
-      result->loo.removed.size(), experiment.top_k, rows[0].method, experiment.random);
-  const std::string json_extra = absl::StrFormat(
-      "\"experiment\": \"loo\", \"train_size\": %d, \"side\": %d, "
-      "\"weight_decay\": %g, "
-      "\"query\": \"%s\", \"query_loss\": %.6f, "
-      "\"retrainings\": %d",
-      train.size(), flags.GetInt("side"), wd, test.ids[query], result->loo.query_loss,
-      result->loo.removed.size());
-  PrintRows("LOO", settings_text, rows, flags.GetBool("json"), json_extra);
-  return 0;
+  run->query = flags.GetInt("query");
+  run->top_k = flags.GetInt("top-k");
+  run->random = flags.GetInt("random");
+  return RunAndPrint(flags, *std::move(run), "LOO Pearson");
 }
 
 int RunLds(const Args& args) {
-  FlagParser flags("tda eval lds", "[options]",
-                   "Linear datamodeling score (TRAK / dattri protocol) on Fashion-MNIST (or --data): "
-                   "trains a model on\n"
-                   "N images, retrains it from scratch on M random subsets of fraction "
-                   "alpha, and prints per\n"
-                   "method the Spearman correlation (over subsets, averaged over test "
-                   "queries) between the\n"
-                   "retrained query loss and the summed influence scores of the samples "
-                   "each subset leaves\n"
-                   "out (positive = faithful), with the wall time and peak memory of the "
-                   "method's scores.\n"
-                   "All methods use the same damping: weight decay + 0.1 x mean EK-FAC "
-                   "eigenvalue unless\n"
-                   "--damping is given; exact and lissa use the Gauss-Newton matrix. Train "
-                   "to convergence\n"
-                   "(the default 40 epochs): influence functions assume an optimum.");
-  AddCommonFlags(flags, 1000, 40, 1e-3);
+  FlagParser flags(
+      "tda eval lds", "[options]",
+      "Linear datamodeling score (TRAK / dattri protocol) on Fashion-MNIST (or --data): trains\n"
+      "a model on N images, retrains it from scratch on M random subsets of fraction alpha,\n"
+      "and prints per method the Spearman correlation (over subsets, averaged over test\n"
+      "queries) between the retrained query measurement and the summed influence scores of\n"
+      "the samples each subset leaves out (positive = faithful), with the wall time and peak\n"
+      "memory of the method's scores. The measurement is loss-like either way: the loss\n"
+      "-log p_y, or the negated margin -log(p_y / (1 - p_y)) (TRAK's margin with tda's sign:\n"
+      "score > 0 means removing the sample raises it); the query gradients of every method\n"
+      "are those of the measurement, the training gradients those of the training loss.\n"
+      "(Per query the negated margin is an increasing function of the loss and its gradient\n"
+      "a positive multiple of the loss's, so the LDS, a per-query rank correlation, is the\n"
+      "same for both up to rounding; the margin matters to ensembles such as TRAK's.)\n"
+      "All methods use the same damping: weight decay + 0.1 x mean EK-FAC eigenvalue unless\n"
+      "--damping is given; exact and lissa use the Gauss-Newton matrix. The retrainings are\n"
+      "saved (--retrain-cache) and reused by any later run of the same recipe.");
+  AddCommonFlags(flags, "lds", "mlp");
   flags.AddString("hidden", "W[,W...]", "16", "hidden layer widths ('none': logistic regression)");
+  flags.AddDouble("dropout", "P", 0, "mlp dropout in training, in [0, 1)");
   flags.AddInt("queries", "Q", 20, "first Q test images are the queries");
-  flags.AddInt("subsets", "M", 50, "random training subsets (the protocol's default is 100)");
+  flags.AddInt("subsets", "M", 50, "random training subsets (dattri's retrain_lds: 100)");
   flags.AddDouble("alpha", "X", 0.5, "fraction of the training set in each subset");
   flags.AddInt("seeds", "K", 1, "retrainings per subset (different seeds), averaged");
-  flags.AddDouble("lr", "X", 1e-3, "Adam learning rate");
-  flags.AddInt("batch-size", "N", 64, "minibatch size");
+  flags.AddString("measurement", "NAME", "loss",
+                  "loss (-log p_y) or margin (-log(p_y / (1 - p_y)))");
   flags.AddDouble("damping", "X", -1, "absolute damping of every method (-1: the default above)");
-  flags.AddNote(
-      "Example: tda eval lds --methods ekfac,kfac,gradient-dot,exact --subsets "
-      "50 --queries 20");
+  flags.AddString("retrain-cache", "DIR", "",
+                  "saved retrainings ('' = $TDA_CACHE_DIR/retrainings or "
+                  "~/.cache/tda/retrainings; 'none' = do not save)");
+  flags.AddNote(absl::StrCat(
+      "Presets (flags given override them):\n", DescribeProtocols("lds"),
+      "\nWhere --protocol dattri differs from dattri's MNIST benchmark: the data set is\n"
+      "Fashion-MNIST (Debian ships no MNIST), pixels are scaled to [0, 1] rather than\n"
+      "normalised by MNIST's mean and deviation.\n"
+      "Example: tda eval lds --protocol dattri --model lr --methods ekfac,kfac,gradient-dot"));
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
-  if (absl::Status s = CheckCommonFlags(flags); !s.ok())
-    return flags.UsageError(std::string(s.message()));
-  ModelConfig config;
-  if (absl::Status s = ParseLayerWidths(flags.GetString("hidden"), &config.hidden); !s.ok())
-    return flags.UsageError(std::string(s.message()));
-  if (flags.GetInt("queries") < 1) return flags.UsageError("--queries must be >= 1");
-  LdsOptions options;
-  options.subsets = flags.GetInt("subsets");
-  options.alpha = flags.GetDouble("alpha");
-  options.seeds_per_subset = flags.GetInt("seeds");
-  options.seed = static_cast<uint64_t>(flags.GetInt("seed"));
-  if (absl::Status s = ValidateLdsOptions(options, flags.GetInt("train-size")); !s.ok())
-    return flags.UsageError(std::string(s.message()));
-  InitCompute(static_cast<int>(flags.GetInt("threads")));
-
-  Dataset train, queries;
-  if (absl::Status s =
-          LoadData(flags, flags.GetInt("train-size"), flags.GetInt("queries"), &train, &queries);
-      !s.ok())
-    return RuntimeError(s);
-  config.input_dim = train.feature_dim;
-  config.num_classes = ClassCount(train);
-  LdsExperiment experiment;
-  experiment.config = config;
-  experiment.lds = options;
-  experiment.recipe.epochs = flags.GetInt("epochs");
-  experiment.recipe.batch_size = flags.GetInt("batch-size");
-  experiment.recipe.learning_rate = flags.GetDouble("lr");
-  experiment.recipe.weight_decay = flags.GetDouble("weight-decay");
-  experiment.recipe.seed = options.seed;
-  if (flags.GetDouble("damping") >= 0) experiment.damping = flags.GetDouble("damping");
-  {
-    // The parameter count decides which methods "auto" includes.
-    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, options.seed);
-    if (!model.ok()) return RuntimeError(model.status());
-    absl::StatusOr<std::vector<Method>> methods =
-        ParseMethods(flags.GetString("methods"), (*model)->layout().total());
-    if (!methods.ok()) return flags.UsageError(std::string(methods.status().message()));
-    experiment.methods = *methods;
+  absl::StatusOr<EvalRun> run = RunFromFlags(flags, "lds");
+  if (!run.ok()) return flags.UsageError(std::string(run.status().message()));
+  EvalSetup& s = run->setup;
+  if (flags.IsSet("hidden")) {
+    if (absl::Status st = ParseLayerWidths(flags.GetString("hidden"), &s.config.hidden); !st.ok())
+      return flags.UsageError(std::string(st.message()));
   }
-  const TrainRecipe& recipe = experiment.recipe;
-
-  ProgressBar bar;
-  absl::StatusOr<LdsExperimentResult> lds =
-      RunLdsExperiment(experiment, train, queries, bar.Callback());
-  if (!lds.ok()) return RuntimeError(lds.status());
-  std::vector<Row> rows;
-  std::vector<Eigen::MatrixXd> all_scores;
-  for (LdsMethodResult& m : lds->methods) {
-    rows.push_back({MethodName(m.scores.method), m.lds.mean, m.scores.seconds,
-                    m.scores.peak_bytes, m.scores.detail});
-    all_scores.push_back(std::move(m.scores.scores));
+  if (flags.IsSet("dropout")) s.config.dropout = flags.GetDouble("dropout");
+  if (!(s.config.dropout >= 0 && s.config.dropout < 1)) {
+    return flags.UsageError("--dropout must be in [0, 1)");
   }
-  CompareWithExact(all_scores, rows);
-  bar.Finish();
-  const std::string arch =
-      config.hidden.empty()
-          ? absl::StrCat("logistic regression ", config.input_dim, "-", config.num_classes)
-          : absl::StrCat("MLP ", config.input_dim, "-", absl::StrJoin(config.hidden, "-"), "-",
-                         config.num_classes);
-  const std::string settings_text = absl::StrFormat(
-      "LDS: %s (%d parameters), N = %d, %d epochs, weight decay %g; %d subsets "
-      "of %g x %d "
-      "seed(s); %d queries; retraining %.1f s; damping %.4g",
-      arch, lds->parameters, train.size(), recipe.epochs, recipe.weight_decay, options.subsets,
-      options.alpha, options.seeds_per_subset, queries.size(), lds->retrain_seconds, lds->damping);
-  const std::string json_extra = absl::StrFormat(
-      "\"experiment\": \"lds\", \"model\": \"%s\", \"train_size\": %d, "
-      "\"side\": %d, "
-      "\"epochs\": %d, \"weight_decay\": %g, \"subsets\": %d, \"alpha\": %g, "
-      "\"seeds\": %d, "
-      "\"queries\": %d, \"damping\": %g, \"retrain_seconds\": %.3f",
-      arch, train.size(), flags.GetInt("side"), recipe.epochs, recipe.weight_decay, options.subsets,
-      options.alpha, options.seeds_per_subset, queries.size(), lds->damping,
-      lds->retrain_seconds);
-  PrintRows("LDS", settings_text, rows, flags.GetBool("json"), json_extra);
-  return 0;
+  if (flags.IsSet("queries")) s.queries = flags.GetInt("queries");
+  if (s.queries < 1) return flags.UsageError("--queries must be >= 1");
+  if (flags.IsSet("subsets")) s.lds.subsets = flags.GetInt("subsets");
+  if (flags.IsSet("alpha")) s.lds.alpha = flags.GetDouble("alpha");
+  s.lds.seeds_per_subset = flags.GetInt("seeds");
+  absl::StatusOr<Measurement> measurement = ParseMeasurement(flags.GetString("measurement"));
+  if (!measurement.ok()) return flags.UsageError(std::string(measurement.status().message()));
+  s.lds.measurement = *measurement;
+  if (absl::Status st = ValidateLdsOptions(s.lds, s.train_size); !st.ok())
+    return flags.UsageError(std::string(st.message()));
+  if (flags.GetDouble("damping") >= 0) run->damping = flags.GetDouble("damping");
+  const std::string cache = flags.GetString("retrain-cache");
+  run->retrain_cache_dir = cache == "none" ? "" : cache.empty() ? DefaultRetrainCacheDir() : cache;
+  return RunAndPrint(flags, *std::move(run), "LDS");
 }
 
 }  // namespace
@@ -372,13 +254,11 @@ int RunEval(const Args& args) {
   constexpr char kUsage[] =
       "Usage: tda eval <loo|lds> [options]\n"
       "\n"
-      "How faithful each attribution method is, measured by retraining on "
-      "Fashion-MNIST\n"
+      "How faithful each attribution method is, measured by retraining on Fashion-MNIST\n"
       "(or a tensors corpus: --data FEATURES.npy --labels LABELS.npy):\n"
-      "  loo   leave-one-out retraining on logistic regression: Pearson of "
-      "predicted vs actual\n"
-      "  lds   linear datamodeling score over random training subsets (TRAK / "
-      "dattri)\n"
+      "  loo   leave-one-out retraining on logistic regression: Pearson of predicted vs actual\n"
+      "  lds   linear datamodeling score over random training subsets (TRAK / dattri)\n"
+      "Both take --protocol tda | dattri (settings presets) and --model lr | mlp.\n"
       "\n"
       "Run 'tda eval loo --help' or 'tda eval lds --help' for the flags.\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {

@@ -79,7 +79,8 @@ absl::StatusOr<LdsRetraining> RetrainOnSubsets(const ModelConfig& config, const 
       sub_recipe.seed = recipe.seed + static_cast<uint64_t>(k);
       ASSIGN_OR_RETURN(std::unique_ptr<Model> model, InitialModel(config, sub_recipe));
       ASSIGN_OR_RETURN(TrainReport report, Train(*model, subset, sub_recipe));
-      ASSIGN_OR_RETURN(Eigen::VectorXd losses, QueryLosses(*model, queries));
+      ASSIGN_OR_RETURN(Eigen::VectorXd losses,
+                       QueryMeasurements(*model, queries, options.measurement));
       out.measured.row(m) += losses.transpose() / static_cast<double>(seeds);
       ReportProgress(progress, "retrain", m * seeds + k + 1, m_total * seeds,
                      absl::StrCat("subset ", m + 1, "/", m_total, ", final epoch loss ",

@@ -8,8 +8,8 @@
 // on each with the saved ModelConfig + TrainRecipe (same epochs, batch size,
 // optimiser; `seeds_per_subset` runs with initialisation/shuffling seeds
 // recipe.seed + k, k = 0.., averaged; the same k for every subset, so subsets
-// differ only by their data). The measurement is each query's loss under the
-// retrained model.
+// differ only by their data). The measurement is each query's loss (or negated
+// margin, options.measurement; ablation/measurement.h) under the retrained model.
 //
 // Prediction and sign. Scores come from the model trained on all N samples and
 // follow tda's convention: score(i, q) > 0 means removing i RAISES q's loss. So
@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ablation/measurement.h"
 #include "absl/status/statusor.h"
 #include "common/progress.h"
 #include "data/dataset.h"
@@ -41,6 +42,7 @@ struct LdsOptions {
   double alpha = 0.5;            // fraction kept, in (0, 1)
   int64_t seeds_per_subset = 1;  // retrainings averaged per subset, >= 1
   uint64_t seed = 0;             // subset sampling
+  Measurement measurement = Measurement::kLoss;  // what is measured on each query
 };
 
 // kInvalidArgument naming the first bad field (also when round(alpha n) is 0 or
@@ -54,7 +56,7 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> SampleSubsets(int64_t n,
 struct LdsRetraining {
   int64_t train_size = 0;                     // N
   std::vector<std::vector<int64_t>> subsets;  // M kept-index lists
-  Eigen::MatrixXd measured;                   // M x Q: query losses, mean over seeds
+  Eigen::MatrixXd measured;                   // M x Q: query measurements, mean over seeds
   double seconds = 0;                         // wall time of all retrainings
 };
 

@@ -142,7 +142,8 @@ absl::StatusOr<MethodScores> ComputeMethodScores(Method method, const Model& mod
   out.method = method;
   ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner,
                    MakePreconditioner(method, model, train, settings, progress, &out.detail));
-  ASSIGN_OR_RETURN(Eigen::MatrixXd query_grads, GradientColumns(model, queries));
+  ASSIGN_OR_RETURN(Eigen::MatrixXd query_grads,
+                   MeasurementGradientColumns(model, queries, settings.measurement));
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, preconditioner->Apply(query_grads));
   query_grads.resize(0, 0);
   out.scores.resize(train.size(), queries.size());

@@ -2,8 +2,8 @@
 // attribution method, with the cost of computing them: the common first step of
 // the leave-one-out and LDS evaluations (and of the CLI's `tda eval`).
 //
-//   score(i, q) = grad l_q^T P grad l_i       (P the method's preconditioner,
-//   exact gradients)
+//   score(i, q) = grad f_q^T P grad l_i       (P the method's preconditioner,
+//   exact gradients; f the settings' measurement, the loss l by default)
 //
 // Sign: score > 0 means sample i is a proponent of query q: removing i would
 // RAISE the query's loss (to first order, by score / N for an objective that
@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 
+#include "ablation/measurement.h"
 #include "absl/status/statusor.h"
 #include "common/progress.h"
 #include "curvature/factor_fitting.h"
@@ -35,6 +36,7 @@ namespace tda {
 
 struct MethodSettings {
   double damping = 0.01;                          // lambda >= 0, the same for every method
+  Measurement measurement = Measurement::kLoss;   // of the queries (ablation/measurement.h)
   Curvature curvature = Curvature::kGaussNewton;  // of exact and lissa
   FitOptions fit;                                 // EK-FAC / K-FAC factor fitting
   // LiSSA (its damping and curvature are the two above). lissa_scale <= 0:

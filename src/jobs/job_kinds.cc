@@ -18,15 +18,16 @@
 #include "common/npy.h"
 #include "common/status_macros.h"
 #include "data/fashion_mnist.h"
-#include "index/index_builder.h"
-#include "ops/build_model_index.h"
-#include "ops/lds_experiment.h"
-#include "jobs/ablation_jobs.h"
-#include "jobs/job_outputs.h"
 #include "data/fortunes.h"
+#include "index/index_builder.h"
+#include "jobs/ablation_jobs.h"
+#include "jobs/eval_jobs.h"
+#include "jobs/job_outputs.h"
 #include "model/model.h"
 #include "model/recipe_data.h"
 #include "model/trainer.h"
+#include "ops/build_model_index.h"
+#include "ops/lds_experiment.h"
 
 namespace tda {
 
@@ -86,8 +87,7 @@ const std::vector<JobKind>& AllKinds() {
       {"evaluate-lds",
        "linear datamodeling score of attribution methods on Fashion-MNIST (retrains subsets)",
        {PathField("out", PathRole::kOutputFile, "", "JSON result file (written atomically)"),
-        IntField("train_size", "1000", "first N Fashion-MNIST training images",
-                 Closed(2, 60000)),
+        IntField("train_size", "1000", "first N Fashion-MNIST training images", Closed(2, 60000)),
         IntField("queries", "20", "first Q test images are the queries", Closed(1, 10000)),
         IntField("side", "28", "downsample images to side x side (a divisor of 28: 7, 14, 28)",
                  Closed(1, 28)),
@@ -98,8 +98,7 @@ const std::vector<JobKind>& AllKinds() {
         DoubleField("weight_decay", "0.001", "L2 coefficient of the training objective",
                     Closed(0, 100)),
         IntField("subsets", "50", "random training subsets M", Closed(2, 10000)),
-        DoubleField("alpha", "0.5", "fraction of the training set in each subset",
-                    Open(0, 1)),
+        DoubleField("alpha", "0.5", "fraction of the training set in each subset", Open(0, 1)),
         IntField("seeds", "1", "retrainings per subset (different seeds), averaged",
                  Closed(1, 100)),
         DoubleField("damping", "-1",
@@ -119,6 +118,7 @@ const std::vector<JobKind>& AllKinds() {
        true},
       AblationJobKind(),
       SourceTaskMatrixJobKind(),
+      EvalJobKind(),
   };
   return *kinds;
 }
@@ -397,6 +397,7 @@ absl::StatusOr<std::string> RunJob(const std::string& kind, const std::string& s
   if (kind == "sleep") return RunSleep(spec, context);
   if (kind == "ablation") return RunAblationJob(normalized, context);
   if (kind == "source-task-matrix") return RunSourceTaskMatrixJob(normalized, context);
+  if (kind == "eval") return RunEvalJob(normalized, context);
   return absl::UnimplementedError(absl::StrCat("job kind '", kind, "' has no runner"));
 }
 

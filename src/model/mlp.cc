@@ -1,4 +1,5 @@
 // The `mlp` architecture: Linear layers (tracked) with ReLU/tanh between them.
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -55,6 +56,23 @@ class Mlp final : public TorchModel {
     for (size_t i = 0; i < weights_.size(); ++i) {
       h = torch::addmm(biases_[i], h, weights_[i].t());
       if (i + 1 < weights_.size()) h = Activation(h);
+    }
+    return h;
+  }
+
+  // Inverted dropout after every hidden activation (p = config.dropout): each unit is zeroed
+  // with probability p and the survivors scaled by 1 / (1 - p), masks from a generator seeded
+  // with `step_seed`. p = 0: exactly Logits.
+  torch::Tensor TrainingLogits(const torch::Tensor& inputs, uint64_t step_seed) const override {
+    if (config_.dropout == 0) return Logits(inputs);
+    at::Generator generator = at::detail::createCPUGenerator(step_seed);
+    const double keep = 1.0 - config_.dropout;
+    torch::Tensor h = inputs;
+    for (size_t i = 0; i < weights_.size(); ++i) {
+      h = torch::addmm(biases_[i], h, weights_[i].t());
+      if (i + 1 == weights_.size()) break;
+      torch::Tensor mask = torch::empty_like(h).bernoulli_(keep, generator);
+      h = Activation(h) * mask / keep;
     }
     return h;
   }

@@ -71,6 +71,7 @@ std::string ModelConfigToJson(const ModelConfig& config, const TrainRecipe& reci
     model["hidden"] = config.hidden;
     model["num_classes"] = config.num_classes;
     model["activation"] = config.activation;
+    if (config.dropout != 0) model["dropout"] = config.dropout;
   }
   json out = {
       {"model", model},
@@ -154,6 +155,7 @@ absl::Status ModelConfigFromJson(const std::string& text, const std::string& sou
       config->hidden = m.at("hidden").get<std::vector<int64_t>>();
       config->num_classes = m.at("num_classes").get<int64_t>();
       config->activation = m.value("activation", std::string("relu"));
+      config->dropout = m.value("dropout", 0.0);
     }
     if (recipe != nullptr && in.contains("recipe")) {
       const json& r = in["recipe"];
@@ -312,6 +314,12 @@ absl::Status ValidateModelConfig(const ModelConfig& config) {
   if (config.activation != "relu" && config.activation != "tanh") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown activation '", config.activation, "' (known: relu, tanh)"));
+  }
+  if (!(config.dropout >= 0 && config.dropout < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dropout ", config.dropout,
+                     " is not in [0, 1): it is the probability of zeroing a "
+                     "hidden activation in training"));
   }
   return absl::OkStatus();
 }

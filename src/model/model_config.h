@@ -26,6 +26,10 @@ struct ModelConfig {
   std::vector<int64_t> hidden = {128};  // mlp only
   int64_t num_classes = 10;             // mlp: classes; gpt, llama: vocabulary size
   std::string activation = "relu";  // mlp only: relu | tanh
+  // mlp only: probability of zeroing each hidden activation, in training only (inverted
+  // dropout after every hidden layer); capture, attribution and evaluation run without it.
+  // 0 = no dropout (models from before the field, bit-for-bit). In [0, 1).
+  double dropout = 0;
   // gpt and llama (see gpt.cc, llama.cc): decoder-only transformers.
   int64_t context_length = 0;  // positions (input tokens) per sequence
   int64_t d_model = 0;

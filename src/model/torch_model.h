@@ -16,6 +16,12 @@ class TorchModel : public Model {
   // Logits, differentiable: rows x num_classes for float inputs (rows x input_dim) of a
   // classifier; rows x length x vocabulary for int64 tokens (rows x length) of a sequence model.
   virtual torch::Tensor Logits(const torch::Tensor& inputs) const = 0;
+  // Logits of a training step: Logits plus whatever only training applies (the mlp's dropout,
+  // its masks drawn from a generator seeded with `step_seed`, so training stays deterministic).
+  virtual torch::Tensor TrainingLogits(const torch::Tensor& inputs, uint64_t step_seed) const {
+    (void)step_seed;
+    return Logits(inputs);
+  }
   // The leaf parameter tensors an optimizer updates (requires_grad).
   virtual std::vector<torch::Tensor> TrainableParameters() = 0;
 };

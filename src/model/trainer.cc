@@ -189,8 +189,11 @@ absl::StatusOr<TrainReport> TrainTorch(TorchModel& model, const Dataset& train,
     for (int64_t b = 0; b < batches_per_epoch; ++b) {
       const int64_t begin = b * recipe.batch_size, end = std::min(n, begin + recipe.batch_size);
       torch::Tensor idx = perm.slice(0, begin, end);
-      torch::Tensor loss = torch::nn::functional::cross_entropy(model.Logits(x.index_select(0, idx)),
-                                                                y.index_select(0, idx));
+      // A seed per step derived from the recipe's (the shuffling stream is left alone).
+      const uint64_t step_seed = recipe.seed * 0x9E3779B97F4A7C15ULL +
+                                 static_cast<uint64_t>(epoch * batches_per_epoch + b);
+      torch::Tensor loss = torch::nn::functional::cross_entropy(
+          model.TrainingLogits(x.index_select(0, idx), step_seed), y.index_select(0, idx));
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();

@@ -3,6 +3,7 @@
 #include <memory>
 #include <utility>
 
+#include "ablation/retrain_cache.h"
 #include "common/status_macros.h"
 #include "model/model.h"
 #include "model/trainer.h"
@@ -20,12 +21,20 @@ absl::StatusOr<LdsExperimentResult> RunLdsExperiment(
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, experiment.recipe.seed));
   RETURN_IF_ERROR(Train(*model, train, experiment.recipe, progress).status());
-  ASSIGN_OR_RETURN(LdsRetraining retraining, RetrainOnSubsets(config, experiment.recipe, train,
-                                                              queries, experiment.lds, progress));
+  const std::string key = RetrainingKey(config, experiment.recipe, experiment.data_path, train,
+                                        queries, experiment.lds);
+  ASSIGN_OR_RETURN(CachedRetraining cached, CachedRetrain(experiment.retrain_cache_dir, key, [&]() {
+                     return RetrainOnSubsets(config, experiment.recipe, train, queries,
+                                             experiment.lds, progress);
+                   }));
+  const LdsRetraining& retraining = cached.retraining;
   LdsExperimentResult result;
   result.parameters = model->layout().total();
   result.retrain_seconds = retraining.seconds;
+  result.retraining_from_cache = cached.from_cache;
+  result.retraining_path = cached.path;
   MethodSettings settings;
+  settings.measurement = experiment.lds.measurement;
   if (experiment.damping.has_value()) {
     settings.damping = *experiment.damping;
   } else {

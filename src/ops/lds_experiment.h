@@ -1,14 +1,15 @@
 // The use case "how faithful is each attribution method": the linear datamodeling score
 // protocol (TRAK / dattri) on a classifier: train a model on `train`, retrain it from scratch
-// on random subsets, score every method against the retrained query losses
-// (ablation/lds.h). Written once here; `tda eval lds` and the evaluate-lds job kind call it
-// with the data and settings they parsed.
+// on random subsets (or read those retrainings from the cache), score every method against
+// the retrained query measurements (ablation/lds.h, measurement.h). Written once here; `tda eval
+// lds` and the evaluate-lds job kind call it with the data and settings they parsed.
 //
 // Thread-compatible: one experiment per call.
 #pragma once
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "ablation/lds.h"
@@ -26,6 +27,10 @@ struct LdsExperiment {
   LdsOptions lds;
   std::vector<Method> methods;
   std::optional<double> damping;    // absolute, for every method; default: DefaultDamping
+  // Saved retrainings (ablation/retrain_cache.h): the directory ("" = none) and where the
+  // data came from (part of the key).
+  std::string retrain_cache_dir;
+  std::string data_path;
   std::function<bool()> cancelled;  // checked between methods (optional)
 };
 
@@ -37,7 +42,9 @@ struct LdsMethodResult {
 struct LdsExperimentResult {
   int64_t parameters = 0;  // of the trained model
   double damping = 0;      // used by every method
-  double retrain_seconds = 0;
+  double retrain_seconds = 0;  // of the retraining used (when cached: when it was made)
+  bool retraining_from_cache = false;
+  std::string retraining_path;           // the cache entry ("" without a cache)
   std::vector<LdsMethodResult> methods;  // in the order asked
 };
 

@@ -1,0 +1,223 @@
+#include "ops/eval_run.h"
+
+#include <algorithm>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/statistics.h"
+#include "common/status_macros.h"
+#include "curvature/exact.h"
+#include "model/model.h"
+#include "ops/lds_experiment.h"
+#include "ops/loo_experiment.h"
+
+namespace tda {
+namespace {
+
+using json = nlohmann::json;
+
+// Fills vs_exact of every row when one of the methods is exact (`scores` parallel to `rows`):
+// the mean over queries of Pearson(method's scores, exact's).
+void CompareWithExact(const std::vector<Eigen::MatrixXd>& scores, std::vector<EvalRow>& rows) {
+  for (size_t e = 0; e < rows.size(); ++e) {
+    if (rows[e].method != MethodName(Method::kExact)) continue;
+    for (size_t m = 0; m < rows.size(); ++m) {
+      double sum = 0;
+      for (Eigen::Index q = 0; q < scores[m].cols(); ++q) {
+        sum += Pearson(Eigen::VectorXd(scores[m].col(q)), Eigen::VectorXd(scores[e].col(q)));
+      }
+      rows[m].vs_exact = sum / static_cast<double>(scores[m].cols());
+      rows[m].has_vs_exact = true;
+    }
+  }
+}
+
+int64_t ClassCount(const Dataset& data) {
+  return data.class_names.empty() ? 10 : static_cast<int64_t>(data.class_names.size());
+}
+
+std::string Architecture(const ModelConfig& config) {
+  std::string arch =
+      config.hidden.empty()
+          ? absl::StrCat("logistic regression ", config.input_dim, "-", config.num_classes)
+          : absl::StrCat("MLP ", config.input_dim, "-", absl::StrJoin(config.hidden, "-"), "-",
+                         config.num_classes);
+  if (config.dropout > 0) absl::StrAppend(&arch, " (dropout ", config.dropout, ")");
+  return arch;
+}
+
+std::string RecipeText(const TrainRecipe& r) {
+  return absl::StrFormat(
+      "%s lr %g%s, %d epochs, batch %d, weight decay %g", r.optimizer, r.learning_rate,
+      r.optimizer == "sgd" && r.momentum > 0 ? absl::StrCat(" momentum ", r.momentum)
+                                             : std::string(),
+      r.epochs, r.batch_size, r.weight_decay);
+}
+
+// The settings every report's JSON starts with.
+json SettingsJson(const EvalRun& run, const ModelConfig& config, const Dataset& train) {
+  const TrainRecipe& r = run.setup.recipe;
+  return {{"experiment", run.experiment},
+          {"protocol", run.protocol},
+          {"model", Architecture(config)},
+          {"model_preset", run.setup.model},
+          {"dropout", config.dropout},
+          {"train_size", train.size()},
+          {"side", run.setup.side},
+          {"optimizer", r.optimizer},
+          {"learning_rate", r.learning_rate},
+          {"momentum", r.momentum},
+          {"epochs", r.epochs},
+          {"batch_size", r.batch_size},
+          {"weight_decay", r.weight_decay},
+          {"seed", r.seed}};
+}
+
+json RowsJson(const std::string& value_name, const std::vector<EvalRow>& rows) {
+  json out = json::array();
+  for (const EvalRow& row : rows) {
+    out.push_back({{"method", row.method},
+                   {value_name, row.value},
+                   {"pearson_vs_exact", row.has_vs_exact ? json(row.vs_exact) : json(nullptr)},
+                   {"seconds", row.seconds},
+                   {"peak_bytes", row.peak_bytes},
+                   {"detail", row.detail}});
+  }
+  return out;
+}
+
+ModelConfig ResolvedConfig(const EvalSetup& setup, const Dataset& train) {
+  ModelConfig config = setup.config;
+  config.input_dim = train.feature_dim;
+  config.num_classes = ClassCount(train);
+  return config;
+}
+
+absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, const Dataset& queries,
+                                  const ProgressFn& progress) {
+  LdsExperiment experiment;
+  experiment.config = ResolvedConfig(run.setup, train);
+  experiment.recipe = run.setup.recipe;
+  experiment.lds = run.setup.lds;
+  experiment.damping = run.damping;
+  experiment.cancelled = run.cancelled;
+  experiment.retrain_cache_dir = run.retrain_cache_dir;
+  experiment.data_path = run.data_path;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> probe, CreateModel(experiment.config, 0));
+  ASSIGN_OR_RETURN(experiment.methods, ParseEvalMethods(run.methods, probe->layout().total()));
+  ASSIGN_OR_RETURN(LdsExperimentResult lds, RunLdsExperiment(experiment, train, queries, progress));
+  EvalReport report;
+  std::vector<Eigen::MatrixXd> scores;
+  for (LdsMethodResult& m : lds.methods) {
+    report.rows.push_back({MethodName(m.scores.method), m.lds.mean, 0, false, m.scores.seconds,
+                           m.scores.peak_bytes, m.scores.detail});
+    scores.push_back(std::move(m.scores.scores));
+  }
+  CompareWithExact(scores, report.rows);
+  const LdsOptions& o = experiment.lds;
+  report.settings = absl::StrFormat(
+      "LDS (protocol %s): %s (%d parameters), N = %d, %s; %d subsets of %g x %d seed(s); "
+      "%d queries, measurement %s; retraining %.1f s%s; damping %.4g",
+      run.protocol, Architecture(experiment.config), lds.parameters, train.size(),
+      RecipeText(experiment.recipe), o.subsets, o.alpha, o.seeds_per_subset, queries.size(),
+      MeasurementName(o.measurement), lds.retrain_seconds,
+      lds.retraining_from_cache     ? absl::StrCat(" (saved, read from ", lds.retraining_path, ")")
+      : lds.retraining_path.empty() ? std::string(" (not saved)")
+                                    : absl::StrCat(" (now, saved to ", lds.retraining_path, ")"),
+      lds.damping);
+  json out = SettingsJson(run, experiment.config, train);
+  out.update({{"subsets", o.subsets},
+              {"alpha", o.alpha},
+              {"seeds", o.seeds_per_subset},
+              {"queries", queries.size()},
+              {"measurement", MeasurementName(o.measurement)},
+              {"damping", lds.damping},
+              {"retrain_seconds", lds.retrain_seconds},
+              {"retraining_from_cache", lds.retraining_from_cache},
+              {"retraining_path", lds.retraining_path},
+              {"methods", RowsJson("lds", report.rows)}});
+  report.json = out.dump();
+  return report;
+}
+
+absl::StatusOr<EvalReport> RunLoo(const EvalRun& run, const Dataset& train, const Dataset& test,
+                                  const ProgressFn& progress) {
+  if (!run.setup.config.hidden.empty()) {
+    return absl::InvalidArgumentError(
+        "leave-one-out needs the convex model: logistic regression (--model lr)");
+  }
+  LooExperiment experiment;
+  experiment.recipe = run.setup.recipe;
+  experiment.query = run.query;
+  experiment.top_k = run.top_k;
+  experiment.random = run.random;
+  const int64_t parameters = (train.feature_dim + 1) * ClassCount(train);
+  ASSIGN_OR_RETURN(experiment.methods, ParseEvalMethods(run.methods, parameters));
+  ASSIGN_OR_RETURN(LooExperimentResult loo, RunLooExperiment(experiment, train, test, progress));
+  EvalReport report;
+  std::vector<Eigen::MatrixXd> scores;
+  for (size_t i = 0; i < loo.scores.size(); ++i) {
+    const MethodScores& m = loo.scores[i];
+    report.rows.push_back(
+        {MethodName(m.method), loo.loo.pearson[i], 0, false, m.seconds, m.peak_bytes, m.detail});
+    scores.push_back(m.scores);
+  }
+  CompareWithExact(scores, report.rows);
+  const ModelConfig config = ResolvedConfig(run.setup, train);
+  const std::string query_id = test.ids[loo.query];
+  report.settings = absl::StrFormat(
+      "leave-one-out (protocol %s): %s (%d parameters), N = %d, %s, then Newton-CG to the "
+      "optimum;\nquery %s (loss %.4f); %d retrainings (top %d by %s + %d random)",
+      run.protocol, Architecture(config), loo.parameters, train.size(),
+      RecipeText(experiment.recipe), query_id, loo.loo.query_loss, loo.loo.removed.size(),
+      experiment.top_k, report.rows[0].method, experiment.random);
+  json out = SettingsJson(run, config, train);
+  out.update({{"query", query_id},
+              {"query_loss", loo.loo.query_loss},
+              {"retrainings", loo.loo.removed.size()},
+              {"methods", RowsJson("loo_pearson", report.rows)}});
+  report.json = out.dump();
+  return report;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Method>> ParseEvalMethods(const std::string& text, int64_t parameters) {
+  std::vector<Method> out;
+  if (text == "auto") {
+    out = {Method::kEkfac, Method::kKfac, Method::kGradientDot};
+    if (parameters <= kMaxExactParameters) out.insert(out.end(), {Method::kExact, Method::kLissa});
+    return out;
+  }
+  for (absl::string_view name : absl::StrSplit(text, ',')) {
+    absl::StatusOr<Method> m = ParseMethod(std::string(name));
+    if (!m.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown method '", std::string(name),
+                       "' (use ekfac, kfac, gradient-dot, exact, lissa, separated by commas, "
+                       "or auto)"));
+    }
+    out.push_back(*m);
+  }
+  return out;
+}
+
+int64_t EvalTestRows(const EvalRun& run) {
+  if (run.experiment == "loo") return std::max<int64_t>(20, run.query + 1);
+  return run.setup.queries;
+}
+
+absl::StatusOr<EvalReport> RunEval(const EvalRun& run, const Dataset& train, const Dataset& test,
+                                   const ProgressFn& progress) {
+  if (run.experiment == "lds") return RunLds(run, train, test, progress);
+  if (run.experiment == "loo") return RunLoo(run, train, test, progress);
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown experiment '", run.experiment, "' (known: lds, loo)"));
+}
+
+}  // namespace tda
