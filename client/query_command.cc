@@ -121,8 +121,8 @@ int RunQuery(const Args& args) {
       "then re-score each query's candidates exactly (every shown score exact, a hit "
       "may be missed; used when there are more queries than R; no --scores-out, "
       "--by-document or per-source totals). Measured on a 60,000-row index, 64 queries: R 8 "
-      "takes 0.08-0.15 of the time of 64 single queries with recall@10 0.62, R 32 0.10-0.20 "
-      "with recall 0.99 (the exact batch 0.18-0.20; README, Benchmarks)");
+      "takes 0.055 of the time of 64 single queries with recall@10 0.62, R 32 0.080 "
+      "with recall 0.99 (the exact batch 0.13; README, Benchmarks)");
   flags.AddInt("low-rank-candidates", "C", 0,
                "--query-rank: rows re-scored exactly per query and sign (0: 10 x top-k)");
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
