@@ -22,7 +22,6 @@ namespace {
 constexpr double kRelativeSingularValueFloor = 1e-6;
 // Rows per block of the approximate scores (block x Q floats per thread).
 constexpr int64_t kApproximateBlockRows = 1024;
-constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
 // The per-query candidate rows of the approximate scores projections * coefficients^T: the
 // `candidates` largest and the `candidates` smallest of each query (deleted rows, NaN, never).
@@ -38,59 +37,28 @@ std::vector<std::vector<int64_t>> Candidates(const Eigen::MatrixXf& projections,
 #else
   const int threads = 1;
 #endif
-  struct ThreadBest {
-    std::vector<TopRows> largest, smallest;
-  };
-  std::vector<ThreadBest> states(static_cast<size_t>(threads));
-  for (ThreadBest& state : states) {
-    state.largest.assign(static_cast<size_t>(q_count), TopRows(candidates, /*largest=*/true));
-    state.smallest.assign(static_cast<size_t>(q_count), TopRows(candidates, /*largest=*/false));
-  }
+  std::vector<QueryTopRows> states(static_cast<size_t>(threads),
+                                   QueryTopRows(q_count, candidates, /*split_by_sign=*/false));
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
   for (int64_t b = 0; b < blocks; ++b) {
 #ifdef _OPENMP
-    ThreadBest& state = states[static_cast<size_t>(omp_get_thread_num())];
+    QueryTopRows& state = states[static_cast<size_t>(omp_get_thread_num())];
 #else
-    ThreadBest& state = states[0];
+    QueryTopRows& state = states[0];
 #endif
     const int64_t begin = b * kApproximateBlockRows;
     const int64_t count = std::min(kApproximateBlockRows, rows - begin);
     thread_local Eigen::MatrixXf approximate;
     approximate.resize(count, q_count);
     approximate.noalias() = projections.middleRows(begin, count) * coefficients_t;
-    for (int64_t q = 0; q < q_count; ++q) {
-      const float* column = approximate.col(q).data();
-      TopRows& largest = state.largest[static_cast<size_t>(q)];
-      TopRows& smallest = state.smallest[static_cast<size_t>(q)];
-      // Offers that cannot enter are skipped by score alone: this thread's rows come in
-      // ascending order, so a tie with the worst kept never ranks before it. NaN (deleted
-      // rows) compares false with both bounds.
-      float floor = largest.full() ? largest.worst().score : -kInfinity;
-      float ceiling = smallest.full() ? smallest.worst().score : kInfinity;
-      for (int64_t i = 0; i < count; ++i) {
-        const float score = column[i];
-        if (score > floor) {
-          largest.Offer(begin + i, score);
-          if (largest.full()) floor = largest.worst().score;
-        }
-        if (score < ceiling) {
-          smallest.Offer(begin + i, score);
-          if (smallest.full()) ceiling = smallest.worst().score;
-        }
-      }
-    }
+    for (int64_t q = 0; q < q_count; ++q) state.OfferColumn(q, begin, approximate.col(q).data(), count);
   }
   // The global best of each direction (not the union of the threads': the same candidates
   // whatever the thread count).
   std::vector<std::vector<int64_t>> picked(static_cast<size_t>(q_count));
   for (int64_t q = 0; q < q_count; ++q) {
     for (const bool largest : {true, false}) {
-      std::vector<ScoredRow> merged;
-      for (const ThreadBest& state : states) {
-        const TopRows& top = largest ? state.largest[q] : state.smallest[q];
-        merged.insert(merged.end(), top.rows().begin(), top.rows().end());
-      }
-      for (const ScoredRow& row : BestRows(std::move(merged), candidates, largest)) {
+      for (const ScoredRow& row : QueryTopRows::Merge(states, q, candidates, largest)) {
         picked[q].push_back(row.row);
       }
     }

@@ -30,6 +30,18 @@ absl::Status CheckVocabularyFits(const Tokenizer& tokenizer, int64_t vocabulary,
       ": the model cannot score every token. Use the tokenizer the model was trained with"));
 }
 
+absl::Status CheckIdsInVocabulary(const std::vector<int32_t>& ids, int64_t vocabulary,
+                                  std::string_view what) {
+  for (const int32_t id : ids) {
+    if (id < 0 || id >= vocabulary) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(std::string(what), " has token id ", id, ", beyond the model's vocabulary of ",
+                       vocabulary, "; the model was not trained with this tokenizer"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MakeCompletionRow(const Tokenizer& tokenizer, int64_t vocabulary,
                                std::string_view prompt, std::string_view completion,
                                int64_t max_length, std::vector<int32_t>* tokens,
@@ -45,15 +57,8 @@ absl::Status MakeCompletionRow(const Tokenizer& tokenizer, int64_t vocabulary,
                                                    bytes ? " bytes" : " tokens",
                                                    "; the model's context holds ", max_length));
   }
-  for (const std::vector<int32_t>* ids : {&p, &c}) {
-    for (const int32_t id : *ids) {
-      if (id < 0 || id >= vocabulary) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("the text has token id ", id, ", beyond the model's vocabulary of ",
-                         vocabulary, "; the model was not trained with this tokenizer"));
-      }
-    }
-  }
+  RETURN_IF_ERROR(CheckIdsInVocabulary(p, vocabulary, "the prompt"));
+  RETURN_IF_ERROR(CheckIdsInVocabulary(c, vocabulary, "the completion"));
   tokens->assign(static_cast<size_t>(length), markers.begin);
   targets->assign(static_cast<size_t>(length), kNoTarget);
   std::copy(p.begin(), p.end(), tokens->begin() + 1);

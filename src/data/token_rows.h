@@ -30,6 +30,11 @@ namespace tda {
 [[nodiscard]] absl::Status CheckVocabularyFits(const Tokenizer& tokenizer, int64_t vocabulary,
                                                const std::string& model);
 
+// kInvalidArgument naming the first id of `ids` (encoded from `what`, e.g. "the prompt") that is
+// not in [0, vocabulary): the model was not trained with this tokenizer.
+[[nodiscard]] absl::Status CheckIdsInVocabulary(const std::vector<int32_t>& ids,
+                                                int64_t vocabulary, std::string_view what);
+
 // The completion row of (prompt, completion), prompt and completion encoded separately:
 //   inputs  [begin, p..., c_0, ..., c_{m-2}]   targets [-1 (one per prompt token), c_0 .. c_{m-1}]
 // kInvalidArgument when the completion has no tokens, the row is longer than `max_length`, or a

@@ -319,18 +319,14 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
 #endif
   // Per thread: top-k heaps and source sums of every query.
   struct ThreadState {
-    std::vector<TopRows> proponents, opponents;
-    std::vector<double> sums;  // q * num_sources + s
+    std::vector<QueryTopRows> tops;  // one, with top_k > 0
+    std::vector<double> sums;        // q * num_sources + s
   };
   std::vector<ThreadState> states(static_cast<size_t>(threads));
   for (ThreadState& state : states) {
-    if (top_k > 0) {
-      state.proponents.assign(static_cast<size_t>(q_count), TopRows(top_k, true));
-      state.opponents.assign(static_cast<size_t>(q_count), TopRows(top_k, false));
-    }
+    if (top_k > 0) state.tops.emplace_back(q_count, top_k, /*split_by_sign=*/true);
     if (options.source_sums) state.sums.assign(static_cast<size_t>(q_count) * num_sources, 0.0);
   }
-  const bool reduce = top_k > 0 || options.source_sums;
   const Cancellation* cancellation =
       options.cancellation != nullptr && options.cancellation->can_stop() ? options.cancellation
                                                                           : nullptr;
@@ -362,40 +358,35 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
       return buffer;
     }();
     ScoreRows(block.data, block.count, dim(), dtype_, queries, out);
-    const bool any_deleted = !deleted_.empty();
+    const uint8_t* deleted = deleted_.empty() ? nullptr : deleted_.data() + block.row_begin;
     for (int64_t q = 0; q < q_count; ++q) {
       float* column = out.col(q).data();
-      double* sums = options.source_sums ? state.sums.data() + q * num_sources : nullptr;
-      for (int64_t i = 0; i < block.count; ++i) {
-        const int64_t row = block.row_begin + i;
-        if (any_deleted && deleted_[static_cast<size_t>(row)] != 0) {
-          column[i] = std::numeric_limits<float>::quiet_NaN();
-          continue;
+      if (deleted != nullptr) {
+        for (int64_t i = 0; i < block.count; ++i) {
+          if (deleted[i] != 0) column[i] = std::numeric_limits<float>::quiet_NaN();
         }
-        if (!reduce) continue;
-        const float score = column[i];
-        if (sums != nullptr) sums[source_of_row_[static_cast<size_t>(row)]] += score;
-        // Only strictly positive scores are proponents and strictly negative ones opponents
-        // (NaN is neither).
-        if (top_k > 0 && score > 0) state.proponents[q].Offer(row, score);
-        if (top_k > 0 && score < 0) state.opponents[q].Offer(row, score);
       }
+      if (options.source_sums) {
+        double* sums = state.sums.data() + q * num_sources;
+        const int32_t* source = source_of_row_.data() + block.row_begin;
+        for (int64_t i = 0; i < block.count; ++i) {
+          if (deleted == nullptr || deleted[i] == 0) sums[source[i]] += column[i];
+        }
+      }
+      // Only strictly positive scores are proponents and strictly negative ones opponents
+      // (NaN, a deleted row, is neither).
+      if (top_k > 0) state.tops[0].OfferColumn(q, block.row_begin, column, block.count);
     }
   }
   if (!result.status.ok()) return result;
   if (top_k > 0) {
+    std::vector<QueryTopRows> tops;
+    for (ThreadState& state : states) tops.push_back(std::move(state.tops[0]));
     result.proponents.resize(static_cast<size_t>(q_count));
     result.opponents.resize(static_cast<size_t>(q_count));
     for (int64_t q = 0; q < q_count; ++q) {
-      std::vector<ScoredRow> best, worst;
-      for (const ThreadState& state : states) {
-        const auto& p = state.proponents[q].rows();
-        const auto& o = state.opponents[q].rows();
-        best.insert(best.end(), p.begin(), p.end());
-        worst.insert(worst.end(), o.begin(), o.end());
-      }
-      result.proponents[q] = BestRows(std::move(best), top_k, true);
-      result.opponents[q] = BestRows(std::move(worst), top_k, false);
+      result.proponents[q] = QueryTopRows::Merge(tops, q, top_k, true);
+      result.opponents[q] = QueryTopRows::Merge(tops, q, top_k, false);
     }
   }
   if (options.source_sums) {

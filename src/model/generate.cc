@@ -29,13 +29,7 @@ absl::StatusOr<std::string> Generate(const Model& model, const Tokenizer& tokeni
   const int64_t vocabulary = model.config().num_classes;
   ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(tokenizer));
   ASSIGN_OR_RETURN(const std::vector<int32_t> prompt_ids, tokenizer.Encode(prompt));
-  for (const int32_t id : prompt_ids) {
-    if (id < 0 || id >= vocabulary) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the prompt has token id ", id, ", beyond the model's vocabulary of ",
-                       vocabulary, "; the model was not trained with this tokenizer"));
-    }
-  }
+  RETURN_IF_ERROR(CheckIdsInVocabulary(prompt_ids, vocabulary, "the prompt"));
   std::vector<int32_t> sampled;
   RETURN_IF_ERROR(CatchTorchErrors("generate", [&]() -> absl::Status {
     torch::NoGradGuard no_grad;

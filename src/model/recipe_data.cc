@@ -1,5 +1,6 @@
 #include "model/recipe_data.h"
 
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -70,18 +71,43 @@ absl::StatusOr<std::shared_ptr<const Tokenizer>> RecipeTokenizer(const ModelConf
 
 namespace {
 
+// The data directory asked for, else the recipe's, else the data set's default.
+std::string ResolvedDataDir(const ModelConfig& config, const TrainRecipe& recipe,
+                            std::string requested) {
+  if (requested.empty()) requested = recipe.data_dir;
+  if (requested.empty()) {
+    requested = config.is_sequence() ? kFortunesDefaultDir : kFashionMnistDefaultDir;
+  }
+  return requested;
+}
+
+// How the recipe's documents become rows of `split`.
+TextSplitOptions RecipeSplitOptions(const ModelConfig& config, const TrainRecipe& recipe,
+                                    Split split) {
+  TextSplitOptions options;
+  options.context_length = config.context_length;
+  options.limit = split == Split::kTrain ? recipe.train_size : 0;
+  options.held_out_fraction = recipe.held_out_fraction;
+  options.chunk_stride = recipe.chunk_stride;
+  return options;
+}
+
+// Everything LoadInMemory reads for an in-memory kind: equal keys, equal data.
+std::string InMemoryDataKey(const ModelConfig& config, const TrainRecipe& recipe, Split split,
+                            const std::string& data_dir) {
+  const TextSplitOptions options = RecipeSplitOptions(config, recipe, split);
+  return absl::StrCat(recipe.dataset, "|", config.is_sequence(), "|", data_dir, "|",
+                      split == Split::kTrain ? "train" : "test", "|", options.limit, "|",
+                      options.held_out_fraction, "|", options.context_length, "|",
+                      options.chunk_stride, "|", recipe.tokenizer_fingerprint);
+}
+
 absl::StatusOr<ResolvedRows> ResolveRows(const ModelConfig& config, const TrainRecipe& recipe,
                                          Split split, const RecipeRowsOptions& request) {
   const bool documents = config.is_sequence();
-  std::string data_dir = request.data_dir;
-  if (data_dir.empty()) data_dir = recipe.data_dir;
-  if (data_dir.empty()) data_dir = documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
-  const int64_t limit = split == Split::kTrain ? recipe.train_size : 0;
-  TextSplitOptions options;
-  options.context_length = config.context_length;
-  options.limit = limit;
-  options.held_out_fraction = recipe.held_out_fraction;
-  options.chunk_stride = recipe.chunk_stride;
+  const std::string data_dir = ResolvedDataDir(config, recipe, request.data_dir);
+  const TextSplitOptions options = RecipeSplitOptions(config, recipe, split);
+  const int64_t limit = options.limit;
   ResolvedRows out;
   if (documents && recipe.dataset != "jsonl" && !recipe.tokenizer_fingerprint.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -156,13 +182,8 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadSharedRecipeData(const ModelC
     ASSIGN_OR_RETURN(Dataset data, LoadRecipeData(config, recipe, split, std::move(data_dir)));
     return std::make_shared<const Dataset>(std::move(data));
   }
-  if (data_dir.empty()) data_dir = recipe.data_dir;
-  if (data_dir.empty()) data_dir = documents ? kFortunesDefaultDir : kFashionMnistDefaultDir;
-  // Everything LoadInMemory reads (ResolveRows' options for the in-memory kinds).
-  const std::string key = absl::StrCat(
-      recipe.dataset, "|", documents, "|", data_dir, "|", split == Split::kTrain ? "train" : "test",
-      "|", split == Split::kTrain ? recipe.train_size : 0, "|", recipe.held_out_fraction, "|",
-      config.context_length, "|", recipe.chunk_stride, "|", recipe.tokenizer_fingerprint);
+  data_dir = ResolvedDataDir(config, recipe, std::move(data_dir));
+  const std::string key = InMemoryDataKey(config, recipe, split, data_dir);
   struct Entry {
     std::once_flag once;
     absl::StatusOr<std::shared_ptr<const Dataset>> data = absl::UnknownError("not loaded");
@@ -177,6 +198,10 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadSharedRecipeData(const ModelC
     if (entry == nullptr) {
       entry = std::make_shared<Entry>();
       slot = entry;
+      // The data of indexes no longer served: their slots are dropped as new ones are made.
+      for (auto it = entries->begin(); it != entries->end();) {
+        it = it->second.expired() ? entries->erase(it) : std::next(it);
+      }
     }
   }
   std::call_once(entry->once, [&] {
