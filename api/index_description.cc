@@ -4,6 +4,7 @@
 #include <sstream>
 #include <string>
 
+#include "model/hf_checkpoint.h"
 #include "model/model_config.h"
 
 namespace tda {
@@ -60,6 +61,7 @@ v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor) {
     l->set_has_bias(layer.has_bias);
   }
   info->set_parameters(model.layout().total());
+  info->set_weights_dtype(HeldMatrixDType(model));
   TrainRecipe recipe;
   if (ReadRecipe(index.dir(), &recipe)) {
     v1::TrainingRecipe* r = info->mutable_recipe();

@@ -217,8 +217,9 @@ std::string FormatDescriptionText(const v1::DescribeIndexResponse& d) {
   const v1::ModelInfo& m = d.model();
   absl::StrAppend(&out, "model:      ", m.kind(), " ", m.input_dim(), "-",
                   absl::StrJoin(m.hidden(), "-"), m.hidden().empty() ? "" : "-", m.num_classes(),
-                  " (", m.activation(), "), ", m.parameters(), " parameters, fingerprint ",
-                  m.fingerprint(), "\n");
+                  " (", m.activation(), "), ", m.parameters(), " parameters",
+                  m.weights_dtype().empty() ? "" : absl::StrCat(" held ", m.weights_dtype()),
+                  ", fingerprint ", m.fingerprint(), "\n");
   for (const v1::Layer& l : m.layers()) {
     absl::StrAppend(&out, "  layer ", l.name(), ": ", l.out(), " x ", l.in(),
                     l.has_bias() ? " + bias" : "", "\n");

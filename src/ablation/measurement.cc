@@ -8,6 +8,7 @@
 #include "ablation/removal_ablation.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "data/byte_tokenizer.h"
 #include "grad/per_sample_gradients.h"
 
 namespace tda {
@@ -61,22 +62,50 @@ absl::Status CheckClassifier(const Dataset& queries) {
   return absl::OkStatus();
 }
 
+// 1 / T per row: T its target tokens (sequences), 1 for a classifier's row.
+Eigen::VectorXd InverseTargetCounts(const Dataset& queries) {
+  Eigen::VectorXd out = Eigen::VectorXd::Ones(queries.size());
+  if (!queries.is_sequence()) return out;
+  for (int64_t q = 0; q < queries.size(); ++q) {
+    const int32_t* targets = queries.targets.data() + q * queries.sequence_length;
+    const int64_t count = std::count_if(targets, targets + queries.sequence_length,
+                                        [](int32_t t) { return t != kNoTarget; });
+    out(q) = 1.0 / static_cast<double>(std::max<int64_t>(1, count));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<Measurement> ParseMeasurement(const std::string& name) {
   if (name == "loss") return Measurement::kLoss;
+  if (name == "mean") return Measurement::kMeanLoss;
   if (name == "margin") return Measurement::kMargin;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown measurement '", name, "' (use loss: -log p_y, or margin: -log(p_y / (1 - p_y)))"));
+      "unknown measurement '", name,
+      "' (use loss: -log p_y, summed over a text's tokens; mean: that loss per target token; or "
+      "margin: -log(p_y / (1 - p_y)))"));
 }
 
 const char* MeasurementName(Measurement measurement) {
-  return measurement == Measurement::kMargin ? "margin" : "loss";
+  switch (measurement) {
+    case Measurement::kLoss:
+      return "loss";
+    case Measurement::kMeanLoss:
+      return "mean";
+    case Measurement::kMargin:
+      return "margin";
+  }
+  return "loss";
 }
 
 absl::StatusOr<Eigen::VectorXd> QueryMeasurements(const Model& model, const Dataset& queries,
                                                   Measurement measurement) {
   if (measurement == Measurement::kLoss) return QueryLosses(model, queries);
+  if (measurement == Measurement::kMeanLoss) {
+    ASSIGN_OR_RETURN(Eigen::VectorXd losses, QueryLosses(model, queries));
+    return Eigen::VectorXd(losses.cwiseProduct(InverseTargetCounts(queries)));
+  }
   RETURN_IF_ERROR(CheckClassifier(queries));
   Eigen::VectorXd out(queries.size());
   Eigen::VectorXd w;
@@ -95,6 +124,10 @@ absl::StatusOr<Eigen::MatrixXd> MeasurementGradientColumns(const Model& model,
                                                            const Dataset& queries,
                                                            Measurement measurement) {
   if (measurement == Measurement::kLoss) return GradientColumns(model, queries);
+  if (measurement == Measurement::kMeanLoss) {
+    ASSIGN_OR_RETURN(Eigen::MatrixXd columns, GradientColumns(model, queries));
+    return Eigen::MatrixXd(columns * InverseTargetCounts(queries).asDiagonal());
+  }
   RETURN_IF_ERROR(CheckClassifier(queries));
   Eigen::MatrixXd out(model.layout().total(), queries.size());
   Eigen::VectorXd w;

@@ -1,9 +1,16 @@
 // What the evaluations measure on a query (of a classifier), and its gradient: the query side
 // of an influence score. Training-sample gradients are always those of the training loss.
 //
-//   loss:   f = -log p_y                        (cross-entropy of the true label)
+//   loss:   f = -log p_y                        (cross-entropy of the true label; a text row:
+//                                                summed over its target tokens)
+//   mean:   f = loss / T                        (text rows: the mean over their T target
+//                                                tokens; classifiers: T = 1, the loss)
 //   margin: f = -log(p_y / (1 - p_y))           (TRAK's margin, negated)
 //             = logsumexp_{k != y} z_k - z_y    (z the logits)
+//
+// Mean and loss differ per query by the positive factor 1 / T, and so do their gradients: a
+// per-query correlation (LDS) is the same for both; what changes is how queries of different
+// lengths weigh against each other when their scores are compared or summed.
 //
 // Both are loss-like (larger = worse), so tda's sign convention holds for either: score > 0
 // means removing the sample RAISES f, and an LDS correlates retrained f with summed scores.
@@ -25,9 +32,9 @@
 
 namespace tda {
 
-enum class Measurement { kLoss, kMargin };
+enum class Measurement { kLoss, kMeanLoss, kMargin };
 
-// "loss" | "margin"; kInvalidArgument naming both otherwise.
+// "loss" | "mean" | "margin"; kInvalidArgument naming them otherwise.
 [[nodiscard]] absl::StatusOr<Measurement> ParseMeasurement(const std::string& name);
 const char* MeasurementName(Measurement measurement);
 

@@ -328,6 +328,7 @@ TEST_F(ServerTest, DescribeIndexAndGetSample) {
   EXPECT_EQ(d->dtype(), "f32");
   EXPECT_EQ(d->projection().dim_per_side(), 8);
   EXPECT_EQ(d->model().fingerprint(), offline_->model().Fingerprint());
+  EXPECT_EQ(d->model().weights_dtype(), "float32");  // tda describe prints "held float32"
   EXPECT_EQ(d->model().input_dim(), 784);
   EXPECT_THAT(d->model().hidden(), ::testing::ElementsAre(16));
   EXPECT_EQ(d->model().layers_size(), 2);
