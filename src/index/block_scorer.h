@@ -7,7 +7,9 @@
 //     (an AVX2 + FMA build; F16C for f16): a fused kernel reads each stored row once, loads 8
 //     elements at a time into registers (bf16 -> f32 is a 16-bit shift) and accumulates all Q
 //     dot products with FMA. Nothing is written back to memory, so a scan of few queries is
-//     bound by memory bandwidth, not by conversion or by SGEMM's packing of thin tiles.
+//     bound by memory bandwidth, not by conversion or by SGEMM's packing of thin tiles. For f32
+//     rows and 5 to 8 queries, the queries sit in the 8 lanes of a register instead and each
+//     row element is broadcast against them (no horizontal sums, one pass over the rows).
 //   otherwise: OpenBLAS SGEMM over tiles of a few hundred rows (bf16 / f16 tiles converted to
 //     f32 first in a per-thread buffer that stays in cache); compute-bound. Each call runs on
 //     its calling scan thread when the process has called InitCompute (model/model.h).
