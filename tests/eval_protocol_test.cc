@@ -92,6 +92,22 @@ TEST(EvalProtocol, eval_job_spec_mirrors_the_flags) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'side'")));
   EXPECT_THAT(NormalizeJobSpec("eval", R"({"out": "o", "dropout": 1})").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'dropout'")));
+  // Ensembles: one model by default, lds only, refused before anything is trained.
+  EXPECT_EQ(normalized["ensemble"].get<int64_t>(), 1);
+  EXPECT_THAT(NormalizeJobSpec("eval", R"({"out": "o", "ensemble": 0})").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'ensemble'")));
+  EvalRun loo;
+  loo.experiment = "loo";
+  auto setup = ProtocolSetup("dattri", "loo", "lr");
+  TDA_ASSERT_OK(setup);
+  loo.setup = *setup;
+  loo.setup.ensemble = 2;
+  EXPECT_THAT(RunEval(loo, testing::FashionTrain(20), testing::FashionTest(20)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ensembles are for lds")));
+  EvalRun lds = SmallDattriRun("lr", "");
+  lds.setup.ensemble = 101;
+  EXPECT_THAT(RunEval(lds, testing::FashionTrain(500), testing::FashionTest(8)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1 to 100 models")));
 }
 
 // The dattri LR, shrunk: EK-FAC beats gradient-dot. Its subsets of 250 get the SGD steps of the
