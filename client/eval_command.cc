@@ -232,7 +232,7 @@ int RunLds(const Args& args) {
                "score with E models trained with seeds seed..seed+E-1, their mean score (the\n"
                "retrained subset models stay single); the table adds the members' mean LDS");
   flags.AddString("retrain-cache", "DIR", "",
-                  "saved retrainings ('' = $TDA_CACHE_DIR/retrainings or "
+                  "saved retrainings and trained models ('' = $TDA_CACHE_DIR/retrainings or "
                   "~/.cache/tda/retrainings; 'none' = do not save)");
   flags.AddNote(absl::StrCat(
       "Presets (flags given override them):\n", DescribeProtocols("lds"),

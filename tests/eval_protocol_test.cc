@@ -14,6 +14,7 @@
 
 #include "ablation/measurement.h"
 #include "ablation/retrain_cache.h"
+#include "ablation/trained_model_cache.h"
 #include "common/status_macros.h"
 #include "jobs/job_kinds.h"
 #include "model/model.h"
@@ -150,6 +151,7 @@ TEST(EvalProtocol, small_dattri_mlp_ranks_ekfac_above_gradient_dot_and_its_ensem
   auto ensemble = RunSmall(run);
   TDA_ASSERT_OK(ensemble);
   EXPECT_TRUE((*ensemble)["retraining_from_cache"].get<bool>());
+  EXPECT_EQ((*ensemble)["models_from_cache"].get<int64_t>(), 1);  // the single run's model
   EXPECT_EQ((*ensemble)["ensemble"].get<int64_t>(), 3);
   EXPECT_EQ((*ensemble)["member_dampings"][0].get<double>(), (*single)["damping"].get<double>());
   for (int m = 0; m < 2; ++m) {
@@ -216,6 +218,55 @@ TEST(EvalProtocol, retrain_cache_verifies_entries_and_recomputes_damaged_ones) {
   TDA_ASSERT_OK(other);
   EXPECT_FALSE(other->from_cache);
   EXPECT_NE(other->path, first->path);
+}
+
+// A saved model (an ensemble member) is loaded with the same weights; damaged weights are
+// detected by their fingerprint, reported, and the model trained and saved again.
+TEST(EvalProtocol, trained_model_cache_verifies_entries_and_retrains_damaged_ones) {
+  testing::TempDir dir;
+  const Dataset train = testing::Downsample(testing::FashionTrain(200), 7);
+  ModelConfig config;
+  config.input_dim = train.feature_dim;
+  config.hidden = {8};
+  TrainRecipe recipe;
+  recipe.epochs = 2;
+  int trained = 0;
+  auto train_model = [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
+    ++trained;
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, recipe.seed));
+    RETURN_IF_ERROR(Train(*model, train, recipe).status());
+    return model;
+  };
+  std::vector<std::string> warnings;
+  auto warn = [&warnings](const std::string& w) { warnings.push_back(w); };
+  const std::string key = TrainedModelKey(config, recipe, "tests", train);
+  auto first = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(first);
+  EXPECT_FALSE(first->from_cache);
+  auto second = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(second);
+  EXPECT_TRUE(second->from_cache);
+  EXPECT_EQ(trained, 1);
+  EXPECT_EQ(second->model->Fingerprint(), first->model->Fingerprint());
+  EXPECT_TRUE(warnings.empty());
+
+  std::string weights = testing::ReadText(first->path + "/model.safetensors");
+  weights[weights.size() - 3] ^= 0x40;  // a weight's byte
+  testing::WriteText(first->path + "/model.safetensors", weights);
+  auto damaged = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(damaged);
+  EXPECT_FALSE(damaged->from_cache);
+  EXPECT_EQ(trained, 2);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("fingerprint"));
+  EXPECT_EQ(damaged->model->Fingerprint(), first->model->Fingerprint());
+  auto repaired = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(repaired);
+  EXPECT_TRUE(repaired->from_cache);
+
+  TrainRecipe other = recipe;
+  other.seed = 1;  // another member
+  EXPECT_NE(TrainedModelKey(config, other, "tests", train), key);
 }
 
 // Dropout 0 is today's model: same config.json text, same training. Dropout > 0 changes the

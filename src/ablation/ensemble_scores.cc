@@ -6,6 +6,7 @@
 #include <memory>
 #include <utility>
 
+#include "ablation/trained_model_cache.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "model/model.h"
@@ -38,8 +39,18 @@ absl::StatusOr<EnsembleScores> ComputeEnsembleScores(
     TrainRecipe member_recipe = recipe;
     member_recipe.seed = recipe.seed + static_cast<uint64_t>(member);
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, member_recipe.seed));
-    RETURN_IF_ERROR(Train(*model, train, member_recipe, progress).status());
+    ASSIGN_OR_RETURN(
+        CachedModel trained,
+        CachedTrain(options.cache_dir,
+                    TrainedModelKey(config, member_recipe, options.data_path, train), member_recipe,
+                    [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
+                      ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                                       CreateModel(config, member_recipe.seed));
+                      RETURN_IF_ERROR(Train(*model, train, member_recipe, progress).status());
+                      return model;
+                    }));
+    const std::unique_ptr<Model>& model = trained.model;
+    if (trained.from_cache) ++out.members_from_cache;
     out.train_seconds +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     out.parameters = model->layout().total();

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "ablation/method_scores.h"
@@ -33,6 +34,10 @@ struct EnsembleOptions {
   std::optional<double> damping;    // absolute, every member; default: each member's own
   MethodSettings settings;          // measurement, factor fitting, ...; damping set per member
   std::function<bool()> cancelled;  // checked between members' methods (optional)
+  // Saved members (ablation/trained_model_cache.h): the directory ("" = none) and where the
+  // training data came from (part of the key).
+  std::string cache_dir;
+  std::string data_path;
 };
 
 // The largest ensemble accepted (each member is a full training run).
@@ -52,7 +57,8 @@ struct EnsembleMethodScores {
 struct EnsembleScores {
   int64_t parameters = 0;                     // of one member
   std::vector<double> dampings;               // per member
-  double train_seconds = 0;                   // all members' training
+  double train_seconds = 0;                   // all members' training (or loading)
+  int64_t members_from_cache = 0;             // loaded from saved members instead of trained
   std::vector<EnsembleMethodScores> methods;  // in the order asked
 };
 
@@ -63,11 +69,12 @@ using EnsembleMemberFn =
     std::function<absl::Status(int64_t member, size_t method_index, const MethodScores& own,
                                const Eigen::MatrixXd& running_sum)>;
 
-// Trains the members of `config` + `recipe` on `train` (recipe.seed + k for member k) and
-// scores every row of `train` for every row of `queries` by each method. Progress: stage
-// "train" of each member, then the methods' own stages. kInvalidArgument when members is
-// outside [1, kMaxEnsembleMembers] or the damping is negative; kCancelled when `cancelled`
-// says so; an error from `on_member` stops the computation and is returned.
+// Trains the members of `config` + `recipe` on `train` (recipe.seed + k for member k; loaded
+// instead when options.cache_dir holds them, saved there otherwise) and scores every row of `train`
+// for every row of `queries` by each method. Progress: stage "train" of each member, then the
+// methods' own stages. kInvalidArgument when members is outside [1, kMaxEnsembleMembers] or the
+// damping is negative; kCancelled when `cancelled` says so; an error from `on_member` stops the
+// computation and is returned.
 [[nodiscard]] absl::StatusOr<EnsembleScores> ComputeEnsembleScores(
     const ModelConfig& config, const TrainRecipe& recipe, const std::vector<Method>& methods,
     const Dataset& train, const Dataset& queries, const EnsembleOptions& options,

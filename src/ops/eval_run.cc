@@ -155,11 +155,11 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
       lds.damping,
       experiment.ensemble > 1
           ? absl::StrFormat(
-                " (member 1's)\nensemble of %d models (seeds %d..%d), trained in %.1f s; "
-                "dampings %s",
+                " (member 1's)\nensemble of %d models (seeds %d..%d), trained in %.1f s (%d "
+                "of them saved, read from the cache); dampings %s",
                 experiment.ensemble, experiment.recipe.seed,
                 experiment.recipe.seed + static_cast<uint64_t>(experiment.ensemble) - 1,
-                lds.train_seconds,
+                lds.train_seconds, lds.models_from_cache,
                 absl::StrJoin(lds.member_dampings, ", ",
                               [](std::string* out, double d) {
                                 absl::StrAppend(out, absl::StrFormat("%.4g", d));
@@ -175,6 +175,7 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
               {"ensemble", experiment.ensemble},
               {"member_dampings", lds.member_dampings},
               {"train_seconds", lds.train_seconds},
+              {"models_from_cache", lds.models_from_cache},
               {"retrain_seconds", lds.retrain_seconds},
               {"retraining_from_cache", lds.retraining_from_cache},
               {"retraining_path", lds.retraining_path},

@@ -36,6 +36,8 @@ absl::StatusOr<LdsExperimentResult> RunLdsExperiment(
   options.damping = experiment.damping;
   options.settings.measurement = experiment.lds.measurement;
   options.cancelled = experiment.cancelled;
+  options.cache_dir = experiment.retrain_cache_dir;
+  options.data_path = experiment.data_path;
   // Each member's own LDS and that of the ensemble of the members so far, as they come.
   auto on_member = [&](int64_t member, size_t m, const MethodScores& own,
                        const Eigen::MatrixXd& running_sum) -> absl::Status {
@@ -59,6 +61,7 @@ absl::StatusOr<LdsExperimentResult> RunLdsExperiment(
   result.member_dampings = ensemble.dampings;
   result.damping = ensemble.dampings.front();
   result.train_seconds = ensemble.train_seconds;
+  result.models_from_cache = ensemble.members_from_cache;
   for (size_t m = 0; m < experiment.methods.size(); ++m) {
     LdsMethodResult& r = result.methods[m];
     EnsembleMethodScores& e = ensemble.methods[m];

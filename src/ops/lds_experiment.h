@@ -30,8 +30,8 @@ struct LdsExperiment {
   std::vector<Method> methods;
   std::optional<double> damping;    // absolute, for every method; default: DefaultDamping
   int64_t ensemble = 1;             // models whose mean score is the method's (E >= 1)
-  // Saved retrainings (ablation/retrain_cache.h): the directory ("" = none) and where the
-  // data came from (part of the key).
+  // Saved retrainings (ablation/retrain_cache.h) and trained models (trained_model_cache.h):
+  // the directory ("" = none) and where the data came from (part of the keys).
   std::string retrain_cache_dir;
   std::string data_path;
   std::function<bool()> cancelled;  // checked between methods (optional)
@@ -48,7 +48,8 @@ struct LdsExperimentResult {
   int64_t parameters = 0;  // of the trained model
   double damping = 0;      // used by every method (of member 0 in an ensemble)
   std::vector<double> member_dampings;  // per member
-  double train_seconds = 0;             // training the model (all members)
+  double train_seconds = 0;             // training the model (all members), or loading it
+  int64_t models_from_cache = 0;        // members read from the cache instead of trained
   double retrain_seconds = 0;  // of the retraining used (when cached: when it was made)
   bool retraining_from_cache = false;
   std::string retraining_path;           // the cache entry ("" without a cache)
