@@ -229,8 +229,7 @@ int RunLds(const Args& args) {
                   "loss (-log p_y) or margin (-log(p_y / (1 - p_y)))");
   flags.AddDouble("damping", "X", -1, "absolute damping of every method (-1: the default above)");
   flags.AddInt("ensemble", "E", 1,
-               "score with E models trained with seeds seed..seed+E-1, their mean score (the\n"
-               "retrained subset models stay single); the table adds the members' mean LDS");
+               "score the mean of E models (seeds seed..seed+E-1); subset models stay single");
   flags.AddString("retrain-cache", "DIR", "",
                   "saved retrainings and trained models ('' = $TDA_CACHE_DIR/retrainings or "
                   "~/.cache/tda/retrainings; 'none' = do not save)");
