@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ablation/ensemble_scores.h"
 #include "ablation/eval_protocol.h"
 #include "ablation/retrain_cache.h"
 #include "absl/strings/str_cat.h"
@@ -123,16 +124,32 @@ void PrintReport(const EvalReport& report, const std::string& value_name, bool j
     return;
   }
   std::cout << report.settings << "\n\n";
-  std::cout << absl::StrFormat("%-13s %12s %9s %10s %12s  %s\n", "method", value_name, "vs exact",
-                               "wall time", "peak memory", "settings");
+  const bool ensemble = !report.rows.empty() && !report.rows[0].ensemble_curve.empty();
+  std::cout << absl::StrFormat("%-13s %12s %s%9s %10s %12s  %s\n", "method", value_name,
+                               ensemble ? "members' mean " : "", "vs exact", "wall time",
+                               "peak memory", "settings");
   for (const EvalRow& r : report.rows) {
-    std::cout << absl::StrFormat("%-13s %12.4f %9s %9.2fs %12s  %s\n", r.method, r.value,
+    std::cout << absl::StrFormat("%-13s %12.4f %s%9s %9.2fs %12s  %s\n", r.method, r.value,
+                                 ensemble ? absl::StrFormat("%13.4f ", r.members_mean) : "",
                                  r.has_vs_exact ? absl::StrFormat("%.4f", r.vs_exact) : "-",
                                  r.seconds, FormatBytes(r.peak_bytes), r.detail);
   }
+  if (ensemble) {
+    std::cout << "\nLDS of the ensemble of the first k models:\n";
+    for (const EvalRow& r : report.rows) {
+      std::cout << absl::StrFormat("%-13s", r.method);
+      for (size_t k = 0; k < r.ensemble_curve.size(); ++k) {
+        std::cout << absl::StrFormat(" %d: %.4f", k + 1, r.ensemble_curve[k]);
+      }
+      std::cout << "\n";
+    }
+  }
   std::cout << "(vs exact: Pearson of the method's scores with exact's, mean over queries;\n"
                " wall time and peak memory: computing the method's scores of every training\n"
-               " sample for the queries, from fitting its curvature to the last dot product)\n";
+               " sample for the queries, from fitting its curvature to the last dot product"
+            << (ensemble ? ",\n summed over the models (peak: the largest model's); members' mean:"
+                           " the mean of\n the models' own LDS)\n"
+                         : ")\n");
 }
 
 // Loads the data, runs the evaluation with a progress bar, prints it.
@@ -211,15 +228,18 @@ int RunLds(const Args& args) {
   flags.AddString("measurement", "NAME", "loss",
                   "loss (-log p_y) or margin (-log(p_y / (1 - p_y)))");
   flags.AddDouble("damping", "X", -1, "absolute damping of every method (-1: the default above)");
+  flags.AddInt("ensemble", "E", 1,
+               "score the mean of E models (seeds seed..seed+E-1); subset models stay single");
   flags.AddString("retrain-cache", "DIR", "",
-                  "saved retrainings ('' = $TDA_CACHE_DIR/retrainings or "
+                  "saved retrainings and trained models ('' = $TDA_CACHE_DIR/retrainings or "
                   "~/.cache/tda/retrainings; 'none' = do not save)");
   flags.AddNote(absl::StrCat(
       "Presets (flags given override them):\n", DescribeProtocols("lds"),
       "\nWhere --protocol dattri differs from dattri's MNIST benchmark: the data set is\n"
       "Fashion-MNIST (Debian ships no MNIST), pixels are scaled to [0, 1] rather than\n"
       "normalised by MNIST's mean and deviation.\n"
-      "Example: tda eval lds --protocol dattri --model lr --methods ekfac,kfac,gradient-dot"));
+      "Example: tda eval lds --protocol dattri --model lr --methods ekfac,kfac,gradient-dot\n"
+      "Ensemble: tda eval lds --protocol dattri --model mlp --ensemble 5 --methods ekfac"));
   if (std::optional<int> exit = flags.ParseOrExit(args)) return *exit;
   absl::StatusOr<EvalRun> run = RunFromFlags(flags, "lds");
   if (!run.ok()) return flags.UsageError(std::string(run.status().message()));
@@ -243,6 +263,10 @@ int RunLds(const Args& args) {
   if (absl::Status st = ValidateLdsOptions(s.lds, s.train_size); !st.ok())
     return flags.UsageError(std::string(st.message()));
   if (flags.GetDouble("damping") >= 0) run->damping = flags.GetDouble("damping");
+  s.ensemble = flags.GetInt("ensemble");
+  if (absl::Status st = ValidateEnsembleSize(s.ensemble); !st.ok()) {
+    return flags.UsageError(absl::StrCat("--ensemble: ", st.message()));
+  }
   const std::string cache = flags.GetString("retrain-cache");
   run->retrain_cache_dir = cache == "none" ? "" : cache.empty() ? DefaultRetrainCacheDir() : cache;
   return RunAndPrint(flags, *std::move(run), "LDS");

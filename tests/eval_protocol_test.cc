@@ -14,6 +14,7 @@
 
 #include "ablation/measurement.h"
 #include "ablation/retrain_cache.h"
+#include "ablation/trained_model_cache.h"
 #include "common/status_macros.h"
 #include "jobs/job_kinds.h"
 #include "model/model.h"
@@ -51,8 +52,11 @@ absl::StatusOr<json> RunSmall(const EvalRun& run) {
   const Dataset& test = testing::FashionTest(run.setup.queries);
   ASSIGN_OR_RETURN(EvalReport report, RunEval(run, train, test));
   std::cout << report.settings << "\n";
-  for (const EvalRow& row : report.rows)
-    std::cout << "  " << row.method << " " << row.value << "\n";
+  for (const EvalRow& row : report.rows) {
+    std::cout << "  " << row.method << " " << row.value;
+    if (!row.ensemble_curve.empty()) std::cout << " (members' mean " << row.members_mean << ")";
+    std::cout << "\n";
+  }
   return json::parse(report.json);
 }
 
@@ -89,6 +93,22 @@ TEST(EvalProtocol, eval_job_spec_mirrors_the_flags) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'side'")));
   EXPECT_THAT(NormalizeJobSpec("eval", R"({"out": "o", "dropout": 1})").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'dropout'")));
+  // Ensembles: one model by default, lds only, refused before anything is trained.
+  EXPECT_EQ(normalized["ensemble"].get<int64_t>(), 1);
+  EXPECT_THAT(NormalizeJobSpec("eval", R"({"out": "o", "ensemble": 0})").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'ensemble'")));
+  EvalRun loo;
+  loo.experiment = "loo";
+  auto setup = ProtocolSetup("dattri", "loo", "lr");
+  TDA_ASSERT_OK(setup);
+  loo.setup = *setup;
+  loo.setup.ensemble = 2;
+  EXPECT_THAT(RunEval(loo, testing::FashionTrain(20), testing::FashionTest(20)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ensembles are for lds")));
+  EvalRun lds = SmallDattriRun("lr", "");
+  lds.setup.ensemble = 101;
+  EXPECT_THAT(RunEval(lds, testing::FashionTrain(500), testing::FashionTest(8)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1 to 100 models")));
 }
 
 // The dattri LR, shrunk: EK-FAC beats gradient-dot. Its subsets of 250 get the SGD steps of the
@@ -114,14 +134,39 @@ TEST(EvalProtocol, small_dattri_lr_ranks_ekfac_above_gradient_dot_and_reuses_ret
 }
 
 // The dattri MLP (784-128-64-10, dropout 0.1, SGD with momentum), shrunk: EK-FAC beats
-// gradient-dot.
-TEST(EvalProtocol, small_dattri_mlp_ranks_ekfac_above_gradient_dot) {
-  auto result = RunSmall(SmallDattriRun("mlp", ""));
-  TDA_ASSERT_OK(result);
-  const double ekfac = (*result)["methods"][0]["lds"].get<double>();
-  EXPECT_GT(ekfac, (*result)["methods"][1]["lds"].get<double>())
+// gradient-dot. An ensemble of 3 such models (seeds 0, 1, 2; ablation/ensemble_scores.h),
+// scored against the same saved retraining, has a higher EK-FAC LDS than the mean of its
+// members' own; its member 0 is the single-model run bit for bit.
+TEST(EvalProtocol, small_dattri_mlp_ranks_ekfac_above_gradient_dot_and_its_ensemble_above_members) {
+  testing::TempDir cache;
+  EvalRun run = SmallDattriRun("mlp", cache.path());
+  auto single = RunSmall(run);
+  TDA_ASSERT_OK(single);
+  const double ekfac = (*single)["methods"][0]["lds"].get<double>();
+  EXPECT_GT(ekfac, (*single)["methods"][1]["lds"].get<double>())
       << "EK-FAC does not beat gradient-dot";
   EXPECT_GT(ekfac, 0.1) << "EK-FAC's LDS is not clearly positive";
+
+  run.setup.ensemble = 3;
+  auto ensemble = RunSmall(run);
+  TDA_ASSERT_OK(ensemble);
+  EXPECT_TRUE((*ensemble)["retraining_from_cache"].get<bool>());
+  EXPECT_EQ((*ensemble)["models_from_cache"].get<int64_t>(), 1);  // the single run's model
+  EXPECT_EQ((*ensemble)["ensemble"].get<int64_t>(), 3);
+  EXPECT_EQ((*ensemble)["member_dampings"][0].get<double>(), (*single)["damping"].get<double>());
+  for (int m = 0; m < 2; ++m) {
+    const json& method = (*ensemble)["methods"][m];
+    ASSERT_EQ(method["member_lds"].size(), 3u);
+    ASSERT_EQ(method["ensemble_curve"].size(), 3u);
+    const double plain = (*single)["methods"][m]["lds"].get<double>();
+    EXPECT_EQ(method["member_lds"][0].get<double>(), plain) << "member 0 is not the single run";
+    EXPECT_EQ(method["ensemble_curve"][0].get<double>(), plain);
+    EXPECT_EQ(method["ensemble_curve"][2].get<double>(), method["lds"].get<double>());
+    EXPECT_NE(method["member_lds"][1].get<double>(), plain) << "members are not different models";
+  }
+  const json& ekfac3 = (*ensemble)["methods"][0];
+  EXPECT_GT(ekfac3["lds"].get<double>(), ekfac3["members_mean_lds"].get<double>())
+      << "the ensemble of 3 does not beat its members' mean LDS";
 }
 
 // A saved retraining is read back bit-for-bit; a flipped byte is detected, reported and the
@@ -173,6 +218,55 @@ TEST(EvalProtocol, retrain_cache_verifies_entries_and_recomputes_damaged_ones) {
   TDA_ASSERT_OK(other);
   EXPECT_FALSE(other->from_cache);
   EXPECT_NE(other->path, first->path);
+}
+
+// A saved model (an ensemble member) is loaded with the same weights; damaged weights are
+// detected by their fingerprint, reported, and the model trained and saved again.
+TEST(EvalProtocol, trained_model_cache_verifies_entries_and_retrains_damaged_ones) {
+  testing::TempDir dir;
+  const Dataset train = testing::Downsample(testing::FashionTrain(200), 7);
+  ModelConfig config;
+  config.input_dim = train.feature_dim;
+  config.hidden = {8};
+  TrainRecipe recipe;
+  recipe.epochs = 2;
+  int trained = 0;
+  auto train_model = [&]() -> absl::StatusOr<std::unique_ptr<Model>> {
+    ++trained;
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(config, recipe.seed));
+    RETURN_IF_ERROR(Train(*model, train, recipe).status());
+    return model;
+  };
+  std::vector<std::string> warnings;
+  auto warn = [&warnings](const std::string& w) { warnings.push_back(w); };
+  const std::string key = TrainedModelKey(config, recipe, "tests", train);
+  auto first = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(first);
+  EXPECT_FALSE(first->from_cache);
+  auto second = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(second);
+  EXPECT_TRUE(second->from_cache);
+  EXPECT_EQ(trained, 1);
+  EXPECT_EQ(second->model->Fingerprint(), first->model->Fingerprint());
+  EXPECT_TRUE(warnings.empty());
+
+  std::string weights = testing::ReadText(first->path + "/model.safetensors");
+  weights[weights.size() - 3] ^= 0x40;  // a weight's byte
+  testing::WriteText(first->path + "/model.safetensors", weights);
+  auto damaged = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(damaged);
+  EXPECT_FALSE(damaged->from_cache);
+  EXPECT_EQ(trained, 2);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_THAT(warnings[0], HasSubstr("fingerprint"));
+  EXPECT_EQ(damaged->model->Fingerprint(), first->model->Fingerprint());
+  auto repaired = CachedTrain(dir.path(), key, recipe, train_model, warn);
+  TDA_ASSERT_OK(repaired);
+  EXPECT_TRUE(repaired->from_cache);
+
+  TrainRecipe other = recipe;
+  other.seed = 1;  // another member
+  EXPECT_NE(TrainedModelKey(config, other, "tests", train), key);
 }
 
 // Dropout 0 is today's model: same config.json text, same training. Dropout > 0 changes the

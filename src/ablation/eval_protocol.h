@@ -34,6 +34,7 @@ struct EvalSetup {
   ModelConfig config;      // an mlp; input_dim and num_classes follow the data
   TrainRecipe recipe;      // of the model and of every retraining
   LdsOptions lds;          // LDS only
+  int64_t ensemble = 1;    // LDS only: models (seeds seed..seed+E-1) whose mean score is scored
 };
 
 // The preset of `protocol` ("tda" | "dattri") for `experiment` ("lds" | "loo") and `model`

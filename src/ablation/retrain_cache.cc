@@ -18,14 +18,6 @@ using json = nlohmann::json;
 
 constexpr char kFormat[] = "tda-lds-retraining/1";
 
-// XXH3 of a data set's features and labels, as hex.
-std::string DataFingerprint(const Dataset& data) {
-  Xxh3Stream stream;
-  stream.Update(data.features.data(), data.features.size() * sizeof(float));
-  stream.Update(data.labels.data(), data.labels.size() * sizeof(int32_t));
-  return ChecksumHex(stream.Digest());
-}
-
 json PayloadJson(const LdsRetraining& r) {
   json measured = json::array();
   for (Eigen::Index m = 0; m < r.measured.rows(); ++m) {
@@ -80,6 +72,13 @@ absl::StatusOr<LdsRetraining> ReadEntry(const std::string& path, const std::stri
 }
 
 }  // namespace
+
+std::string DataFingerprint(const Dataset& data) {
+  Xxh3Stream stream;
+  stream.Update(data.features.data(), data.features.size() * sizeof(float));
+  stream.Update(data.labels.data(), data.labels.size() * sizeof(int32_t));
+  return ChecksumHex(stream.Digest());
+}
 
 std::string DefaultRetrainCacheDir() { return DefaultTokenCacheRoot() + "/retrainings"; }
 

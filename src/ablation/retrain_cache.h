@@ -27,6 +27,9 @@ namespace tda {
 // cache).
 std::string DefaultRetrainCacheDir();
 
+// XXH3 of a data set's features and labels, as hex (part of the cache keys).
+std::string DataFingerprint(const Dataset& data);
+
 // The cache key's text (what the file name hashes); `data_path` names where the data came
 // from (a directory or files).
 std::string RetrainingKey(const ModelConfig& config, const TrainRecipe& recipe,

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ablation/ensemble_scores.h"
 #include "ablation/retrain_cache.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
@@ -60,6 +61,8 @@ const JobKind& EvalJobKind() {
        StringField("measurement", "\"loss\"", "lds: loss or margin"),
        DoubleField("damping", "-1", "lds: absolute damping of every method (-1: default)",
                    ClosedOr(-1, 0, 1e6)),
+       IntField("ensemble", "1", "lds: models (seeds seed..seed+E-1) whose mean score is scored",
+                Closed(1, kMaxEnsembleMembers)),
        StringField("methods", "\"auto\"", "methods, comma-separated, or auto"),
        IntField("seed", "0", "seed of initialisation, shuffling and sampling", Closed(0, kMaxSeed)),
        IntField("query", "-1", "loo: test image (-1: highest loss of the first 20)",
@@ -114,6 +117,7 @@ absl::StatusOr<std::string> RunEvalJob(const std::string& spec_json, JobContext&
   r.seed = spec["seed"].get<uint64_t>();
   s.lds.seed = r.seed;
   if (spec["damping"].get<double>() >= 0) run.damping = spec["damping"].get<double>();
+  s.ensemble = spec["ensemble"].get<int64_t>();
   run.methods = spec["methods"].get<std::string>();
   run.query = spec["query"].get<int64_t>();
   run.top_k = spec["top_k"].get<int64_t>();

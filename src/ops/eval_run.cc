@@ -37,6 +37,24 @@ void CompareWithExact(const std::vector<Eigen::MatrixXd>& scores, std::vector<Ev
   }
 }
 
+double Mean(const std::vector<double>& values) {
+  return values.empty() ? 0.0
+                        : Eigen::Map<const Eigen::VectorXd>(
+                              values.data(), static_cast<Eigen::Index>(values.size()))
+                              .mean();
+}
+
+// The row of one method's scores and its `value` (LDS or LOO Pearson).
+EvalRow MethodRow(const MethodScores& m, double value) {
+  EvalRow row;
+  row.method = MethodName(m.method);
+  row.value = value;
+  row.seconds = m.seconds;
+  row.peak_bytes = m.peak_bytes;
+  row.detail = m.detail;
+  return row;
+}
+
 int64_t ClassCount(const Dataset& data) {
   return data.class_names.empty() ? 10 : static_cast<int64_t>(data.class_names.size());
 }
@@ -105,6 +123,7 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
   experiment.recipe = run.setup.recipe;
   experiment.lds = run.setup.lds;
   experiment.damping = run.damping;
+  experiment.ensemble = run.setup.ensemble;
   experiment.cancelled = run.cancelled;
   experiment.retrain_cache_dir = run.retrain_cache_dir;
   experiment.data_path = run.data_path;
@@ -114,22 +133,38 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
   EvalReport report;
   std::vector<Eigen::MatrixXd> scores;
   for (LdsMethodResult& m : lds.methods) {
-    report.rows.push_back({MethodName(m.scores.method), m.lds.mean, 0, false, m.scores.seconds,
-                           m.scores.peak_bytes, m.scores.detail});
+    EvalRow row = MethodRow(m.scores, m.lds.mean);
+    if (experiment.ensemble > 1) {
+      row.members_mean = Mean(m.member_lds);
+      row.ensemble_curve = m.ensemble_curve;
+    }
+    report.rows.push_back(std::move(row));
     scores.push_back(std::move(m.scores.scores));
   }
   CompareWithExact(scores, report.rows);
   const LdsOptions& o = experiment.lds;
   report.settings = absl::StrFormat(
       "LDS (protocol %s): %s (%d parameters), N = %d, %s; %d subsets of %g x %d seed(s); "
-      "%d queries, measurement %s; retraining %.1f s%s; damping %.4g",
+      "%d queries, measurement %s; retraining %.1f s%s; damping %.4g%s",
       run.protocol, Architecture(experiment.config), lds.parameters, train.size(),
       RecipeText(experiment.recipe), o.subsets, o.alpha, o.seeds_per_subset, queries.size(),
       MeasurementName(o.measurement), lds.retrain_seconds,
       lds.retraining_from_cache     ? absl::StrCat(" (saved, read from ", lds.retraining_path, ")")
       : lds.retraining_path.empty() ? std::string(" (not saved)")
                                     : absl::StrCat(" (now, saved to ", lds.retraining_path, ")"),
-      lds.damping);
+      lds.damping,
+      experiment.ensemble > 1
+          ? absl::StrFormat(
+                " (member 1's)\nensemble of %d models (seeds %d..%d), trained in %.1f s (%d "
+                "of them saved, read from the cache); dampings %s",
+                experiment.ensemble, experiment.recipe.seed,
+                experiment.recipe.seed + static_cast<uint64_t>(experiment.ensemble) - 1,
+                lds.train_seconds, lds.models_from_cache,
+                absl::StrJoin(lds.member_dampings, ", ",
+                              [](std::string* out, double d) {
+                                absl::StrAppend(out, absl::StrFormat("%.4g", d));
+                              }))
+          : std::string());
   json out = SettingsJson(run, experiment.config, train);
   out.update({{"subsets", o.subsets},
               {"alpha", o.alpha},
@@ -137,10 +172,19 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
               {"queries", queries.size()},
               {"measurement", MeasurementName(o.measurement)},
               {"damping", lds.damping},
+              {"ensemble", experiment.ensemble},
+              {"member_dampings", lds.member_dampings},
+              {"train_seconds", lds.train_seconds},
+              {"models_from_cache", lds.models_from_cache},
               {"retrain_seconds", lds.retrain_seconds},
               {"retraining_from_cache", lds.retraining_from_cache},
               {"retraining_path", lds.retraining_path},
               {"methods", RowsJson("lds", report.rows)}});
+  for (size_t m = 0; m < lds.methods.size(); ++m) {
+    out["methods"][m]["member_lds"] = lds.methods[m].member_lds;
+    out["methods"][m]["members_mean_lds"] = Mean(lds.methods[m].member_lds);
+    out["methods"][m]["ensemble_curve"] = lds.methods[m].ensemble_curve;
+  }
   report.json = out.dump();
   return report;
 }
@@ -150,6 +194,10 @@ absl::StatusOr<EvalReport> RunLoo(const EvalRun& run, const Dataset& train, cons
   if (!run.setup.config.hidden.empty()) {
     return absl::InvalidArgumentError(
         "leave-one-out needs the convex model: logistic regression (--model lr)");
+  }
+  if (run.setup.ensemble != 1) {
+    return absl::InvalidArgumentError(
+        "leave-one-out scores one converged model; ensembles are for lds (set ensemble to 1)");
   }
   LooExperiment experiment;
   experiment.recipe = run.setup.recipe;
@@ -163,8 +211,7 @@ absl::StatusOr<EvalReport> RunLoo(const EvalRun& run, const Dataset& train, cons
   std::vector<Eigen::MatrixXd> scores;
   for (size_t i = 0; i < loo.scores.size(); ++i) {
     const MethodScores& m = loo.scores[i];
-    report.rows.push_back(
-        {MethodName(m.method), loo.loo.pearson[i], 0, false, m.seconds, m.peak_bytes, m.detail});
+    report.rows.push_back(MethodRow(m, loo.loo.pearson[i]));
     scores.push_back(m.scores);
   }
   CompareWithExact(scores, report.rows);

@@ -42,6 +42,10 @@ struct EvalRow {
   double seconds = 0;
   int64_t peak_bytes = 0;
   std::string detail;
+  // LDS of an ensemble (setup.ensemble > 1): the mean of the members' single-model LDS, and
+  // the LDS of the ensemble of the first k members, k = 1..E (empty otherwise).
+  double members_mean = 0;
+  std::vector<double> ensemble_curve;
 };
 
 struct EvalReport {
