@@ -226,7 +226,8 @@ int RunLds(const Args& args) {
   flags.AddDouble("alpha", "X", 0.5, "fraction of the training set in each subset");
   flags.AddInt("seeds", "K", 1, "retrainings per subset (different seeds), averaged");
   flags.AddString("measurement", "NAME", "loss",
-                  "loss (-log p_y) or margin (-log(p_y / (1 - p_y)))");
+                  "loss (-log p_y), mean (the loss per target token: the loss for images) or "
+                  "margin (-log(p_y / (1 - p_y)))");
   flags.AddDouble("damping", "X", -1, "absolute damping of every method (-1: the default above)");
   flags.AddInt("ensemble", "E", 1,
                "score the mean of E models (seeds seed..seed+E-1); subset models stay single");

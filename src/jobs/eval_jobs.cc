@@ -58,7 +58,7 @@ const JobKind& EvalJobKind() {
        DoubleField("alpha", "-1", "lds: fraction kept in each subset (-1: preset's)",
                    ClosedOr(-1, 0.001, 0.999)),
        IntField("seeds", "1", "lds: retrainings per subset, averaged", Closed(1, 100)),
-       StringField("measurement", "\"loss\"", "lds: loss or margin"),
+       StringField("measurement", "\"loss\"", "lds: loss, mean or margin"),
        DoubleField("damping", "-1", "lds: absolute damping of every method (-1: default)",
                    ClosedOr(-1, 0, 1e6)),
        IntField("ensemble", "1", "lds: models (seeds seed..seed+E-1) whose mean score is scored",
