@@ -1,6 +1,8 @@
 #include "grad/adam_correction.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -36,13 +38,17 @@ AdamCorrectionKind AdamCorrectionKindFor(int64_t projection_dim_per_side) {
 AdamCorrection::AdamCorrection(OptimizerState state, const ParamLayout& layout,
                                AdamCorrectionKind kind)
     : state_(std::move(state)), layout_(layout), kind_(kind) {
-  exact_ = (1.0 / (state_.BiasCorrected().array().sqrt() + state_.eps)).matrix();
+  const Eigen::VectorXd v_hat = state_.BiasCorrected();
+  exact_ = (1.0 / (v_hat.array().sqrt() + state_.eps)).matrix();
   if (kind_ != AdamCorrectionKind::kRank1) return;
+  const double root_eps = std::sqrt(state_.eps);
   for (const TrackedLayer& layer : layout_.layers) {
-    Eigen::Map<const RowMatrixXd> m(exact_.data() + layer.offset, layer.out, layer.cols());
-    const double total = m.sum();
-    row_factors_.push_back(Eigen::VectorXf(m.rowwise().sum().cast<float>()));
-    col_factors_.push_back(Eigen::VectorXf((m.colwise().sum().transpose() / total).cast<float>()));
+    Eigen::Map<const RowMatrixXd> v(v_hat.data() + layer.offset, layer.out, layer.cols());
+    const double total = std::max(v.sum(), std::numeric_limits<double>::min());
+    const Eigen::ArrayXd r = v.rowwise().sum().array();
+    const Eigen::ArrayXd c = v.colwise().sum().transpose().array() / total;
+    row_factors_.push_back(Eigen::VectorXf((1.0 / (r.sqrt() + root_eps)).cast<float>()));
+    col_factors_.push_back(Eigen::VectorXf((1.0 / (c.sqrt() + root_eps)).cast<float>()));
   }
 }
 
