@@ -97,6 +97,8 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
   }
   request.set_query_rank(ClampToInt32(options.low_rank.rank));
   request.set_low_rank_candidates(ClampToInt32(options.low_rank.candidates));
+  request.set_unit_norm(options.unit_norm);
+  request.set_adam_correction(options.adam_correction);
   return request;
 }
 
@@ -194,6 +196,8 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   options->approximate.candidates = request.approximate().candidates();
   options->low_rank.rank = request.query_rank();
   options->low_rank.candidates = request.low_rank_candidates();
+  options->unit_norm = request.unit_norm();
+  options->adam_correction = request.adam_correction();
   return absl::OkStatus();
 }
 

@@ -37,6 +37,7 @@ v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor) {
   const int64_t dtype_bytes = manifest.dtype == "f32" ? 4 : 2;
   out.set_gradient_bytes(manifest.rows * manifest.dim * dtype_bytes);
   out.set_deleted_rows(attributor.index().deleted_rows());
+  out.set_adam_correction(attributor.index().manifest().adam_correction);
 
   v1::Projection* projection = out.mutable_projection();
   projection->set_kind(manifest.projection_kind);

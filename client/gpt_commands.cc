@@ -309,7 +309,9 @@ int RunTrainGpt(const Args& args) {
   const double unigram = UnigramCrossEntropy(*train, *held_out, config.num_classes);
 
   const std::string out = flags.GetString("out");
-  if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
+  if (absl::Status s = SaveTrainedModel(**model, out, recipe, *report); !s.ok()) {
+    return RuntimeError(s);
+  }
   const char* unit = recipe.tokenizer_name.empty() ? "byte" : "token";
   std::cout << absl::StrFormat(
       "trained in %.1f s, first step loss %.4f, final epoch loss %.4f nats/%s\n"

@@ -46,6 +46,10 @@ int RunIndexBuild(const Args& args) {
   flags.AddString("dtype", "f32|bf16|f16", "f32",
                   "how gradient rows are stored: f32, or bf16 / f16 (half the bytes, rounded to "
                   "nearest even)");
+  flags.AddBool("adam-correction",
+                "TrackStar: divide every gradient by sqrt(v_hat) + eps of the model's saved Adam "
+                "state before projection (exact with --projection-dim 0, else a rank-1 factor "
+                "per layer); needs a model trained with Adam or AdamW");
   flags.AddInt("seed", "N", 0, "seed of the projection and of the Fisher label sampling");
   flags.AddString("data-dir", "DIR", "",
                   "training data: Fashion-MNIST IDX files, the fortunes, or JSONL files "
@@ -77,6 +81,7 @@ int RunIndexBuild(const Args& args) {
   options.out_dir = flags.GetString("out");
   options.projection_dim_per_side = flags.GetInt("projection-dim");
   options.projection_seed = static_cast<uint64_t>(flags.GetInt("seed"));
+  options.adam_correction = flags.GetBool("adam-correction");
   options.fit.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   options.fit.max_examples = flags.GetInt("factor-examples");
   options.batch_size = flags.GetInt("batch-size");

@@ -125,6 +125,12 @@ int RunQuery(const Args& args) {
       "with recall 0.99 (the exact batch 0.13; README, Benchmarks)");
   flags.AddInt("low-rank-candidates", "C", 0,
                "--query-rank: rows re-scored exactly per query and sign (0: 10 x top-k)");
+  flags.AddBool("unit-norm",
+                "TrackStar: score q.P.g / (|q| |g|) (with --method gradient-dot: the cosine); "
+                "not with --approximate or --query-rank");
+  flags.AddBool("adam-correction",
+                "correct the query's gradient with the model's Adam state as the rows were "
+                "(an index built with --adam-correction)");
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
   flags.AddString("scores-out", "FILE.npy", "",
                   "write every training row's score (float32; shape (N,) or (queries, N))");
@@ -184,6 +190,13 @@ int RunQuery(const Args& args) {
         "--query-rank / --low-rank-candidates: ", s.message(),
         " (flags: return_scores is --scores-out, group_by_document --by-document, approximate "
         "search --approximate)"));
+  }
+  options.unit_norm = flags.GetBool("unit-norm");
+  options.adam_correction = flags.GetBool("adam-correction");
+  if (options.unit_norm && (options.approximate.enabled || options.low_rank.enabled())) {
+    return flags.UsageError(
+        "--unit-norm ranks every row by its normalised score; it does not "
+        "combine with --approximate or --query-rank");
   }
   if (flags.GetInt("threads") < 0) return flags.UsageError("--threads must be >= 0");
   if (!index_dir.empty()) InitCompute(static_cast<int>(flags.GetInt("threads")));

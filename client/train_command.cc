@@ -142,7 +142,9 @@ int RunTrain(const Args& args) {
   if (!eval.ok()) return RuntimeError(eval.status());
 
   const std::string out = flags.GetString("out");
-  if (absl::Status s = (*model)->Save(out, recipe); !s.ok()) return RuntimeError(s);
+  if (absl::Status s = SaveTrainedModel(**model, out, recipe, *report); !s.ok()) {
+    return RuntimeError(s);
+  }
   absl::StatusOr<int64_t> wrong = WriteMisclassified(**model, *test, out + "/misclassified.tsv");
   if (!wrong.ok()) return RuntimeError(wrong.status());
   std::cout << absl::StrFormat(

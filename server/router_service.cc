@@ -125,6 +125,8 @@ grpc::Status RouterServiceImpl::Attribute(grpc::ServerContext* context,
   if (options.token_scores) return Refuse("token_scores");
   if (options.group_by_document) return Refuse("group_by_document");
   if (options.low_rank.enabled()) return Refuse("query_rank");
+  if (options.unit_norm) return Refuse("unit_norm");
+  if (options.adam_correction) return Refuse("adam_correction");
   if (options.method == Method::kLissa || options.method == Method::kExact) {
     return Refuse(absl::StrCat("method '", MethodName(options.method), "'"));
   }

@@ -14,25 +14,10 @@
 namespace tda {
 namespace {
 
-constexpr char kPlanted[] =
-    "The quantum hamster Zorblax juggles seventeen violet teapots every Thursday at dawn.\n";
-constexpr int kCopies = 6;
-constexpr char kOddity[] = "QQ 7x9 ZZKV !! wq#4 jjjj 0x1F ~~ XKCD-Zed vv$$ 88 qqqq ZZZ\n";
-
 TEST(GptAttribution, PlantedDocumentIsTheTopProponentAndIsQuotedVerbatim) {
   testing::TempDir dir;
   const std::string corpus = dir.file("fortunes");
-  std::filesystem::create_directories(corpus);
-  for (const char* category : {"startrek", "law"}) {
-    std::filesystem::copy_file(std::string(kFortunesDefaultDir) + "/" + category,
-                               corpus + "/" + category);
-  }
-  {
-    std::ofstream planted(corpus + "/planted");
-    for (int i = 0; i < kCopies; ++i) planted << kPlanted << "%\n";
-    std::ofstream oddity(corpus + "/oddity");  // one unusual document, seen once
-    oddity << kOddity << "%\n";
-  }
+  testing::WritePlantedCorpus(corpus);
   TextSplitOptions data_options;
   data_options.context_length = 96;
   auto train = LoadFortunes(corpus, Split::kTrain, data_options);
@@ -56,7 +41,7 @@ TEST(GptAttribution, PlantedDocumentIsTheTopProponentAndIsQuotedVerbatim) {
   auto attributor = Attributor::Open(options.out_dir);
   TDA_ASSERT_OK(attributor);
 
-  const std::string text = kPlanted;
+  const std::string text = testing::kPlantedDocument;
   Query query;
   query.text = TextQuery{text.substr(0, 30), text.substr(30, 40)};
   AttributeOptions attribute;

@@ -159,8 +159,21 @@ const Dataset& FortunesTrain(int64_t n, int64_t context) {
   return it->second;
 }
 
-std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs,
-                                    int64_t epochs, uint64_t seed, TrainRecipe* recipe_out) {
+void WritePlantedCorpus(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  for (const char* category : {"startrek", "law"}) {
+    std::filesystem::copy_file(std::string(kFortunesDefaultDir) + "/" + category,
+                               dir + "/" + category);
+  }
+  std::ofstream planted(dir + "/planted");
+  for (int i = 0; i < kPlantedCopies; ++i) planted << kPlantedDocument << "%\n";
+  std::ofstream oddity(dir + "/oddity");  // one unusual document, seen once
+  oddity << kOddDocument << "%\n";
+}
+
+std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs, int64_t epochs,
+                                    uint64_t seed, TrainRecipe* recipe_out,
+                                    TrainReport* report_out) {
   InitCompute();
   TrainRecipe recipe;
   recipe.optimizer = "adamw";
@@ -185,6 +198,7 @@ std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& do
     return nullptr;
   }
   if (recipe_out != nullptr) *recipe_out = recipe;
+  if (report_out != nullptr) *report_out = *report;
   return std::move(*model);
 }
 

@@ -2,13 +2,13 @@
 // subsets, and small models trained on them. Everything is real data; nothing is mocked.
 #pragma once
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -16,6 +16,7 @@
 #include "curvature/preconditioner.h"
 #include "data/dataset.h"
 #include "model/model.h"
+#include "model/trainer.h"
 
 // Lets GoogleTest print a StatusOr (its status) in failure messages.
 namespace absl {
@@ -112,9 +113,19 @@ Dataset Downsample(const Dataset& data, int64_t side);
 const Dataset& FortunesTrain(int64_t n, int64_t context);
 
 // A gpt of `config` trained for real (AdamW, warmup + cosine, clipping) on all of `docs`.
-std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs,
-                                    int64_t epochs, uint64_t seed = 0,
-                                    TrainRecipe* recipe_out = nullptr);
+// `report_out` (optional) receives the training report (with AdamW's second moment).
+std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& docs, int64_t epochs,
+                                    uint64_t seed = 0, TrainRecipe* recipe_out = nullptr,
+                                    TrainReport* report_out = nullptr);
+
+// The planted-document corpus (tests/gpt_attribution_test.cc): the startrek and law fortunes,
+// kPlantedCopies copies of kPlantedDocument and one kOddDocument, written under `dir`.
+inline constexpr char kPlantedDocument[] =
+    "The quantum hamster Zorblax juggles seventeen violet teapots every Thursday at dawn.\n";
+inline constexpr int kPlantedCopies = 6;
+inline constexpr char kOddDocument[] =
+    "QQ 7x9 ZZKV !! wq#4 jjjj 0x1F ~~ XKCD-Zed vv$$ 88 qqqq ZZZ\n";
+void WritePlantedCorpus(const std::string& dir);
 
 // EK-FAC influence without an index, for models small enough to hold every training
 // gradient in memory: factors fitted on `train` (true Fisher, default damping), full

@@ -110,7 +110,8 @@ class Client:
                   index: str = "", lissa: Optional[Mapping[str, float]] = None,
                   curvature: Optional[str] = None,
                   approximate: Union[bool, Mapping[str, int], None] = None,
-                  query_rank: int = 0, low_rank_candidates: int = 0) -> AttributeResult:
+                  query_rank: int = 0, low_rank_candidates: int = 0,
+                  unit_norm: bool = False, adam_correction: bool = False) -> AttributeResult:
         """Top-k proponents and opponents of each query.
 
         Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
@@ -130,6 +131,10 @@ class Client:
         approximation and re-scores each query's `low_rank_candidates` (0: 10 x top_k) best
         rows per sign exactly: every returned score exact, a hit may be missed; no
         return_scores, no source totals.
+        `unit_norm`: TrackStar's normalisation, score = q^T P g / (|q| |g|) (gradient-dot: the
+        cosine); not with approximate or query_rank. `adam_correction`: divide the query's
+        gradient by sqrt(v_hat) + eps of the model's Adam state, as the rows were (an index
+        built with `tda build-index --adam-correction`; describe().adam_correction says).
         The server validates everything else.
         """
         given = [q for q in (ids, texts, features) if q is not None]
@@ -177,6 +182,8 @@ class Client:
                 setattr(request.approximate, field, int(value))
         request.query_rank = int(query_rank)
         request.low_rank_candidates = int(low_rank_candidates)
+        request.unit_norm = bool(unit_norm)
+        request.adam_correction = bool(adam_correction)
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 

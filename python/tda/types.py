@@ -126,12 +126,16 @@ class IndexDescription:
     deleted_rows: int
     index: str  # the name the server serves it under
     version: int
+    # "" (none), "exact" or "rank1": how the rows were Adam-corrected (tda build-index
+    # --adam-correction); attribute(adam_correction=True) needs one of the last two.
+    adam_correction: str
     proto: attribution_pb2.DescribeIndexResponse = dataclasses.field(repr=False, compare=False)
 
     @classmethod
     def from_proto(cls, d: attribution_pb2.DescribeIndexResponse) -> "IndexDescription":
         return cls(d.rows, d.dim, d.dtype, d.dataset, d.model.kind, list(d.class_names),
-                   [method_name(m) for m in d.methods], d.deleted_rows, d.index, d.version, d)
+                   [method_name(m) for m in d.methods], d.deleted_rows, d.index, d.version,
+                   d.adam_correction, d)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@
 #include "attribution/query_validation.h"
 #include "attribution/readable_scores.h"
 #include "attribution/self_influence.h"
+#include "attribution/unit_norm.h"
 #include "common/status_macros.h"
 #include "curvature/exact.h"
 #include "curvature/gradient_dot.h"
@@ -20,6 +21,7 @@
 #include "data/tokenizer.h"
 #include "grad/per_sample_gradients.h"
 #include "grad/position_scores.h"
+#include "index/index_projection.h"
 #include "model/recipe_data.h"
 
 namespace tda {
@@ -28,6 +30,12 @@ namespace tda {
 struct Attributor::FullCurvature {
   std::mutex mu;
   std::map<Curvature, std::shared_ptr<const Eigen::MatrixXd>> matrices;  // guarded by mu
+};
+
+// The rows' inverse norms of unit-normalised queries, computed once.
+struct Attributor::RowNormSlot {
+  std::once_flag once;
+  std::vector<float> inverse;  // written once, under `once`
 };
 
 // The index's ANN once opened; a failed open is retried by the next approximate query.
@@ -57,13 +65,13 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
   attributor->factors_ = std::make_shared<const KroneckerFactors>(std::move(factors));
   ASSIGN_OR_RETURN(attributor->default_ekfac_,
                    KroneckerPreconditioner::Create(attributor->factors_, Method::kEkfac, Damping{}));
-  attributor->projection_ = std::make_unique<Projection>(
-      attributor->model_->layout(), manifest.projection_dim_per_side, manifest.projection_seed);
-  if (attributor->projection_->output_dim() != manifest.dim) {
-    return absl::DataLossError(absl::StrCat("index ", index_dir, ": projection gives ",
-                                            attributor->projection_->output_dim(),
-                                            " dimensions, manifest says ", manifest.dim));
+  ASSIGN_OR_RETURN(attributor->projection_,
+                   IndexProjection(index_dir, manifest, *attributor->model_));
+  if (attributor->projection_->correction() != nullptr) {
+    attributor->uncorrected_projection_ = std::make_unique<Projection>(
+        attributor->model_->layout(), manifest.projection_dim_per_side, manifest.projection_seed);
   }
+  attributor->row_norms_ = std::make_unique<RowNormSlot>();
   if (attributor->factors_->layout.total() != manifest.dim) {
     return absl::DataLossError(absl::StrCat("index ", index_dir, ": factors cover ",
                                             attributor->factors_->layout.total(),
@@ -77,6 +85,23 @@ absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& 
       *attributor->index_,
       attributor->model_->config().is_sequence() && attributor->recipe_.chunk_stride > 0);
   return attributor;
+}
+
+absl::StatusOr<const Projection*> Attributor::QueryProjection(
+    const AttributeOptions& options) const {
+  if (uncorrected_projection_ == nullptr) {
+    if (!options.adam_correction) return projection_.get();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adam_correction needs an index built with it; index ", index_->dir(),
+        " was not (rebuild it with tda build-index --adam-correction, from a model trained "
+        "with Adam or AdamW)"));
+  }
+  return options.adam_correction ? projection_.get() : uncorrected_projection_.get();
+}
+
+const std::vector<float>& Attributor::InverseRowNorms() const {
+  std::call_once(row_norms_->once, [&] { row_norms_->inverse = tda::InverseRowNorms(*index_); });
+  return row_norms_->inverse;
 }
 
 const std::vector<std::string>& Attributor::class_names() const {
@@ -354,8 +379,9 @@ absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::V
   if (!options.token_scores || rows.empty()) return absl::OkStatus();
   const Dataset selected = (*docs)->Select(rows);
   ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(selected.Rows(0, selected.size())));
-  const Eigen::MatrixXd per_position = PerPositionScores(
-      projection_->ProjectCaptureSides(capture), projection_->projected_layout(), direction);
+  const Eigen::MatrixXd per_position =
+      PerPositionScores(projection_->ProjectCaptureSides(capture), projection_->projected_layout(),
+                        projection_->CorrectProjected(direction));
   ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(*tokenizer_));
   const size_t length = static_cast<size_t>(selected.sequence_length);
   for (size_t h = 0; h < hits.size(); ++h) {
@@ -363,8 +389,11 @@ absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::V
     // text is the row's tokens decoded (byte tokens: the document's bytes, cut at the context).
     const size_t width = std::min<size_t>(length, static_cast<size_t>(per_position.cols()));
     std::vector<double> positions(width);
+    // Unit-normalised scores: the row's norm divides its positions too, so they sum to the score.
+    const double scale = options.unit_norm ? InverseRowNorms()[hits[h]->row] : 1.0;
     for (size_t t = 0; t < width; ++t) {
-      positions[t] = per_position(static_cast<Eigen::Index>(h), static_cast<Eigen::Index>(t));
+      positions[t] =
+          scale * per_position(static_cast<Eigen::Index>(h), static_cast<Eigen::Index>(t));
     }
     ASSIGN_OR_RETURN(
         ScoredText scored,
@@ -391,15 +420,20 @@ absl::StatusOr<Eigen::MatrixXd> Attributor::PreconditionedQueries(
   // were fitted in the same subspace). They are projected as the index's rows were, from the
   // capture's sides (grad/projection.h), never formed at full size: for a 784-128-10 MLP at 32
   // per side that is 250 times fewer multiply-adds than projecting full gradients.
-  return preconditioner->Apply(PerSampleGradientColumns(projection_->ProjectCaptureSides(capture),
-                                                        projection_->projected_layout()));
+  ASSIGN_OR_RETURN(const Projection* projection, QueryProjection(options));
+  Eigen::MatrixXd gradients = projection->ProjectCaptureColumns(capture);
+  if (options.unit_norm) NormaliseColumns(&gradients);
+  return preconditioner->Apply(gradients);
 }
 
 absl::StatusOr<Eigen::MatrixXf> Attributor::ScoreBatch(const Batch& queries,
                                                        const AttributeOptions& options) const {
   ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(queries));
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
-  return index_->Score(preconditioned.cast<float>());
+  ScanOptions scan_options;
+  scan_options.keep_scores = true;
+  if (options.unit_norm) scan_options.row_scales = InverseRowNorms().data();
+  return index_->Scan(preconditioned.cast<float>(), scan_options).scores;
 }
 
 absl::StatusOr<std::shared_ptr<const AnnIndex>> Attributor::Ann() const {
@@ -446,6 +480,7 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
   // Document totals are summed from the kept score column (document_totals.h).
   scan_options.keep_scores = options.return_scores || options.group_by_document;
   scan_options.cancellation = &options.cancellation;
+  if (options.unit_norm) scan_options.row_scales = InverseRowNorms().data();
   RETURN_IF_ERROR(options.cancellation.Check());
   const ScanResult scan = index_->Scan(preconditioned.cast<float>(), scan_options);
   RETURN_IF_ERROR(scan.status);

@@ -124,6 +124,13 @@ struct AttributeOptions {
   // low_rank.rank, the batch is ranked through its rank-r approximation and each query's
   // candidates re-scored exactly; source_totals stay empty. Fewer queries: the exact scan.
   LowRankQueries low_rank;
+  // TrackStar's unit normalisation (attribution/unit_norm.h): score = q^T P g_i / (|q| |g_i|).
+  // Not with `approximate` or `low_rank` (kInvalidArgument).
+  bool unit_norm = false;
+  // Correct the query's gradient with the model's Adam second moment before projection, as
+  // the index's rows were (grad/adam_correction.h). kInvalidArgument when the index was built
+  // without --adam-correction.
+  bool adam_correction = false;
   // Attribute stops with its status (kDeadlineExceeded / kCancelled) when this fires: checked
   // between the phases of the query gradient and once per row block of the scan.
   Cancellation cancellation;
@@ -226,7 +233,17 @@ class Attributor {
   std::unique_ptr<Model> model_;
   std::shared_ptr<const KroneckerFactors> factors_;
   std::unique_ptr<Preconditioner> default_ekfac_;
-  std::unique_ptr<Projection> projection_;
+  std::unique_ptr<Projection> projection_;  // the rows' (Adam-corrected when the index is)
+  // An Adam-corrected index: the same projection without the correction, for queries that do
+  // not ask for it; null otherwise.
+  std::unique_ptr<Projection> uncorrected_projection_;
+  // The projection of the query gradients `options` ask for (kInvalidArgument: see
+  // AttributeOptions::adam_correction).
+  absl::StatusOr<const Projection*> QueryProjection(const AttributeOptions& options) const;
+  // 1 / |row| of every row (attribution/unit_norm.h), computed on first use.
+  const std::vector<float>& InverseRowNorms() const;
+  struct RowNormSlot;
+  std::unique_ptr<RowNormSlot> row_norms_;
   TrainRecipe recipe_;
   // Sequence models: the model's tokenizer (RecipeTokenizer), for text queries and per-token
   // scores.

@@ -83,6 +83,12 @@ absl::Status ValidateAttributeRequest(const std::vector<Query>& queries,
       !s.ok()) {
     return s;
   }
+  if (options.unit_norm && (options.approximate.enabled || options.low_rank.enabled())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unit_norm ranks by the normalised score of every row; it does not combine with ",
+        options.approximate.enabled ? "approximate search" : "query_rank",
+        ", which pick candidate rows by the raw score; ask without one of them"));
+  }
   for (size_t q = 0; q < queries.size(); ++q) {
     if (absl::Status s = ValidateQuery(queries[q], static_cast<int64_t>(q)); !s.ok()) return s;
   }

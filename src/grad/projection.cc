@@ -21,8 +21,12 @@ Eigen::MatrixXd GaussianMatrix(int64_t k, int64_t n, uint64_t seed) {
 
 }  // namespace
 
-Projection::Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t seed)
-    : layout_(layout), dim_per_side_(dim_per_side), seed_(seed) {
+Projection::Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t seed,
+                       std::shared_ptr<const AdamCorrection> correction)
+    : layout_(layout),
+      dim_per_side_(dim_per_side),
+      seed_(seed),
+      correction_(std::move(correction)) {
   for (size_t l = 0; l < layout.layers.size(); ++l) {
     const TrackedLayer& layer = layout.layers[l];
     LayerProjection p;
@@ -49,7 +53,13 @@ std::vector<int64_t> Projection::layer_output_dims() const {
   return dims;
 }
 
-BatchCapture Projection::ProjectCaptureSides(const BatchCapture& capture) const {
+BatchCapture Projection::ProjectCaptureSides(const BatchCapture& uncorrected) const {
+  BatchCapture scaled;
+  if (correction_ != nullptr && correction_->kind() == AdamCorrectionKind::kRank1) {
+    scaled = uncorrected;
+    correction_->ScaleSides(&scaled);
+  }
+  const BatchCapture& capture = scaled.layers.empty() ? uncorrected : scaled;
   BatchCapture out;
   out.samples = capture.samples;
   out.positions = capture.positions;
@@ -66,10 +76,28 @@ BatchCapture Projection::ProjectCaptureSides(const BatchCapture& capture) const 
 }
 
 RowMatrixXf Projection::ProjectCapture(const BatchCapture& capture) const {
-  return PerSampleGradients(ProjectCaptureSides(capture), projected_layout_);
+  RowMatrixXf rows = PerSampleGradients(ProjectCaptureSides(capture), projected_layout_);
+  if (correction_ != nullptr) correction_->ScaleGradients(&rows);
+  return rows;
 }
 
-Eigen::MatrixXd Projection::ProjectColumns(const Eigen::MatrixXd& grads) const {
+Eigen::MatrixXd Projection::ProjectCaptureColumns(const BatchCapture& capture) const {
+  return ProjectCapture(capture).cast<double>().transpose();
+}
+
+Eigen::VectorXd Projection::CorrectProjected(const Eigen::VectorXd& direction) const {
+  if (correction_ == nullptr || correction_->kind() != AdamCorrectionKind::kExact) {
+    return direction;
+  }
+  return direction.cwiseProduct(correction_->exact_multiplier());
+}
+
+Eigen::MatrixXd Projection::ProjectColumns(const Eigen::MatrixXd& uncorrected) const {
+  Eigen::MatrixXd corrected;
+  if (correction_ != nullptr) {
+    corrected = correction_->Multiplier().asDiagonal() * uncorrected;
+  }
+  const Eigen::MatrixXd& grads = correction_ != nullptr ? corrected : uncorrected;
   Eigen::MatrixXd out(output_dim_, grads.cols());
   for (Eigen::Index q = 0; q < grads.cols(); ++q) {
     for (size_t l = 0; l < layers_.size(); ++l) {

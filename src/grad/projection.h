@@ -10,12 +10,18 @@
 // "virtual" tracked layer with inputs P_a a and output gradients P_g g, so K-FAC/EK-FAC factors,
 // per-sample gradients and queries all live in the same subspace (see ProjectCaptureSides).
 //
+// With an AdamCorrection (grad/adam_correction.h) every gradient is corrected before it is
+// projected: the capture sides are scaled first (kRank1), or the full per-sample gradients of
+// an unprojected index are multiplied elementwise (kExact), in every method below.
+//
 // Immutable after construction; safe to share across threads.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "grad/adam_correction.h"
 #include "model/layer_capture.h"
 #include "model/param_layout.h"
 
@@ -23,10 +29,14 @@ namespace tda {
 
 class Projection {
  public:
-  Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t seed);
+  // REQUIRES: a kExact correction only with dim_per_side == 0, over `layout`.
+  Projection(const ParamLayout& layout, int64_t dim_per_side, uint64_t seed,
+             std::shared_ptr<const AdamCorrection> correction = nullptr);
 
   int64_t dim_per_side() const { return dim_per_side_; }
   uint64_t seed() const { return seed_; }
+  // The Adam correction applied before projecting, or null.
+  const AdamCorrection* correction() const { return correction_.get(); }
   int64_t input_dim() const { return layout_.total(); }
   int64_t output_dim() const { return output_dim_; }
   // Projected size of each tracked layer (k_out * k_in), in layout order.
@@ -35,11 +45,18 @@ class Projection {
   // The layout of the projected space: per layer k_out x k_in, no separate bias column.
   const ParamLayout& projected_layout() const { return projected_layout_; }
 
-  // The capture of the virtual projected layers: a' = a P_a^T, g' = g P_g^T per row.
+  // The capture of the virtual projected layers: a' = a P_a^T, g' = g P_g^T per row. Of a
+  // kExact-corrected projection these are the uncorrected sides (the elementwise correction
+  // exists only for whole gradients): use ProjectCapture, or CorrectProjected on a direction.
   BatchCapture ProjectCaptureSides(const BatchCapture& capture) const;
 
-  // Projected per-sample gradients straight from a capture: samples x output_dim().
+  // Projected (and corrected) per-sample gradients straight from a capture: samples x
+  // output_dim(); the same as columns, in float64: output_dim() x samples.
   RowMatrixXf ProjectCapture(const BatchCapture& capture) const;
+  Eigen::MatrixXd ProjectCaptureColumns(const BatchCapture& capture) const;
+  // The kExact multiplier applied to a projected-space vector (identity otherwise): the
+  // score <M (.) G, d> of a position's uncorrected gradient G is <G, M (.) d>.
+  Eigen::VectorXd CorrectProjected(const Eigen::VectorXd& direction) const;
 
   // Projects full gradients given as columns: input_dim() x Q -> output_dim() x Q.
   Eigen::MatrixXd ProjectColumns(const Eigen::MatrixXd& grads) const;
@@ -57,6 +74,7 @@ class Projection {
   uint64_t seed_;
   int64_t output_dim_ = 0;
   std::vector<LayerProjection> layers_;
+  std::shared_ptr<const AdamCorrection> correction_;
 };
 
 }  // namespace tda

@@ -358,6 +358,10 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
       return buffer;
     }();
     ScoreRows(block.data, block.count, dim(), dtype_, queries, out);
+    if (options.row_scales != nullptr) {
+      out.array().colwise() *=
+          Eigen::Map<const Eigen::ArrayXf>(options.row_scales + block.row_begin, block.count);
+    }
     const uint8_t* deleted = deleted_.empty() ? nullptr : deleted_.data() + block.row_begin;
     for (int64_t q = 0; q < q_count; ++q) {
       float* column = out.col(q).data();

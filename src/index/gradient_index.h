@@ -35,6 +35,9 @@ struct ScanOptions {
   int64_t top_k = 0;         // proponents and opponents kept per query (0: none)
   bool source_sums = false;  // per-source sums of the scores
   bool keep_scores = false;  // the full rows() x Q score matrix
+  // rows() factors (may be null): row r's scores are multiplied by row_scales[r] before they
+  // are ranked, summed or kept (unit normalisation: attribution/unit_norm.h).
+  const float* row_scales = nullptr;
   // Checked before every row block (may be null): once it fails the scan stops scoring, and
   // ScanResult::status carries its status.
   const Cancellation* cancellation = nullptr;

@@ -34,8 +34,13 @@ absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
       options.batch_size > 0 ? options.batch_size : DefaultBatchSize(model->config());
   FitOptions fit = options.fit;
   if (fit.batch_size <= 0) fit.batch_size = batch_size;
+  ASSIGN_OR_RETURN(std::shared_ptr<const AdamCorrection> correction,
+                   LoadAdamCorrection(options.model_dir, *model,
+                                      options.adam_correction
+                                          ? AdamCorrectionKindFor(options.projection_dim_per_side)
+                                          : AdamCorrectionKind::kNone));
   const Projection projection(model->layout(), options.projection_dim_per_side,
-                              options.projection_seed);
+                              options.projection_seed, correction);
   const int rank = collective == nullptr ? 0 : collective->rank();
   const int ranks = collective == nullptr ? 1 : collective->size();
   const RankRows mine = RowsOfRank(train, batch_size, options.rows_per_shard, rank, ranks);
@@ -45,6 +50,9 @@ absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
     ASSIGN_OR_RETURN(writer, IndexWriter::Create(options.out_dir, projection.output_dim(),
                                                  options.rows_per_shard, options.dtype));
     RETURN_IF_ERROR(model->Save(options.out_dir + "/model", recipe));
+    if (correction != nullptr) {
+      RETURN_IF_ERROR(SaveOptimizerState(options.out_dir + "/model", *model, correction->state()));
+    }
   }
   // The other ranks write only once rank 0 has cleared the directory.
   if (collective != nullptr) RETURN_IF_ERROR(collective->AllGather("").status());
@@ -86,6 +94,7 @@ absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
   manifest.projection_dim_per_side = options.projection_dim_per_side;
   manifest.projection_seed = options.projection_seed;
   manifest.layer_dims = projection.layer_output_dims();
+  if (correction != nullptr) manifest.adam_correction = AdamCorrectionKindName(correction->kind());
   manifest.fisher = factors.fisher;
   manifest.factor_examples = factors.examples;
   absl::Status finished = writer->Finish(std::move(manifest), parts);

@@ -28,6 +28,10 @@ struct IndexBuildOptions {
   int64_t batch_size = 0;  // samples per batch; 0 = DefaultBatchSize of the model
   int64_t rows_per_shard = 1 << 16;
   RowDType dtype = RowDType::kF32;  // how rows are stored: f32, or bf16 / f16 (half the bytes)
+  // TrackStar's Adam correction of every gradient before projection (grad/adam_correction.h):
+  // exact for projection dimension 0, rank-1 factorised otherwise. Needs the model's optimizer
+  // state (kFailedPrecondition naming model_dir when it has none).
+  bool adam_correction = false;
 };
 
 // Samples per gradient batch when none is given: 512 images, or 32 documents (a document

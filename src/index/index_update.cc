@@ -12,6 +12,7 @@
 #include "grad/projection.h"
 #include "index/gradient_index.h"
 #include "index/gradient_rows.h"
+#include "index/index_projection.h"
 #include "index/index_writer.h"
 #include "model/model.h"
 
@@ -73,13 +74,9 @@ absl::Status AppendToIndex(const std::string& dir, const Dataset& data, int64_t 
                                             current.model_fingerprint));
   }
   RETURN_IF_ERROR(CheckDataFitsModel(data, model->config(), "index append"));
-  const Projection projection(model->layout(), current.projection_dim_per_side,
-                              current.projection_seed);
-  if (projection.output_dim() != current.dim) {
-    return absl::DataLossError(absl::StrCat("index ", dir, ": projection gives ",
-                                            projection.output_dim(), " dimensions, manifest says ",
-                                            current.dim));
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Projection> index_projection,
+                   IndexProjection(dir, current, *model));
+  const Projection& projection = *index_projection;
   std::unordered_set<std::string> new_ids;
   for (const std::string& id : data.ids) {
     if (index->FindRow(id) >= 0 || !new_ids.insert(id).second) {

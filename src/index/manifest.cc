@@ -253,6 +253,7 @@ std::string ManifestToJson(const Manifest& m) {
         {"model_config", FileEntryToJson(m.model_config)}}},
   };
   if (m.generation != 0) root["generation"] = m.generation;
+  if (!m.adam_correction.empty()) root["projection"]["adam_correction"] = m.adam_correction;
   if (m.shard_of.has_value()) {
     root["shard_of"] = {{"first_row", m.shard_of->first_row},
                         {"total_rows", m.shard_of->total_rows},
@@ -303,6 +304,14 @@ absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::st
     RETURN_IF_ERROR(projection.ToInt64((*layer_dims)[i],
                                        absl::StrCat("projection.layer_dims[", i, "]"), &d, 1));
     m.layer_dims.push_back(d);
+  }
+
+  if (projection_json->contains("adam_correction")) {
+    RETURN_IF_ERROR(projection.String("adam_correction", &m.adam_correction));
+    if (m.adam_correction != "exact" && m.adam_correction != "rank1") {
+      return absl::DataLossError(absl::StrCat(source, ": projection.adam_correction '",
+                                              m.adam_correction, "' is not exact or rank1"));
+    }
   }
 
   ASSIGN_OR_RETURN(const json* curvature_json, top.Field("curvature"));

@@ -50,6 +50,9 @@ struct Manifest {
   int64_t projection_dim_per_side = 0;  // 0 = exact gradients
   uint64_t projection_seed = 0;
   std::vector<int64_t> layer_dims;      // projected size of each tracked layer
+  // TrackStar's Adam correction of every gradient before projection (grad/adam_correction.h):
+  // "" none, "exact" or "rank1"; the optimizer state is model/optimizer_state.safetensors.
+  std::string adam_correction;
   // Curvature
   std::string fisher = "true";
   int64_t factor_examples = 0;

@@ -61,6 +61,10 @@ const std::vector<JobKind>& AllKinds() {
                  Closed(0, kMaxSeed)),
         PathField("data_dir", PathRole::kInput, "\"\"",
                   "training data directory (default: the model's)"),
+        {"adam_correction", JobSpecField::Type::kBool, "false",
+         "TrackStar: divide every gradient by sqrt(v_hat) + eps of the model's saved Adam state "
+         "before projection (tda index build --adam-correction)",
+         PathRole::kNone, std::nullopt},
         OverwriteField()},
        {"covariance", "eigen-correction", "gradients"},
        true},
@@ -155,6 +159,7 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   ASSIGN_OR_RETURN(options.fit.fisher, ParseFisherKind(spec["fisher"].get<std::string>()));
   request.train_size = spec["train_size"].get<int64_t>();
   request.data_dir = spec["data_dir"].get<std::string>();
+  options.adam_correction = spec["adam_correction"].get<bool>();
 
   // Every attempt starts from scratch in its own temporary directory.
   const std::string temp = absl::StrCat(out_dir, ".job", context.job_id(), "-tmp");

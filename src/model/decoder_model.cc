@@ -143,6 +143,11 @@ std::vector<torch::Tensor> DecoderModel::TrainableParameters() {
   return Values();
 }
 
+std::vector<torch::Tensor> DecoderModel::TrackedParameters() {
+  HoldFloat32();
+  return Tracked(Values());
+}
+
 std::vector<DecoderModel::NamedShape> DecoderModel::ParameterShapes() const {
   std::vector<NamedShape> out;
   for (const Parameter& param : params_) out.push_back({param.name, param.value.sizes().vec()});

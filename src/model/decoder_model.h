@@ -61,6 +61,7 @@ class DecoderModel : public TorchModel {
   const ParamLayout& layout() const override { return layout_; }
   torch::Tensor Logits(const torch::Tensor& tokens) const override;
   std::vector<torch::Tensor> TrainableParameters() override;
+  std::vector<torch::Tensor> TrackedParameters() override;
   absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const override;
   absl::StatusOr<BatchCapture> Capture(const Batch& batch) const override;
   absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,

@@ -85,6 +85,7 @@ class Mlp final : public TorchModel {
     }
     return out;
   }
+  std::vector<torch::Tensor> TrackedParameters() override { return TrainableParameters(); }
 
   // Inputs (and, when `need_labels`, labels) of a classification batch.
   absl::Status CheckBatch(const Batch& batch, bool need_labels) const {

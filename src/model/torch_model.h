@@ -24,6 +24,9 @@ class TorchModel : public Model {
   }
   // The leaf parameter tensors an optimizer updates (requires_grad).
   virtual std::vector<torch::Tensor> TrainableParameters() = 0;
+  // The tensors of the tracked layers in ParamLayout order (per layer its weight, then its
+  // bias when it has one), the same objects TrainableParameters holds: the order JoinFlat takes.
+  virtual std::vector<torch::Tensor> TrackedParameters() = 0;
 };
 
 // A float32 tensor viewing `rows` x `cols` floats (no copy; caller keeps the memory alive).

@@ -69,6 +69,48 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<torch::
                   .weight_decay(recipe.weight_decay));
 }
 
+// The second moment of an Adam / AdamW run after its last step, over the tracked parameters in
+// ParamLayout order; nullopt for SGD. Every tracked parameter is in one param group.
+template <typename ParamState, typename Options>
+absl::StatusOr<OptimizerState> SecondMoment(torch::optim::Optimizer& optimizer, TorchModel& model,
+                                            const std::string& name) {
+  const std::vector<torch::Tensor> tracked = model.TrackedParameters();
+  OptimizerState state;
+  state.optimizer = name;
+  std::vector<torch::Tensor> moments;
+  for (const torch::Tensor& p : tracked) {
+    auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    if (it == optimizer.state().end()) {
+      return absl::InternalError("a tracked parameter has no Adam state after training");
+    }
+    const auto& param_state = static_cast<const ParamState&>(*it->second);
+    moments.push_back(param_state.exp_avg_sq());
+    state.step = param_state.step();
+  }
+  for (const torch::optim::OptimizerParamGroup& group : optimizer.param_groups()) {
+    const auto& options = static_cast<const Options&>(group.options());
+    state.beta2 = std::get<1>(options.betas());
+    state.eps = options.eps();
+  }
+  Eigen::VectorXd flat(model.layout().total());
+  JoinFlat(model.layout(), moments, flat.data());
+  state.exp_avg_sq = flat.cast<float>();  // float -> double -> float is exact
+  return state;
+}
+
+absl::StatusOr<std::optional<OptimizerState>> FinalOptimizerState(
+    torch::optim::Optimizer& optimizer, TorchModel& model, const TrainRecipe& recipe) {
+  if (recipe.optimizer == "adam") {
+    return SecondMoment<torch::optim::AdamParamState, torch::optim::AdamOptions>(optimizer, model,
+                                                                                 "adam");
+  }
+  if (recipe.optimizer == "adamw") {
+    return SecondMoment<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(optimizer, model,
+                                                                                   "adamw");
+  }
+  return std::optional<OptimizerState>();
+}
+
 // The learning rate of step `step` (0-based) of `total`: constant, or linear warmup then cosine
 // decay to 10% of the peak.
 double LearningRate(const TrainRecipe& recipe, int64_t step, int64_t total) {
@@ -161,6 +203,7 @@ absl::StatusOr<TrainReport> TrainSequences(TorchModel& model, const Dataset& tra
     report.final_epoch_loss = epoch_loss / static_cast<double>(std::max<int64_t>(1, epoch_tokens));
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSIGN_OR_RETURN(report.optimizer_state, FinalOptimizerState(*optimizer, model, recipe));
   return report;
 }
 
@@ -209,6 +252,7 @@ absl::StatusOr<TrainReport> TrainTorch(TorchModel& model, const Dataset& train,
     report.final_epoch_loss = epoch_loss / static_cast<double>(n);
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSIGN_OR_RETURN(report.optimizer_state, FinalOptimizerState(*optimizer, model, recipe));
   return report;
 }
 
@@ -243,6 +287,13 @@ absl::StatusOr<TrainReport> Train(Model& model, const Dataset& train, const Trai
     return train.is_sequence() ? TrainSequences(*torch_model, train, recipe, progress)
                                : TrainTorch(*torch_model, train, recipe, progress);
   });
+}
+
+absl::Status SaveTrainedModel(const Model& model, const std::string& dir, const TrainRecipe& recipe,
+                              const TrainReport& report) {
+  RETURN_IF_ERROR(model.Save(dir, recipe));
+  if (!report.optimizer_state.has_value()) return RemoveOptimizerState(dir);
+  return SaveOptimizerState(dir, model, *report.optimizer_state);
 }
 
 absl::StatusOr<Evaluation> Evaluate(const Model& model, const Dataset& data) {

@@ -2,13 +2,18 @@
 // with decoupled decay; constant or warmup + cosine learning rate; optional gradient-norm
 // clipping; seeded shuffling), and evaluates loss / accuracy. Deterministic for a given recipe
 // and thread count. Sequence models train on the mean cross-entropy per target token.
+// Adam and AdamW runs also report their final second moment (TrainReport::optimizer_state),
+// which callers save beside the model (SaveOptimizerState, model/optimizer_state.h).
 #pragma once
+
+#include <optional>
 
 #include "absl/status/statusor.h"
 #include "common/progress.h"
 #include "data/dataset.h"
 #include "model/model.h"
 #include "model/model_config.h"
+#include "model/optimizer_state.h"
 
 namespace tda {
 
@@ -23,7 +28,13 @@ struct TrainReport {
   double seconds = 0;
   double final_epoch_loss = 0;  // mean training loss over the last epoch
   double first_step_loss = 0;   // sequences: the loss of the first batch, before any update
+  // Adam / AdamW: exp_avg_sq of the tracked parameters after the last step; SGD: none.
+  std::optional<OptimizerState> optimizer_state;
 };
+
+// Saves `model` to `dir` (Model::Save) and, when the report has one, its optimizer state.
+[[nodiscard]] absl::Status SaveTrainedModel(const Model& model, const std::string& dir,
+                                            const TrainRecipe& recipe, const TrainReport& report);
 
 // The model training with `recipe` starts from: the weights of recipe.init_model when
 // fine-tuning (kFailedPrecondition when its fingerprint or architecture is no longer the
