@@ -1,7 +1,7 @@
 // Factor fitting in two streaming passes over the first n samples.
 //
-// Sequences are taken in order of length and each batch is cut to its longest document, so
-// little of the work is padding.
+// Sequences are taken in CaptureOrder (by length within windows of 8 batches) and each batch is
+// cut to its longest document, so little of the work is padding.
 //
 // Normalisation: A = mean over positions with a target (not padding) of a a^T, S = mean over
 // samples of sum_t g_t g_t^T. For an MLP (one position) both are plain means over samples, and
@@ -66,25 +66,47 @@ absl::Status CheckCapture(const BatchCapture& capture, const ParamLayout& layout
   return absl::OkStatus();
 }
 
-// Labels (targets) of samples [begin, begin + rows): the data's own, or drawn from the model's
-// predictive distribution with a seed derived from (options.seed, begin), so both passes see
-// the same. Sequences: one draw per position that has a target in the data (-1 elsewhere).
-absl::StatusOr<std::vector<int32_t>> BatchLabels(const Model& model, const Batch& batch,
-                                                 const FitOptions& options, int64_t begin) {
-  const int32_t* own = batch.outputs();
-  const int64_t count = batch.rows * batch.positions();
-  if (options.fisher == FisherKind::kEmpirical) return std::vector<int32_t>(own, own + count);
-  ASSIGN_OR_RETURN(Eigen::MatrixXf probs, model.Predict(batch));
-  std::vector<int32_t> labels =
-      SampleLabels(probs, MixSeed(options.seed ^ MixSeed(static_cast<uint64_t>(begin))));
-  if (static_cast<int64_t>(labels.size()) != count) {
-    return absl::InternalError(absl::StrCat("model predicted ", labels.size(), " outputs for ",
-                                            count, " positions"));
-  }
-  for (int64_t i = 0; i < count; ++i) {
-    if (own[i] < 0) labels[i] = own[i];
-  }
-  return labels;
+// The true-Fisher labels of the batch at position `begin` of the capture order: drawn from the
+// model's predictive distribution with a seed derived from (seed, begin), so every pass sees the
+// same. Sequences: one draw per position that has a target in the data (-1 elsewhere).
+LabelSampler FisherLabels(const Batch& batch, uint64_t seed, int64_t begin) {
+  return [&batch, seed, begin](const Eigen::MatrixXf& probs,
+                               int64_t positions) -> absl::StatusOr<std::vector<int32_t>> {
+    const int64_t count = batch.rows * batch.positions();
+    if (positions != batch.positions() || probs.rows() != count) {
+      return absl::InternalError(absl::StrCat("model predicted ", probs.rows(), " outputs at ",
+                                              positions, " positions for ", count,
+                                              " positions (is the batch cut?)"));
+    }
+    std::vector<int32_t> labels =
+        SampleLabels(probs, MixSeed(seed ^ MixSeed(static_cast<uint64_t>(begin))));
+    const int32_t* own = batch.outputs();
+    for (int64_t i = 0; i < count; ++i) {
+      if (own[i] < 0) labels[i] = own[i];
+    }
+    return labels;
+  };
+}
+
+// The batches of a fit on this rank: the first n rows in CaptureOrder, positions [first, end).
+struct FitBatches {
+  int64_t n = 0;
+  std::vector<int64_t> order;
+  int64_t first = 0, end = 0;
+};
+
+FitBatches PlanFit(const RowSource& data, const FitOptions& options, Collective* collective) {
+  FitBatches plan;
+  plan.n = std::min(options.max_examples, data.size());
+  plan.order = CaptureOrder(data, 0, plan.n, options.batch_size);
+  // This rank's batches: whole batches of the one-process order.
+  const int64_t batches = (plan.n + options.batch_size - 1) / options.batch_size;
+  const auto [first_batch, end_batch] =
+      collective == nullptr ? std::pair<int64_t, int64_t>(0, batches)
+                            : RankSlice(batches, collective->rank(), collective->size());
+  plan.first = first_batch * options.batch_size;
+  plan.end = std::min(plan.n, end_batch * options.batch_size);
+  return plan;
 }
 
 // Sums `matrices` (and `*scalar`, when given) over the collective's ranks, in one all-reduce.
@@ -145,11 +167,60 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const D
   return FitKroneckerFactors(model, DatasetRows(data), options, progress, projection);
 }
 
-absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const RowSource& data,
-                                                     const FitOptions& options,
-                                                     const ProgressFn& progress,
-                                                     const Projection* projection,
-                                                     Collective* collective) {
+int64_t CaptureWindowRows(const RowSource& data, int64_t batch_size) {
+  return data.is_sequence() ? 8 * batch_size : batch_size;
+}
+
+std::vector<int64_t> CaptureOrder(const RowSource& data, int64_t begin, int64_t end,
+                                  int64_t batch_size) {
+  std::vector<int64_t> order;
+  order.reserve(static_cast<size_t>(std::max<int64_t>(0, end - begin)));
+  const int64_t window = CaptureWindowRows(data, batch_size);
+  for (int64_t w = begin; w < end; w += window) {
+    const int64_t w_end = std::min(end, w + window);
+    if (data.is_sequence()) {
+      const std::vector<int64_t> sorted = OrderByLength(data, w, w_end);
+      order.insert(order.end(), sorted.begin(), sorted.end());
+    } else {
+      for (int64_t r = w; r < w_end; ++r) order.push_back(r);
+    }
+  }
+  return order;
+}
+
+absl::StatusOr<BatchCapture> CaptureForFit(const Model& model, const Batch& batch,
+                                           const FitOptions& options, int64_t begin,
+                                           const Projection* projection, BatchCapture* own) {
+  if (own != nullptr && options.fisher != FisherKind::kTrue) {
+    return absl::InternalError("a second capture of the own labels needs the true Fisher");
+  }
+  BatchCapture capture;
+  if (options.fisher == FisherKind::kEmpirical) {
+    ASSIGN_OR_RETURN(capture, model.Capture(batch));
+  } else {
+    ASSIGN_OR_RETURN(capture,
+                     CaptureSampled(model, batch, FisherLabels(batch, options.seed, begin), own));
+  }
+  const ParamLayout& layout = model.layout();
+  RETURN_IF_ERROR(CheckCapture(capture, layout, batch.rows));
+  if (own != nullptr) {
+    // Give own's a the shape of no rows, so that projecting it projects only g.
+    for (size_t l = 0; l < own->layers.size() && l < layout.layers.size(); ++l) {
+      own->layers[l].a.resize(0, layout.layers[l].cols());
+    }
+  }
+  if (projection == nullptr) return capture;
+  BatchCapture projected = projection->ProjectCaptureSides(capture);
+  RETURN_IF_ERROR(CheckCapture(projected, projection->projected_layout(), batch.rows));
+  if (own != nullptr) *own = projection->ProjectCaptureSides(*own);
+  return projected;
+}
+
+absl::StatusOr<KroneckerFactors> FitCovariances(const Model& model, const RowSource& data,
+                                                const FitOptions& options,
+                                                const ProgressFn& progress,
+                                                const Projection* projection,
+                                                Collective* collective) {
   RETURN_IF_ERROR(ValidateInputs(model, data, options));
   if (projection != nullptr && projection->input_dim() != model.layout().total()) {
     return absl::InvalidArgumentError(absl::StrCat("projection expects ", projection->input_dim(),
@@ -158,32 +229,14 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
   }
   const ParamLayout& layout =
       projection != nullptr ? projection->projected_layout() : model.layout();
-  const int64_t n = std::min(options.max_examples, data.size());
-  // Documents: the first n ordered by length, so that each batch, cut to its longest document,
-  // is mostly not padding; the sums below do not depend on the order. Rows are read batch by
-  // batch in this order (8 bytes a row held).
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  if (data.is_sequence()) {
-    order = OrderByLength(data, 0, n);
-  } else {
-    std::iota(order.begin(), order.end(), 0);
-  }
+  // Rows are read batch by batch in capture order (8 bytes a row held); the sums below do not
+  // depend on the order.
+  const FitBatches plan = PlanFit(data, options, collective);
   RowStorage storage;  // the current batch's rows, without the padding they all share
-  // The capture of the layers the factors describe: the model's own or the projected ones.
-  auto capture_batch = [&](int64_t begin, int64_t rows) -> absl::StatusOr<BatchCapture> {
-    const Batch batch = GatherCut(data, order.data() + begin, rows, &storage);
-    ASSIGN_OR_RETURN(std::vector<int32_t> labels, BatchLabels(model, batch, options, begin));
-    ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(batch.WithOutputs(labels.data())));
-    RETURN_IF_ERROR(CheckCapture(capture, model.layout(), rows));
-    if (projection == nullptr) return capture;
-    BatchCapture projected = projection->ProjectCaptureSides(capture);
-    RETURN_IF_ERROR(CheckCapture(projected, layout, rows));
-    return projected;
-  };
 
   KroneckerFactors factors;
   factors.layout = layout;
-  factors.examples = n;
+  factors.examples = plan.n;
   factors.fisher = options.fisher == FisherKind::kTrue ? "true" : "empirical";
   for (const TrackedLayer& layer : layout.layers) {
     LayerFactors f;
@@ -193,22 +246,18 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
     factors.layers.push_back(std::move(f));
   }
 
-  // This rank's batches: [first, end) of the n rows, whole batches of the one-process order.
-  const int64_t batches = (n + options.batch_size - 1) / options.batch_size;
-  const auto [first_batch, end_batch] =
-      collective == nullptr ? std::pair<int64_t, int64_t>(0, batches)
-                            : RankSlice(batches, collective->rank(), collective->size());
-  const int64_t first = first_batch * options.batch_size;
-  const int64_t end = std::min(n, end_batch * options.batch_size);
-
-  // Pass 1: covariances (lower triangles via symmetric rank-k updates). A is the mean over
-  // positions with a target (padding rows of `a` are zero and not counted).
+  // Covariances (lower triangles via symmetric rank-k updates). A is the mean over positions
+  // with a target (padding rows of `a` are zero and not counted).
   int64_t position_rows = 0;
-  ReportProgress(progress, "covariance", 0, end - first);
-  for (int64_t begin = first; begin < end; begin += options.batch_size) {
-    const int64_t rows = std::min(options.batch_size, end - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
-    for (int64_t r = begin; r < begin + rows; ++r) position_rows += data.used_positions(order[r]);
+  ReportProgress(progress, "covariance", 0, plan.end - plan.first);
+  for (int64_t begin = plan.first; begin < plan.end; begin += options.batch_size) {
+    const int64_t rows = std::min(options.batch_size, plan.end - begin);
+    const Batch batch = GatherCut(data, plan.order.data() + begin, rows, &storage);
+    ASSIGN_OR_RETURN(BatchCapture capture,
+                     CaptureForFit(model, batch, options, begin, projection));
+    for (int64_t r = begin; r < begin + rows; ++r) {
+      position_rows += data.used_positions(plan.order[r]);
+    }
     for (size_t l = 0; l < layout.layers.size(); ++l) {
       const LayerCapture& c = capture.layers[l];
       LayerFactors& f = factors.layers[l];
@@ -217,7 +266,7 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
       f.a_cov.selfadjointView<Eigen::Lower>().rankUpdate(a);
       f.s_cov.selfadjointView<Eigen::Lower>().rankUpdate(g);
     }
-    ReportProgress(progress, "covariance", begin + rows - first, end - first);
+    ReportProgress(progress, "covariance", begin + rows - plan.first, plan.end - plan.first);
   }
   if (collective != nullptr) {
     double counted = static_cast<double>(position_rows);
@@ -230,42 +279,66 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
     f.a_cov = f.a_cov.selfadjointView<Eigen::Lower>();
     f.s_cov = f.s_cov.selfadjointView<Eigen::Lower>();
     f.a_cov /= static_cast<double>(position_rows);
-    f.s_cov /= static_cast<double>(n);
+    f.s_cov /= static_cast<double>(plan.n);
   }
   RETURN_IF_ERROR(DecomposeFactors(&factors));
+  return factors;
+}
 
-  // Pass 2: eigenvalue correction in the Kronecker eigenbasis, same labels as pass 1.
-  ReportProgress(progress, "eigen-correction", 0, end - first);
-  for (int64_t begin = first; begin < end; begin += options.batch_size) {
-    const int64_t rows = std::min(options.batch_size, end - begin);
-    ASSIGN_OR_RETURN(BatchCapture capture, capture_batch(begin, rows));
-    const int64_t positions = capture.positions;
-    for (size_t l = 0; l < layout.layers.size(); ++l) {
-      const LayerCapture& c = capture.layers[l];
-      LayerFactors& f = factors.layers[l];
-      const Eigen::MatrixXd ar = c.a.cast<double>() * f.q_a;  // rows x cols: (Q_A^T a)^T
-      const Eigen::MatrixXd gr = c.g.cast<double>() * f.q_s;  // rows x out:  (Q_S^T g)^T
-      if (positions == 1) {
-        // (Q_S^T g a^T Q_A)_{ij}^2 = (Q_S^T g)_i^2 (Q_A^T a)_j^2: one GEMM for the batch.
-        f.corrected.noalias() +=
-            gr.array().square().matrix().transpose() * ar.array().square().matrix();
-      } else {
-        for (int64_t s = 0; s < rows; ++s) {  // the sample's gradient; its padding is zero
-          const int64_t used = std::min(positions, data.used_positions(order[begin + s]));
-          const Eigen::MatrixXd v = gr.middleRows(s * positions, used).transpose() *
-                                    ar.middleRows(s * positions, used);
-          f.corrected.array() += v.array().square();
-        }
-      }
+void AddEigenCorrection(const BatchCapture& capture, const RowSource& data, const int64_t* rows,
+                        KroneckerFactors* factors) {
+  const int64_t positions = capture.positions;
+  for (size_t l = 0; l < factors->layers.size(); ++l) {
+    const LayerCapture& c = capture.layers[l];
+    LayerFactors& f = factors->layers[l];
+    const Eigen::MatrixXd ar = c.a.cast<double>() * f.q_a;  // rows x cols: (Q_A^T a)^T
+    const Eigen::MatrixXd gr = c.g.cast<double>() * f.q_s;  // rows x out:  (Q_S^T g)^T
+    if (positions == 1) {
+      // (Q_S^T g a^T Q_A)_{ij}^2 = (Q_S^T g)_i^2 (Q_A^T a)_j^2: one GEMM for the batch.
+      f.corrected.noalias() +=
+          gr.array().square().matrix().transpose() * ar.array().square().matrix();
+      continue;
     }
-    ReportProgress(progress, "eigen-correction", begin + rows - first, end - first);
+    for (int64_t s = 0; s < capture.samples; ++s) {  // the sample's gradient; its padding is 0
+      const int64_t used = std::min(positions, data.used_positions(rows[s]));
+      const Eigen::MatrixXd v =
+          gr.middleRows(s * positions, used).transpose() * ar.middleRows(s * positions, used);
+      f.corrected.array() += v.array().square();
+    }
   }
+}
+
+absl::Status FinishEigenCorrection(KroneckerFactors* factors, Collective* collective) {
   if (collective != nullptr) {
     std::vector<Eigen::MatrixXd*> sums;
-    for (LayerFactors& f : factors.layers) sums.push_back(&f.corrected);
+    for (LayerFactors& f : factors->layers) sums.push_back(&f.corrected);
     RETURN_IF_ERROR(AllReduceSums(collective, sums, nullptr));
   }
-  for (LayerFactors& f : factors.layers) f.corrected /= static_cast<double>(n);
+  for (LayerFactors& f : factors->layers) f.corrected /= static_cast<double>(factors->examples);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const RowSource& data,
+                                                     const FitOptions& options,
+                                                     const ProgressFn& progress,
+                                                     const Projection* projection,
+                                                     Collective* collective) {
+  ASSIGN_OR_RETURN(KroneckerFactors factors,
+                   FitCovariances(model, data, options, progress, projection, collective));
+  // Eigenvalue correction in the Kronecker eigenbasis: the same batches and labels.
+  const FitBatches plan = PlanFit(data, options, collective);
+  RowStorage storage;
+  ReportProgress(progress, "eigen-correction", 0, plan.end - plan.first);
+  for (int64_t begin = plan.first; begin < plan.end; begin += options.batch_size) {
+    const int64_t rows = std::min(options.batch_size, plan.end - begin);
+    const Batch batch = GatherCut(data, plan.order.data() + begin, rows, &storage);
+    ASSIGN_OR_RETURN(BatchCapture capture,
+                     CaptureForFit(model, batch, options, begin, projection));
+    AddEigenCorrection(capture, data, plan.order.data() + begin, &factors);
+    ReportProgress(progress, "eigen-correction", begin + rows - plan.first,
+                   plan.end - plan.first);
+  }
+  RETURN_IF_ERROR(FinishEigenCorrection(&factors, collective));
   return factors;
 }
 

@@ -6,18 +6,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "curvature/factor_fitting.h"
 #include "data/byte_tokenizer.h"
 #include "data/dataset_rows.h"
+#include "grad/per_sample_gradients.h"
 
 namespace tda {
 
 int64_t GradientWindowRows(const RowSource& data, int64_t batch_size) {
-  return data.is_sequence() ? 8 * batch_size : batch_size;
+  return CaptureWindowRows(data, batch_size);
 }
 
 absl::Status WriteGradientRows(const Model& model, const Projection& projection,
                                const RowSource& data, int64_t batch_size, IndexWriter* writer,
-                               const ProgressFn& progress, int64_t first_row, int64_t end_row) {
+                               const ProgressFn& progress, int64_t first_row, int64_t end_row,
+                               const RowCaptureFn& capture) {
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size must be > 0");
   const int64_t n = end_row < 0 ? data.size() : std::min(end_row, data.size());
   const std::vector<std::string>& class_names = data.class_names();
@@ -32,24 +35,22 @@ absl::Status WriteGradientRows(const Model& model, const Projection& projection,
   auto report = [&](int64_t done) {
     ReportProgress(progress, "gradients", done - first_row, n - first_row);
   };
+  auto own_capture = [&](const Batch& batch) -> absl::StatusOr<BatchCapture> {
+    ASSIGN_OR_RETURN(BatchCapture c, model.Capture(batch));
+    return projection.ProjectCaptureSides(c);
+  };
   for (int64_t begin = first_row; begin < n; begin += window) {
     const int64_t rows = std::min(window, n - begin);
-    RowMatrixXf projected;
-    if (!data.is_sequence()) {
-      ASSIGN_OR_RETURN(BatchCapture capture,
-                       model.Capture(data.Read(begin, begin + rows, &storage)));
-      projected = projection.ProjectCapture(capture);
-    } else {
-      const std::vector<int64_t> order = OrderByLength(data, begin, begin + rows);
-      projected.resize(rows, projection.output_dim());
-      for (int64_t b = 0; b < rows; b += batch_size) {
-        const int64_t count = std::min(batch_size, rows - b);
-        ASSIGN_OR_RETURN(BatchCapture capture,
-                         model.Capture(data.Gather(order.data() + b, count, &storage)));
-        const RowMatrixXf part = projection.ProjectCapture(capture);
-        for (int64_t k = 0; k < count; ++k) projected.row(order[b + k] - begin) = part.row(k);
-        report(begin + b + count);
-      }
+    const std::vector<int64_t> order = CaptureOrder(data, begin, begin + rows, batch_size);
+    RowMatrixXf projected(rows, projection.output_dim());
+    for (int64_t b = 0; b < rows; b += batch_size) {
+      const int64_t count = std::min(batch_size, rows - b);
+      const Batch batch = GatherCut(data, order.data() + b, count, &storage);
+      ASSIGN_OR_RETURN(BatchCapture sides, capture ? capture(batch, begin + b, order.data() + b)
+                                                   : own_capture(batch));
+      const RowMatrixXf part = PerSampleGradients(sides, projection.projected_layout());
+      for (int64_t k = 0; k < count; ++k) projected.row(order[b + k] - begin) = part.row(k);
+      if (data.is_sequence()) report(begin + b + count);
     }
     std::vector<SampleRecord> samples;
     samples.reserve(static_cast<size_t>(rows));

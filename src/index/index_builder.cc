@@ -5,6 +5,7 @@
 #include "curvature/ekfac.h"
 #include "data/dataset_rows.h"
 #include "grad/projection.h"
+#include "index/fused_gradient_pass.h"
 #include "index/gradient_rows.h"
 #include "index/index_writer.h"
 #include "model/model.h"
@@ -62,12 +63,21 @@ absl::Status BuildIndex(const RowSource& train, const std::string& data_dir,
                                                  {rank, mine.first_row, mine.first_shard}));
   }
 
-  ASSIGN_OR_RETURN(KroneckerFactors factors,
-                   FitKroneckerFactors(*model, train, fit, progress, &projection, collective));
-  if (rank == 0) RETURN_IF_ERROR(SaveFactors(factors, options.out_dir + "/factors.safetensors"));
-
-  RETURN_IF_ERROR(WriteGradientRows(*model, projection, train, batch_size, writer.get(), progress,
-                                    mine.first_row, mine.end_row));
+  KroneckerFactors factors;
+  if (options.fused_pass && CanFuseGradientPass(train, fit, batch_size)) {
+    ASSIGN_OR_RETURN(factors,
+                     FitCovariances(*model, train, fit, progress, &projection, collective));
+    RETURN_IF_ERROR(WriteGradientRowsAndCorrection(*model, projection, train, fit, batch_size,
+                                                   &factors, writer.get(), progress,
+                                                   mine.first_row, mine.end_row, collective));
+    if (rank == 0) RETURN_IF_ERROR(SaveFactors(factors, options.out_dir + "/factors.safetensors"));
+  } else {
+    ASSIGN_OR_RETURN(factors,
+                     FitKroneckerFactors(*model, train, fit, progress, &projection, collective));
+    if (rank == 0) RETURN_IF_ERROR(SaveFactors(factors, options.out_dir + "/factors.safetensors"));
+    RETURN_IF_ERROR(WriteGradientRows(*model, projection, train, batch_size, writer.get(),
+                                      progress, mine.first_row, mine.end_row));
+  }
   if (rank > 0) {
     // Report this part; then learn whether rank 0 published the index.
     ASSIGN_OR_RETURN(IndexPartSummary part, writer->FinishPart());

@@ -1,7 +1,9 @@
 // Builds a gradient index for a trained model: copies the model into DIR/model, fits EK-FAC
-// factors in the projected space (one pass for covariances, one for eigenvalue corrections),
-// then streams the training set once more to write projected per-sample gradients, with
-// progress. Memory does not grow with the number of rows. One process, or the ranks of a
+// factors in the projected space (one pass for covariances), then streams the training set once
+// more to compute the eigenvalue corrections and write projected per-sample gradients from the
+// same forward passes (index/fused_gradient_pass.h), with progress. When the fit's batches are
+// not the gradient pass's (CanFuseGradientPass), or with fused_pass false, the corrections take
+// a pass of their own (three passes; the same factors and rows). Memory does not grow with the number of rows. One process, or the ranks of a
 // data-parallel job (distributed/world.h).
 #pragma once
 
@@ -32,6 +34,7 @@ struct IndexBuildOptions {
   // exact for projection dimension 0, rank-1 factorised otherwise. Needs the model's optimizer
   // state (kFailedPrecondition naming model_dir when it has none).
   bool adam_correction = false;
+  bool fused_pass = true;  // false: a pass of its own for the eigenvalue corrections
 };
 
 // Samples per gradient batch when none is given: 512 images, or 32 documents (a document

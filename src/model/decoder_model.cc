@@ -242,40 +242,93 @@ absl::StatusOr<Eigen::MatrixXf> DecoderModel::Predict(const Batch& batch) const 
 
 absl::StatusOr<BatchCapture> DecoderModel::Capture(const Batch& batch) const {
   RETURN_IF_ERROR(CheckBatch(batch, /*need_targets=*/true));
-  return CatchTorchErrors(
-      absl::StrCat(config_.kind, " capture"),
-      [&]() -> absl::StatusOr<BatchCapture> { return CaptureUnchecked(batch); });
+  return CatchTorchErrors(absl::StrCat(config_.kind, " capture"),
+                          [&]() { return CaptureUnchecked(batch, nullptr, nullptr); });
 }
 
-BatchCapture DecoderModel::CaptureUnchecked(const Batch& batch) const {
-  const int64_t used = UsedLength(batch);
-  auto [tokens, targets] = Tensors(batch, used);
-  Recording rec;
-  torch::Tensor losses = RowLosses(Forward(Values(), tokens, &rec), targets);
-  std::vector<torch::Tensor> grads = torch::autograd::grad({losses.sum()}, rec.outputs);
-  // 1 up to each row's last target, 0 after it (padding).
-  torch::Tensor live = std::get<0>((targets >= 0).to(torch::kInt32).flip({1}).cummax(1))
-                           .flip({1})
-                           .to(torch::kFloat32);
+absl::StatusOr<BatchCapture> DecoderModel::CaptureSampled(const Batch& batch,
+                                                          const LabelSampler& sample,
+                                                          BatchCapture* own) const {
+  RETURN_IF_ERROR(CheckBatch(batch, /*need_targets=*/true));
+  return CatchTorchErrors(absl::StrCat(config_.kind, " capture"),
+                          [&]() { return CaptureUnchecked(batch, &sample, own); });
+}
 
+namespace {
+
+// The capture of one backward pass: g from `grads` (one per tracked layer output), and, when
+// `with_inputs`, a from the recorded inputs, zero where `live` (rows x used) is 0.
+BatchCapture CaptureOf(const ParamLayout& layout, const Recording& rec,
+                       const std::vector<torch::Tensor>& grads, const torch::Tensor& live,
+                       const torch::Tensor& losses, bool with_inputs) {
+  const int64_t rows = live.size(0), used = live.size(1), n = rows * used;
   BatchCapture capture;
-  capture.samples = batch.rows;
+  capture.samples = rows;
   capture.positions = used;
-  capture.losses.assign(losses.data_ptr<float>(), losses.data_ptr<float>() + batch.rows);
-  const int64_t n = batch.rows * used;
-  for (size_t i = 0; i < layout_.layers.size(); ++i) {
-    const TrackedLayer& layer = layout_.layers[i];
+  capture.losses.assign(losses.data_ptr<float>(), losses.data_ptr<float>() + rows);
+  for (size_t i = 0; i < layout.layers.size(); ++i) {
+    const TrackedLayer& layer = layout.layers[i];
     LayerCapture lc;
-    lc.a.resize(n, layer.cols());
-    torch::Tensor a = (rec.inputs[i] * live.unsqueeze(2)).reshape({n, layer.in}).contiguous();
-    lc.a.leftCols(layer.in) = Eigen::Map<const RowMatrixXf>(a.data_ptr<float>(), n, layer.in);
-    if (layer.has_bias) {
-      lc.a.col(layer.in) =
-          Eigen::Map<const Eigen::VectorXf>(live.contiguous().data_ptr<float>(), n);
+    if (with_inputs) {
+      lc.a.resize(n, layer.cols());
+      torch::Tensor a = (rec.inputs[i] * live.unsqueeze(2)).reshape({n, layer.in}).contiguous();
+      lc.a.leftCols(layer.in) = Eigen::Map<const RowMatrixXf>(a.data_ptr<float>(), n, layer.in);
+      if (layer.has_bias) {
+        lc.a.col(layer.in) =
+            Eigen::Map<const Eigen::VectorXf>(live.contiguous().data_ptr<float>(), n);
+      }
     }
     torch::Tensor g = grads[i].reshape({n, layer.out}).contiguous();
     lc.g = Eigen::Map<const RowMatrixXf>(g.data_ptr<float>(), n, layer.out);
     capture.layers.push_back(std::move(lc));
+  }
+  return capture;
+}
+
+}  // namespace
+
+absl::StatusOr<BatchCapture> DecoderModel::CaptureUnchecked(const Batch& batch,
+                                                            const LabelSampler* sample,
+                                                            BatchCapture* own) const {
+  const int64_t used = UsedLength(batch);
+  auto [tokens, targets] = Tensors(batch, used);
+  Recording rec;
+  const torch::Tensor logits = Forward(Values(), tokens, &rec);
+  // 1 up to each row's last target, 0 after it (padding).
+  const torch::Tensor live = std::get<0>((targets >= 0).to(torch::kInt32).flip({1}).cummax(1))
+                                 .flip({1})
+                                 .to(torch::kFloat32);
+  if (sample == nullptr) {
+    const torch::Tensor losses = RowLosses(logits, targets);
+    return CaptureOf(layout_, rec, torch::autograd::grad({losses.sum()}, rec.outputs), live,
+                     losses, true);
+  }
+  const torch::Tensor probs =
+      torch::softmax(logits.detach(), -1).reshape({-1, config_.num_classes}).contiguous();
+  const Eigen::MatrixXf probabilities =
+      Eigen::Map<const RowMatrixXf>(probs.data_ptr<float>(), probs.size(0), probs.size(1));
+  ASSIGN_OR_RETURN(std::vector<int32_t> labels, (*sample)(probabilities, used));
+  if (static_cast<int64_t>(labels.size()) != batch.rows * used) {
+    return absl::InternalError(absl::StrCat("label sampler returned ", labels.size(),
+                                            " labels for ", batch.rows * used, " positions"));
+  }
+  for (int32_t label : labels) {
+    if (label < kNoTarget || label >= config_.num_classes) {
+      return absl::InternalError(absl::StrCat("label sampler returned target ", label));
+    }
+  }
+  const torch::Tensor sampled =
+      torch::from_blob(labels.data(), {batch.rows, used}, torch::kInt32).to(torch::kInt64);
+  const torch::Tensor sampled_losses = RowLosses(logits, sampled);
+  BatchCapture capture = CaptureOf(
+      layout_, rec,
+      torch::autograd::grad({sampled_losses.sum()}, rec.outputs, {},
+                            /*retain_graph=*/own != nullptr),
+      live, sampled_losses, true);
+  if (own != nullptr) {
+    const torch::Tensor losses = RowLosses(logits, targets);
+    *own = CaptureOf(layout_, rec, torch::autograd::grad({losses.sum()}, rec.outputs), live,
+                     losses, false);
   }
   return capture;
 }

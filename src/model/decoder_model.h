@@ -64,6 +64,8 @@ class DecoderModel : public TorchModel {
   std::vector<torch::Tensor> TrackedParameters() override;
   absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const override;
   absl::StatusOr<BatchCapture> Capture(const Batch& batch) const override;
+  absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch, const LabelSampler& sample,
+                                              BatchCapture* own) const override;
   absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
                                                    const Eigen::MatrixXd& vectors,
                                                    Curvature kind) const override;
@@ -124,7 +126,9 @@ class DecoderModel : public TorchModel {
   std::vector<torch::Tensor> Values() const;
   // The tracked entries of `values` in ParamLayout order (weight, then bias, per layer).
   std::vector<torch::Tensor> Tracked(const std::vector<torch::Tensor>& values) const;
-  BatchCapture CaptureUnchecked(const Batch& batch) const;
+  // Capture (sample null) or CaptureSampled on a checked batch.
+  absl::StatusOr<BatchCapture> CaptureUnchecked(const Batch& batch, const LabelSampler* sample,
+                                                BatchCapture* own) const;
   Eigen::MatrixXd CurvatureProductUnchecked(const Batch& batch, const Eigen::MatrixXd& vectors,
                                             Curvature kind) const;
   SafetensorsWriter WeightsFile() const;

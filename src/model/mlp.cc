@@ -130,13 +130,23 @@ class Mlp final : public TorchModel {
   absl::StatusOr<BatchCapture> Capture(const Batch& batch) const override {
     RETURN_IF_ERROR(CheckBatch(batch, /*need_labels=*/true));
     return CatchTorchErrors("mlp capture", [&]() -> absl::StatusOr<BatchCapture> {
-      return CaptureUnchecked(batch.features, batch.labels, batch.rows);
+      return CaptureUnchecked(batch.features, batch.labels, batch.rows, nullptr, nullptr);
     });
   }
 
-  BatchCapture CaptureUnchecked(const float* inputs, const int32_t* labels, int64_t rows) const {
-    torch::Tensor target = torch::from_blob(const_cast<int32_t*>(labels), {rows}, torch::kInt32)
-                               .to(torch::kInt64);
+  absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch, const LabelSampler& sample,
+                                              BatchCapture* own) const override {
+    RETURN_IF_ERROR(CheckBatch(batch, /*need_labels=*/true));
+    return CatchTorchErrors("mlp capture", [&]() -> absl::StatusOr<BatchCapture> {
+      return CaptureUnchecked(batch.features, batch.labels, batch.rows, &sample, own);
+    });
+  }
+
+  // Capture of `labels` (sample null), or of the labels `sample` draws from the forward's
+  // probabilities and, into `own`, the g of `labels` from the same forward (CaptureSampled).
+  absl::StatusOr<BatchCapture> CaptureUnchecked(const float* inputs, const int32_t* labels,
+                                                int64_t rows, const LabelSampler* sample,
+                                                BatchCapture* own) const {
     std::vector<torch::Tensor> layer_inputs, layer_outputs;
     torch::Tensor h = ViewRows(inputs, rows, config_.input_dim);
     for (size_t i = 0; i < weights_.size(); ++i) {
@@ -145,27 +155,53 @@ class Mlp final : public TorchModel {
       layer_outputs.push_back(s);
       h = i + 1 < weights_.size() ? Activation(s) : s;
     }
-    torch::Tensor losses = torch::nn::functional::cross_entropy(
-        h, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    auto loss_of = [&](const int32_t* target_labels) {
+      const torch::Tensor target =
+          torch::from_blob(const_cast<int32_t*>(target_labels), {rows}, torch::kInt32)
+              .to(torch::kInt64);
+      return torch::nn::functional::cross_entropy(
+          h, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    };
     // Gradients with respect to the layer outputs only: parameter .grad is never touched, so
     // concurrent captures on one model are safe.
-    std::vector<torch::Tensor> grads = torch::autograd::grad({losses.sum()}, layer_outputs);
-
-    BatchCapture capture;
-    capture.samples = rows;
-    capture.positions = 1;
-    capture.losses.assign(losses.data_ptr<float>(), losses.data_ptr<float>() + rows);
-    for (size_t i = 0; i < weights_.size(); ++i) {
-      const TrackedLayer& layer = layout_.layers[i];
-      LayerCapture lc;
-      lc.a.resize(rows, layer.cols());
-      lc.a.leftCols(layer.in) =
-          Eigen::Map<const RowMatrixXf>(layer_inputs[i].contiguous().data_ptr<float>(), rows, layer.in);
-      lc.a.col(layer.in).setOnes();
-      torch::Tensor g = grads[i].contiguous();
-      lc.g = Eigen::Map<const RowMatrixXf>(g.data_ptr<float>(), rows, layer.out);
-      capture.layers.push_back(std::move(lc));
+    auto capture_of = [&](const torch::Tensor& losses, bool retain, bool with_inputs) {
+      const std::vector<torch::Tensor> grads =
+          torch::autograd::grad({losses.sum()}, layer_outputs, {}, retain);
+      BatchCapture capture;
+      capture.samples = rows;
+      capture.positions = 1;
+      capture.losses.assign(losses.data_ptr<float>(), losses.data_ptr<float>() + rows);
+      for (size_t i = 0; i < weights_.size(); ++i) {
+        const TrackedLayer& layer = layout_.layers[i];
+        LayerCapture lc;
+        if (with_inputs) {
+          lc.a.resize(rows, layer.cols());
+          lc.a.leftCols(layer.in) = Eigen::Map<const RowMatrixXf>(
+              layer_inputs[i].contiguous().data_ptr<float>(), rows, layer.in);
+          lc.a.col(layer.in).setOnes();
+        }
+        torch::Tensor g = grads[i].contiguous();
+        lc.g = Eigen::Map<const RowMatrixXf>(g.data_ptr<float>(), rows, layer.out);
+        capture.layers.push_back(std::move(lc));
+      }
+      return capture;
+    };
+    if (sample == nullptr) return capture_of(loss_of(labels), false, true);
+    const torch::Tensor probs = torch::softmax(h.detach(), 1).contiguous();
+    const Eigen::MatrixXf probabilities =
+        Eigen::Map<const RowMatrixXf>(probs.data_ptr<float>(), rows, config_.num_classes);
+    ASSIGN_OR_RETURN(std::vector<int32_t> sampled, (*sample)(probabilities, 1));
+    if (static_cast<int64_t>(sampled.size()) != rows) {
+      return absl::InternalError(absl::StrCat("label sampler returned ", sampled.size(),
+                                              " labels for ", rows, " rows"));
     }
+    for (int32_t label : sampled) {
+      if (label < 0 || label >= config_.num_classes) {
+        return absl::InternalError(absl::StrCat("label sampler returned label ", label));
+      }
+    }
+    BatchCapture capture = capture_of(loss_of(sampled.data()), own != nullptr, true);
+    if (own != nullptr) *own = capture_of(loss_of(labels), false, false);
     return capture;
   }
 

@@ -8,6 +8,7 @@
 
 #include "common/safetensors.h"
 #include "model/model.h"
+#include "model/sampled_capture.h"
 
 namespace tda {
 
@@ -22,6 +23,10 @@ class TorchModel : public Model {
     (void)step_seed;
     return Logits(inputs);
   }
+  // CaptureSampled (sampled_capture.h) of this architecture.
+  virtual absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch,
+                                                      const LabelSampler& sample,
+                                                      BatchCapture* own) const = 0;
   // The leaf parameter tensors an optimizer updates (requires_grad).
   virtual std::vector<torch::Tensor> TrainableParameters() = 0;
   // The tensors of the tracked layers in ParamLayout order (per layer its weight, then its
