@@ -19,7 +19,7 @@ inline constexpr int64_t kDefaultTopK = 10;
 // Method <-> tda.v1.Method. METHOD_UNSPECIFIED means EK-FAC; unknown enum values are
 // kInvalidArgument.
 v1::Method MethodToProto(Method method);
-absl::StatusOr<Method> MethodFromProto(v1::Method method);
+[[nodiscard]] absl::StatusOr<Method> MethodFromProto(v1::Method method);
 
 // tda.v1.Damping -> the engine's; nullopt when neither kind is set (the index's default).
 std::optional<Damping> DampingFromProto(const v1::Damping& damping);
@@ -37,7 +37,7 @@ v1::LissaParameters LissaToProto(const LissaOptions& lissa);
 // feature counts, NaN, top_k range) is validated by Attributor::Attribute.
 v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
                                              const AttributeOptions& options);
-absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
+[[nodiscard]] absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
                                        std::vector<Query>* queries, AttributeOptions* options);
 
 // Response.

@@ -15,6 +15,6 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // grpc::Status -> absl::Status, code and message preserved; `context` (e.g. "Attribute at
 // 127.0.0.1:5000") is prefixed to the message when non-empty.
-absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& context = "");
+[[nodiscard]] absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& context = "");
 
 }  // namespace tda

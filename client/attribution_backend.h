@@ -23,25 +23,25 @@ class AttributionBackend {
   virtual ~AttributionBackend() = default;
 
   // As Attributor::Attribute.
-  virtual absl::StatusOr<std::vector<QueryResult>> Attribute(
+  [[nodiscard]] virtual absl::StatusOr<std::vector<QueryResult>> Attribute(
       const std::vector<Query>& queries, const AttributeOptions& options) const = 0;
   // As Attributor::GetSample.
-  virtual absl::StatusOr<SampleData> GetSample(const std::string& id) const = 0;
+  [[nodiscard]] virtual absl::StatusOr<SampleData> GetSample(const std::string& id) const = 0;
   // As the DescribeIndex RPC.
-  virtual absl::StatusOr<v1::DescribeIndexResponse> Describe() const = 0;
+  [[nodiscard]] virtual absl::StatusOr<v1::DescribeIndexResponse> Describe() const = 0;
 };
 
 // Serves Attribute / GetSample / Describe from an index opened in this process.
 class LocalAttributor : public AttributionBackend {
  public:
   // Opens DIR as Attributor::Open does.
-  static absl::StatusOr<std::unique_ptr<LocalAttributor>> Open(const std::string& index_dir);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<LocalAttributor>> Open(const std::string& index_dir);
   explicit LocalAttributor(std::unique_ptr<Attributor> attributor);
 
-  absl::StatusOr<std::vector<QueryResult>> Attribute(
+  [[nodiscard]] absl::StatusOr<std::vector<QueryResult>> Attribute(
       const std::vector<Query>& queries, const AttributeOptions& options) const override;
-  absl::StatusOr<SampleData> GetSample(const std::string& id) const override;
-  absl::StatusOr<v1::DescribeIndexResponse> Describe() const override;
+  [[nodiscard]] absl::StatusOr<SampleData> GetSample(const std::string& id) const override;
+  [[nodiscard]] absl::StatusOr<v1::DescribeIndexResponse> Describe() const override;
 
   const Attributor& attributor() const { return *attributor_; }
 
@@ -51,7 +51,7 @@ class LocalAttributor : public AttributionBackend {
 
 // --server ADDR (remote, `server.address`; calls name the served index `index_name`, "" =
 // the server's only one) or --index DIR (offline): exactly one must be non-empty.
-absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const ConnectionOptions& server,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<AttributionBackend>> OpenBackend(const ConnectionOptions& server,
                                                                 const std::string& index_dir,
                                                                 const std::string& index_name = "");
 

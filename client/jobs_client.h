@@ -24,7 +24,7 @@ class JobsClient {
  public:
   // The server of the connection flags (client/channel.h); kInvalidArgument for flags that
   // are not usable (a usage error).
-  static absl::StatusOr<std::unique_ptr<JobsClient>> Connect(const FlagParser& flags) {
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<JobsClient>> Connect(const FlagParser& flags) {
     absl::StatusOr<ConnectionOptions> connection = ConnectionFromFlags(flags);
     if (!connection.ok()) return connection.status();
     connection->connect_timeout_seconds = 10;
@@ -38,7 +38,7 @@ class JobsClient {
   }
 
   template <typename Request, typename Response, typename Method>
-  absl::Status Call(const char* name, Method method, const Request& request, Response* response) {
+  [[nodiscard]] absl::Status Call(const char* name, Method method, const Request& request, Response* response) {
     grpc::ClientContext context;
     return FromGrpcStatus((stub_.get()->*method)(&context, request, response),
                           absl::StrCat(name, " at ", address_));
@@ -62,9 +62,9 @@ void AddServerFlags(FlagParser& flags);
 // Adds one flag per spec field of `kind`.
 void AddSpecFlags(FlagParser& flags, const JobKind& kind);
 // The spec from the flags that were given (the server fills in defaults), validated.
-absl::StatusOr<std::string> SpecFromFlags(const FlagParser& flags, const JobKind& kind);
+[[nodiscard]] absl::StatusOr<std::string> SpecFromFlags(const FlagParser& flags, const JobKind& kind);
 // A job or schedule id (> 0); kInvalidArgument otherwise.
-absl::StatusOr<int64_t> ParseId(const std::string& text);
+[[nodiscard]] absl::StatusOr<int64_t> ParseId(const std::string& text);
 // "YYYY-MM-DD HH:MM:SS" (UTC), "-" for 0.
 std::string FormatTime(double seconds);
 

@@ -13,11 +13,11 @@ namespace tda {
 
 // `pixels` is height x width, row-major, 0 = black, 255 = white. Returns the PNG file bytes.
 // kInvalidArgument when the sizes disagree or are not positive.
-absl::StatusOr<std::string> EncodeGrayPng(const std::vector<uint8_t>& pixels, int width,
+[[nodiscard]] absl::StatusOr<std::string> EncodeGrayPng(const std::vector<uint8_t>& pixels, int width,
                                           int height);
 
 // Features in [0, 1] (clamped) of a square image (side x side, side = sqrt(size)) as PNG bytes.
 // kInvalidArgument when the count is not a perfect square.
-absl::StatusOr<std::string> SquareImagePng(const std::vector<float>& features);
+[[nodiscard]] absl::StatusOr<std::string> SquareImagePng(const std::vector<float>& features);
 
 }  // namespace tda

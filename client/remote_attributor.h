@@ -33,27 +33,27 @@ class RemoteAttributor : public AttributionBackend {
   // Connects to ADDR (host:port, plaintext, no token) and waits until the channel is ready;
   // kUnavailable at once when the connection is refused, or when nothing answers within
   // connect_timeout_seconds.
-  static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address);
-  static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(const std::string& address,
                                                                    const Options& options);
   // With TLS and a token as `connection` says (client/channel.h); its timeout and message
   // size are replaced by `options`'.
-  static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<RemoteAttributor>> Connect(
       const ConnectionOptions& connection, const Options& options);
 
-  absl::StatusOr<std::vector<QueryResult>> Attribute(
+  [[nodiscard]] absl::StatusOr<std::vector<QueryResult>> Attribute(
       const std::vector<Query>& queries, const AttributeOptions& options) const override;
-  absl::StatusOr<SampleData> GetSample(const std::string& id) const override;
-  absl::StatusOr<v1::DescribeIndexResponse> Describe() const override;
+  [[nodiscard]] absl::StatusOr<SampleData> GetSample(const std::string& id) const override;
+  [[nodiscard]] absl::StatusOr<v1::DescribeIndexResponse> Describe() const override;
 
   // The Attribute RPC with a hand-made request (tests send malformed ones on purpose).
-  absl::StatusOr<v1::AttributeResponse> AttributeRaw(const v1::AttributeRequest& request) const;
-  absl::StatusOr<v1::GetSampleResponse> GetSampleRaw(const std::string& id) const;
+  [[nodiscard]] absl::StatusOr<v1::AttributeResponse> AttributeRaw(const v1::AttributeRequest& request) const;
+  [[nodiscard]] absl::StatusOr<v1::GetSampleResponse> GetSampleRaw(const std::string& id) const;
   // Every index the server knows, with its versions' states.
-  absl::StatusOr<v1::ListIndexesResponse> ListIndexes() const;
+  [[nodiscard]] absl::StatusOr<v1::ListIndexesResponse> ListIndexes() const;
 
   // grpc.health.v1.Health/Check for `service` ("" = the whole server).
-  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+  [[nodiscard]] absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
       const std::string& service = "") const;
 
   const std::string& address() const { return address_; }

@@ -126,7 +126,7 @@ class IndexRepository {
   void Unload(const std::string& name, const std::string& reason, bool by_admin);
   void PollLoop();
   void ReportHealth() const;
-  absl::StatusOr<const NameState*> Resolve(const std::string& name) const;  // mu_ held
+  [[nodiscard]] absl::StatusOr<const NameState*> Resolve(const std::string& name) const;  // mu_ held
   std::string ServedNames() const;                                          // mu_ held
   v1::ListIndexesResponse ListLocked() const;                               // mu_ held
 

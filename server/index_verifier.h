@@ -35,7 +35,7 @@ class IndexVerifier {
 
   State state() const { return state_.load(); }
   // OK while verifying or verified; the kDataLoss error (naming the file) once failed.
-  absl::Status status() const;
+  [[nodiscard]] absl::Status status() const;
   int64_t bytes_checked() const { return bytes_checked_.load(); }
   int64_t bytes_total() const { return bytes_total_.load(); }
 

@@ -78,7 +78,7 @@ class QueryBatcher {
   struct Batch;
 
   // Joins an open batch (or opens one) and waits for its answer or the caller's cancellation.
-  absl::StatusOr<std::vector<QueryResult>> RunBatched(std::shared_ptr<const Attributor> attributor,
+  [[nodiscard]] absl::StatusOr<std::vector<QueryResult>> RunBatched(std::shared_ptr<const Attributor> attributor,
                                                       const std::string& options_key,
                                                       const std::vector<Query>& queries,
                                                       const AttributeOptions& options,

@@ -85,7 +85,7 @@ class TdaServer {
   // repository_poll_seconds and on ReloadIndexes (hot reload: server/index_repository.h).
   // kUnavailable when the address cannot be bound; kInvalidArgument when the listen policy
   // refuses the address or a TLS or token file is malformed (server/server_security.h).
-  static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<TdaServer>> Start(const ServerOptions& options);
   ~TdaServer();  // shuts down if still running
 
   // The bound address, with the actual port (e.g. "127.0.0.1:40123").

@@ -47,10 +47,10 @@ struct LdsOptions {
 
 // kInvalidArgument naming the first bad field (also when round(alpha n) is 0 or
 // n).
-absl::Status ValidateLdsOptions(const LdsOptions& options, int64_t n);
+[[nodiscard]] absl::Status ValidateLdsOptions(const LdsOptions& options, int64_t n);
 
 // M sorted subsets of {0..n-1}, each of round(alpha n) indices.
-absl::StatusOr<std::vector<std::vector<int64_t>>> SampleSubsets(int64_t n,
+[[nodiscard]] absl::StatusOr<std::vector<std::vector<int64_t>>> SampleSubsets(int64_t n,
                                                                 const LdsOptions& options);
 
 struct LdsRetraining {
@@ -63,7 +63,7 @@ struct LdsRetraining {
 // Retrains on every subset and measures the query losses. `recipe.train_size`
 // is ignored (each subset is trained on in full). Progress: stage "retrain",
 // one unit per training run.
-absl::StatusOr<LdsRetraining> RetrainOnSubsets(const ModelConfig& config, const TrainRecipe& recipe,
+[[nodiscard]] absl::StatusOr<LdsRetraining> RetrainOnSubsets(const ModelConfig& config, const TrainRecipe& recipe,
                                                const Dataset& train, const Dataset& queries,
                                                const LdsOptions& options,
                                                const ProgressFn& progress = {});
@@ -75,7 +75,7 @@ struct LdsScore {
 
 // LDS of one method's scores (N x Q, tda's sign convention) against a
 // retraining. kInvalidArgument when the shapes do not match.
-absl::StatusOr<LdsScore> LinearDatamodelingScore(const LdsRetraining& retraining,
+[[nodiscard]] absl::StatusOr<LdsScore> LinearDatamodelingScore(const LdsRetraining& retraining,
                                                  const Eigen::MatrixXd& scores);
 
 }  // namespace tda

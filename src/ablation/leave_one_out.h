@@ -48,13 +48,13 @@ struct NewtonReport {
 // Minimises F over `data` with sample `excluded` removed (-1: none) in place, starting from
 // the model's current parameters. kInvalidArgument for weight_decay <= 0 or an out-of-range
 // `excluded`.
-absl::StatusOr<NewtonReport> MinimizeRegularizedLoss(Model& model, const Dataset& data,
+[[nodiscard]] absl::StatusOr<NewtonReport> MinimizeRegularizedLoss(Model& model, const Dataset& data,
                                                      int64_t excluded,
                                                      const NewtonOptions& options);
 
 // Predicted change of the query's loss when each training sample is removed (length N):
 //   (1/N) grad l_q^T P(grad l_i)   with P the preconditioner (P symmetric).
-absl::StatusOr<Eigen::VectorXd> PredictRemovalEffects(const Model& model, const Dataset& train,
+[[nodiscard]] absl::StatusOr<Eigen::VectorXd> PredictRemovalEffects(const Model& model, const Dataset& train,
                                                       const float* query, int32_t query_label,
                                                       const Preconditioner& preconditioner);
 
@@ -81,7 +81,7 @@ struct LooResult {
 
 // `model` must already be at the optimum of F on `train` (MinimizeRegularizedLoss with
 // excluded = -1); it is left unchanged. Retrains once per selected sample.
-absl::StatusOr<LooResult> LeaveOneOut(const Model& model, const Dataset& train, const float* query,
+[[nodiscard]] absl::StatusOr<LooResult> LeaveOneOut(const Model& model, const Dataset& train, const float* query,
                                       int32_t query_label, const std::vector<LooMethod>& methods,
                                       const LooOptions& options, const ProgressFn& progress = {});
 

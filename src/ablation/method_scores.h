@@ -62,7 +62,7 @@ struct MethodScores {
 // training objective, part of its true curvature) + 0.1 x the mean EK-FAC
 // eigenvalue over all parameters (the field's usual default),
 // with factors fitted with `fit` on `train`.
-absl::StatusOr<double> DefaultDamping(const Model& model, const Dataset& train, double weight_decay,
+[[nodiscard]] absl::StatusOr<double> DefaultDamping(const Model& model, const Dataset& train, double weight_decay,
                                       const FitOptions& fit);
 
 // Scores of all rows of `train` for all rows of `queries` (their own labels) by
@@ -71,13 +71,13 @@ absl::StatusOr<double> DefaultDamping(const Model& model, const Dataset& train, 
 // kFailedPrecondition from exact for models with more than kMaxExactParameters
 // parameters, from lissa when it diverges; kInvalidArgument for negative
 // damping or empty sets.
-absl::StatusOr<MethodScores> ComputeMethodScores(Method method, const Model& model,
+[[nodiscard]] absl::StatusOr<MethodScores> ComputeMethodScores(Method method, const Model& model,
                                                  const Dataset& train, const Dataset& queries,
                                                  const MethodSettings& settings,
                                                  const ProgressFn& progress = {});
 
 // Full per-sample gradients of every row of `data` (D x N), in chunks.
-absl::StatusOr<Eigen::MatrixXd> GradientColumns(const Model& model, const Dataset& data);
+[[nodiscard]] absl::StatusOr<Eigen::MatrixXd> GradientColumns(const Model& model, const Dataset& data);
 
 // Peak resident memory of a section of code. Start returns freed heap pages to
 // the kernel (malloc_trim), resets the kernel's high-water mark

@@ -89,7 +89,7 @@ struct RemovalAblationResult {
 // (its first recipe.train_size rows if that is set), `removed` row numbers in `train`.
 // kInvalidArgument for out-of-range or duplicate rows, an empty or full removal set, tasks
 // whose data do not fit the model, or a score matrix of the wrong shape.
-absl::StatusOr<RemovalAblationResult> RunRemovalAblation(
+[[nodiscard]] absl::StatusOr<RemovalAblationResult> RunRemovalAblation(
     const Model& model, const TrainRecipe& recipe, const Dataset& train,
     const std::vector<int64_t>& removed, const std::vector<AblationTask>& tasks,
     const TrainingScoreFn& scores, const RemovalAblationOptions& options,
@@ -97,6 +97,6 @@ absl::StatusOr<RemovalAblationResult> RunRemovalAblation(
 
 // Per-query losses of `data` under `model` (the loss Capture reports: cross-entropy of the
 // label, or the summed cross-entropy of a sequence's targets).
-absl::StatusOr<Eigen::VectorXd> QueryLosses(const Model& model, const Dataset& data);
+[[nodiscard]] absl::StatusOr<Eigen::VectorXd> QueryLosses(const Model& model, const Dataset& data);
 
 }  // namespace tda

@@ -35,7 +35,7 @@ struct SourceTaskMatrix {
 // `train.sources` names each training row's source; `scores` as in RunRemovalAblation.
 // kInvalidArgument for no tasks, an empty task, missing sources or a score matrix of the wrong
 // shape.
-absl::StatusOr<SourceTaskMatrix> ComputeSourceTaskMatrix(const Dataset& train,
+[[nodiscard]] absl::StatusOr<SourceTaskMatrix> ComputeSourceTaskMatrix(const Dataset& train,
                                                          const std::vector<AblationTask>& tasks,
                                                          const TrainingScoreFn& scores);
 

@@ -147,7 +147,7 @@ class Attributor {
   // Opens DIR (verifying checksums) and loads the model and factors stored in it.
   // With Verify::kSizes the shards' checksums are not read (a fast start); the caller then
   // verifies them itself (tda-server does, in the background: server/index_verifier.h).
-  static absl::StatusOr<std::unique_ptr<Attributor>> Open(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Attributor>> Open(
       const std::string& index_dir, GradientIndex::Verify verify = GradientIndex::Verify::kFull);
   ~Attributor();
 
@@ -158,7 +158,7 @@ class Attributor {
   // of full gradients and the training data it was built from (read from the manifest's
   // data_dir): kFailedPrecondition when the index is projected, the data cannot be loaded or
   // LiSSA diverges; kExact also refuses models over kMaxExactParameters.
-  absl::StatusOr<std::vector<QueryResult>> Attribute(const std::vector<Query>& queries,
+  [[nodiscard]] absl::StatusOr<std::vector<QueryResult>> Attribute(const std::vector<Query>& queries,
                                                      const AttributeOptions& options) const;
 
   // The two halves of Attribute, for a router that scores the rows elsewhere
@@ -172,7 +172,7 @@ class Attributor {
     std::vector<QueryResult> results;
     Eigen::MatrixXd preconditioned;
   };
-  absl::StatusOr<PreparedQueries> PrepareQueries(const std::vector<Query>& queries,
+  [[nodiscard]] absl::StatusOr<PreparedQueries> PrepareQueries(const std::vector<Query>& queries,
                                                  const AttributeOptions& options) const;
   [[nodiscard]] absl::Status ScoreQueries(const Eigen::MatrixXd& preconditioned,
                                           const AttributeOptions& options,
@@ -180,22 +180,22 @@ class Attributor {
 
   // A train or test sample by id, with its features (read from the index's data directory).
   // kNotFound for an id that names no sample (malformed, or past the end of its split).
-  absl::StatusOr<SampleData> GetSample(const std::string& id) const;
+  [[nodiscard]] absl::StatusOr<SampleData> GetSample(const std::string& id) const;
 
   // Scores of every index row against each row of `queries` (a batch of model inputs with
   // their labels or targets): rows() x Q, tda's sign convention, deleted rows NaN. The method
   // and damping of `options` apply; the rest is ignored. For ablations and batch jobs that
   // measure many queries of a data set at once.
-  absl::StatusOr<Eigen::MatrixXf> ScoreBatch(const Batch& queries,
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXf> ScoreBatch(const Batch& queries,
                                              const AttributeOptions& options) const;
 
   // Self-influence g_i^T (H + lambda I)^-1 g_i of every index row (index order) with the method
   // and damping of `options` (see self_influence.h); the rest of `options` is ignored.
-  absl::StatusOr<Eigen::VectorXd> SelfInfluence(const AttributeOptions& options,
+  [[nodiscard]] absl::StatusOr<Eigen::VectorXd> SelfInfluence(const AttributeOptions& options,
                                                 const ProgressFn& progress = {}) const;
   // Self-influence of every document of documents() (DocumentSelfInfluence, self_influence.h:
   // the quadratic form of the sum of its rows), with the method and damping of `options`.
-  absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const AttributeOptions& options,
+  [[nodiscard]] absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const AttributeOptions& options,
                                                         const ProgressFn& progress = {}) const;
   // The index's rows grouped by training document: by chunk id ("<document id>#<k>") when the
   // model was trained with chunking (recipe chunk_stride > 0), else one row per document.
@@ -209,24 +209,24 @@ class Attributor {
   Attributor() = default;
   struct FullCurvature;
   // The training rows of the index (features read from the data directory), for LiSSA/exact.
-  absl::StatusOr<const Dataset*> TrainingData() const;
-  absl::StatusOr<std::unique_ptr<Preconditioner>> MakeFullPreconditioner(
+  [[nodiscard]] absl::StatusOr<const Dataset*> TrainingData() const;
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Preconditioner>> MakeFullPreconditioner(
       const AttributeOptions& options) const;
-  absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       const AttributeOptions& options) const;
   // PrepareQueries for a sequence model (all must be text queries).
-  absl::StatusOr<PreparedQueries> PrepareTextQueries(const std::vector<Query>& queries,
+  [[nodiscard]] absl::StatusOr<PreparedQueries> PrepareTextQueries(const std::vector<Query>& queries,
                                                      const AttributeOptions& options) const;
   // Query gradients of `capture`, projected into the index's space and preconditioned there:
   // dim() x Q.
-  absl::StatusOr<Eigen::MatrixXd> PreconditionedQueries(const BatchCapture& capture,
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> PreconditionedQueries(const BatchCapture& capture,
                                                         const AttributeOptions& options) const;
   // The ANN of the index, opened and verified on first use (kFailedPrecondition / kDataLoss
   // when missing, stale or damaged: AnnIndex::Open).
-  absl::StatusOr<std::shared_ptr<const AnnIndex>> Ann() const;
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const AnnIndex>> Ann() const;
   // Shared spans with the completion and, when requested, per-token scores for every hit of a
   // text query; `direction` is the query's preconditioned gradient (dim()).
-  absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
+  [[nodiscard]] absl::Status ExplainDocuments(const TextQuery& query, const Eigen::VectorXd& direction,
                                 const AttributeOptions& options, QueryResult* result) const;
 
   std::unique_ptr<GradientIndex> index_;
@@ -239,7 +239,7 @@ class Attributor {
   std::unique_ptr<Projection> uncorrected_projection_;
   // The projection of the query gradients `options` ask for (kInvalidArgument: see
   // AttributeOptions::adam_correction).
-  absl::StatusOr<const Projection*> QueryProjection(const AttributeOptions& options) const;
+  [[nodiscard]] absl::StatusOr<const Projection*> QueryProjection(const AttributeOptions& options) const;
   // 1 / |row| of every row (attribution/unit_norm.h), computed on first use.
   const std::vector<float>& InverseRowNorms() const;
   struct RowNormSlot;

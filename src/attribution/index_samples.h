@@ -34,12 +34,12 @@ class IndexSamples {
   // The sample named `id` in the training split, else in the held-out split.
   // kInvalidArgument when neither has it; the loader's error when a split
   // cannot be read.
-  absl::StatusOr<SampleRef> Find(const std::string &id) const;
+  [[nodiscard]] absl::StatusOr<SampleRef> Find(const std::string &id) const;
 
   // The index's rows in row order, each looked up by id in the training split.
   // kFailedPrecondition naming the first row that is not a training sample, or
   // saying why the training data cannot be read.
-  absl::StatusOr<const Dataset *> IndexRows() const;
+  [[nodiscard]] absl::StatusOr<const Dataset *> IndexRows() const;
 
   // Label -> class name, from the training split; empty for language models or
   // when the training data cannot be read.

@@ -17,7 +17,7 @@ namespace tda {
 // index's space (Attributor::MakePreconditioner). Rows are preconditioned in blocks of
 // `block_rows`, so memory stays O(block_rows x dim). kInvalidArgument when the preconditioner's
 // dimension does not match the index.
-absl::StatusOr<Eigen::VectorXd> SelfInfluence(const GradientIndex& index,
+[[nodiscard]] absl::StatusOr<Eigen::VectorXd> SelfInfluence(const GradientIndex& index,
                                               const Preconditioner& preconditioner,
                                               const ProgressFn& progress = {},
                                               int64_t block_rows = 2048);
@@ -28,7 +28,7 @@ absl::StatusOr<Eigen::VectorXd> SelfInfluence(const GradientIndex& index,
 // their gradients, so g_d is the document's projected gradient and the value is exact in the
 // index's space (the sum of its chunks' self-influences is not: it misses the cross terms). A
 // document of one row gets that row's value.
-absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const GradientIndex& index,
+[[nodiscard]] absl::StatusOr<Eigen::VectorXd> DocumentSelfInfluence(const GradientIndex& index,
                                                       const IndexDocuments& documents,
                                                       const Preconditioner& preconditioner,
                                                       const ProgressFn& progress = {},

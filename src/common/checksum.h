@@ -31,6 +31,6 @@ class Xxh3Stream {
 std::string ChecksumHex(uint64_t checksum);
 
 // Checksum of a whole file, read in chunks.
-absl::StatusOr<uint64_t> FileXxh3(const std::string& path);
+[[nodiscard]] absl::StatusOr<uint64_t> FileXxh3(const std::string& path);
 
 }  // namespace tda

@@ -46,7 +46,7 @@ class FlagParser {
   // Parses `args` (without the command words). kInvalidArgument naming the flag for unknown
   // flags, missing values, malformed numbers, positional arguments and missing required flags.
   // After `--help` (or `-h`) parsing stops and help_requested() is true.
-  absl::Status Parse(const std::vector<std::string>& args);
+  [[nodiscard]] absl::Status Parse(const std::vector<std::string>& args);
   bool help_requested() const { return help_requested_; }
 
   // Parse, then: on --help print Help() to stdout and return 0; on an error print
@@ -79,7 +79,7 @@ class FlagParser {
                        const std::string& default_value);
   void Add(const std::string& name, Flag flag);
   const Flag& Find(const std::string& name, Kind kind) const;
-  absl::Status SetValue(const std::string& name, Flag& flag, const std::string& value);
+  [[nodiscard]] absl::Status SetValue(const std::string& name, Flag& flag, const std::string& value);
 
   std::string command_, usage_, summary_;
   std::vector<std::string> order_;  // names in the order added, for --help
@@ -90,6 +90,6 @@ class FlagParser {
 
 // Parses a --hidden value: layer widths separated by commas ("128,64"), or "none" / empty for
 // no hidden layer. kInvalidArgument naming the text otherwise.
-absl::Status ParseLayerWidths(const std::string& text, std::vector<int64_t>* widths);
+[[nodiscard]] absl::Status ParseLayerWidths(const std::string& text, std::vector<int64_t>* widths);
 
 }  // namespace tda

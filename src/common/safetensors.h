@@ -24,7 +24,7 @@ enum class DType { kF64, kF32, kF16, kBF16, kI64, kI32, kU8 };
 // Safetensors dtype name ("F32", "BF16", ...) and element size.
 const char* DTypeName(DType dtype);
 size_t DTypeSize(DType dtype);
-absl::StatusOr<DType> ParseDType(std::string_view name);
+[[nodiscard]] absl::StatusOr<DType> ParseDType(std::string_view name);
 
 struct TensorView {
   DType dtype;
@@ -80,9 +80,9 @@ class SafetensorsFile {
       const std::string& path);
 
   // kNotFound naming the tensor and file when absent.
-  absl::StatusOr<TensorView> Get(const std::string& name) const;
+  [[nodiscard]] absl::StatusOr<TensorView> Get(const std::string& name) const;
   // Get() plus a check of dtype and shape; kDataLoss when they differ.
-  absl::StatusOr<TensorView> Get(const std::string& name, DType dtype,
+  [[nodiscard]] absl::StatusOr<TensorView> Get(const std::string& name, DType dtype,
                                  const std::vector<int64_t>& shape) const;
   bool Has(const std::string& name) const { return tensors_.count(name) > 0; }
   std::vector<std::string> names() const;

@@ -49,11 +49,11 @@ class KroneckerPreconditioner : public Preconditioner {
  public:
   // method must be kEkfac or kKfac. kInvalidArgument for negative damping or a zero damped
   // eigenvalue.
-  static absl::StatusOr<std::unique_ptr<KroneckerPreconditioner>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<KroneckerPreconditioner>> Create(
       std::shared_ptr<const KroneckerFactors> factors, Method method, const Damping& damping);
 
   Method method() const override { return method_; }
-  absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
   // The damping lambda chosen for each layer.
   const std::vector<double>& layer_damping() const { return damping_; }
 
@@ -67,11 +67,11 @@ class KroneckerPreconditioner : public Preconditioner {
 
 // Eigendecomposes A and S of each layer (after checking them for NaN/Inf, naming the layer)
 // and fills q_*, lambda_*. `corrected` is left to the fitting pass.
-absl::Status DecomposeFactors(KroneckerFactors* factors);
+[[nodiscard]] absl::Status DecomposeFactors(KroneckerFactors* factors);
 
 // factors.safetensors: per layer "<name>.a_cov", ".s_cov", ".q_a", ".lambda_a", ".q_s",
 // ".lambda_s", ".corrected" (F64), metadata {layout, examples, fisher}.
-absl::Status SaveFactors(const KroneckerFactors& factors, const std::string& path);
-absl::StatusOr<KroneckerFactors> LoadFactors(const std::string& path);
+[[nodiscard]] absl::Status SaveFactors(const KroneckerFactors& factors, const std::string& path);
+[[nodiscard]] absl::StatusOr<KroneckerFactors> LoadFactors(const std::string& path);
 
 }  // namespace tda

@@ -21,7 +21,7 @@ namespace tda {
 inline constexpr int64_t kMaxExactParameters = 20000;
 
 // D x D Gauss-Newton matrix of the mean cross-entropy over `data`.
-absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
+[[nodiscard]] absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Dataset& data,
                                                   const ProgressFn& progress = {});
 
 // D x D curvature matrix of the mean cross-entropy over `data`, built column by column from the
@@ -29,21 +29,21 @@ absl::StatusOr<Eigen::MatrixXd> GaussNewtonMatrix(const Model& model, const Data
 // Curvature::kGaussNewton it equals GaussNewtonMatrix; kHessian gives the true Hessian (the
 // one LiSSA inverts by default). No weight-decay term: add it as damping. Refuses models with
 // more than kMaxExactParameters parameters (kFailedPrecondition).
-absl::StatusOr<Eigen::MatrixXd> CurvatureMatrix(const Model& model, const Dataset& data,
+[[nodiscard]] absl::StatusOr<Eigen::MatrixXd> CurvatureMatrix(const Model& model, const Dataset& data,
                                                 Curvature kind, const ProgressFn& progress = {});
 
 // The true Hessian of the mean cross-entropy over `data` (CurvatureMatrix with kHessian).
-absl::StatusOr<Eigen::MatrixXd> HessianMatrix(const Model& model, const Dataset& data,
+[[nodiscard]] absl::StatusOr<Eigen::MatrixXd> HessianMatrix(const Model& model, const Dataset& data,
                                               const ProgressFn& progress = {});
 
 class ExactPreconditioner : public Preconditioner {
  public:
   // Factorises (curvature + damping I) once. kInvalidArgument for negative damping or a
   // non-square matrix; kFailedPrecondition when the damped matrix is not positive definite.
-  static absl::StatusOr<std::unique_ptr<ExactPreconditioner>> Create(const Eigen::MatrixXd& curvature,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ExactPreconditioner>> Create(const Eigen::MatrixXd& curvature,
                                                                      double damping);
   Method method() const override { return Method::kExact; }
-  absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
 
  private:
   struct Impl;

@@ -10,7 +10,7 @@ class GradientDotPreconditioner : public Preconditioner {
  public:
   explicit GradientDotPreconditioner(int64_t dim) : dim_(dim) {}
   Method method() const override { return Method::kGradientDot; }
-  absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
 
  private:
   int64_t dim_;

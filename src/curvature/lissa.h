@@ -59,14 +59,14 @@ class LissaPreconditioner : public Preconditioner {
  public:
   // kInvalidArgument for bad options, an empty data set or one whose features do not match
   // the model's input. A scale of 0 is replaced by EstimateLissaScale's (see options()).
-  static absl::StatusOr<std::unique_ptr<LissaPreconditioner>> Create(const Model& model,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<LissaPreconditioner>> Create(const Model& model,
                                                                      const Dataset& data,
                                                                      const LissaOptions& options);
 
   Method method() const override { return Method::kLissa; }
   // kFailedPrecondition when the recursion diverges (see the file comment). An estimated scale
   // is first raised 4x, up to 3 times, restarting the repeat; a given scale never changes.
-  absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const override;
   const LissaOptions& options() const { return options_; }  // with the scale estimated
 
  private:
@@ -75,7 +75,7 @@ class LissaPreconditioner : public Preconditioner {
       : model_(model), data_(data), options_(options), scale_estimated_(scale_estimated) {}
   // One repeat (r) of the recursion at scale s: h_depth (or h_t at the tolerance);
   // kFailedPrecondition when it diverges.
-  absl::StatusOr<Eigen::MatrixXd> Recurse(const Eigen::MatrixXd& grads, double s, int64_t r) const;
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> Recurse(const Eigen::MatrixXd& grads, double s, int64_t r) const;
   const Model& model_;
   const Dataset& data_;
   LissaOptions options_;

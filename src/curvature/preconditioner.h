@@ -18,7 +18,7 @@ namespace tda {
 enum class Method { kEkfac, kKfac, kGradientDot, kExact, kLissa };
 
 const char* MethodName(Method method);  // "ekfac", "kfac", "gradient-dot", "exact", "lissa"
-absl::StatusOr<Method> ParseMethod(std::string_view name);
+[[nodiscard]] absl::StatusOr<Method> ParseMethod(std::string_view name);
 
 class Preconditioner {
  public:
@@ -26,7 +26,7 @@ class Preconditioner {
   virtual Method method() const = 0;
   // grads: D x Q, one full gradient (ParamLayout order) per column. Returns D x Q.
   // kInvalidArgument when D does not match or the input holds NaN/Inf.
-  virtual absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const = 0;
+  [[nodiscard]] virtual absl::StatusOr<Eigen::MatrixXd> Apply(const Eigen::MatrixXd& grads) const = 0;
 };
 
 }  // namespace tda

@@ -33,7 +33,7 @@ bool WriteDocumentRow(std::string_view text, int64_t length, int32_t* tokens, in
 // The completion row of (prompt, completion), of prompt.size() + completion.size() positions:
 // MakeCompletionRow of data/token_rows.h with the byte tokenizer. kInvalidArgument when the
 // completion is empty or the row is longer than `max_length`.
-absl::Status MakeCompletionRow(std::string_view prompt, std::string_view completion,
+[[nodiscard]] absl::Status MakeCompletionRow(std::string_view prompt, std::string_view completion,
                                int64_t max_length, std::vector<int32_t>* tokens,
                                std::vector<int32_t>* targets);
 

@@ -24,12 +24,12 @@ inline constexpr char kFortunesDefaultDir[] = "/usr/share/games/fortunes";
 
 // Every document of every category in `dir`, categories in name order.
 // kNotFound (with an install hint) when `dir` has no category files.
-absl::StatusOr<std::vector<TextDocument>> ReadFortunes(const std::string& dir);
+[[nodiscard]] absl::StatusOr<std::vector<TextDocument>> ReadFortunes(const std::string& dir);
 
 // The train (Split::kTrain) or held-out (Split::kTest) documents as a sequence data set named
 // "fortunes/train" or "fortunes/held-out"; `truncated` (optional) receives how many of its
 // documents were longer than the context.
-absl::StatusOr<Dataset> LoadFortunes(const std::string& dir, Split split,
+[[nodiscard]] absl::StatusOr<Dataset> LoadFortunes(const std::string& dir, Split split,
                                      const TextSplitOptions& options, int64_t* truncated = nullptr);
 
 }  // namespace tda

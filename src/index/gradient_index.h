@@ -63,7 +63,7 @@ struct ScanResult {
 class GradientIndex {
  public:
   enum class Verify { kSizes, kFull };
-  static absl::StatusOr<std::unique_ptr<GradientIndex>> Open(const std::string& dir,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<GradientIndex>> Open(const std::string& dir,
                                                              Verify verify = Verify::kFull);
   ~GradientIndex();
 

@@ -48,7 +48,7 @@ class IndexWriter {
   // then writes a sample table named after the manifest's generation and the new manifest, and
   // only after that removes the sample table the old manifest listed. Until then the old index
   // stays valid (the new files are not listed by it).
-  static absl::StatusOr<std::unique_ptr<IndexWriter>> OpenForAppend(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<IndexWriter>> OpenForAppend(
       const std::string& dir, const Manifest& current, std::vector<SampleRecord> samples,
       int64_t rows_per_shard = 1 << 16);
   ~IndexWriter();
@@ -75,21 +75,21 @@ class IndexWriter {
 
  private:
   IndexWriter() = default;
-  absl::Status CloseShard();
-  absl::Status OpenSampleTable();
+  [[nodiscard]] absl::Status CloseShard();
+  [[nodiscard]] absl::Status OpenSampleTable();
   // Streams the records' lines into the sample table (nothing per row is kept but an 8-byte
   // hash of its id, for the duplicate check).
-  absl::Status AppendSamples(const std::vector<SampleRecord>& samples);
+  [[nodiscard]] absl::Status AppendSamples(const std::vector<SampleRecord>& samples);
   // The same for table lines already formatted ("id\tsource\tlabel\tpreview\n" each).
-  absl::Status AppendSampleLines(const std::string& lines);
+  [[nodiscard]] absl::Status AppendSampleLines(const std::string& lines);
   // Finish of rank 0: appends the parts' rows and sample tables (see Finish).
-  absl::Status MergeParts(const std::vector<IndexPartSummary>& parts);
+  [[nodiscard]] absl::Status MergeParts(const std::vector<IndexPartSummary>& parts);
   std::string ShardFileName(size_t shard) const;
   // kInvalidArgument when an id whose hash repeated occurs twice in the table at `table_path`.
-  absl::Status CheckRepeatedIds(const std::string& table_path) const;
+  [[nodiscard]] absl::Status CheckRepeatedIds(const std::string& table_path) const;
   // Commits the streamed table, checks its ids, and renames it to `name` (the manifest lists it
   // only after that); a retried Finish renames it again if the name changed.
-  absl::Status PublishSampleTable(const std::string& name);
+  [[nodiscard]] absl::Status PublishSampleTable(const std::string& name);
 
   std::string dir_;
   int64_t dim_ = 0;
@@ -121,6 +121,6 @@ std::string SamplesFileName(int64_t generation);
 std::string TombstonesFileName(int64_t generation);
 
 // Checksums an existing file of the index directory into a FileEntry.
-absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path);
+[[nodiscard]] absl::StatusOr<FileEntry> DescribeFile(const std::string& dir, const std::string& relative_path);
 
 }  // namespace tda

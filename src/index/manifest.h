@@ -76,6 +76,6 @@ int RequiredFormatVersion(const Manifest& manifest);
 std::string ManifestToJson(const Manifest& manifest);
 // kDataLoss for malformed JSON or inconsistent fields, kFailedPrecondition for a newer
 // format version; messages name `source`.
-absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& source);
+[[nodiscard]] absl::StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& source);
 
 }  // namespace tda

@@ -43,7 +43,7 @@ inline const char* RowDTypeName(RowDType dtype) {
 inline size_t RowDTypeBytes(RowDType dtype) { return dtype == RowDType::kF32 ? 4 : 2; }
 
 // Parses a manifest / command-line name; kInvalidArgument for anything else.
-inline absl::StatusOr<RowDType> ParseRowDType(const std::string& name) {
+[[nodiscard]] inline absl::StatusOr<RowDType> ParseRowDType(const std::string& name) {
   if (name == "f32") return RowDType::kF32;
   if (name == "bf16") return RowDType::kBF16;
   if (name == "f16") return RowDType::kF16;

@@ -31,13 +31,13 @@ const JobKind& AblationJobKind();
 const JobKind& SourceTaskMatrixJobKind();
 
 // `spec` is a normalised spec (every field present) as compact JSON.
-absl::StatusOr<std::string> RunAblationJob(const std::string& spec_json, JobContext& context);
-absl::StatusOr<std::string> RunSourceTaskMatrixJob(const std::string& spec_json,
+[[nodiscard]] absl::StatusOr<std::string> RunAblationJob(const std::string& spec_json, JobContext& context);
+[[nodiscard]] absl::StatusOr<std::string> RunSourceTaskMatrixJob(const std::string& spec_json,
                                                    JobContext& context);
 
 // Parses a ';'-separated task list for a model (see above). kInvalidArgument naming the task
 // for unknown kinds, classes or sources, or a task of the wrong data set for the model.
-absl::StatusOr<std::vector<AblationTask>> ParseAblationTasks(const std::string& text,
+[[nodiscard]] absl::StatusOr<std::vector<AblationTask>> ParseAblationTasks(const std::string& text,
                                                              const ModelConfig& config,
                                                              const TrainRecipe& recipe);
 

@@ -25,11 +25,11 @@ namespace tda {
 class CronSchedule {
  public:
   // kInvalidArgument naming the field and the text that is wrong.
-  static absl::StatusOr<CronSchedule> Parse(const std::string& expression);
+  [[nodiscard]] static absl::StatusOr<CronSchedule> Parse(const std::string& expression);
 
   // The first firing time strictly after `after` (UTC epoch seconds). kNotFound when none
   // exists within 5 years (e.g. "0 0 30 2 *": February 30th).
-  absl::StatusOr<int64_t> Next(int64_t after) const;
+  [[nodiscard]] absl::StatusOr<int64_t> Next(int64_t after) const;
 
   // Whether the schedule fires at exactly this second.
   bool Matches(int64_t time) const;

@@ -47,7 +47,7 @@ namespace tda {
 
 const std::vector<JobKind>& JobKinds();
 // kInvalidArgument listing the known kinds.
-absl::StatusOr<const JobKind*> FindJobKind(const std::string& name);
+[[nodiscard]] absl::StatusOr<const JobKind*> FindJobKind(const std::string& name);
 
 // NormalizeSpec (job_spec.h) of the kind named `kind`: defaults filled in, types and ranges
 // checked (kInvalidArgument naming the field, its value and its range). Paths are not

@@ -62,24 +62,24 @@ struct JobRunnerOptions {
 class JobRunner {
  public:
   // Opens the store, recovers jobs left running and starts the runner threads.
-  static absl::StatusOr<std::unique_ptr<JobRunner>> Start(const JobRunnerOptions& options);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<JobRunner>> Start(const JobRunnerOptions& options);
   ~JobRunner();  // Shutdown()
 
   JobStore& store() { return *store_; }
 
   // Validates the spec (ValidateSpec) and queues the job of `submitter` with its paths
   // resolved; kResourceExhausted beyond max_active_per_submitter.
-  absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json,
+  [[nodiscard]] absl::StatusOr<JobRecord> Submit(const std::string& kind, const std::string& spec_json,
                                    const std::string& submitter = "");
   // As described in the file comment; returns the job after the call. kNotFound,
   // kFailedPrecondition for a job that has finished.
-  absl::StatusOr<JobRecord> Cancel(int64_t id);
+  [[nodiscard]] absl::StatusOr<JobRecord> Cancel(int64_t id);
 
   // Validates the cron expression and the spec (ValidateSpec).
-  absl::StatusOr<ScheduleRecord> CreateSchedule(const std::string& name, const std::string& cron,
+  [[nodiscard]] absl::StatusOr<ScheduleRecord> CreateSchedule(const std::string& name, const std::string& cron,
                                                 const std::string& kind,
                                                 const std::string& spec_json);
-  absl::Status DeleteSchedule(int64_t id);
+  [[nodiscard]] absl::Status DeleteSchedule(int64_t id);
   // When a schedule fires next (UTC epoch seconds); 0 when not yet computed.
   int64_t NextFireTime(int64_t schedule_id);
 
@@ -101,12 +101,12 @@ class JobRunner {
   // for an existing output it may not replace). Returns the spec to store.
   [[nodiscard]] absl::StatusOr<std::string> ValidateSpec(const std::string& kind,
                                                          const std::string& spec_json) const;
-  absl::Status RecoverInterruptedJobs(const std::string& why);
+  [[nodiscard]] absl::Status RecoverInterruptedJobs(const std::string& why);
   void ControlLoop();
   void MaybeScheduleJobs();  // REQUIRES(mu_)
   void FireDueSchedules();
   void Supervise(JobRecord job);
-  absl::StatusOr<pid_t> SpawnWorker(int64_t job_id);
+  [[nodiscard]] absl::StatusOr<pid_t> SpawnWorker(int64_t job_id);
 
   const JobRunnerOptions options_;
   std::unique_ptr<JobStore> store_;

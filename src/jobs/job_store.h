@@ -45,7 +45,7 @@ inline constexpr int kJobStoreSchemaVersion = 1;
 enum class JobState { kQueued, kRunning, kSucceeded, kFailed, kCancelled, kInterrupted };
 
 const char* JobStateName(JobState state);  // "queued", "running", ...
-absl::StatusOr<JobState> ParseJobState(std::string_view name);
+[[nodiscard]] absl::StatusOr<JobState> ParseJobState(std::string_view name);
 bool IsTerminal(JobState state);
 
 struct JobRecord {
@@ -99,7 +99,7 @@ class JobStore {
  public:
   // Opens or creates the database (and its parent directory). kFailedPrecondition for a file
   // of a newer schema version, kDataLoss when it is not a database, kUnavailable when locked.
-  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
   ~JobStore();
   JobStore(const JobStore&) = delete;
   JobStore& operator=(const JobStore&) = delete;
@@ -109,56 +109,56 @@ class JobStore {
   // A new queued job of `submitter`; returns its id. With max_active_per_submitter > 0,
   // kResourceExhausted when the submitter already has that many jobs queued or running
   // (checked in the same transaction as the insert).
-  absl::StatusOr<int64_t> Submit(const std::string& kind, const std::string& spec,
+  [[nodiscard]] absl::StatusOr<int64_t> Submit(const std::string& kind, const std::string& spec,
                                  const std::string& submitter = "",
                                  int64_t max_active_per_submitter = 0);
-  absl::StatusOr<JobRecord> Get(int64_t id);  // kNotFound
+  [[nodiscard]] absl::StatusOr<JobRecord> Get(int64_t id);  // kNotFound
   // Newest first; `state` filters when set; at most `limit` (> 0) rows.
-  absl::StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, int64_t limit);
+  [[nodiscard]] absl::StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, int64_t limit);
   // How many jobs are in each state (states without jobs are absent); one GROUP BY query.
   [[nodiscard]] absl::StatusOr<std::map<JobState, int64_t>> CountByState();
 
   // The oldest queued job moved to running (attempt + 1, started_at now), or nullopt.
-  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
+  [[nodiscard]] absl::StatusOr<std::optional<JobRecord>> ClaimNextQueued();
   // Progress of a running job (kFailedPrecondition when it is not running).
-  absl::Status UpdateProgress(int64_t id, double progress, const std::string& stage,
+  [[nodiscard]] absl::Status UpdateProgress(int64_t id, double progress, const std::string& stage,
                               double eta_seconds);
-  absl::Status AppendLog(int64_t id, const std::string& line);
+  [[nodiscard]] absl::Status AppendLog(int64_t id, const std::string& line);
   // Log lines with seq > after_seq, oldest first, at most `limit`.
-  absl::StatusOr<std::vector<JobLogLine>> LogSince(int64_t id, int64_t after_seq, int64_t limit);
+  [[nodiscard]] absl::StatusOr<std::vector<JobLogLine>> LogSince(int64_t id, int64_t after_seq, int64_t limit);
   // running -> a terminal state; kFailedPrecondition when the job is not running.
-  absl::Status Finish(int64_t id, JobState state, const std::string& error,
+  [[nodiscard]] absl::Status Finish(int64_t id, JobState state, const std::string& error,
                       const std::string& result_path);
   // A queued job becomes cancelled at once; a running job gets cancel_requested (its runner
   // stops it). Returns the state after the call; kFailedPrecondition for a finished job.
-  absl::StatusOr<JobState> RequestCancel(int64_t id);
+  [[nodiscard]] absl::StatusOr<JobState> RequestCancel(int64_t id);
   // Crash recovery of a job found running: back to queued (`requeue`) or interrupted, with
   // `reason` logged (and stored as the error when interrupted).
-  absl::Status Recover(int64_t id, bool requeue, const std::string& reason);
+  [[nodiscard]] absl::Status Recover(int64_t id, bool requeue, const std::string& reason);
 
-  absl::StatusOr<int64_t> CreateSchedule(const std::string& name, const std::string& cron,
+  [[nodiscard]] absl::StatusOr<int64_t> CreateSchedule(const std::string& name, const std::string& cron,
                                          const std::string& kind, const std::string& spec);
-  absl::StatusOr<std::vector<ScheduleRecord>> ListSchedules();
-  absl::Status DeleteSchedule(int64_t id);  // kNotFound; its history stays
+  [[nodiscard]] absl::StatusOr<std::vector<ScheduleRecord>> ListSchedules();
+  [[nodiscard]] absl::Status DeleteSchedule(int64_t id);  // kNotFound; its history stays
   // One firing of a schedule, in one transaction: when the schedule's previous job is still
   // queued or running the run is recorded as skipped (returns 0), otherwise a job is
   // submitted and recorded (returns its id).
-  absl::StatusOr<int64_t> FireSchedule(int64_t schedule_id, double fire_time);
+  [[nodiscard]] absl::StatusOr<int64_t> FireSchedule(int64_t schedule_id, double fire_time);
   // Newest first.
-  absl::StatusOr<std::vector<ScheduleRun>> ScheduleHistory(int64_t schedule_id, int64_t limit);
+  [[nodiscard]] absl::StatusOr<std::vector<ScheduleRun>> ScheduleHistory(int64_t schedule_id, int64_t limit);
 
   // PRAGMA integrity_check; kDataLoss with SQLite's report when not "ok".
-  absl::Status IntegrityCheck();
+  [[nodiscard]] absl::Status IntegrityCheck();
 
  private:
   class Statement;
   class Transaction;
   JobStore() = default;
-  absl::Status Exec(const char* sql);
-  absl::Status Error(const char* what) const;  // the connection's last error as a Status
-  absl::Status CreateSchema();
+  [[nodiscard]] absl::Status Exec(const char* sql);
+  [[nodiscard]] absl::Status Error(const char* what) const;  // the connection's last error as a Status
+  [[nodiscard]] absl::Status CreateSchema();
   [[nodiscard]] absl::Status AddSubmitterColumn();
-  absl::StatusOr<JobRecord> GetLocked(int64_t id);
+  [[nodiscard]] absl::StatusOr<JobRecord> GetLocked(int64_t id);
 
   std::string path_;
   sqlite3* db_ = nullptr;

@@ -21,7 +21,7 @@ class JobStore::Statement {
     rc_ = sqlite3_prepare_v2(store->db_, sql, -1, &stmt_, nullptr);
   }
   ~Statement() { sqlite3_finalize(stmt_); }
-  absl::Status status() const {
+  [[nodiscard]] absl::Status status() const {
     return rc_ == SQLITE_OK ? absl::OkStatus() : store_->Error("prepare");
   }
   Statement& Bind(int i, int64_t v) { return Check(sqlite3_bind_int64(stmt_, i, v)); }
@@ -31,14 +31,14 @@ class JobStore::Statement {
         sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
   }
   // SQLITE_ROW: true; SQLITE_DONE: false; errors as a Status.
-  absl::StatusOr<bool> Step() {
+  [[nodiscard]] absl::StatusOr<bool> Step() {
     if (rc_ != SQLITE_OK) return store_->Error("prepare/bind");
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
     return store_->Error("step");
   }
-  absl::Status Run() {
+  [[nodiscard]] absl::Status Run() {
     absl::StatusOr<bool> r = Step();
     return r.ok() ? absl::OkStatus() : r.status();
   }
@@ -72,7 +72,7 @@ class JobStore::Transaction {
     if (begin_.ok() && !committed_) store_->Exec("ROLLBACK").IgnoreError();
   }
   const absl::Status& status() const { return begin_; }
-  absl::Status Commit() {
+  [[nodiscard]] absl::Status Commit() {
     RETURN_IF_ERROR(store_->Exec("COMMIT"));
     committed_ = true;
     return absl::OkStatus();

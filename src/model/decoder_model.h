@@ -62,11 +62,11 @@ class DecoderModel : public TorchModel {
   torch::Tensor Logits(const torch::Tensor& tokens) const override;
   std::vector<torch::Tensor> TrainableParameters() override;
   std::vector<torch::Tensor> TrackedParameters() override;
-  absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const override;
-  absl::StatusOr<BatchCapture> Capture(const Batch& batch) const override;
-  absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch, const LabelSampler& sample,
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const override;
+  [[nodiscard]] absl::StatusOr<BatchCapture> Capture(const Batch& batch) const override;
+  [[nodiscard]] absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch, const LabelSampler& sample,
                                               BatchCapture* own) const override;
-  absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
+  [[nodiscard]] absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
                                                    const Eigen::MatrixXd& vectors,
                                                    Curvature kind) const override;
   Eigen::VectorXf Parameters() const override;
@@ -127,7 +127,7 @@ class DecoderModel : public TorchModel {
   // The tracked entries of `values` in ParamLayout order (weight, then bias, per layer).
   std::vector<torch::Tensor> Tracked(const std::vector<torch::Tensor>& values) const;
   // Capture (sample null) or CaptureSampled on a checked batch.
-  absl::StatusOr<BatchCapture> CaptureUnchecked(const Batch& batch, const LabelSampler* sample,
+  [[nodiscard]] absl::StatusOr<BatchCapture> CaptureUnchecked(const Batch& batch, const LabelSampler* sample,
                                                 BatchCapture* own) const;
   Eigen::MatrixXd CurvatureProductUnchecked(const Batch& batch, const Eigen::MatrixXd& vectors,
                                             Curvature kind) const;
@@ -150,11 +150,11 @@ std::unique_ptr<DecoderModel> NewDecoder(const ModelConfig& config,
                                          torch::Dtype matrix_dtype = torch::kFloat32);
 // NewDecoder with its parameters from one safetensors file holding tda's names (F32, BF16 or
 // F16 tensors; matrices held bf16 when the file's are all BF16: ResidentMatrixDType).
-absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoder(const ModelConfig& config,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<DecoderModel>> LoadDecoder(const ModelConfig& config,
                                                           const SafetensorsFile& weights);
 
 // A tensor viewing a safetensors view of F32, BF16 or F16 data in its stored dtype (no copy:
 // valid while the view's file lives); kInvalidArgument naming `what` for other dtypes.
-absl::StatusOr<torch::Tensor> TensorFromView(const TensorView& view, const std::string& what);
+[[nodiscard]] absl::StatusOr<torch::Tensor> TensorFromView(const TensorView& view, const std::string& what);
 
 }  // namespace tda

@@ -40,13 +40,13 @@ class Model {
   // Output probabilities, (rows * positions) x num_classes, row r * positions + t for row r at
   // position t: class probabilities for a classifier (positions = 1), next-token
   // probabilities for a sequence model. Reads only the batch's inputs.
-  virtual absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const = 0;
+  [[nodiscard]] virtual absl::StatusOr<Eigen::MatrixXf> Predict(const Batch& batch) const = 0;
 
   // Forward and backward pass of the sum over the batch of each row's loss: records a and g of
   // every tracked layer and the per-sample losses. A row's loss is the cross-entropy of its
   // label (classifier) or the SUM of the cross-entropies of its targets >= 0 (sequences).
   // kInvalidArgument for labels/targets out of range, non-finite inputs or the wrong shape.
-  virtual absl::StatusOr<BatchCapture> Capture(const Batch& batch) const = 0;
+  [[nodiscard]] virtual absl::StatusOr<BatchCapture> Capture(const Batch& batch) const = 0;
 
   // Curvature-matrix products of the MEAN per-row loss over the batch, in float64:
   //   out = (1/rows) sum_i C_i v      for every column v of `vectors` (D x K, ParamLayout order),
@@ -56,25 +56,25 @@ class Model {
   // output gradient (Gauss-Newton); never touches parameter .grad, so it is thread-safe.
   // kInvalidArgument for bad labels/inputs or a row count of `vectors` other than D.
   // The default implementation returns kUnimplemented.
-  virtual absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
+  [[nodiscard]] virtual absl::StatusOr<Eigen::MatrixXd> CurvatureProduct(const Batch& batch,
                                                            const Eigen::MatrixXd& vectors,
                                                            Curvature kind) const;
 
   // One vector: CurvatureProduct with K = 1.
-  absl::StatusOr<Eigen::VectorXd> CurvatureVectorProduct(const Batch& batch,
+  [[nodiscard]] absl::StatusOr<Eigen::VectorXd> CurvatureVectorProduct(const Batch& batch,
                                                          const Eigen::VectorXd& v,
                                                          Curvature kind) const;
 
   // All tracked parameters as one flat vector in ParamLayout order, and back.
   virtual Eigen::VectorXf Parameters() const = 0;
-  virtual absl::Status SetParameters(const Eigen::VectorXf& flat) = 0;
+  [[nodiscard]] virtual absl::Status SetParameters(const Eigen::VectorXf& flat) = 0;
 
   // XXH3 of the weights: ties an index to the exact model that produced it.
   virtual std::string Fingerprint() const = 0;
 
   // Writes model.safetensors (PyTorch-style names, e.g. layers.0.weight; GPT-2 names for the
   // gpt kind) and config.json.
-  virtual absl::Status Save(const std::string& dir, const TrainRecipe& recipe) const = 0;
+  [[nodiscard]] virtual absl::Status Save(const std::string& dir, const TrainRecipe& recipe) const = 0;
 };
 
 // kInvalidArgument unless `data` holds the inputs `config` takes: feature vectors of
@@ -89,10 +89,10 @@ class Model {
 }
 
 // A freshly initialised model (PyTorch's default Linear initialisation, seeded).
-absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed);
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelConfig& config, uint64_t seed);
 
 // Loads a directory written by Model::Save; `recipe` (optional) receives the saved recipe.
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRecipe* recipe = nullptr);
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir, TrainRecipe* recipe = nullptr);
 
 }  // namespace tda
 

@@ -24,7 +24,7 @@ class TorchModel : public Model {
     return Logits(inputs);
   }
   // CaptureSampled (sampled_capture.h) of this architecture.
-  virtual absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch,
+  [[nodiscard]] virtual absl::StatusOr<BatchCapture> CaptureSampled(const Batch& batch,
                                                       const LabelSampler& sample,
                                                       BatchCapture* own) const = 0;
   // The leaf parameter tensors an optimizer updates (requires_grad).
@@ -41,10 +41,10 @@ inline torch::Tensor ViewRows(const float* data, int64_t rows, int64_t cols) {
 
 // The architectures (mlp.cc, gpt.cc): freshly initialised with `seed`, or with saved weights.
 std::unique_ptr<TorchModel> CreateMlp(const ModelConfig& config, uint64_t seed);
-absl::StatusOr<std::unique_ptr<TorchModel>> LoadMlp(const ModelConfig& config,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<TorchModel>> LoadMlp(const ModelConfig& config,
                                                     const SafetensorsFile& weights);
 std::unique_ptr<TorchModel> CreateGpt(const ModelConfig& config, uint64_t seed);
-absl::StatusOr<std::unique_ptr<TorchModel>> LoadGpt(const ModelConfig& config,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<TorchModel>> LoadGpt(const ModelConfig& config,
                                                     const SafetensorsFile& weights);
 
 // The flat float64 vector `flat` (ParamLayout order) as per-parameter tensors: for each tracked
@@ -66,7 +66,7 @@ Eigen::MatrixXd CurvatureVectorProducts(const ParamLayout& layout,
                                         const Eigen::MatrixXd& vectors);
 
 // kInvalidArgument unless `vectors` has `dim` rows and finite entries (CurvatureProduct input).
-absl::Status CheckCurvatureVectors(const Eigen::MatrixXd& vectors, int64_t dim);
+[[nodiscard]] absl::Status CheckCurvatureVectors(const Eigen::MatrixXd& vectors, int64_t dim);
 
 }  // namespace tda
 

@@ -47,7 +47,7 @@ struct TrainReport {
                                                 const TrainRecipe& recipe,
                                                 const ProgressFn& progress = {});
 
-absl::StatusOr<Evaluation> Evaluate(const Model& model, const Dataset& data);
+[[nodiscard]] absl::StatusOr<Evaluation> Evaluate(const Model& model, const Dataset& data);
 
 // Baseline for sequence models: the mean cross-entropy per target token of `data` under the
 // unigram (token frequency, add-one smoothed) distribution of `train`'s targets.
