@@ -58,10 +58,14 @@ TEST(ChunkedFortunesTest, EveryDocumentGivesTheExpectedRows) {
       for (int64_t k = 0; k < rows; ++k, ++row) {
         ASSERT_EQ(train->ids[row], rows == 1 ? doc.id : absl::StrCat(doc.id, "#", k));
         ASSERT_EQ(train->sources[row], doc.source);
-        if (rows > 1) ASSERT_EQ(train->previews[row], doc.text.substr(k * stride, kContext));
+        if (rows > 1) {
+          ASSERT_EQ(train->previews[row], doc.text.substr(k * stride, kContext));
+        }
         if (rows > 1 && stride == kContext) text += train->previews[row];
       }
-      if (rows > 1 && stride == kContext) ASSERT_EQ(text, doc.text);
+      if (rows > 1 && stride == kContext) {
+        ASSERT_EQ(text, doc.text);
+      }
     }
     EXPECT_EQ(row, train->size());
     std::printf(
@@ -240,14 +244,18 @@ TEST(GptChunking, PlantedPassageChunkIsTheTopProponentAndItsDocumentTheTopDocume
   for (int64_t d = 0; d < documents.size(); ++d) {
     const std::vector<int64_t> rows = documents.live_rows(d);
     rows_seen += static_cast<int64_t>(rows.size());
-    if (documents.id(d) == "essays/long") EXPECT_EQ(static_cast<int64_t>(rows.size()), long_rows);
+    if (documents.id(d) == "essays/long") {
+      EXPECT_EQ(static_cast<int64_t>(rows.size()), long_rows);
+    }
     Eigen::VectorXd sum = Eigen::VectorXd::Zero(index.dim());
     for (int64_t r : rows) {
       index.CopyRow(r, row.data());
       sum += row.cast<double>();
     }
     ASSERT_NEAR((*per_document)[d], sum.squaredNorm(), 1e-9 * sum.squaredNorm()) << documents.id(d);
-    if (rows.size() == 1) ASSERT_EQ((*per_document)[d], (*per_row)[rows[0]]) << documents.id(d);
+    if (rows.size() == 1) {
+      ASSERT_EQ((*per_document)[d], (*per_row)[rows[0]]) << documents.id(d);
+    }
   }
   EXPECT_EQ(rows_seen, index.rows());
 }

@@ -125,7 +125,9 @@ TEST(TokenCacheTest, RowsEqualTheInMemoryReadersTruncatedAndChunked) {
               CachedTextRows::Open(cache, JsonlCorpusName(corpus), split, options);
           TDA_ASSERT_OK(rows);
           EXPECT_EQ((*rows)->truncated(), truncated);
-          if (stride == 0) EXPECT_GT(truncated, 0);
+          if (stride == 0) {
+            EXPECT_GT(truncated, 0);
+          }
           if (stride > 0 && limit == 0) {
             EXPECT_GT((*rows)->size(), cache->documents() / 20);  // many chunks
             std::printf("split %d: %lld rows, row table %lld bytes\n", static_cast<int>(split),

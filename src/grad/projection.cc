@@ -76,7 +76,11 @@ BatchCapture Projection::ProjectCaptureSides(const BatchCapture& uncorrected) co
 }
 
 RowMatrixXf Projection::ProjectCapture(const BatchCapture& capture) const {
-  RowMatrixXf rows = PerSampleGradients(ProjectCaptureSides(capture), projected_layout_);
+  return RowsFromProjectedSides(ProjectCaptureSides(capture));
+}
+
+RowMatrixXf Projection::RowsFromProjectedSides(const BatchCapture& sides) const {
+  RowMatrixXf rows = PerSampleGradients(sides, projected_layout_);
   if (correction_ != nullptr) correction_->ScaleGradients(&rows);
   return rows;
 }

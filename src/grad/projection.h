@@ -54,6 +54,8 @@ class Projection {
   // output_dim(); the same as columns, in float64: output_dim() x samples.
   RowMatrixXf ProjectCapture(const BatchCapture& capture) const;
   Eigen::MatrixXd ProjectCaptureColumns(const BatchCapture& capture) const;
+  // The same rows from sides ProjectCaptureSides already made (the exact correction applied).
+  RowMatrixXf RowsFromProjectedSides(const BatchCapture& sides) const;
   // The kExact multiplier applied to a projected-space vector (identity otherwise): the
   // score <M (.) G, d> of a position's uncorrected gradient G is <G, M (.) d>.
   Eigen::VectorXd CorrectProjected(const Eigen::VectorXd& direction) const;

@@ -48,7 +48,7 @@ absl::Status WriteGradientRows(const Model& model, const Projection& projection,
       const Batch batch = GatherCut(data, order.data() + b, count, &storage);
       ASSIGN_OR_RETURN(BatchCapture sides, capture ? capture(batch, begin + b, order.data() + b)
                                                    : own_capture(batch));
-      const RowMatrixXf part = PerSampleGradients(sides, projection.projected_layout());
+      const RowMatrixXf part = projection.RowsFromProjectedSides(sides);
       for (int64_t k = 0; k < count; ++k) projected.row(order[b + k] - begin) = part.row(k);
       if (data.is_sequence()) report(begin + b + count);
     }
