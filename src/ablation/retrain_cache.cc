@@ -104,43 +104,34 @@ std::string RetrainingKey(const ModelConfig& config, const TrainRecipe& recipe,
   return key.dump();
 }
 
+void CacheWarning(const std::function<void(const std::string&)>& warn, const std::string& text) {
+  if (warn) {
+    warn(text);
+  } else {
+    std::cerr << "tda: warning: " << text << "\n";
+  }
+}
+
 absl::StatusOr<CachedRetraining> CachedRetrain(
     const std::string& dir, const std::string& key,
     const std::function<absl::StatusOr<LdsRetraining>()>& retrain,
     const std::function<void(const std::string&)>& warn) {
-  auto say = [&warn](const std::string& text) {
-    if (warn) {
-      warn(text);
-    } else {
-      std::cerr << "tda: warning: " << text << "\n";
-    }
-  };
   CachedRetraining out;
-  if (!dir.empty()) {
-    out.path = absl::StrCat(dir, "/lds-", ChecksumHex(Xxh3(key)), ".json");
-    absl::StatusOr<LdsRetraining> cached = ReadEntry(out.path, key);
-    if (cached.ok()) {
-      out.retraining = *std::move(cached);
-      out.from_cache = true;
-      return out;
-    }
-    if (!absl::IsNotFound(cached.status())) {
-      say(absl::StrCat("saved retraining ", out.path, " is unusable: ", cached.status().message(),
-                       "; retraining and saving it again"));
-    }
-  }
-  ASSIGN_OR_RETURN(out.retraining, retrain());
-  if (dir.empty()) return out;
-  const json payload = PayloadJson(out.retraining);
-  const json entry = {{"format", kFormat},
-                      {"key", key},
-                      {"checksum", ChecksumHex(Xxh3(payload.dump()))},
-                      {"payload", payload}};
-  absl::Status saved = MakeDirectories(dir);
-  if (saved.ok()) saved = WriteFileAtomically(out.path, entry.dump());
-  if (!saved.ok()) {
-    say(absl::StrCat("could not save the retraining to ", out.path, ": ", saved.message()));
-  }
+  if (!dir.empty()) out.path = absl::StrCat(dir, "/lds-", ChecksumHex(Xxh3(key)), ".json");
+  auto save = [&](const LdsRetraining& retraining) -> absl::Status {
+    const json payload = PayloadJson(retraining);
+    const json entry = {{"format", kFormat},
+                        {"key", key},
+                        {"checksum", ChecksumHex(Xxh3(payload.dump()))},
+                        {"payload", payload}};
+    RETURN_IF_ERROR(MakeDirectories(dir));
+    return WriteFileAtomically(out.path, entry.dump());
+  };
+  ASSIGN_OR_RETURN(out.retraining,
+                   ReadOrMake<LdsRetraining>(
+                       out.path, {"retraining", "retraining", "the retraining"},
+                       [&] { return ReadEntry(out.path, key); }, retrain, save, warn,
+                       &out.from_cache));
   return out;
 }
 

@@ -16,7 +16,9 @@
 #include <string>
 
 #include "ablation/lds.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/progress.h"
 #include "data/dataset.h"
 #include "model/model_config.h"
@@ -35,6 +37,49 @@ std::string DataFingerprint(const Dataset& data);
 std::string RetrainingKey(const ModelConfig& config, const TrainRecipe& recipe,
                           const std::string& data_path, const Dataset& train,
                           const Dataset& queries, const LdsOptions& options);
+
+// `text` to `warn`, or to stderr as "tda: warning: ..." when `warn` is empty.
+void CacheWarning(const std::function<void(const std::string&)>& warn, const std::string& text);
+
+// The read-or-make step of the evaluation caches (this file's and trained_model_cache.h's).
+// With a `path`: read() the entry; a value is returned with *from_cache set; NotFound means
+// there is none, and any other error is warned about ("saved <noun> <path> is unusable: ...;
+// <redo> and saving it again"). Otherwise make(), then with a path save() it: a failed save is
+// only warned about ("could not save <saved> to <path>: ...").
+struct CacheWording {
+  const char* noun;   // "retraining"
+  const char* redo;   // "retraining"
+  const char* saved;  // "the retraining"
+};
+template <typename T>
+absl::StatusOr<T> ReadOrMake(const std::string& path, const CacheWording& wording,
+                             const std::function<absl::StatusOr<T>()>& read,
+                             const std::function<absl::StatusOr<T>()>& make,
+                             const std::function<absl::Status(const T&)>& save,
+                             const std::function<void(const std::string&)>& warn,
+                             bool* from_cache) {
+  *from_cache = false;
+  if (!path.empty()) {
+    absl::StatusOr<T> cached = read();
+    if (cached.ok()) {
+      *from_cache = true;
+      return cached;
+    }
+    if (!absl::IsNotFound(cached.status())) {
+      CacheWarning(warn, absl::StrCat("saved ", wording.noun, " ", path, " is unusable: ",
+                                      cached.status().message(), "; ", wording.redo,
+                                      " and saving it again"));
+    }
+  }
+  absl::StatusOr<T> made = make();
+  if (!made.ok() || path.empty()) return made;
+  const absl::Status saved = save(*made);
+  if (!saved.ok()) {
+    CacheWarning(warn, absl::StrCat("could not save ", wording.saved, " to ", path, ": ",
+                                    saved.message()));
+  }
+  return made;
+}
 
 struct CachedRetraining {
   LdsRetraining retraining;

@@ -1,7 +1,6 @@
 #include "ablation/trained_model_cache.h"
 
 #include <filesystem>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <system_error>
 #include <utility>
@@ -67,38 +66,20 @@ absl::StatusOr<CachedModel> CachedTrain(
     const std::string& dir, const std::string& key, const TrainRecipe& recipe,
     const std::function<absl::StatusOr<std::unique_ptr<Model>>()>& train,
     const std::function<void(const std::string&)>& warn) {
-  auto say = [&warn](const std::string& text) {
-    if (warn) {
-      warn(text);
-    } else {
-      std::cerr << "tda: warning: " << text << "\n";
-    }
-  };
   CachedModel out;
-  if (!dir.empty()) {
-    out.path = absl::StrCat(dir, "/model-", ChecksumHex(Xxh3(key)));
-    absl::StatusOr<std::unique_ptr<Model>> cached = ReadEntry(out.path, key);
-    if (cached.ok()) {
-      out.model = *std::move(cached);
-      out.from_cache = true;
-      return out;
-    }
-    if (!absl::IsNotFound(cached.status())) {
-      say(absl::StrCat("saved model ", out.path, " is unusable: ", cached.status().message(),
-                       "; training and saving it again"));
-    }
-  }
-  ASSIGN_OR_RETURN(out.model, train());
-  if (dir.empty()) return out;
-  // The entry goes first and comes back last, so a save cut short leaves no entry.
-  std::error_code ignored;
-  std::filesystem::remove(out.path + kEntry, ignored);
-  const json entry = {{"format", kFormat}, {"key", key}, {"fingerprint", out.model->Fingerprint()}};
-  absl::Status saved = out.model->Save(out.path, recipe);
-  if (saved.ok()) saved = WriteFileAtomically(out.path + kEntry, entry.dump());
-  if (!saved.ok()) {
-    say(absl::StrCat("could not save the trained model to ", out.path, ": ", saved.message()));
-  }
+  if (!dir.empty()) out.path = absl::StrCat(dir, "/model-", ChecksumHex(Xxh3(key)));
+  auto save = [&](const std::unique_ptr<Model>& model) -> absl::Status {
+    // The entry goes first and comes back last, so a save cut short leaves no entry.
+    std::error_code ignored;
+    std::filesystem::remove(out.path + kEntry, ignored);
+    const json entry = {{"format", kFormat}, {"key", key}, {"fingerprint", model->Fingerprint()}};
+    RETURN_IF_ERROR(model->Save(out.path, recipe));
+    return WriteFileAtomically(out.path + kEntry, entry.dump());
+  };
+  ASSIGN_OR_RETURN(out.model, ReadOrMake<std::unique_ptr<Model>>(
+                                  out.path, {"model", "training", "the trained model"},
+                                  [&] { return ReadEntry(out.path, key); }, train, save, warn,
+                                  &out.from_cache));
   return out;
 }
 
