@@ -99,6 +99,7 @@ v1::AttributeRequest AttributeRequestToProto(const std::vector<Query>& queries,
   request.set_low_rank_candidates(ClampToInt32(options.low_rank.candidates));
   request.set_unit_norm(options.unit_norm);
   request.set_adam_correction(options.adam_correction);
+  request.set_ensemble_members(ClampToInt32(options.ensemble_members));
   return request;
 }
 
@@ -198,6 +199,7 @@ absl::Status AttributeRequestFromProto(const v1::AttributeRequest& request,
   options->low_rank.candidates = request.low_rank_candidates();
   options->unit_norm = request.unit_norm();
   options->adam_correction = request.adam_correction();
+  options->ensemble_members = request.ensemble_members();
   return absl::OkStatus();
 }
 

@@ -35,7 +35,8 @@ v1::DescribeIndexResponse DescribeAttributor(const Attributor& attributor) {
   out.set_dataset(manifest.dataset);
   out.set_data_dir(manifest.data_dir);
   const int64_t dtype_bytes = manifest.dtype == "f32" ? 4 : 2;
-  out.set_gradient_bytes(manifest.rows * manifest.dim * dtype_bytes);
+  out.set_gradient_bytes(manifest.rows * manifest.dim * dtype_bytes * attributor.ensemble_size());
+  out.set_ensemble_size(static_cast<int32_t>(attributor.ensemble_size()));
   out.set_deleted_rows(attributor.index().deleted_rows());
   out.set_adam_correction(attributor.index().manifest().adam_correction);
 

@@ -2,14 +2,16 @@
 // batching on and off (server/query_batcher.h), and a hot reload under load, in one run.
 //   latency_bench --index DIR [--server BINARY] [--seconds S] [--top-k K]
 //                 [--max-batch-size N] [--batch-timeout-micros U] [--in-process-only 1]
-// DIR is an index (scripts/bench uses the 60,000-row Fashion-MNIST index of scripts/demo). It
-// is copied into a fresh repository as version 1 of index "bench". Two servers are started on
-// 127.0.0.1:0: one with --batch-timeout-micros 0 (batching off), one with the given batching
-// flags (default: the server's, 32 queries, 500 us). Against each, 1, 8 and 32 concurrent
-// clients (one channel each) send single-query Attribute calls (test images 0, 1, 2, ...) back
-// to back for S seconds (default 4); an in-process Attributor answering the same calls from
-// 1 and 8 threads, and calls of 8 queries (what one batch can gain), is the baseline. Printed: p50 / p99 latency and throughput (queries/s) per
-// configuration, 8-client p99 / 1-client p99, and throughput batching on / off.
+//                 [--ensemble-members K]
+// DIR is an index (or an ensemble index, queried with its first K members: 0 = all) (scripts/bench
+// uses the 60,000-row Fashion-MNIST index of scripts/demo). It is copied into a fresh repository as
+// version 1 of index "bench". Two servers are started on 127.0.0.1:0: one with
+// --batch-timeout-micros 0 (batching off), one with the given batching flags (default: the
+// server's, 32 queries, 500 us). Against each, 1, 8 and 32 concurrent clients (one channel each)
+// send single-query Attribute calls (test images 0, 1, 2, ...) back to back for S seconds (default
+// 4); an in-process Attributor answering the same calls from 1 and 8 threads, and calls of 8
+// queries (what one batch can gain), is the baseline. Printed: p50 / p99 latency and throughput
+// (queries/s) per configuration, 8-client p99 / 1-client p99, and throughput batching on / off.
 // Reload under load: a copy of DIR is staged under a hidden name; 8 clients against the batching
 // server; after S seconds the copy is renamed in as version 2 and the server gets SIGHUP; the
 // swap lasts until DescribeIndex reports
@@ -244,6 +246,9 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     if (!std::strcmp(argv[i], "--top-k")) options.top_k = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--in-process-only")) in_process_only = std::atoi(argv[i + 1]) != 0;
+    if (!std::strcmp(argv[i], "--ensemble-members")) {
+      options.ensemble_members = std::atoi(argv[i + 1]);
+    }
     if (!std::strcmp(argv[i], "--max-batch-size") ||
         !std::strcmp(argv[i], "--batch-timeout-micros")) {
       batching_flags.insert(batching_flags.end(), {argv[i], argv[i + 1]});
@@ -252,7 +257,8 @@ int main(int argc, char** argv) {
   if (index_dir.empty() || !(seconds > 0)) {
     std::fprintf(stderr,
                  "usage: latency_bench --index DIR [--server BINARY] [--seconds S] [--top-k K]"
-                 " [--max-batch-size N] [--batch-timeout-micros U] [--in-process-only 1]\n");
+                 " [--max-batch-size N] [--batch-timeout-micros U] [--in-process-only 1]"
+                 " [--ensemble-members K]\n");
     return 2;
   }
   auto offline = tda::Attributor::Open(index_dir);

@@ -2,11 +2,13 @@
 #include <iostream>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "client/ann_flags.h"
 #include "client/commands.h"
 #include "client/progress_bar.h"
 #include "common/flags.h"
 #include "distributed/world.h"
+#include "index/ensemble_manifest.h"
 #include "index/gradient_index.h"
 #include "model/model.h"
 #include "ops/build_model_index.h"
@@ -64,6 +66,13 @@ int RunIndexBuild(const Args& args) {
                   "also build the ANN for approximate top-k (ivf-flat, ivf-pq or hnsw), as "
                   "'tda index ann' does; it replaces an ANN of the old index there");
   AddAnnParameterFlags(flags);
+  flags.AddInt("ensemble", "E", 1,
+               "an ensemble index of E models (TRAK's lever; scores are the members' mean): this "
+               "model, the --ensemble-models, then models trained now by this model's recipe with "
+               "seeds seed+1, seed+2, ...; each member is an index in OUT/member-<k>");
+  flags.AddString("ensemble-models", "DIR[,DIR...]", "",
+                  "with --ensemble: members 1.. are these models (e.g. other seeds or checkpoints "
+                  "of one run, trained on the same data) instead of training them");
   flags.AddDouble("rendezvous-timeout", "SECONDS", 1800,
                   "data-parallel builds: how long a rank waits for the others (to join, and at "
                   "each all-reduce)");
@@ -90,6 +99,23 @@ int RunIndexBuild(const Args& args) {
   request.train_size = flags.GetInt("train-size");
   request.allow_changed_corpus = flags.GetBool("allow-changed-corpus");
   request.cache_dir = flags.GetString("cache-dir");
+  request.ensemble = flags.GetInt("ensemble");
+  if (!flags.GetString("ensemble-models").empty()) {
+    std::vector<std::string> models = absl::StrSplit(flags.GetString("ensemble-models"), ',');
+    request.member_models = std::move(models);
+  }
+  if (request.ensemble < 1 || request.ensemble > kMaxIndexEnsembleMembers) {
+    return flags.UsageError(
+        absl::StrFormat("--ensemble must be in [1, %d]", kMaxIndexEnsembleMembers));
+  }
+  if (static_cast<int64_t>(request.member_models.size()) >= request.ensemble) {
+    return flags.UsageError(absl::StrFormat(
+        "--ensemble-models names %d models: give --ensemble %d or more (member 0 is --model)",
+        request.member_models.size(), request.member_models.size() + 1));
+  }
+  if (request.ensemble > 1 && ann_parameters.has_value()) {
+    return flags.UsageError("--ann ranks one index's rows: not with --ensemble");
+  }
   const std::string fisher = flags.GetString("fisher");
   absl::StatusOr<RowDType> dtype = ParseRowDType(flags.GetString("dtype"));
   if (!dtype.ok()) return flags.UsageError("--dtype must be f32, bf16 or f16");
@@ -142,13 +168,17 @@ int RunIndexBuild(const Args& args) {
                                  options.out_dir);
     return 0;
   }
+  const bool ensemble = request.ensemble > 1;
   absl::StatusOr<std::unique_ptr<GradientIndex>> index =
-      GradientIndex::Open(options.out_dir, GradientIndex::Verify::kSizes);
+      GradientIndex::Open(ensemble ? EnsembleMemberDir(options.out_dir, 0) : options.out_dir,
+                          GradientIndex::Verify::kSizes);
   if (!index.ok()) return RuntimeError(index.status());
-  std::cout << absl::StrFormat("index written to %s: %d rows x %d dims (%.1f MiB)\n",
-                               options.out_dir, (*index)->rows(), (*index)->dim(),
-                               static_cast<double>(RowDTypeBytes((*index)->dtype())) *
-                                   (*index)->rows() * (*index)->dim() / (1 << 20));
+  std::cout << absl::StrFormat(
+      "%s written to %s: %d rows x %d dims (%.1f MiB)\n",
+      ensemble ? absl::StrFormat("ensemble index of %d models", request.ensemble) : "index",
+      options.out_dir, (*index)->rows(), (*index)->dim() * request.ensemble,
+      static_cast<double>(RowDTypeBytes((*index)->dtype())) * (*index)->rows() * (*index)->dim() *
+          request.ensemble / (1 << 20));
   if (ann_parameters.has_value()) {
     // The old index was replaced, so an ANN of it is stale: replacing it loses nothing.
     absl::StatusOr<AnnInfo> ann = BuildAnnWithProgress(**index, *ann_parameters, true);

@@ -131,6 +131,8 @@ int RunQuery(const Args& args) {
   flags.AddBool("adam-correction",
                 "correct the query's gradient with the model's Adam state as the rows were "
                 "(an index built with --adam-correction)");
+  flags.AddInt("ensemble-members", "K", 0,
+               "ensemble indexes: score with the mean of the first K members (0 = all)");
   flags.AddBool("json", "print the AttributeResponse as JSON instead of tables");
   flags.AddString("scores-out", "FILE.npy", "",
                   "write every training row's score (float32; shape (N,) or (queries, N))");
@@ -193,6 +195,8 @@ int RunQuery(const Args& args) {
   }
   options.unit_norm = flags.GetBool("unit-norm");
   options.adam_correction = flags.GetBool("adam-correction");
+  options.ensemble_members = flags.GetInt("ensemble-members");
+  if (options.ensemble_members < 0) return flags.UsageError("--ensemble-members must be >= 0");
   if (options.unit_norm && (options.approximate.enabled || options.low_rank.enabled())) {
     return flags.UsageError(
         "--unit-norm ranks every row by its normalised score; it does not "

@@ -206,6 +206,12 @@ std::string FormatDescriptionText(const v1::DescribeIndexResponse& d) {
   absl::StrAppendFormat(&out, "index format v%d: %d rows of %s x %d (%.1f MiB of gradients)\n",
                         d.format_version(), d.rows(), d.dtype(), d.dim(),
                         static_cast<double>(d.gradient_bytes()) / (1 << 20));
+  if (d.ensemble_size() > 1) {
+    absl::StrAppendFormat(&out,
+                          "ensemble:   %d models (scores are their mean; the model below is "
+                          "member 0; query with --ensemble-members K for the first K)\n",
+                          d.ensemble_size());
+  }
   absl::StrAppend(&out, "data set:   ", d.dataset(), " (", d.data_dir(), ")\n");
   const v1::Projection& p = d.projection();
   if (p.dim_per_side() == 0) {

@@ -61,10 +61,13 @@ IndexVersion::~IndexVersion() {
 int64_t IndexVersion::rows() const { return attributor_->index().rows(); }
 
 int64_t IndexVersion::bytes() const {
-  const Manifest& manifest = attributor_->index().manifest();
-  uint64_t bytes = manifest.factors.bytes + manifest.samples.bytes + manifest.model_weights.bytes +
-                   manifest.model_config.bytes + manifest.tombstones.bytes;
-  for (const ShardEntry& shard : manifest.shards) bytes += shard.file.bytes;
+  uint64_t bytes = 0;
+  for (int64_t k = 0; k < attributor_->ensemble_size(); ++k) {
+    const Manifest& manifest = attributor_->member(k).index().manifest();
+    bytes += manifest.factors.bytes + manifest.samples.bytes + manifest.model_weights.bytes +
+             manifest.model_config.bytes + manifest.tombstones.bytes;
+    for (const ShardEntry& shard : manifest.shards) bytes += shard.file.bytes;
+  }
   return static_cast<int64_t>(bytes);
 }
 

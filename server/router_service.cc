@@ -127,6 +127,8 @@ grpc::Status RouterServiceImpl::Attribute(grpc::ServerContext* context,
   if (options.low_rank.enabled()) return Refuse("query_rank");
   if (options.unit_norm) return Refuse("unit_norm");
   if (options.adam_correction) return Refuse("adam_correction");
+  if (options.ensemble_members > 1) return Refuse("ensemble_members");
+  options.ensemble_members = 1;  // shards are split from one index: an ensemble's member 0
   if (options.method == Method::kLissa || options.method == Method::kExact) {
     return Refuse(absl::StrCat("method '", MethodName(options.method), "'"));
   }

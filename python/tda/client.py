@@ -111,7 +111,8 @@ class Client:
                   curvature: Optional[str] = None,
                   approximate: Union[bool, Mapping[str, int], None] = None,
                   query_rank: int = 0, low_rank_candidates: int = 0,
-                  unit_norm: bool = False, adam_correction: bool = False) -> AttributeResult:
+                  unit_norm: bool = False, adam_correction: bool = False,
+                  ensemble_members: int = 0) -> AttributeResult:
         """Top-k proponents and opponents of each query.
 
         Exactly one kind of query: `ids` (sample ids, e.g. "fashion-mnist/test/12"), `texts`
@@ -135,6 +136,8 @@ class Client:
         cosine); not with approximate or query_rank. `adam_correction`: divide the query's
         gradient by sqrt(v_hat) + eps of the model's Adam state, as the rows were (an index
         built with `tda build-index --adam-correction`; describe().adam_correction says).
+        `ensemble_members`: an ensemble index (describe().ensemble_size > 1) scores with the
+        mean of its first k members (0 = all).
         The server validates everything else.
         """
         given = [q for q in (ids, texts, features) if q is not None]
@@ -184,6 +187,7 @@ class Client:
         request.low_rank_candidates = int(low_rank_candidates)
         request.unit_norm = bool(unit_norm)
         request.adam_correction = bool(adam_correction)
+        request.ensemble_members = int(ensemble_members)
         return AttributeResult.from_proto(
             self._call(self._attribution.Attribute, request, timeout))
 

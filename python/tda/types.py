@@ -129,13 +129,15 @@ class IndexDescription:
     # "" (none), "exact" or "rank1": how the rows were Adam-corrected (tda build-index
     # --adam-correction); attribute(adam_correction=True) needs one of the last two.
     adam_correction: str
+    # Models of an ensemble index whose scores are the members' mean (1: a single model).
+    ensemble_size: int
     proto: attribution_pb2.DescribeIndexResponse = dataclasses.field(repr=False, compare=False)
 
     @classmethod
     def from_proto(cls, d: attribution_pb2.DescribeIndexResponse) -> "IndexDescription":
         return cls(d.rows, d.dim, d.dtype, d.dataset, d.model.kind, list(d.class_names),
                    [method_name(m) for m in d.methods], d.deleted_rows, d.index, d.version,
-                   d.adam_correction, d)
+                   d.adam_correction, d.ensemble_size, d)
 
 
 @dataclasses.dataclass(frozen=True)

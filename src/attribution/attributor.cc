@@ -44,8 +44,8 @@ struct Attributor::AnnSlot {
 
 Attributor::~Attributor() = default;
 
-absl::StatusOr<std::unique_ptr<Attributor>> Attributor::Open(const std::string& index_dir,
-                                                             GradientIndex::Verify verify) {
+absl::StatusOr<std::unique_ptr<Attributor>> Attributor::OpenOne(const std::string& index_dir,
+                                                                GradientIndex::Verify verify) {
   auto attributor = std::unique_ptr<Attributor>(new Attributor());
   ASSIGN_OR_RETURN(attributor->index_, GradientIndex::Open(index_dir, verify));
   const Manifest& manifest = attributor->index_->manifest();
@@ -127,16 +127,35 @@ absl::StatusOr<SampleData> Attributor::GetSample(const std::string& id) const {
   return out;
 }
 
+// An ensemble's self-influence of row i is its score of (i, i): the members' mean.
 absl::StatusOr<Eigen::VectorXd> Attributor::SelfInfluence(const AttributeOptions& options,
                                                           const ProgressFn& progress) const {
-  ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, MakePreconditioner(options));
-  return tda::SelfInfluence(*index_, *preconditioner, progress);
+  ASSIGN_OR_RETURN(const int64_t used, MembersUsed(options));
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(index_->rows());
+  for (int64_t k = 0; k < used; ++k) {
+    const Attributor& m = member(k);
+    ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, m.MakePreconditioner(options));
+    ASSIGN_OR_RETURN(Eigen::VectorXd own, tda::SelfInfluence(*m.index_, *preconditioner, progress));
+    sum += own;
+  }
+  return sum / static_cast<double>(used);
 }
 
 absl::StatusOr<Eigen::VectorXd> Attributor::DocumentSelfInfluence(
     const AttributeOptions& options, const ProgressFn& progress) const {
-  ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, MakePreconditioner(options));
-  return tda::DocumentSelfInfluence(*index_, *documents_, *preconditioner, progress);
+  ASSIGN_OR_RETURN(const int64_t used, MembersUsed(options));
+  Eigen::VectorXd sum;
+  for (int64_t k = 0; k < used; ++k) {
+    const Attributor& m = member(k);
+    ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, m.MakePreconditioner(options));
+    ASSIGN_OR_RETURN(Eigen::VectorXd own, tda::DocumentSelfInfluence(*m.index_, *m.documents_,
+                                                                     *preconditioner, progress));
+    if (k == 0)
+      sum = std::move(own);
+    else
+      sum += own;
+  }
+  return sum / static_cast<double>(used);
 }
 
 absl::StatusOr<std::unique_ptr<Preconditioner>> Attributor::MakePreconditioner(
@@ -256,7 +275,7 @@ absl::StatusOr<std::vector<QueryResult>> Attributor::Attribute(const std::vector
   return std::move(prepared.results);
 }
 
-absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareQueries(
+absl::StatusOr<Attributor::PreparedQueries> Attributor::PrepareOwnQueries(
     const std::vector<Query>& queries, const AttributeOptions& options) const {
   RETURN_IF_ERROR(ValidateAttributeRequest(queries, options));
   const ModelConfig& config = model_->config();
@@ -335,12 +354,19 @@ absl::StatusOr<Eigen::MatrixXd> Attributor::PreconditionedQueries(
 
 absl::StatusOr<Eigen::MatrixXf> Attributor::ScoreBatch(const Batch& queries,
                                                        const AttributeOptions& options) const {
-  ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(queries));
-  ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, PreconditionedQueries(capture, options));
+  ASSIGN_OR_RETURN(const int64_t used, MembersUsed(options));
+  Eigen::MatrixXd stacked;
+  for (int64_t k = 0; k < used; ++k) {
+    const Attributor& m = member(k);
+    ASSIGN_OR_RETURN(BatchCapture capture, m.model_->Capture(queries));
+    ASSIGN_OR_RETURN(Eigen::MatrixXd own, m.PreconditionedQueries(capture, options));
+    if (k == 0) stacked.resize(used * own.rows(), own.cols());
+    stacked.middleRows(k * own.rows(), own.rows()) = own / static_cast<double>(used);
+  }
   ScanOptions scan_options;
   scan_options.keep_scores = true;
-  if (options.unit_norm) scan_options.row_scales = InverseRowNorms().data();
-  return index_->Scan(preconditioned.cast<float>(), scan_options).scores;
+  ASSIGN_OR_RETURN(ScanResult scan, ScanMembers(stacked, options, scan_options));
+  return std::move(scan.scores);
 }
 
 absl::StatusOr<std::shared_ptr<const AnnIndex>> Attributor::Ann() const {
@@ -360,6 +386,12 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
                                       const AttributeOptions& options,
                                       std::vector<QueryResult>* results) const {
   std::optional<ApproximateTopK> candidates;
+  if (preconditioned.rows() != index_->dim() &&
+      (options.approximate.enabled || LowRankPays(preconditioned.cols(), options.low_rank.rank))) {
+    return absl::InvalidArgumentError(
+        "approximate and low-rank top-k rank one index's rows; query an ensemble with them "
+        "using one member (ensemble_members 1), or without them");
+  }
   if (options.approximate.enabled) {
     ASSIGN_OR_RETURN(std::shared_ptr<const AnnIndex> ann, Ann());
     RETURN_IF_ERROR(options.cancellation.Check());
@@ -387,10 +419,8 @@ absl::Status Attributor::ScoreQueries(const Eigen::MatrixXd& preconditioned,
   // Document totals are summed from the kept score column (document_totals.h).
   scan_options.keep_scores = options.return_scores || options.group_by_document;
   scan_options.cancellation = &options.cancellation;
-  if (options.unit_norm) scan_options.row_scales = InverseRowNorms().data();
   RETURN_IF_ERROR(options.cancellation.Check());
-  const ScanResult scan = index_->Scan(preconditioned.cast<float>(), scan_options);
-  RETURN_IF_ERROR(scan.status);
+  ASSIGN_OR_RETURN(const ScanResult scan, ScanMembers(preconditioned, options, scan_options));
 
   for (size_t q = 0; q < results->size(); ++q) {
     QueryResult& result = (*results)[q];

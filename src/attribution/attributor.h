@@ -131,6 +131,11 @@ struct AttributeOptions {
   // the index's rows were (grad/adam_correction.h). kInvalidArgument when the index was built
   // without --adam-correction.
   bool adam_correction = false;
+  // Ensemble indexes (index/ensemble_manifest.h): score with the mean of the first
+  // `ensemble_members` members (0 = all of them; more than the ensemble has is
+  // kInvalidArgument). With more than one member, approximate and low_rank are refused, and the
+  // result's loss and label_probability are the members' means (predicted_label member 0's).
+  int64_t ensemble_members = 0;
   // Attribute stops with its status (kDeadlineExceeded / kCancelled) when this fires: checked
   // between the phases of the query gradient and once per row block of the scan.
   Cancellation cancellation;
@@ -144,7 +149,9 @@ struct SampleData {
 
 class Attributor {
  public:
-  // Opens DIR (verifying checksums) and loads the model and factors stored in it.
+  // Opens DIR (verifying checksums) and loads the model and factors stored in it. An ensemble
+  // directory opens every member (index/ensemble_manifest.h): this Attributor is member 0 (its
+  // index(), model() and samples), kDataLoss when the members do not index the same rows.
   // With Verify::kSizes the shards' checksums are not read (a fast start); the caller then
   // verifies them itself (tda-server does, in the background: server/index_verifier.h).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Attributor>> Open(
@@ -201,12 +208,37 @@ class Attributor {
   // model was trained with chunking (recipe chunk_stride > 0), else one row per document.
   const IndexDocuments& documents() const { return *documents_; }
 
+  // Members of an ensemble index (1 for a single index); member(0) is this Attributor.
+  int64_t ensemble_size() const { return 1 + static_cast<int64_t>(members_.size()); }
+  const Attributor& member(int64_t k) const { return k == 0 ? *this : *members_[k - 1]; }
+  // Members `options` score with (AttributeOptions::ensemble_members), or kInvalidArgument.
+  [[nodiscard]] absl::StatusOr<int64_t> MembersUsed(const AttributeOptions& options) const;
+
   const GradientIndex& index() const { return *index_; }
   const Model& model() const { return *model_; }
   const std::vector<std::string>& class_names() const;
 
  private:
   Attributor() = default;
+  // Open of one (non-ensemble) index directory.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Attributor>> OpenOne(
+      const std::string& index_dir, GradientIndex::Verify verify);
+  // Opens members 1.. of the ensemble at `dir` into members_ (attribution/ensemble.cc).
+  [[nodiscard]] absl::Status OpenMembers(const std::string& dir, int64_t members,
+                                         GradientIndex::Verify verify);
+  // PrepareQueries of this index alone.
+  [[nodiscard]] absl::StatusOr<PreparedQueries> PrepareOwnQueries(
+      const std::vector<Query>& queries, const AttributeOptions& options) const;
+  // The first `used` members' PrepareOwnQueries: their preconditioned blocks stacked (each
+  // divided by `used`), the results' losses and probabilities averaged.
+  [[nodiscard]] absl::StatusOr<PreparedQueries> PrepareEnsembleQueries(
+      const std::vector<Query>& queries, const AttributeOptions& options, int64_t used) const;
+  // One scan of the first k members' rows against a stacked (k dim()) x Q matrix: their
+  // scores summed (the blocks carry the 1/k). `scan_options.row_scales` is set per member
+  // when options.unit_norm; kInvalidArgument when the rows are no multiple of dim().
+  [[nodiscard]] absl::StatusOr<ScanResult> ScanMembers(const Eigen::MatrixXd& preconditioned,
+                                                       const AttributeOptions& options,
+                                                       ScanOptions scan_options) const;
   struct FullCurvature;
   // The training rows of the index (features read from the data directory), for LiSSA/exact.
   [[nodiscard]] absl::StatusOr<const Dataset*> TrainingData() const;
@@ -253,6 +285,7 @@ class Attributor {
   struct AnnSlot;
   std::unique_ptr<AnnSlot> ann_;
   std::unique_ptr<IndexDocuments> documents_;  // after index_ and recipe_
+  std::vector<std::unique_ptr<Attributor>> members_;  // an ensemble's members 1..E-1
 };
 
 }  // namespace tda

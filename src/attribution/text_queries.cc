@@ -79,10 +79,27 @@ absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::V
   }
   if (!options.token_scores || rows.empty()) return absl::OkStatus();
   const Dataset selected = (*docs)->Select(rows);
-  ASSIGN_OR_RETURN(BatchCapture capture, model_->Capture(selected.Rows(0, selected.size())));
-  const Eigen::MatrixXd per_position =
-      PerPositionScores(projection_->ProjectCaptureSides(capture), projection_->projected_layout(),
-                        projection_->CorrectProjected(direction));
+  // Per hit and position, summed over the members whose blocks `direction` stacks (an
+  // ensemble's carry its 1/m); unit-normalised scores: each member's row norm divides its
+  // positions too, so they sum to the score.
+  const int64_t dim = index_->dim();
+  Eigen::MatrixXd per_position;
+  for (int64_t k = 0; k * dim < direction.size(); ++k) {
+    const Attributor& m = member(k);
+    ASSIGN_OR_RETURN(BatchCapture capture, m.model_->Capture(selected.Rows(0, selected.size())));
+    Eigen::MatrixXd own = PerPositionScores(
+        m.projection_->ProjectCaptureSides(capture), m.projection_->projected_layout(),
+        m.projection_->CorrectProjected(direction.segment(k * dim, dim)));
+    if (options.unit_norm) {
+      for (size_t h = 0; h < hits.size(); ++h) {
+        own.row(static_cast<Eigen::Index>(h)) *= m.InverseRowNorms()[hits[h]->row];
+      }
+    }
+    if (k == 0)
+      per_position = std::move(own);
+    else
+      per_position += own;
+  }
   ASSIGN_OR_RETURN(const DocumentMarkers markers, DocumentMarkersOf(*tokenizer_));
   const size_t length = static_cast<size_t>(selected.sequence_length);
   for (size_t h = 0; h < hits.size(); ++h) {
@@ -90,11 +107,8 @@ absl::Status Attributor::ExplainDocuments(const TextQuery& query, const Eigen::V
     // text is the row's tokens decoded (byte tokens: the document's bytes, cut at the context).
     const size_t width = std::min<size_t>(length, static_cast<size_t>(per_position.cols()));
     std::vector<double> positions(width);
-    // Unit-normalised scores: the row's norm divides its positions too, so they sum to the score.
-    const double scale = options.unit_norm ? InverseRowNorms()[hits[h]->row] : 1.0;
     for (size_t t = 0; t < width; ++t) {
-      positions[t] =
-          scale * per_position(static_cast<Eigen::Index>(h), static_cast<Eigen::Index>(t));
+      positions[t] = per_position(static_cast<Eigen::Index>(h), static_cast<Eigen::Index>(t));
     }
     ASSIGN_OR_RETURN(
         ScoredText scored,

@@ -26,6 +26,7 @@
 #include "common/checksum.h"
 #include "common/status_macros.h"
 #include "index/block_scorer.h"
+#include "index/ensemble_manifest.h"
 #include "index/top_rows.h"
 
 namespace tda {
@@ -176,16 +177,26 @@ absl::StatusOr<std::string> ReadListedFile(const std::string& dir, const FileEnt
   return text;
 }
 
+// No manifest.json in `dir`: no index, or an ensemble of indexes (which has its members').
+absl::Status MissingManifest(const std::string& dir) {
+  if (IsEnsembleDir(dir)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is an ensemble of indexes (", kEnsembleFile,
+                     "); this works on one index: name a "
+                     "member (",
+                     EnsembleMemberDir(dir, 0), ") or build a single index"));
+  }
+  return absl::NotFoundError(absl::StrCat("no index at ", dir, " (", kManifestFile,
+                                          " missing): build one with `tda index build`"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GradientIndex>> GradientIndex::Open(const std::string& dir,
                                                                    Verify verify) {
   const std::string manifest_path = Join(dir, kManifestFile);
   std::error_code ec;
-  if (!std::filesystem::exists(manifest_path, ec)) {
-    return absl::NotFoundError(absl::StrCat("no index at ", dir, " (", kManifestFile,
-                                            " missing): build one with `tda index build`"));
-  }
+  if (!std::filesystem::exists(manifest_path, ec)) return MissingManifest(dir);
   std::string manifest_text;
   RETURN_IF_ERROR(ReadFile(manifest_path, &manifest_text));
   std::unique_ptr<GradientIndex> index(new GradientIndex());
@@ -297,15 +308,35 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
   struct Block {
     const char* data;
     int64_t row_begin, count;
+    size_t shard;
   };
+  int64_t scan_dim = dim();  // of all terms: what the block size is chosen for
+  for (const ScanTerm& term : options.terms) {
+    const GradientIndex* other = term.index;
+    bool same_rows = other != nullptr && term.queries != nullptr &&
+                     term.queries->rows() == other->dim() && term.queries->cols() == q_count &&
+                     other->rows() == rows() && other->shards_.size() == shards_.size();
+    for (size_t s = 0; same_rows && s < shards_.size(); ++s) {
+      same_rows = other->shards_[s].row_begin == shards_[s].row_begin &&
+                  other->shards_[s].row_end == shards_[s].row_end;
+    }
+    if (!same_rows) {
+      result.status = absl::InvalidArgumentError(absl::StrCat(
+          "scan of ", dir_, ": an added index (", other == nullptr ? "null" : other->dir_,
+          ") has other rows, shards or query shape"));
+      return result;
+    }
+    scan_dim += other->dim();
+  }
   const size_t row_bytes = static_cast<size_t>(dim()) * RowDTypeBytes(dtype_);
-  const int64_t block_rows = ScoreBlockRows(dim(), q_count);
+  const int64_t block_rows = ScoreBlockRows(scan_dim, q_count);
   std::vector<Block> blocks;
-  for (const Shard& shard : shards_) {
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    const Shard& shard = shards_[s];
     for (int64_t r = shard.row_begin; r < shard.row_end; r += block_rows) {
       int64_t count = std::min(block_rows, shard.row_end - r);
-      blocks.push_back({shard.data + static_cast<size_t>(r - shard.row_begin) * row_bytes, r,
-                        count});
+      blocks.push_back(
+          {shard.data + static_cast<size_t>(r - shard.row_begin) * row_bytes, r, count, s});
     }
   }
   if (options.keep_scores) result.scores.resize(rows(), q_count);
@@ -362,6 +393,21 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
       out.array().colwise() *=
           Eigen::Map<const Eigen::ArrayXf>(options.row_scales + block.row_begin, block.count);
     }
+    for (const ScanTerm& term : options.terms) {
+      thread_local Eigen::MatrixXf term_scores;
+      term_scores.resize(block.count, q_count);
+      const GradientIndex& other = *term.index;
+      const Shard& shard = other.shards_[block.shard];
+      const size_t other_row_bytes = static_cast<size_t>(other.dim()) * RowDTypeBytes(other.dtype_);
+      ScoreRows(
+          shard.data + static_cast<size_t>(block.row_begin - shard.row_begin) * other_row_bytes,
+          block.count, other.dim(), other.dtype_, *term.queries, term_scores);
+      if (term.row_scales != nullptr) {
+        term_scores.array().colwise() *=
+            Eigen::Map<const Eigen::ArrayXf>(term.row_scales + block.row_begin, block.count);
+      }
+      out += term_scores;
+    }
     const uint8_t* deleted = deleted_.empty() ? nullptr : deleted_.data() + block.row_begin;
     for (int64_t q = 0; q < q_count; ++q) {
       float* column = out.col(q).data();
@@ -409,12 +455,10 @@ ScanResult GradientIndex::Scan(const Eigen::MatrixXf& queries, const ScanOptions
 absl::Status VerifyIndex(const std::string& dir,
                          const std::function<void(const FileCheck&)>& on_file,
                          const ProgressFn& progress) {
+  if (IsEnsembleDir(dir)) return VerifyEnsemble(dir, on_file, progress);
   const std::string manifest_path = Join(dir, kManifestFile);
   std::error_code ec;
-  if (!std::filesystem::exists(manifest_path, ec)) {
-    return absl::NotFoundError(absl::StrCat("no index at ", dir, " (", kManifestFile,
-                                            " missing): build one with `tda index build`"));
-  }
+  if (!std::filesystem::exists(manifest_path, ec)) return MissingManifest(dir);
   std::string manifest_text;
   RETURN_IF_ERROR(ReadFile(manifest_path, &manifest_text));
   ASSIGN_OR_RETURN(Manifest m, ManifestFromJson(manifest_text, manifest_path));

@@ -31,6 +31,16 @@ struct ScoredRow {
   float score = 0;
 };
 
+class GradientIndex;
+
+// Another index over the same rows whose scores add to the scanned one's (an ensemble member:
+// attribution/ensemble_scan.h).
+struct ScanTerm {
+  const GradientIndex* index = nullptr;
+  const Eigen::MatrixXf* queries = nullptr;  // index->dim() x Q
+  const float* row_scales = nullptr;         // as ScanOptions::row_scales, for this term
+};
+
 struct ScanOptions {
   int64_t top_k = 0;         // proponents and opponents kept per query (0: none)
   bool source_sums = false;  // per-source sums of the scores
@@ -41,6 +51,10 @@ struct ScanOptions {
   // Checked before every row block (may be null): once it fails the scan stops scoring, and
   // ScanResult::status carries its status.
   const Cancellation* cancellation = nullptr;
+  // score(r, q) = scale[r] R[r] . queries[:, q] + the same of every term. Every term's index
+  // must have this index's rows and shard boundaries, and queries with Q columns (else the
+  // result's status is kInvalidArgument); this index's deleted rows are the scan's.
+  std::vector<ScanTerm> terms;
 };
 
 // What one pass over the index computes, per query q (a column of the queries).

@@ -65,8 +65,12 @@ const std::vector<JobKind>& AllKinds() {
          "TrackStar: divide every gradient by sqrt(v_hat) + eps of the model's saved Adam state "
          "before projection (tda index build --adam-correction)",
          PathRole::kNone, std::nullopt},
+        IntField("ensemble", "1",
+                 "an ensemble index of E models: this one and E - 1 trained now by its recipe "
+                 "with seeds seed + 1, ... (tda index build --ensemble)",
+                 Closed(1, 100)),
         OverwriteField()},
-       {"covariance", "eigen-correction", "gradients"},
+       {"covariance", "eigen-correction", "gradients", "train"},
        true},
       {"batch-attribute",
        "attribute a JSONL file of queries: results as JSONL, scores as .npy",
@@ -160,6 +164,7 @@ absl::StatusOr<std::string> RunBuildIndex(const json& spec, JobContext& context)
   request.train_size = spec["train_size"].get<int64_t>();
   request.data_dir = spec["data_dir"].get<std::string>();
   options.adam_correction = spec["adam_correction"].get<bool>();
+  request.ensemble = spec["ensemble"].get<int64_t>();
 
   // Every attempt starts from scratch in its own temporary directory.
   const std::string temp = absl::StrCat(out_dir, ".job", context.job_id(), "-tmp");

@@ -8,6 +8,7 @@
 #include "data/fortunes.h"
 #include "model/model.h"
 #include "model/recipe_data.h"
+#include "ops/build_ensemble_index.h"
 
 namespace tda {
 
@@ -21,6 +22,7 @@ absl::StatusOr<FisherKind> ParseFisherKind(const std::string& name) {
 absl::StatusOr<ModelIndexPlan> BuildModelIndex(
     const ModelIndexRequest& request, const ProgressFn& progress,
     const std::function<void(const ModelIndexPlan&)>& on_plan) {
+  if (request.ensemble != 1) return BuildEnsembleIndex(request, progress, on_plan);
   TrainRecipe recipe;
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(request.index.model_dir, &recipe));
   const ModelConfig& config = model->config();

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/progress.h"
@@ -23,6 +24,13 @@ struct ModelIndexRequest {
   bool allow_changed_corpus = false;  // see LoadRecipeData
   std::string cache_dir;              // token cache root of a jsonl corpus; "" = the default
   Collective* collective = nullptr;   // a data-parallel build's ranks (see BuildIndex)
+  // An ensemble index (index/ensemble_manifest.h) of `ensemble` members, built one after
+  // another into index.out_dir/member-<k> with the same options: member 0 indexes
+  // index.model_dir, members 1.. the models of `member_models` in order, the rest models
+  // trained now by member 0's recipe with seeds recipe.seed + k (each kept as its member's
+  // model/). ensemble.json is written once every member is complete. 1: a single index.
+  int64_t ensemble = 1;
+  std::vector<std::string> member_models;
 };
 
 // What is about to be indexed (told before the build starts, for logs and progress lines).
@@ -38,7 +46,10 @@ struct ModelIndexPlan {
 // "true" | "empirical" (the CLI flag and the job field); kInvalidArgument otherwise.
 [[nodiscard]] absl::StatusOr<FisherKind> ParseFisherKind(const std::string& name);
 
-// Builds request.index.out_dir. `on_plan` (optional) is called once the rows are loaded.
+// Builds request.index.out_dir. `on_plan` (optional) is called once the rows are loaded (of
+// every member of an ensemble). An ensemble is built into a new or empty directory or over an
+// older ensemble (whose ensemble.json is removed first, so an interrupted build leaves none);
+// kFailedPrecondition for a directory holding a single index; not data-parallel.
 [[nodiscard]] absl::StatusOr<ModelIndexPlan> BuildModelIndex(
     const ModelIndexRequest& request, const ProgressFn& progress = {},
     const std::function<void(const ModelIndexPlan&)>& on_plan = {});

@@ -243,6 +243,78 @@ TEST(RepositoryServing, UnknownAndMissingNamesAreRefused) {
   EXPECT_THAT(bad_pin.stdout_text, HasSubstr("NAME=VERSION"));
 }
 
+// An ensemble index built by the CLI (member 1 trained now by the model's recipe), served
+// beside its own members: its scores are their mean, its first member alone is member 0.
+TEST(RepositoryServing, AnEnsembleAnswersWithTheMeanOfItsMembers) {
+  testing::TempDir dir;
+  TDA_ASSERT_OK(testing::BuildSmallIndex(dir.path()));
+  const std::string ensemble = dir.file("ensemble");
+  const testing::CommandResult built =
+      testing::Shell(std::string(TDA_CLI_BINARY) + " index build --model " + dir.file("model") +
+                     " --out " + ensemble + " --ensemble 2 --projection-dim 4 --threads 1");
+  ASSERT_EQ(built.exit_code, 0) << built.stdout_text;
+  EXPECT_THAT(built.stdout_text, HasSubstr("ensemble index of 2 models"));
+  const testing::CommandResult verified =
+      testing::Shell(std::string(TDA_CLI_BINARY) + " index verify --index " + ensemble);
+  EXPECT_EQ(verified.exit_code, 0) << verified.stdout_text;
+  EXPECT_THAT(verified.stdout_text, HasSubstr("member-01/"));
+  const std::string repository = dir.file("repository");
+  TDA_ASSERT_OK(testing::AddVersion(repository, "ensemble", 1, ensemble));
+  TDA_ASSERT_OK(testing::AddVersion(repository, "m0", 1, ensemble + "/member-00"));
+  TDA_ASSERT_OK(testing::AddVersion(repository, "m1", 1, ensemble + "/member-01"));
+  std::string address;
+  absl::StatusOr<std::unique_ptr<ChildProcess>> server =
+      testing::StartRepositoryServer(repository, {}, &address);
+  TDA_ASSERT_OK(server);
+  std::unique_ptr<RemoteAttributor> both = Connect(address, "ensemble");
+  std::unique_ptr<RemoteAttributor> m0 = Connect(address, "m0");
+  std::unique_ptr<RemoteAttributor> m1 = Connect(address, "m1");
+  ASSERT_TRUE(both && m0 && m1);
+  absl::StatusOr<v1::DescribeIndexResponse> described = both->Describe();
+  TDA_ASSERT_OK(described);
+  EXPECT_EQ(described->ensemble_size(), 2);
+  absl::StatusOr<v1::DescribeIndexResponse> member_described = m0->Describe();
+  TDA_ASSERT_OK(member_described);
+  EXPECT_EQ(member_described->ensemble_size(), 1);
+  EXPECT_EQ(described->gradient_bytes(), 2 * member_described->gradient_bytes());
+
+  v1::AttributeRequest request = SampleRequest();
+  request.set_group_by_document(false);
+  absl::StatusOr<v1::AttributeResponse> mean = both->AttributeRaw(request);
+  absl::StatusOr<v1::AttributeResponse> first = m0->AttributeRaw(request);
+  absl::StatusOr<v1::AttributeResponse> second = m1->AttributeRaw(request);
+  TDA_ASSERT_OK(mean);
+  TDA_ASSERT_OK(first);
+  TDA_ASSERT_OK(second);
+  for (int q = 0; q < request.queries_size(); ++q) {
+    const v1::QueryResult& got = mean->results(q);
+    ASSERT_EQ(got.scores_size(), first->results(q).scores_size());
+    double largest = 0, error = 0, disagreement = 0;
+    for (int r = 0; r < got.scores_size(); ++r) {
+      const double want = (first->results(q).scores(r) + second->results(q).scores(r)) / 2;
+      largest = std::max(largest, std::abs(want));
+      error = std::max(error, std::abs(got.scores(r) - want));
+      disagreement = std::max(disagreement, std::abs(first->results(q).scores(r) - want));
+    }
+    EXPECT_LT(error, 1e-5 * largest) << q;
+    EXPECT_GT(disagreement, 1e-2 * largest) << q;  // two models, two rankings
+    ASSERT_GT(got.proponents_size(), 0);
+    EXPECT_NEAR(got.proponents(0).score(), got.scores(got.proponents(0).row()), 1e-6 * largest);
+  }
+  request.set_ensemble_members(1);
+  absl::StatusOr<v1::AttributeResponse> one = both->AttributeRaw(request);
+  TDA_ASSERT_OK(one);
+  EXPECT_TRUE(MessageDifferencer::Equals(*one, *first));
+  request.set_ensemble_members(3);
+  EXPECT_THAT(both->AttributeRaw(request),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("1 to 2")));
+
+  const testing::CommandResult describe = testing::Shell(
+      std::string(TDA_CLI_BINARY) + " describe --server " + address + " --index-name ensemble");
+  EXPECT_EQ(describe.exit_code, 0) << describe.stdout_text;
+  EXPECT_THAT(describe.stdout_text, HasSubstr("ensemble:   2 models"));
+}
+
 TEST(RepositoryServing, EveryCallIsLoggedOnceAsJson) {
   testing::TempDir dir;
   absl::StatusOr<std::string> mlp = testing::BuildSmallIndex(dir.path());

@@ -1,0 +1,122 @@
+#include "ops/build_ensemble_index.h"
+
+#include <filesystem>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
+#include "common/status_macros.h"
+#include "index/ensemble_manifest.h"
+#include "index/manifest.h"
+#include "model/model.h"
+#include "model/recipe_data.h"
+#include "model/trainer.h"
+
+namespace tda {
+namespace {
+
+// Trains member `member` by `model_dir`'s recipe with seed recipe.seed + member and saves it to
+// `out` (a directory this build owns).
+absl::Status TrainMember(const std::string& model_dir, int64_t member,
+                         const ModelIndexRequest& request, const std::string& out,
+                         const ProgressFn& progress) {
+  TrainRecipe recipe;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> first, LoadModel(model_dir, &recipe));
+  const ModelConfig config = first->config();
+  first.reset();
+  recipe.seed += static_cast<uint64_t>(member);
+  ASSIGN_OR_RETURN(Dataset train,
+                   LoadRecipeData(config, recipe, Split::kTrain, request.data_dir, nullptr,
+                                  request.allow_changed_corpus, request.cache_dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, InitialModel(config, recipe));
+  ASSIGN_OR_RETURN(TrainReport report, Train(*model, train, recipe, progress));
+  return SaveTrainedModel(*model, out, recipe, report);
+}
+
+// Removes what this build wrote at `path` (a trained member's model), ignoring errors.
+void RemoveOwn(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+}  // namespace
+
+absl::StatusOr<ModelIndexPlan> BuildEnsembleIndex(
+    const ModelIndexRequest& request, const ProgressFn& progress,
+    const std::function<void(const ModelIndexPlan&)>& on_plan) {
+  const std::string& dir = request.index.out_dir;
+  const int64_t members = request.ensemble;
+  if (members < 2 || members > kMaxIndexEnsembleMembers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an ensemble index has 2 to ", kMaxIndexEnsembleMembers, " members, not ", members));
+  }
+  if (static_cast<int64_t>(request.member_models.size()) > members - 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(request.member_models.size(), " member models given for an ensemble of ",
+                     members, " (member 0 is the model itself): give at most ", members - 1));
+  }
+  if (request.collective != nullptr) {
+    return absl::InvalidArgumentError(
+        "an ensemble index is built in one process, not data-parallel");
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(dir + "/" + kManifestFile, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir,
+        " holds a single index; an ensemble is written to a new directory (or over an older "
+        "ensemble): choose another output directory"));
+  }
+  int64_t old_members = 0;
+  if (IsEnsembleDir(dir)) {
+    // Over an older ensemble: it stops being one now, so an interrupted build leaves no ensemble
+    // of mixed members; the members it listed beyond the new ones are removed at the end.
+    absl::StatusOr<EnsembleManifest> old = ReadEnsembleManifest(dir);
+    if (old.ok()) old_members = static_cast<int64_t>(old->members.size());
+    std::filesystem::remove(dir + "/" + kEnsembleFile, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("cannot remove ", dir, "/", kEnsembleFile, ": ", ec.message()));
+    }
+  } else if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir,
+        " is not empty and holds no ensemble; an ensemble is written to a new or empty "
+        "directory: choose another output directory"));
+  }
+  ModelIndexPlan plan;
+  for (int64_t k = 0; k < members; ++k) {
+    ModelIndexRequest member = request;
+    member.ensemble = 1;
+    member.member_models.clear();
+    member.index.out_dir = EnsembleMemberDir(dir, k);
+    const std::string trained = absl::StrCat(dir, "/.member-", k, "-model");
+    const bool train = k > static_cast<int64_t>(request.member_models.size());
+    if (k > 0) {
+      member.index.model_dir = train ? trained : request.member_models[k - 1];
+    }
+    if (train) {
+      RETURN_IF_ERROR(MakeDirectories(dir));
+      RETURN_IF_ERROR(TrainMember(
+          request.index.model_dir, k, request, trained,
+          [&](std::string_view stage, int64_t done, int64_t total, std::string_view detail) {
+            ReportProgress(progress, stage, done, total,
+                           absl::StrCat("member ", k + 1, " of ", members,
+                                        detail.empty() ? "" : ", ", std::string(detail)));
+          }));
+    }
+    absl::StatusOr<ModelIndexPlan> built = BuildModelIndex(member, progress, on_plan);
+    if (train) RemoveOwn(trained);  // the member's index keeps its copy in model/
+    if (!built.ok()) return built.status();
+    if (k > 0 && built->rows != plan.rows) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ensemble member ", k, " (", member.index.model_dir, ") indexes ", built->rows,
+          " training rows, member 0 ", plan.rows, ": members must be trained on the same data"));
+    }
+    plan = *built;
+  }
+  RETURN_IF_ERROR(WriteEnsembleManifest(dir, members));
+  for (int64_t k = members; k < old_members; ++k) RemoveOwn(EnsembleMemberDir(dir, k));
+  return plan;
+}
+
+}  // namespace tda
