@@ -150,6 +150,10 @@ int RunIndexBuild(const Args& args) {
     built = BuildModelIndex(
         request, primary ? bar.Callback() : ProgressFn(), [&](const ModelIndexPlan& plan) {
           if (!primary) return;
+          if (plan.members > 1) {
+            std::cerr << absl::StrFormat("ensemble member %d of %d: ", plan.member + 1,
+                                         plan.members);
+          }
           std::cerr << absl::StrFormat(
               "indexing %d training %s (projection %d per side, %s Fisher, %s rows)\n", plan.rows,
               !plan.documents         ? std::string("images")

@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/fortunes.h"
 #include "index/ensemble_manifest.h"
 #include "index/gradient_index.h"
+#include "index/index_builder.h"
 #include "ops/build_model_index.h"
 #include "test_support.h"
 
@@ -271,6 +273,60 @@ TEST(EnsembleIndex, BuildTrainsTheMembersItIsNotGivenByTheRecipe) {
   }
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"ensemble.json", "member-00", "member-01"}));
+}
+
+// A text query of an ensemble of two fortunes GPTs: each hit's per-token scores (summed over the
+// members' models) add up to its score, which is the mean of the members' scores of that row.
+TEST(EnsembleIndex, PerTokenScoresOfATextQuerySumToTheMeanScore) {
+  testing::TempDir dir;
+  const Dataset& docs = testing::FortunesTrain(160, 64);
+  const ModelConfig config = GptConfig(/*context_length=*/64, /*d_model=*/32, /*layers=*/1,
+                                       /*heads=*/2, /*mlp_width=*/64, /*tied_head=*/false);
+  const std::string ensemble = dir.file("ensemble");
+  for (int64_t k = 0; k < 2; ++k) {
+    TrainRecipe recipe;
+    std::unique_ptr<Model> model =
+        testing::TrainTinyGpt(config, docs, /*epochs=*/2, static_cast<uint64_t>(k), &recipe);
+    ASSERT_NE(model, nullptr);
+    const std::string model_dir = dir.file(absl::StrCat("model-", k));
+    TDA_ASSERT_OK(model->Save(model_dir, recipe));
+    IndexBuildOptions options;
+    options.model_dir = model_dir;
+    options.out_dir = EnsembleMemberDir(ensemble, k);
+    options.projection_dim_per_side = 8;
+    TDA_ASSERT_OK(BuildIndex(docs, kFortunesDefaultDir, options));
+  }
+  TDA_ASSERT_OK(WriteEnsembleManifest(ensemble, 2));
+  absl::StatusOr<std::unique_ptr<Attributor>> both = Attributor::Open(ensemble);
+  ASSERT_TRUE(both.ok()) << both.status();
+  Query query;
+  query.text = TextQuery{"Q: What is a computer?\n", "A: a machine that does what you say."};
+  AttributeOptions options;
+  options.top_k = 4;
+  options.token_scores = true;
+  options.return_scores = true;
+  for (bool unit_norm : {false, true}) {
+    options.unit_norm = unit_norm;
+    absl::StatusOr<std::vector<QueryResult>> results = (*both)->Attribute({query}, options);
+    ASSERT_TRUE(results.ok()) << results.status();
+    std::vector<std::vector<float>> member_scores;
+    for (int64_t k = 0; k < 2; ++k) {
+      AttributeOptions alone = options;
+      alone.ensemble_members = 1;  // member(0) is the ensemble itself: its first member only
+      absl::StatusOr<std::vector<QueryResult>> own = (*both)->member(k).Attribute({query}, alone);
+      ASSERT_TRUE(own.ok()) << own.status();
+      member_scores.push_back((*own)[0].scores);
+    }
+    const QueryResult& result = (*results)[0];
+    ASSERT_FALSE(result.proponents.empty());
+    for (const Hit& hit : result.proponents) {
+      double sum = 0;
+      for (float s : hit.token_scores) sum += s;
+      EXPECT_NEAR(sum, hit.score, 1e-4 * std::abs(hit.score)) << hit.id;
+      const double mean = (member_scores[0][hit.row] + member_scores[1][hit.row]) / 2;
+      EXPECT_NEAR(hit.score, mean, 1e-5 * std::abs(mean)) << hit.id;
+    }
+  }
 }
 
 }  // namespace

@@ -104,7 +104,12 @@ absl::StatusOr<ModelIndexPlan> BuildEnsembleIndex(
                                         detail.empty() ? "" : ", ", std::string(detail)));
           }));
     }
-    absl::StatusOr<ModelIndexPlan> built = BuildModelIndex(member, progress, on_plan);
+    absl::StatusOr<ModelIndexPlan> built =
+        BuildModelIndex(member, progress, [&](ModelIndexPlan member_plan) {
+          member_plan.member = k;
+          member_plan.members = members;
+          if (on_plan) on_plan(member_plan);
+        });
     if (train) RemoveOwn(trained);  // the member's index keeps its copy in model/
     if (!built.ok()) return built.status();
     if (k > 0 && built->rows != plan.rows) {
@@ -113,6 +118,8 @@ absl::StatusOr<ModelIndexPlan> BuildEnsembleIndex(
           " training rows, member 0 ", plan.rows, ": members must be trained on the same data"));
     }
     plan = *built;
+    plan.member = k;
+    plan.members = members;
   }
   RETURN_IF_ERROR(WriteEnsembleManifest(dir, members));
   for (int64_t k = members; k < old_members; ++k) RemoveOwn(EnsembleMemberDir(dir, k));

@@ -41,6 +41,7 @@ struct ModelIndexPlan {
   int64_t chunk_stride = 0;  // long documents: windows this many tokens apart (0: truncated)
   int64_t context_length = 0;
   std::string data_dir;  // resolved
+  int64_t member = 0, members = 1;  // an ensemble's member being indexed, of `members`
 };
 
 // "true" | "empirical" (the CLI flag and the job field); kInvalidArgument otherwise.
