@@ -231,6 +231,10 @@ int RunLds(const Args& args) {
   flags.AddDouble("damping", "X", -1, "absolute damping of every method (-1: the default above)");
   flags.AddInt("ensemble", "E", 1,
                "score the mean of E models (seeds seed..seed+E-1); subset models stay single");
+  flags.AddBool("unit-norm",
+                "TrackStar: every method's scores unit-normalised (query gradient scaled to unit "
+                "norm, each score divided by the training gradient's norm), as tda query "
+                "--unit-norm scores an index");
   flags.AddString("retrain-cache", "DIR", "",
                   "saved retrainings and trained models ('' = $TDA_CACHE_DIR/retrainings or "
                   "~/.cache/tda/retrainings; 'none' = do not save)");
@@ -265,6 +269,7 @@ int RunLds(const Args& args) {
     return flags.UsageError(std::string(st.message()));
   if (flags.GetDouble("damping") >= 0) run->damping = flags.GetDouble("damping");
   s.ensemble = flags.GetInt("ensemble");
+  s.unit_norm = flags.GetBool("unit-norm");
   if (absl::Status st = ValidateEnsembleSize(s.ensemble); !st.ok()) {
     return flags.UsageError(absl::StrCat("--ensemble: ", st.message()));
   }

@@ -13,6 +13,7 @@
 #include "client/commands.h"
 #include "client/curvature_flags.h"
 #include "client/html_report.h"
+#include "client/progress_bar.h"
 #include "client/result_format.h"
 #include "common/atomic_file.h"
 #include "common/flags.h"
@@ -237,7 +238,13 @@ int RunQuery(const Args& args) {
               << " is not below the number of queries (" << queries.size()
               << "); every row is scored exactly\n";
   }
-  absl::StatusOr<std::vector<QueryResult>> results = (*backend)->Attribute(queries, options);
+  absl::StatusOr<std::vector<QueryResult>> results;
+  {
+    // In this process, LiSSA's recursion (seconds to minutes) shows its steps and residual.
+    ProgressBar bar;
+    if (!index_dir.empty()) options.lissa.progress = bar.Callback();
+    results = (*backend)->Attribute(queries, options);
+  }
   if (!results.ok()) return RuntimeError(results.status());
   if (flags.GetBool("json")) {
     std::cout << FormatResultsJson(*results, options.method, description->rows());

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "ablation/lds.h"
+#include "ablation/method_scores.h"
 #include "attribution/query_validation.h"
 #include "curvature/ekfac.h"
 #include "data/fortunes.h"
@@ -188,6 +189,13 @@ TEST(TrackStar, UnitNormIsTheNormalisedScoreThroughTheSamePreconditioner) {
   const Eigen::MatrixXd direct =
       inverse_norms.asDiagonal() * (train.transpose() * *ekfac->Apply(Normalised(queries)));
   EXPECT_LT(RelativeGap(Scores(*f.plain, Method::kEkfac, true, false), direct), 1e-4);
+  // The evaluations' scores (tda eval lds --unit-norm) are the same definition.
+  MethodSettings settings;
+  settings.unit_norm = true;
+  absl::StatusOr<MethodScores> evaluated = ComputeMethodScores(
+      Method::kGradientDot, *f.model, f.train, f.test.Select({0, 1, 2, 3, 4, 5}), settings);
+  TDA_ASSERT_OK(evaluated);
+  EXPECT_LT(RelativeGap(evaluated->scores, cosine), 1e-9);
 
   // Refused where it cannot be honoured.
   AttributeOptions approximate;

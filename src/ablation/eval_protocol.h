@@ -35,6 +35,7 @@ struct EvalSetup {
   TrainRecipe recipe;      // of the model and of every retraining
   LdsOptions lds;          // LDS only
   int64_t ensemble = 1;    // LDS only: models (seeds seed..seed+E-1) whose mean score is scored
+  bool unit_norm = false;  // LDS only: TrackStar's unit normalisation (MethodSettings::unit_norm)
 };
 
 // The preset of `protocol` ("tda" | "dattri") for `experiment` ("lds" | "loo") and `model`

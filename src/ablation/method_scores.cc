@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<Preconditioner>> MakePreconditioner(
       options.repeats = settings.lissa_repeats;
       options.batch_size = settings.lissa_batch_size;
       options.seed = settings.lissa_seed;
+      options.progress = progress;
       // Scale <= 0: estimated by Create (and raised if it diverges); depth <= 0: up to
       // max_lissa_depth steps, stopping at LiSSA's residual tolerance.
       options.scale = std::max(0.0, options.scale);
@@ -122,6 +123,18 @@ absl::StatusOr<double> DefaultDamping(const Model& model, const Dataset& train, 
   return weight_decay + 0.1 * sum / static_cast<double>(model.layout().total());
 }
 
+namespace {
+
+// Each column scaled to unit norm (a zero column stays zero).
+void UnitColumns(Eigen::MatrixXd* columns) {
+  for (Eigen::Index c = 0; c < columns->cols(); ++c) {
+    const double norm = columns->col(c).norm();
+    if (norm > 0) columns->col(c) /= norm;
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<MethodScores> ComputeMethodScores(Method method, const Model& model,
                                                  const Dataset& train, const Dataset& queries,
                                                  const MethodSettings& settings,
@@ -144,15 +157,22 @@ absl::StatusOr<MethodScores> ComputeMethodScores(Method method, const Model& mod
                    MakePreconditioner(method, model, train, settings, progress, &out.detail));
   ASSIGN_OR_RETURN(Eigen::MatrixXd query_grads,
                    MeasurementGradientColumns(model, queries, settings.measurement));
+  if (settings.unit_norm) UnitColumns(&query_grads);
   ASSIGN_OR_RETURN(Eigen::MatrixXd preconditioned, preconditioner->Apply(query_grads));
   query_grads.resize(0, 0);
   out.scores.resize(train.size(), queries.size());
   for (int64_t begin = 0; begin < train.size(); begin += kChunk) {
     const int64_t rows = std::min(kChunk, train.size() - begin);
     ASSIGN_OR_RETURN(BatchCapture capture, model.Capture(train.Rows(begin, begin + rows)));
-    out.scores.middleRows(begin, rows) =
-        PerSampleGradientColumns(capture, model.layout()).transpose() * preconditioned;
+    const Eigen::MatrixXd gradients = PerSampleGradientColumns(capture, model.layout());
+    out.scores.middleRows(begin, rows) = gradients.transpose() * preconditioned;
+    if (settings.unit_norm) {
+      const Eigen::ArrayXd norms = gradients.colwise().norm().transpose().array();
+      out.scores.middleRows(begin, rows).array().colwise() *=
+          (norms > 0).select(norms.inverse(), 0.0);
+    }
   }
+  if (settings.unit_norm) out.detail += out.detail.empty() ? "unit-norm" : "; unit-norm";
   out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   out.peak_bytes = memory.PeakBytes();
   return out;

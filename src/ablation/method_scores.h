@@ -48,6 +48,10 @@ struct MethodSettings {
   int64_t lissa_batch_size = 256;  // 0 = the whole training set per step
   uint64_t lissa_seed = 0;
   int64_t max_lissa_depth = 10000;
+  // TrackStar's unit normalisation (Chang et al. 2024), as attribution/unit_norm.h applies it
+  // to an index: the query gradient scaled to unit norm before the preconditioner, each score
+  // divided by the norm of the training sample's gradient.
+  bool unit_norm = false;
 };
 
 struct MethodScores {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace tda {
@@ -154,7 +155,14 @@ absl::StatusOr<Eigen::MatrixXd> LissaPreconditioner::Recurse(const Eigen::Matrix
     }
     const Eigen::ArrayXd step_norms = step.colwise().norm().transpose().array();
     const Eigen::ArrayXd residuals = (v_norms > 0).select(step_norms / v_norms, 0.0);
-    if (options_.tolerance > 0 && (residuals <= options_.tolerance).all()) break;
+    const bool converged = options_.tolerance > 0 && (residuals <= options_.tolerance).all();
+    if (options_.progress && (t <= 10 || t % 10 == 0 || converged || t == options_.depth)) {
+      ReportProgress(
+          options_.progress, "lissa", converged ? options_.depth : t, options_.depth,
+          absl::StrFormat("repeat %d of %d, step %d, residual %.3g (tolerance %g)", r + 1,
+                          options_.repeats, t, residuals.maxCoeff(), options_.tolerance));
+    }
+    if (converged) break;
   }
   return h;
 }

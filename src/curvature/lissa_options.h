@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "common/progress.h"
 #include "model/model.h"
 
 namespace tda {
@@ -20,6 +21,10 @@ struct LissaOptions {
   int64_t batch_size = 128;  // training samples per curvature product; 0 = the whole set
   uint64_t seed = 0;         // batch sampling
   Curvature curvature = Curvature::kGaussNewton;
+  // Told ("lissa", step, depth, "repeat r of R, residual x (tolerance t)") as the recursion
+  // runs (every step for the first ten, then every tenth); may be empty. Called on the thread
+  // of Apply: a preconditioner applied concurrently calls it concurrently.
+  ProgressFn progress;
 };
 
 // kInvalidArgument naming the first bad field (negative or non-finite damping, scale or

@@ -63,6 +63,9 @@ const JobKind& EvalJobKind() {
                    ClosedOr(-1, 0, 1e6)),
        IntField("ensemble", "1", "lds: models (seeds seed..seed+E-1) whose mean score is scored",
                 Closed(1, kMaxEnsembleMembers)),
+       {"unit_norm", JobSpecField::Type::kBool, "false",
+        "lds: TrackStar's unit-normalised scores (tda eval lds --unit-norm)", PathRole::kNone,
+        std::nullopt},
        StringField("methods", "\"auto\"", "methods, comma-separated, or auto"),
        IntField("seed", "0", "seed of initialisation, shuffling and sampling", Closed(0, kMaxSeed)),
        IntField("query", "-1", "loo: test image (-1: highest loss of the first 20)",
@@ -118,6 +121,7 @@ absl::StatusOr<std::string> RunEvalJob(const std::string& spec_json, JobContext&
   s.lds.seed = r.seed;
   if (spec["damping"].get<double>() >= 0) run.damping = spec["damping"].get<double>();
   s.ensemble = spec["ensemble"].get<int64_t>();
+  s.unit_norm = spec["unit_norm"].get<bool>();
   run.methods = spec["methods"].get<std::string>();
   run.query = spec["query"].get<int64_t>();
   run.top_k = spec["top_k"].get<int64_t>();

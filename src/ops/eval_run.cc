@@ -124,6 +124,7 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
   experiment.lds = run.setup.lds;
   experiment.damping = run.damping;
   experiment.ensemble = run.setup.ensemble;
+  experiment.unit_norm = run.setup.unit_norm;
   experiment.cancelled = run.cancelled;
   experiment.retrain_cache_dir = run.retrain_cache_dir;
   experiment.data_path = run.data_path;
@@ -145,10 +146,11 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
   const LdsOptions& o = experiment.lds;
   report.settings = absl::StrFormat(
       "LDS (protocol %s): %s (%d parameters), N = %d, %s; %d subsets of %g x %d seed(s); "
-      "%d queries, measurement %s; retraining %.1f s%s; damping %.4g%s",
+      "%d queries, measurement %s%s; retraining %.1f s%s; damping %.4g%s",
       run.protocol, Architecture(experiment.config), lds.parameters, train.size(),
       RecipeText(experiment.recipe), o.subsets, o.alpha, o.seeds_per_subset, queries.size(),
-      MeasurementName(o.measurement), lds.retrain_seconds,
+      MeasurementName(o.measurement), experiment.unit_norm ? ", unit-normalised scores" : "",
+      lds.retrain_seconds,
       lds.retraining_from_cache     ? absl::StrCat(" (saved, read from ", lds.retraining_path, ")")
       : lds.retraining_path.empty() ? std::string(" (not saved)")
                                     : absl::StrCat(" (now, saved to ", lds.retraining_path, ")"),
@@ -173,6 +175,7 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
               {"measurement", MeasurementName(o.measurement)},
               {"damping", lds.damping},
               {"ensemble", experiment.ensemble},
+              {"unit_norm", experiment.unit_norm},
               {"member_dampings", lds.member_dampings},
               {"train_seconds", lds.train_seconds},
               {"models_from_cache", lds.models_from_cache},
@@ -198,6 +201,11 @@ absl::StatusOr<EvalReport> RunLoo(const EvalRun& run, const Dataset& train, cons
   if (run.setup.ensemble != 1) {
     return absl::InvalidArgumentError(
         "leave-one-out scores one converged model; ensembles are for lds (set ensemble to 1)");
+  }
+  if (run.setup.unit_norm) {
+    return absl::InvalidArgumentError(
+        "leave-one-out predicts loss changes, which unit-normalised scores do not estimate; "
+        "unit_norm is for lds");
   }
   LooExperiment experiment;
   experiment.recipe = run.setup.recipe;

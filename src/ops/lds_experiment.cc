@@ -35,6 +35,7 @@ absl::StatusOr<LdsExperimentResult> RunLdsExperiment(
   options.members = experiment.ensemble;
   options.damping = experiment.damping;
   options.settings.measurement = experiment.lds.measurement;
+  options.settings.unit_norm = experiment.unit_norm;
   options.cancelled = experiment.cancelled;
   options.cache_dir = experiment.retrain_cache_dir;
   options.data_path = experiment.data_path;

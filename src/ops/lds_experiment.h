@@ -30,6 +30,7 @@ struct LdsExperiment {
   std::vector<Method> methods;
   std::optional<double> damping;    // absolute, for every method; default: DefaultDamping
   int64_t ensemble = 1;             // models whose mean score is the method's (E >= 1)
+  bool unit_norm = false;           // every method's scores unit-normalised (TrackStar)
   // Saved retrainings (ablation/retrain_cache.h) and trained models (trained_model_cache.h):
   // the directory ("" = none) and where the data came from (part of the keys).
   std::string retrain_cache_dir;
