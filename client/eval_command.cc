@@ -21,16 +21,23 @@
 #include "common/flags.h"
 #include "common/status_macros.h"
 #include "data/fashion_mnist.h"
+#include "data/fortunes.h"
 #include "ops/eval_run.h"
 
 namespace tda {
 namespace {
 
-// The first n train / test samples: of the tensors corpus of --data, else the Fashion-MNIST
-// images at the requested resolution; `data_path` says where they came from.
-absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, int64_t side,
-                      Dataset* train, Dataset* test, std::string* data_path) {
+// The run's train / test samples: of the tensors corpus of --data, else the preset's data set
+// (LoadPresetData: Fashion-MNIST images, or fortunes for --model gpt) from --data-dir; sets
+// run->data_path to where they came from.
+absl::Status LoadData(const FlagParser& flags, EvalRun* run, Dataset* train, Dataset* test) {
+  const int64_t n_train = run->setup.train_size, n_test = EvalTestRows(*run);
   ASSIGN_OR_RETURN(std::optional<TensorCorpusFiles> tensors, TensorCorpusFromFlags(flags));
+  if (tensors.has_value() && run->setup.config.is_sequence()) {
+    return absl::InvalidArgumentError(
+        "--data is a tensors corpus of classification rows; "
+        "--model gpt evaluates on the fortunes (--data-dir)");
+  }
   if (tensors.has_value()) {
     const double held_out = flags.GetDouble("held-out-fraction");
     ASSIGN_OR_RETURN(*train, LoadTensorCorpus(*tensors, Split::kTrain, n_train, held_out));
@@ -40,14 +47,11 @@ absl::Status LoadData(const FlagParser& flags, int64_t n_train, int64_t n_test, 
           "the corpus of --data has ", train->size(), " training and ", test->size(),
           " held-out samples; the experiment asks for ", n_train, " and ", n_test));
     }
-    *data_path = absl::StrCat(tensors->features, ",", tensors->labels);
+    run->data_path = absl::StrCat(tensors->features, ",", tensors->labels);
     return absl::OkStatus();
   }
-  const std::string dir = flags.GetString("data-dir");
-  ASSIGN_OR_RETURN(*train, LoadFashionMnistAtSide(dir, Split::kTrain, n_train, side));
-  ASSIGN_OR_RETURN(*test, LoadFashionMnistAtSide(dir, Split::kTest, n_test, side));
-  *data_path = dir;
-  return absl::OkStatus();
+  return LoadPresetData(run, flags.IsSet("data-dir") ? flags.GetString("data-dir") : "", train,
+                        test);
 }
 
 // Flags shared by loo and lds. Defaults shown are those of --protocol tda; a flag given
@@ -57,7 +61,10 @@ void AddCommonFlags(FlagParser& flags, const std::string& experiment,
   flags.AddString("protocol", "P", "tda",
                   "settings preset: tda (tda's own) or dattri (the dattri benchmark's)");
   flags.AddString("model", "M", default_model,
-                  "lr (logistic regression) or mlp, as the protocol defines them");
+                  experiment == "lds"
+                      ? "lr (logistic regression), mlp or gpt (a language model on the fortunes), "
+                        "as the protocol defines them"
+                      : "lr (logistic regression) or mlp, as the protocol defines them");
   flags.AddInt("train-size", "N", 1000, "first N training samples");
   flags.AddInt("side", "S", 14, "Fashion-MNIST: downsample images to SxS (7, 14 or 28)");
   flags.AddString("optimizer", "NAME", "adam", "adam, sgd or adamw, of every training run");
@@ -72,7 +79,9 @@ void AddCommonFlags(FlagParser& flags, const std::string& experiment,
                   "+ exact and lissa up to 20000 parameters");
   flags.AddInt("seed", "N", 0, "seed of initialisation, shuffling and sampling");
   flags.AddBool("json", "print the result as JSON");
-  flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir, "Fashion-MNIST IDX files");
+  flags.AddString("data-dir", "DIR", kFashionMnistDefaultDir,
+                  "Fashion-MNIST IDX files (--model gpt: the fortunes directory, default " +
+                      std::string(kFortunesDefaultDir) + ")");
   flags.AddString("data", "FEATURES.npy", "",
                   "evaluate on a tensors corpus instead of Fashion-MNIST: features (N, D)");
   AddTensorCorpusFlags(&flags);
@@ -98,7 +107,7 @@ absl::StatusOr<EvalRun> RunFromFlags(const FlagParser& flags, const std::string&
   r.seed = static_cast<uint64_t>(flags.GetInt("seed"));
   s.lds.seed = r.seed;
   run.methods = flags.GetString("methods");
-  if (s.side != 7 && s.side != 14 && s.side != 28) {
+  if (!s.config.is_sequence() && s.side != 7 && s.side != 14 && s.side != 28) {
     return absl::InvalidArgumentError("--side: 7, 14 or 28");
   }
   if (s.train_size < 4) return absl::InvalidArgumentError("--train-size must be >= 4");
@@ -156,9 +165,7 @@ void PrintReport(const EvalReport& report, const std::string& value_name, bool j
 int RunAndPrint(const FlagParser& flags, EvalRun run, const std::string& value_name) {
   InitCompute(static_cast<int>(flags.GetInt("threads")));
   Dataset train, test;
-  if (absl::Status s = LoadData(flags, run.setup.train_size, EvalTestRows(run), run.setup.side,
-                                &train, &test, &run.data_path);
-      !s.ok()) {
+  if (absl::Status s = LoadData(flags, &run, &train, &test); !s.ok()) {
     return RuntimeError(s);
   }
   ProgressBar bar;

@@ -79,6 +79,39 @@ TEST(EvalProtocol, presets_are_dattris_settings_and_refuse_unknown_names) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("known: tda, dattri")));
   EXPECT_THAT(ProtocolSetup("dattri", "loo", "mlp"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--model lr")));
+  EXPECT_THAT(ProtocolSetup("dattri", "lds", "gpt"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("protocol tda")));
+}
+
+// tda eval lds --model gpt, shrunk (16 held-out fortunes, 10 subsets): the preset's gpt and
+// fortunes load through the same path as the CLI's and the job's (LoadPresetData), "auto"
+// leaves exact and lissa out, and EK-FAC predicts the retrained held-out losses better than
+// gradient-dot. (The full preset, 50 subsets and 48 queries: EK-FAC 0.490, gradient-dot 0.132,
+// README "LDS for the language model"; text_lds_long_test.cc runs it.)
+TEST(EvalProtocol, gpt_preset_ranks_ekfac_above_gradient_dot) {
+  testing::TempDir cache;
+  EvalRun run;
+  run.experiment = "lds";
+  absl::StatusOr<EvalSetup> setup = ProtocolSetup("tda", "lds", "gpt");
+  TDA_ASSERT_OK(setup);
+  run.setup = *setup;
+  EXPECT_TRUE(run.setup.config.is_sequence());
+  run.setup.queries = 16;
+  run.setup.lds.subsets = 10;
+  run.retrain_cache_dir = cache.path();
+  Dataset train, test;
+  TDA_ASSERT_OK(LoadPresetData(&run, "", &train, &test));
+  EXPECT_EQ(train.size(), 512);
+  EXPECT_EQ(test.size(), 16);
+  absl::StatusOr<EvalReport> report = RunEval(run, train, test);
+  TDA_ASSERT_OK(report);
+  std::cout << report->settings << "\n";
+  ASSERT_EQ(report->rows.size(), 3u);  // ekfac, kfac, gradient-dot
+  for (const EvalRow& row : report->rows)
+    std::cout << "  " << row.method << " " << row.value << "\n";
+  EXPECT_EQ(report->rows[0].method, "ekfac");
+  EXPECT_EQ(report->rows[2].method, "gradient-dot");
+  EXPECT_GT(report->rows[0].value, report->rows[2].value + 0.1);
 }
 
 // The eval job's spec mirrors the flags: -1 / "preset" = the protocol's value, ranges checked.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "model/model_config.h"
 
 namespace tda {
 namespace {
@@ -37,6 +38,32 @@ const std::vector<Preset>& Presets() {
   return *presets;
 }
 
+// The language-model LDS (tda eval lds --model gpt): a one-layer byte-level gpt (d_model 32,
+// 16,640 parameters) trained with AdamW on the first 512 fortunes; the queries are the first 48
+// held-out fortunes, measured by their summed log-loss.
+EvalSetup GptLdsSetup() {
+  EvalSetup setup;
+  setup.model = "gpt";
+  setup.train_size = 512;
+  setup.queries = 48;
+  setup.side = 0;
+  setup.config = GptConfig(/*context_length=*/64, /*d_model=*/32, /*layers=*/1, /*heads=*/2,
+                           /*mlp_width=*/64, /*tied_head=*/false);
+  TrainRecipe& r = setup.recipe;
+  r.optimizer = "adamw";
+  r.schedule = "cosine";
+  r.learning_rate = 3e-3;
+  r.weight_decay = 0.1;
+  r.clip_norm = 1.0;
+  r.warmup_steps = 5;
+  r.epochs = 6;
+  r.batch_size = 16;
+  r.dataset = "fortunes";
+  setup.lds.subsets = 50;
+  setup.lds.alpha = 0.5;
+  return setup;
+}
+
 }  // namespace
 
 absl::StatusOr<EvalSetup> ProtocolSetup(const std::string& protocol, const std::string& experiment,
@@ -45,8 +72,16 @@ absl::StatusOr<EvalSetup> ProtocolSetup(const std::string& protocol, const std::
     return absl::InvalidArgumentError(
         absl::StrCat("unknown protocol '", protocol, "' (known: tda, dattri)"));
   }
-  if (model != "lr" && model != "mlp") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown model '", model, "' (known: lr, mlp)"));
+  if (model != "lr" && model != "mlp" && model != "gpt") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown model '", model, "' (known: lr, mlp, gpt)"));
+  }
+  if (model == "gpt") {
+    if (protocol != "tda" || experiment != "lds") {
+      return absl::InvalidArgumentError(
+          "the gpt preset is an lds experiment of protocol tda (dattri defines no language model)");
+    }
+    return GptLdsSetup();
   }
   for (const Preset& p : Presets()) {
     if (protocol != p.protocol || experiment != p.experiment || model != p.model) continue;
@@ -88,6 +123,12 @@ std::string DescribeProtocols(const std::string& experiment) {
         p.epochs, p.batch_size, p.weight_decay);
     if (p.subsets > 0) absl::StrAppend(&line, absl::StrFormat("; %d subsets of 0.5", p.subsets));
     lines.push_back(line);
+  }
+  if (experiment == "lds") {
+    lines.push_back(
+        "  --protocol tda    --model gpt  fortunes: first 512 documents of 64 bytes, 48 held-out "
+        "queries (summed log-loss), gpt d_model 32, 1 layer; adamw lr 0.003 cosine, 6 epochs, "
+        "batch 16, wd 0.1; 50 subsets of 0.5");
   }
   return absl::StrJoin(lines, "\n");
 }

@@ -35,7 +35,7 @@ const JobKind& EvalJobKind() {
       {PathField("out", PathRole::kOutputFile, "", "JSON result file (written atomically)"),
        StringField("experiment", "\"lds\"", "lds or loo"),
        StringField("protocol", "\"tda\"", "settings preset: tda or dattri"),
-       StringField("model", "\"\"", "lr or mlp ('' = mlp for lds, lr for loo)"),
+       StringField("model", "\"\"", "lr, mlp or gpt (lds only) ('' = mlp for lds, lr for loo)"),
        IntField("train_size", "-1", "first N training images (-1: the preset's)",
                 ClosedOr(-1, 4, 60000)),
        IntField("queries", "-1", "lds: first Q test images are the queries (-1: preset's)",
@@ -95,7 +95,7 @@ absl::StatusOr<std::string> RunEvalJob(const std::string& spec_json, JobContext&
   OverrideNumber(spec, "train_size", &s.train_size);
   OverrideNumber(spec, "queries", &s.queries);
   OverrideNumber(spec, "side", &s.side);
-  if (s.side != 7 && s.side != 14 && s.side != 28) {
+  if (!s.config.is_sequence() && s.side != 7 && s.side != 14 && s.side != 28) {
     return absl::InvalidArgumentError("side: 7, 14 or 28");
   }
   if (const std::string hidden = spec["hidden"].get<std::string>(); hidden != "preset") {
@@ -131,13 +131,10 @@ absl::StatusOr<std::string> RunEvalJob(const std::string& spec_json, JobContext&
   } else if (!(r.weight_decay > 0)) {
     return absl::InvalidArgumentError("leave-one-out needs weight_decay > 0 (a convex objective)");
   }
-  run.data_path = kFashionMnistDefaultDir;
   run.retrain_cache_dir = DefaultRetrainCacheDir();
   run.cancelled = [&context] { return context.cancelled(); };
-  ASSIGN_OR_RETURN(Dataset train,
-                   LoadFashionMnistAtSide(run.data_path, Split::kTrain, s.train_size, s.side));
-  ASSIGN_OR_RETURN(Dataset test,
-                   LoadFashionMnistAtSide(run.data_path, Split::kTest, EvalTestRows(run), s.side));
+  Dataset train, test;
+  RETURN_IF_ERROR(LoadPresetData(&run, "", &train, &test));
   ASSIGN_OR_RETURN(EvalReport report, RunEval(run, train, test, context.progress()));
   context.Log(report.settings);
   const std::string out = spec["out"].get<std::string>();

@@ -1,6 +1,7 @@
 #include "ops/eval_run.h"
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -12,6 +13,8 @@
 #include "common/statistics.h"
 #include "common/status_macros.h"
 #include "curvature/exact.h"
+#include "data/fashion_mnist.h"
+#include "data/fortunes.h"
 #include "model/model.h"
 #include "ops/lds_experiment.h"
 #include "ops/loo_experiment.h"
@@ -60,6 +63,10 @@ int64_t ClassCount(const Dataset& data) {
 }
 
 std::string Architecture(const ModelConfig& config) {
+  if (config.is_sequence()) {
+    return absl::StrFormat("%s d_model %d, %d layer(s), %d heads, context %d", config.kind,
+                           config.d_model, config.layers, config.heads, config.context_length);
+  }
   std::string arch =
       config.hidden.empty()
           ? absl::StrCat("logistic regression ", config.input_dim, "-", config.num_classes)
@@ -111,6 +118,7 @@ json RowsJson(const std::string& value_name, const std::vector<EvalRow>& rows) {
 
 ModelConfig ResolvedConfig(const EvalSetup& setup, const Dataset& train) {
   ModelConfig config = setup.config;
+  if (config.is_sequence()) return config;  // its vocabulary and context are the preset's
   config.input_dim = train.feature_dim;
   config.num_classes = ClassCount(train);
   return config;
@@ -129,7 +137,11 @@ absl::StatusOr<EvalReport> RunLds(const EvalRun& run, const Dataset& train, cons
   experiment.retrain_cache_dir = run.retrain_cache_dir;
   experiment.data_path = run.data_path;
   ASSIGN_OR_RETURN(std::unique_ptr<Model> probe, CreateModel(experiment.config, 0));
-  ASSIGN_OR_RETURN(experiment.methods, ParseEvalMethods(run.methods, probe->layout().total()));
+  // A language model's exact curvature spans every token of every document: "auto" leaves exact
+  // and lissa out for it whatever its size (they can still be named).
+  const int64_t auto_size = experiment.config.is_sequence() ? std::numeric_limits<int64_t>::max()
+                                                            : probe->layout().total();
+  ASSIGN_OR_RETURN(experiment.methods, ParseEvalMethods(run.methods, auto_size));
   ASSIGN_OR_RETURN(LdsExperimentResult lds, RunLdsExperiment(experiment, train, queries, progress));
   EvalReport report;
   std::vector<Eigen::MatrixXd> scores;
@@ -265,6 +277,31 @@ absl::StatusOr<std::vector<Method>> ParseEvalMethods(const std::string& text, in
 int64_t EvalTestRows(const EvalRun& run) {
   if (run.experiment == "loo") return std::max<int64_t>(20, run.query + 1);
   return run.setup.queries;
+}
+
+absl::Status LoadPresetData(EvalRun* run, const std::string& dir, Dataset* train, Dataset* test) {
+  const EvalSetup& s = run->setup;
+  if (s.config.is_sequence()) {
+    run->data_path = dir.empty() ? kFortunesDefaultDir : dir;
+    TextSplitOptions split;
+    split.context_length = s.config.context_length;
+    split.limit = s.train_size;
+    ASSIGN_OR_RETURN(*train, LoadFortunes(run->data_path, Split::kTrain, split));
+    split.limit = EvalTestRows(*run);
+    ASSIGN_OR_RETURN(*test, LoadFortunes(run->data_path, Split::kTest, split));
+  } else {
+    run->data_path = dir.empty() ? kFashionMnistDefaultDir : dir;
+    ASSIGN_OR_RETURN(*train,
+                     LoadFashionMnistAtSide(run->data_path, Split::kTrain, s.train_size, s.side));
+    ASSIGN_OR_RETURN(
+        *test, LoadFashionMnistAtSide(run->data_path, Split::kTest, EvalTestRows(*run), s.side));
+  }
+  if (train->size() < s.train_size || test->size() < EvalTestRows(*run)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        run->data_path, " has ", train->size(), " training and ", test->size(),
+        " held-out samples; the experiment asks for ", s.train_size, " and ", EvalTestRows(*run)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<EvalReport> RunEval(const EvalRun& run, const Dataset& train, const Dataset& test,

@@ -62,6 +62,13 @@ struct EvalReport {
 // Test rows the evaluation needs (LDS: the queries; LOO: enough for its query).
 int64_t EvalTestRows(const EvalRun& run);
 
+// The preset's data: the first setup.train_size training and EvalTestRows(run) test rows of
+// Fashion-MNIST at setup.side from `dir`, or, for a sequence model, of the fortunes as
+// documents of its context length (train: the first N; test: the first held-out ones). `dir`
+// "" = the data set's default directory; run->data_path is set to the one read.
+[[nodiscard]] absl::Status LoadPresetData(EvalRun* run, const std::string& dir, Dataset* train,
+                                          Dataset* test);
+
 // kInvalidArgument for bad settings (naming the field); the errors of the experiment.
 [[nodiscard]] absl::StatusOr<EvalReport> RunEval(const EvalRun& run, const Dataset& train,
                                                  const Dataset& test,
