@@ -54,8 +54,9 @@ int main(int argc, char** argv) {
                "queries of one caller in flight or queued at most (0 = no bound)");
   flags.AddInt("max-batch-size", "N", 32,
                "queries of concurrent Attribute calls computed as one batch at most");
-  flags.AddInt("batch-timeout-micros", "N", 500,
-               "how long a batch waits for more calls before it runs (0 = batching off)");
+  flags.AddInt("batch-timeout-micros", "N", 2000,
+               "how long a batch waits for more calls before it runs (0 = batching off); a "
+               "batch runs sooner once it has as many callers as recent batches had");
   flags.AddDouble("shutdown-grace", "SECONDS", 5.0,
                   "how long calls in flight may finish after a stop signal");
   flags.AddString("state-dir", "DIR", "",

@@ -156,11 +156,19 @@ void QueryBatcher::WorkerLoop() {
   while (std::shared_ptr<Batch> batch = TakeReadyBatch()) RunBatch(*batch);
 }
 
+int64_t QueryBatcher::ExpectedCallers() const {
+  int64_t most = 0;
+  for (int64_t callers : recent_callers_) most = std::max(most, callers);
+  return most;
+}
+
 bool QueryBatcher::WorkerShouldWake() const {
   if (stopping_ || open_.empty()) return stopping_;
   const Batch& front = *open_.front();
-  return front.queries >= options_.max_batch_size || front.live.load() == 0 ||
-         absl::Now() >= front.ready_at;
+  const int64_t live = front.live.load();
+  const int64_t expected = ExpectedCallers();
+  return front.queries >= options_.max_batch_size || live == 0 ||
+         (expected >= 2 && live >= expected) || absl::Now() >= front.ready_at;
 }
 
 std::shared_ptr<QueryBatcher::Batch> QueryBatcher::TakeReadyBatch() {
@@ -178,6 +186,8 @@ std::shared_ptr<QueryBatcher::Batch> QueryBatcher::TakeReadyBatch() {
       open_.pop_front();
       batch->started = true;
       waiting_calls_ -= batch->live.load();
+      recent_callers_.push_back(batch->live.load());
+      if (recent_callers_.size() > kRecentBatches) recent_callers_.pop_front();
       return batch;
     }
     mutex_.AwaitWithDeadline(absl::Condition(this, &QueryBatcher::WorkerShouldWake),

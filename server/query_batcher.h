@@ -8,9 +8,12 @@
 //
 // Contract of Attribute:
 //  - A batch opens with its first call and is ready once it holds max_batch_size queries or
-//    `timeout` has passed since it opened, whichever first; it keeps taking calls (up to
-//    max_batch_size queries) until a worker starts it. A started batch holds one query slot
-//    (QuerySlots) while it computes. Batches start in the order they opened.
+//    `timeout` has passed since it opened, whichever first -- or, when the recent batches had
+//    several callers, once it has as many callers as the most of the last kRecentBatches had
+//    (a steady group of N concurrent clients then runs in batches of N without waiting out
+//    the timeout; a lone caller, or the first burst after one, waits as before). It keeps
+//    taking calls (up to max_batch_size queries) until a worker starts it. A started batch holds
+//    one query slot (QuerySlots) while it computes. Batches start in the order they opened.
 //  - A call whose queries alone reach max_batch_size, a call with an empty `options_key`, or
 //    every call when batching is off (timeout zero), runs alone on its own thread, exactly as
 //    without a batcher.
@@ -49,7 +52,7 @@ namespace tda {
 
 struct BatchingOptions {
   int64_t max_batch_size = 32;                       // queries in one batch, >= 1
-  absl::Duration timeout = absl::Microseconds(500);  // longest wait for more; zero: batching off
+  absl::Duration timeout = absl::Microseconds(2000);  // longest wait for more; zero: batching off
   bool enabled() const { return timeout > absl::ZeroDuration(); }
 };
 
@@ -92,6 +95,9 @@ class QueryBatcher {
   }
   // Computes a started batch and answers its members.
   void RunBatch(Batch& batch);
+  // The most callers of the last kRecentBatches started batches (0 before the first).
+  int64_t ExpectedCallers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  static constexpr size_t kRecentBatches = 16;
 
   QuerySlots* const slots_;
   const int64_t max_waiting_;
@@ -100,6 +106,7 @@ class QueryBatcher {
   std::deque<std::shared_ptr<Batch>> open_ ABSL_GUARDED_BY(mutex_);  // not started, oldest first
   int64_t waiting_calls_ ABSL_GUARDED_BY(mutex_) = 0;  // members of open_ still waiting
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  std::deque<int64_t> recent_callers_ ABSL_GUARDED_BY(mutex_);  // of started batches, newest last
   std::vector<std::thread> workers_;
 };
 

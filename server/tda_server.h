@@ -48,7 +48,7 @@ struct ServerOptions {
   // queries (1 to kMaxQueriesPerRequest) per batch, waiting at most batch_timeout_micros for
   // more (0: batching off).
   int64_t max_batch_size = 32;
-  int64_t batch_timeout_micros = 500;
+  int64_t batch_timeout_micros = 2000;
   // TLS, tokens and the listen policy (server/server_security.h).
   ServerSecurityOptions security;
   // Queued + running jobs per submitter; 0 = no limit (sets jobs.max_active_per_submitter).

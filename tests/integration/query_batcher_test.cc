@@ -3,7 +3,8 @@
 // What is proven: members of a started batch that cancel or pass their deadline return at once
 // while the batch goes on and answers the member that stayed (its batch_queries counting every
 // member it started with, its results those of the same call alone); a batch every member has
-// left gives up its wait for the slot without taking it.
+// left gives up its wait for the slot without taking it; once batches have had N callers, a
+// batch runs as soon as N have joined instead of waiting out the timeout.
 #include "server/query_batcher.h"
 
 #include <gmock/gmock.h>
@@ -134,6 +135,28 @@ TEST_F(QueryBatcherTest, ABatchEveryMemberLeftNeverTakesTheSlot) {
   BatchedCall next(&batcher_, *attributor_, "fashion-mnist/test/4", Cancellation());
   TDA_ASSERT_OK(next.result());
   EXPECT_EQ(next.batch_queries(), 1);
+}
+
+TEST_F(QueryBatcherTest, ABatchRunsOnceItHasAsManyCallersAsRecentBatches) {
+  ASSERT_NE(attributor_, nullptr);
+  QueryBatcher batcher(&slots_, 1, 0, BatchingOptions{8, absl::Seconds(1)});
+  auto round = [&](int callers) {
+    std::vector<std::unique_ptr<BatchedCall>> calls;
+    for (int c = 0; c < callers; ++c) {
+      calls.push_back(std::make_unique<BatchedCall>(
+          &batcher, *attributor_, absl::StrCat("fashion-mnist/test/", c), Cancellation()));
+    }
+    double slowest = 0;
+    for (auto& call : calls) {
+      EXPECT_TRUE(call->result().ok()) << call->result().status();
+      EXPECT_EQ(call->batch_queries(), callers);
+      slowest = std::max(slowest, call->ms());
+    }
+    return slowest;
+  };
+  EXPECT_GE(round(3), 900);  // no history: the first batch waits out its timeout
+  EXPECT_LT(round(3), 600);  // three callers, as the last batch had: it runs when they are in
+  EXPECT_GE(round(1), 900);  // a lone caller still waits for company
 }
 
 }  // namespace
