@@ -7,14 +7,14 @@
 // uses the 60,000-row Fashion-MNIST index of scripts/demo). It is copied into a fresh repository as
 // version 1 of index "bench". Two servers are started on 127.0.0.1:0: one with
 // --batch-timeout-micros 0 (batching off), one with the given batching flags (default: the
-// server's, 32 queries, 500 us). Against each, 1, 8 and 32 concurrent clients (one channel each)
-// send single-query Attribute calls (test images 0, 1, 2, ...) back to back for S seconds (default
-// 4); an in-process Attributor answering the same calls from 1 and 8 threads, and calls of 8
-// queries (what one batch can gain), is the baseline. Printed: p50 / p99 latency and throughput
-// (queries/s) per configuration, 8-client p99 / 1-client p99, and throughput batching on / off.
-// Reload under load: a copy of DIR is staged under a hidden name; 8 clients against the batching
-// server; after S seconds the copy is renamed in as version 2 and the server gets SIGHUP; the
-// swap lasts until DescribeIndex reports
+// server's, 32 queries, 2 ms, closing early once as many callers as recent batches had are in).
+// Against each, 1, 8 and 32 concurrent clients (one channel each) send single-query Attribute calls
+// (test images 0, 1, 2, ...) back to back for S seconds (default 4); an in-process Attributor
+// answering the same calls from 1 and 8 threads, and calls of 8 queries (what one batch can gain),
+// is the baseline. Printed: p50 / p99 latency and throughput (queries/s) per configuration,
+// 8-client p99 / 1-client p99, and throughput batching on / off. Reload under load: a copy of DIR
+// is staged under a hidden name; 8 clients against the batching server; after S seconds the copy is
+// renamed in as version 2 and the server gets SIGHUP; the swap lasts until DescribeIndex reports
 // version 2, plus one second; the clients go on for S more seconds. Printed: failed calls, and
 // the p99 of the calls started during the swap against the p99 of those before it.
 #include <signal.h>
