@@ -210,6 +210,23 @@ TEST(EnsembleIndex, RefusesWhatOneIndexOnlyCanDo) {
   // Row-level tools name a member instead.
   EXPECT_THAT(GradientIndex::Open(f.ensemble_dir),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("member-00")));
+  // Members whose rows have another dimension (an MLP 4 wide, projected to 4 x 8 per side where
+  // the others have 8 x 8) are no ensemble: the build says so and
+  // leaves no ensemble.json.
+  testing::TempDir dir;
+  testing::TinyModelSpec narrow;
+  narrow.train_size = kTrainRows;
+  narrow.hidden = {4};
+  TrainRecipe narrow_recipe;
+  ASSERT_TRUE(testing::TrainTinyModel(narrow, &narrow_recipe)
+                  ->Save(dir.file("narrow"), narrow_recipe)
+                  .ok());
+  ModelIndexRequest mixed = Request(f.model_dirs[0], dir.file("mixed"));
+  mixed.ensemble = 2;
+  mixed.member_models = {dir.file("narrow")};
+  EXPECT_THAT(BuildModelIndex(mixed), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                               HasSubstr("do not form an ensemble")));
+  EXPECT_FALSE(IsEnsembleDir(dir.file("mixed")));
   // An ensemble is not written over a single index.
   ModelIndexRequest request = Request(f.model_dirs[0], EnsembleMemberDir(f.ensemble_dir, 0));
   request.ensemble = 2;

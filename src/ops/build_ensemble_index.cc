@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "attribution/attributor.h"
 #include "common/atomic_file.h"
 #include "common/status_macros.h"
 #include "index/ensemble_manifest.h"
@@ -122,6 +123,16 @@ absl::StatusOr<ModelIndexPlan> BuildEnsembleIndex(
     plan.members = members;
   }
   RETURN_IF_ERROR(WriteEnsembleManifest(dir, members));
+  // Opened as a reader opens it: members of other rows, ids, shards or dimensions (e.g. another
+  // architecture) are no ensemble, and the ensemble.json just written is taken back.
+  absl::StatusOr<std::unique_ptr<Attributor>> opened =
+      Attributor::Open(dir, GradientIndex::Verify::kSizes);
+  if (!opened.ok()) {
+    std::filesystem::remove(dir + "/" + kEnsembleFile, ec);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the members built in ", dir, " do not form an ensemble (", opened.status().message(),
+        "); give models of one architecture trained on the same data"));
+  }
   for (int64_t k = members; k < old_members; ++k) RemoveOwn(EnsembleMemberDir(dir, k));
   return plan;
 }
