@@ -96,9 +96,13 @@ grpc::Status AttributionServiceImpl::Attribute(grpc::ServerContext* context,
     // Per answered call: the size of the computation that answered it, and its share of that
     // computation's scan (so that the shares of a batch's members add up to one scan).
     metrics_->RecordBatch((*index)->name(), batch_queries);
+    // An ensemble's scan reads the rows of every member the call used.
+    const int64_t members = attributor.MembersUsed(options).value_or(1);
     int64_t shard_bytes = 0;
-    for (const ShardEntry& shard : attributor.index().manifest().shards) {
-      shard_bytes += static_cast<int64_t>(shard.file.bytes);
+    for (int64_t k = 0; k < members; ++k) {
+      for (const ShardEntry& shard : attributor.member(k).index().manifest().shards) {
+        shard_bytes += static_cast<int64_t>(shard.file.bytes);
+      }
     }
     metrics_->RecordScan((*index)->name(),
                          shard_bytes * static_cast<int64_t>(queries.size()) / batch_queries);
