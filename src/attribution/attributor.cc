@@ -130,30 +130,33 @@ absl::StatusOr<SampleData> Attributor::GetSample(const std::string& id) const {
 // An ensemble's self-influence of row i is its score of (i, i): the members' mean.
 absl::StatusOr<Eigen::VectorXd> Attributor::SelfInfluence(const AttributeOptions& options,
                                                           const ProgressFn& progress) const {
-  ASSIGN_OR_RETURN(const int64_t used, MembersUsed(options));
-  Eigen::VectorXd sum = Eigen::VectorXd::Zero(index_->rows());
-  for (int64_t k = 0; k < used; ++k) {
-    const Attributor& m = member(k);
-    ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, m.MakePreconditioner(options));
-    ASSIGN_OR_RETURN(Eigen::VectorXd own, tda::SelfInfluence(*m.index_, *preconditioner, progress));
-    sum += own;
-  }
-  return sum / static_cast<double>(used);
+  return MeanOverMembers(options, [&](const Attributor& m, const Preconditioner& p) {
+    return tda::SelfInfluence(*m.index_, p, progress);
+  });
 }
 
 absl::StatusOr<Eigen::VectorXd> Attributor::DocumentSelfInfluence(
     const AttributeOptions& options, const ProgressFn& progress) const {
+  return MeanOverMembers(options, [&](const Attributor& m, const Preconditioner& p) {
+    return tda::DocumentSelfInfluence(*m.index_, *m.documents_, p, progress);
+  });
+}
+
+absl::StatusOr<Eigen::VectorXd> Attributor::MeanOverMembers(
+    const AttributeOptions& options,
+    const std::function<absl::StatusOr<Eigen::VectorXd>(const Attributor&, const Preconditioner&)>&
+        own) const {
   ASSIGN_OR_RETURN(const int64_t used, MembersUsed(options));
   Eigen::VectorXd sum;
   for (int64_t k = 0; k < used; ++k) {
     const Attributor& m = member(k);
     ASSIGN_OR_RETURN(std::unique_ptr<Preconditioner> preconditioner, m.MakePreconditioner(options));
-    ASSIGN_OR_RETURN(Eigen::VectorXd own, tda::DocumentSelfInfluence(*m.index_, *m.documents_,
-                                                                     *preconditioner, progress));
-    if (k == 0)
-      sum = std::move(own);
-    else
-      sum += own;
+    ASSIGN_OR_RETURN(Eigen::VectorXd values, own(m, *preconditioner));
+    if (k == 0) {
+      sum = std::move(values);
+    } else {
+      sum += values;
+    }
   }
   return sum / static_cast<double>(used);
 }

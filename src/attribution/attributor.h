@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -226,6 +227,12 @@ class Attributor {
   // Opens members 1.. of the ensemble at `dir` into members_ (attribution/ensemble.cc).
   [[nodiscard]] absl::Status OpenMembers(const std::string& dir, int64_t members,
                                          GradientIndex::Verify verify);
+  // The mean over the members `options` use of `own(member, member's preconditioner for
+  // options)` (a vector per row or per document).
+  [[nodiscard]] absl::StatusOr<Eigen::VectorXd> MeanOverMembers(
+      const AttributeOptions& options,
+      const std::function<absl::StatusOr<Eigen::VectorXd>(const Attributor&,
+                                                          const Preconditioner&)>& own) const;
   // PrepareQueries of this index alone.
   [[nodiscard]] absl::StatusOr<PreparedQueries> PrepareOwnQueries(
       const std::vector<Query>& queries, const AttributeOptions& options) const;

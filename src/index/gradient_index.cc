@@ -182,9 +182,8 @@ absl::Status MissingManifest(const std::string& dir) {
   if (IsEnsembleDir(dir)) {
     return absl::FailedPreconditionError(
         absl::StrCat(dir, " is an ensemble of indexes (", kEnsembleFile,
-                     "); this works on one index: name a "
-                     "member (",
-                     EnsembleMemberDir(dir, 0), ") or build a single index"));
+                     "); this works on one index: name a member (", EnsembleMemberDir(dir, 0),
+                     ") or build a single index"));
   }
   return absl::NotFoundError(absl::StrCat("no index at ", dir, " (", kManifestFile,
                                           " missing): build one with `tda index build`"));
