@@ -156,16 +156,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const tda::Dataset& train = *loaded;
-  tda::TrainRecipe recipe;
-  recipe.optimizer = "adamw";
-  recipe.schedule = "cosine";
-  recipe.weight_decay = 0.1;
-  recipe.clip_norm = 1.0;
-  recipe.learning_rate = 3e-3;
+  tda::TrainRecipe recipe = tda::FortunesAdamWRecipe();
   recipe.epochs = 1;
   recipe.batch_size = 32;
   recipe.warmup_steps = 10;
-  recipe.dataset = "fortunes";
   recipe.data_dir = tda::kFortunesDefaultDir;
   std::unique_ptr<tda::Model> model = tda::CreateModel(config, 0).value();
   const Clock::time_point t = Clock::now();

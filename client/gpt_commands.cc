@@ -32,15 +32,10 @@ struct GptRecipe {
 
 GptRecipe NamedRecipe(const std::string& name) {
   GptRecipe r;
-  r.train.optimizer = "adamw";
-  r.train.schedule = "cosine";
-  r.train.weight_decay = 0.1;
-  r.train.clip_norm = 1.0;
-  r.train.dataset = "fortunes";
+  r.train = FortunesAdamWRecipe();
   if (name == "tiny") {  // seconds: tests and smoke runs
     r.config = GptConfig(/*context_length=*/64, /*d_model=*/32, /*layers=*/2, /*heads=*/2,
                          /*mlp_width=*/64, /*tied_head=*/true);
-    r.train.learning_rate = 3e-3;
     r.train.epochs = 2;
     r.train.batch_size = 16;
     r.train.train_size = 400;
@@ -48,7 +43,6 @@ GptRecipe NamedRecipe(const std::string& name) {
   } else {  // default: 904 steps, ~7 minutes on 2 idle cores
     r.config = GptConfig(/*context_length=*/256, /*d_model=*/64, /*layers=*/4, /*heads=*/4,
                          /*mlp_width=*/256, /*tied_head=*/true);
-    r.train.learning_rate = 3e-3;
     r.train.epochs = 2;
     r.train.batch_size = 32;
     r.train.warmup_steps = 100;

@@ -175,17 +175,11 @@ std::unique_ptr<Model> TrainTinyGpt(const ModelConfig& config, const Dataset& do
                                     uint64_t seed, TrainRecipe* recipe_out,
                                     TrainReport* report_out) {
   InitCompute();
-  TrainRecipe recipe;
-  recipe.optimizer = "adamw";
-  recipe.schedule = "cosine";
-  recipe.learning_rate = 3e-3;
-  recipe.weight_decay = 0.1;
-  recipe.clip_norm = 1.0;
+  TrainRecipe recipe = FortunesAdamWRecipe();
   recipe.warmup_steps = 5;
   recipe.epochs = epochs;
   recipe.batch_size = 16;
   recipe.seed = seed;
-  recipe.dataset = "fortunes";
   recipe.data_dir = kFortunesDefaultDir;
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, seed);
   if (!model.ok()) {

@@ -50,15 +50,10 @@ EvalSetup GptLdsSetup() {
   setup.config = GptConfig(/*context_length=*/64, /*d_model=*/32, /*layers=*/1, /*heads=*/2,
                            /*mlp_width=*/64, /*tied_head=*/false);
   TrainRecipe& r = setup.recipe;
-  r.optimizer = "adamw";
-  r.schedule = "cosine";
-  r.learning_rate = 3e-3;
-  r.weight_decay = 0.1;
-  r.clip_norm = 1.0;
+  r = FortunesAdamWRecipe();
   r.warmup_steps = 5;
   r.epochs = 6;
   r.batch_size = 16;
-  r.dataset = "fortunes";
   setup.lds.subsets = 50;
   setup.lds.alpha = 0.5;
   return setup;

@@ -31,6 +31,17 @@ ModelConfig GptConfig(int64_t context_length, int64_t d_model, int64_t layers, i
   return config;
 }
 
+TrainRecipe FortunesAdamWRecipe() {
+  TrainRecipe r;
+  r.optimizer = "adamw";
+  r.schedule = "cosine";
+  r.learning_rate = 3e-3;
+  r.weight_decay = 0.1;
+  r.clip_norm = 1.0;
+  r.dataset = "fortunes";
+  return r;
+}
+
 ModelConfig LlamaConfig(int64_t vocabulary, int64_t context_length, int64_t d_model, int64_t layers,
                         int64_t heads, int64_t kv_heads, int64_t mlp_width, bool tied_head) {
   ModelConfig config = GptConfig(context_length, d_model, layers, heads, mlp_width, tied_head);

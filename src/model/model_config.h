@@ -94,6 +94,11 @@ struct TrainRecipe {
   std::string init_fingerprint;
 };
 
+// The AdamW recipe of tda's fortunes gpts (tda train --recipe, the gpt LDS preset, tests,
+// benchmarks): cosine schedule, peak learning rate 3e-3, decoupled weight decay 0.1, gradient
+// norm clipped at 1, data set "fortunes". Callers set epochs, batch size and warmup.
+TrainRecipe FortunesAdamWRecipe();
+
 // Fills the recipe's tokenizer from the files of model directory `dir`: tokenizer_path = dir
 // when it holds tokenizer files (data/tokenizer_files.h), their fingerprint and name recorded
 // when the recipe has none (a tda import --hf directory). kFailedPrecondition when the recipe
