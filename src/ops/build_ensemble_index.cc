@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "attribution/attributor.h"
@@ -16,21 +17,31 @@
 namespace tda {
 namespace {
 
-// Trains member `member` by `model_dir`'s recipe with seed recipe.seed + member and saves it to
-// `out` (a directory this build owns).
-absl::Status TrainMember(const std::string& model_dir, int64_t member,
-                         const ModelIndexRequest& request, const std::string& out,
-                         const ProgressFn& progress) {
+// What the members trained by the build share: member 0's config and recipe and its training
+// data, read on first use and then kept for the next member.
+struct RecipeTraining {
+  ModelConfig config;
   TrainRecipe recipe;
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> first, LoadModel(model_dir, &recipe));
-  const ModelConfig config = first->config();
-  first.reset();
+  std::optional<Dataset> train;
+};
+
+// Trains member `member` by member 0's (request.index.model_dir's) recipe with seed
+// recipe.seed + member and saves it to `out` (a directory this build owns).
+absl::Status TrainMember(const ModelIndexRequest& request, int64_t member, const std::string& out,
+                         const ProgressFn& progress, RecipeTraining* training) {
+  if (!training->train.has_value()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> first,
+                     LoadModel(request.index.model_dir, &training->recipe));
+    training->config = first->config();
+    ASSIGN_OR_RETURN(training->train,
+                     LoadRecipeData(training->config, training->recipe, Split::kTrain,
+                                    request.data_dir, nullptr, request.allow_changed_corpus,
+                                    request.cache_dir));
+  }
+  TrainRecipe recipe = training->recipe;
   recipe.seed += static_cast<uint64_t>(member);
-  ASSIGN_OR_RETURN(Dataset train,
-                   LoadRecipeData(config, recipe, Split::kTrain, request.data_dir, nullptr,
-                                  request.allow_changed_corpus, request.cache_dir));
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, InitialModel(config, recipe));
-  ASSIGN_OR_RETURN(TrainReport report, Train(*model, train, recipe, progress));
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, InitialModel(training->config, recipe));
+  ASSIGN_OR_RETURN(TrainReport report, Train(*model, *training->train, recipe, progress));
   return SaveTrainedModel(*model, out, recipe, report);
 }
 
@@ -85,6 +96,7 @@ absl::StatusOr<ModelIndexPlan> BuildEnsembleIndex(
         "directory: choose another output directory"));
   }
   ModelIndexPlan plan;
+  RecipeTraining training;
   for (int64_t k = 0; k < members; ++k) {
     ModelIndexRequest member = request;
     member.ensemble = 1;
@@ -98,12 +110,13 @@ absl::StatusOr<ModelIndexPlan> BuildEnsembleIndex(
     if (train) {
       RETURN_IF_ERROR(MakeDirectories(dir));
       RETURN_IF_ERROR(TrainMember(
-          request.index.model_dir, k, request, trained,
+          request, k, trained,
           [&](std::string_view stage, int64_t done, int64_t total, std::string_view detail) {
             ReportProgress(progress, stage, done, total,
                            absl::StrCat("member ", k + 1, " of ", members,
                                         detail.empty() ? "" : ", ", std::string(detail)));
-          }));
+          },
+          &training));
     }
     absl::StatusOr<ModelIndexPlan> built =
         BuildModelIndex(member, progress, [&](ModelIndexPlan member_plan) {
