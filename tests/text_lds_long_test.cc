@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "ablation/eval_protocol.h"
 #include "data/fortunes.h"
 #include "model/model.h"
 #include "model/model_config.h"
@@ -34,22 +35,24 @@ const Dataset& HeldOutFortunes() {
   return *queries;
 }
 
-// The gpt of every case (d_model 32, one layer; 16,640 parameters) and its recipe.
-LdsExperiment GptExperiment(const Dataset& train, int64_t subsets) {
+// The gpt of every case and its recipe: those of `tda eval lds --model gpt` (d_model 32, one
+// layer; 16,640 parameters).
+LdsExperiment GptExperiment(int64_t subsets) {
   InitCompute();
+  absl::StatusOr<EvalSetup> preset = ProtocolSetup("tda", "lds", "gpt");
+  EXPECT_TRUE(preset.ok()) << preset.status();
+  EXPECT_EQ(preset->config.context_length, kContext);
+  EXPECT_EQ(preset->train_size, kDocuments);
   LdsExperiment experiment;
-  experiment.config = GptConfig(kContext, /*d_model=*/32, /*layers=*/1, /*heads=*/2,
-                                /*mlp_width=*/64, /*tied_head=*/false);
-  TrainRecipe recipe;
-  testing::TrainTinyGpt(experiment.config, train, /*epochs=*/6, 0, &recipe);
-  experiment.recipe = recipe;
+  experiment.config = preset->config;
+  experiment.recipe = preset->recipe;
   experiment.lds.subsets = subsets;
   return experiment;
 }
 
 TEST(TextLds, EkfacPredictsRetrainedHeldOutLossesBetterThanGradientDot) {
   const Dataset& train = testing::FortunesTrain(kDocuments, kContext);
-  LdsExperiment experiment = GptExperiment(train, /*subsets=*/50);
+  LdsExperiment experiment = GptExperiment(/*subsets=*/50);
   experiment.methods = {Method::kEkfac, Method::kGradientDot};
   absl::StatusOr<LdsExperimentResult> result =
       RunLdsExperiment(experiment, train, HeldOutFortunes());
@@ -66,7 +69,7 @@ TEST(TextLds, EkfacPredictsRetrainedHeldOutLossesBetterThanGradientDot) {
 
 TEST(TextLds, MeanTokenLossGivesTheSameLdsAsTheSummedLoss) {
   const Dataset& train = testing::FortunesTrain(kDocuments, kContext);
-  LdsExperiment experiment = GptExperiment(train, /*subsets=*/8);
+  LdsExperiment experiment = GptExperiment(/*subsets=*/8);
   experiment.methods = {Method::kEkfac};
   experiment.damping = 1e-3;  // the same for both (the default is estimated per run)
   absl::StatusOr<LdsExperimentResult> summed =
