@@ -3,10 +3,15 @@
 // (covariances, then one pass for the correction and the rows: index/fused_gradient_pass.h), with
 // the time of each pass and, on the first batches, where a pass's time goes.
 //   build_pass_bench [--documents N] [--threads T] [--dir DIR] [--profile-batches K]
+//                    [--three-pass 0|1] [--factor-examples F[,F...]] [--queries Q]
 // The model is the default `tda train --model-kind gpt` shape (context 256, width 64, 4 blocks,
 // 4 heads, MLP 256, tied head), trained for one epoch (batch 32, AdamW, cosine) on the first N
 // training fortunes: that epoch is the baseline. Both builds index those N documents with the
 // default build options (32 x 32 per layer, bf16, batch 32, true Fisher).
+// --factor-examples: also a fused build per F whose factors are fitted on F documents (spread
+// over the corpus, FitWindowStarts), and how its EK-FAC scores agree with the build fitted on
+// every document: Spearman over all rows and top-10 overlap, for Q held-out fortunes (each split
+// at its middle into prompt and completion).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "attribution/attributor.h"
+#include "common/statistics.h"
 #include "curvature/factor_fitting.h"
 #include "data/dataset_rows.h"
 #include "data/fortunes.h"
@@ -120,10 +129,73 @@ void Profile(const tda::Model& model, const tda::Dataset& train, const std::stri
   }
 }
 
+// The held-out fortunes [0, count) as text queries (cut to fit the context): each split at its
+// middle byte.
+std::vector<tda::Query> HeldOutQueries(int64_t count, int64_t context) {
+  tda::TextSplitOptions split;
+  split.context_length = context;
+  split.limit = count;
+  const tda::Dataset test =
+      tda::LoadFortunes(tda::kFortunesDefaultDir, tda::Split::kTest, split).value();
+  std::vector<tda::Query> queries;
+  for (std::string text : test.previews) {
+    text.resize(std::min<size_t>(text.size(), context - 2));  // the query fits the context
+    if (text.size() < 2) continue;
+    tda::Query query;
+    query.text = tda::TextQuery{text.substr(0, text.size() / 2), text.substr(text.size() / 2)};
+    queries.push_back(std::move(query));
+  }
+  return queries;
+}
+
+// Every row's EK-FAC score (rows x queries) and each query's top 10 rows.
+struct QueryScores {
+  Eigen::MatrixXd scores;
+  std::vector<std::vector<int64_t>> top;
+};
+
+QueryScores ScoreQueries(const std::string& index_dir, const std::vector<tda::Query>& queries) {
+  std::unique_ptr<tda::Attributor> attributor = tda::Attributor::Open(index_dir).value();
+  tda::AttributeOptions options;
+  options.top_k = 10;
+  options.return_scores = true;
+  const std::vector<tda::QueryResult> results = attributor->Attribute(queries, options).value();
+  QueryScores out;
+  out.scores.resize(attributor->index().rows(), static_cast<Eigen::Index>(queries.size()));
+  for (size_t q = 0; q < results.size(); ++q) {
+    for (int64_t r = 0; r < out.scores.rows(); ++r) out.scores(r, q) = results[q].scores[r];
+    std::vector<int64_t> top;
+    for (const tda::Hit& hit : results[q].proponents) top.push_back(hit.row);
+    out.top.push_back(std::move(top));
+  }
+  return out;
+}
+
+// Mean over queries of the Spearman correlation of all rows' scores, and of the share of the
+// reference's top 10 that `other` also ranks in its top 10.
+void CompareScores(const char* name, const QueryScores& other, const QueryScores& reference) {
+  double spearman = 0, overlap = 0;
+  const Eigen::Index queries = reference.scores.cols();
+  for (Eigen::Index q = 0; q < queries; ++q) {
+    spearman += tda::Spearman(other.scores.col(q), reference.scores.col(q));
+    int64_t shared = 0;
+    for (int64_t row : reference.top[q]) {
+      shared += std::count(other.top[q].begin(), other.top[q].end(), row);
+    }
+    overlap += static_cast<double>(shared) / static_cast<double>(reference.top[q].size());
+  }
+  std::printf(
+      "%-10s scores vs every-document factors, %lld queries: Spearman %.4f, top-10 "
+      "overlap %.3f\n",
+      name, static_cast<long long>(queries), spearman / queries, overlap / queries);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t documents = 2000, threads = 0, profile_batches = 8;
+  int64_t documents = 2000, threads = 0, profile_batches = 8, queries = 20;
+  bool three_pass = true;
+  std::vector<int64_t> factor_examples;
   std::string dir = "/tmp/build_pass_bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -135,10 +207,24 @@ int main(int argc, char** argv) {
       dir = argv[i + 1];
     else if (flag == "--profile-batches")
       profile_batches = std::atoll(argv[i + 1]);
-    else {
+    else if (flag == "--three-pass")
+      three_pass = std::atoll(argv[i + 1]) != 0;
+    else if (flag == "--queries")
+      queries = std::atoll(argv[i + 1]);
+    else if (flag == "--factor-examples") {
+      for (absl::string_view part : absl::StrSplit(argv[i + 1], ',')) {
+        int64_t f = 0;
+        if (!absl::SimpleAtoi(part, &f) || f <= 0) {
+          std::fprintf(stderr, "--factor-examples takes positive counts, got %s\n", argv[i + 1]);
+          return 2;
+        }
+        factor_examples.push_back(f);
+      }
+    } else {
       std::fprintf(stderr,
                    "usage: build_pass_bench [--documents N] [--threads T] [--dir DIR] "
-                   "[--profile-batches K]\n");
+                   "[--profile-batches K] [--three-pass 0|1] [--factor-examples F[,F...]] "
+                   "[--queries Q]\n");
       return 2;
     }
   }
@@ -178,15 +264,31 @@ int main(int argc, char** argv) {
   options.model_dir = model_dir;
   options.dtype = tda::RowDType::kBF16;
   options.fit.batch_size = 0;  // the build's batch size, as `tda index build` sets it
-  options.out_dir = dir + "/three-pass";
-  options.fused_pass = false;
-  const BuildTimes three = TimedBuild(train, options);
-  PrintBuild("three-pass", three, epoch);
   options.out_dir = dir + "/fused";
   options.fused_pass = true;
   const BuildTimes fused = TimedBuild(train, options);
   PrintBuild("fused", fused, epoch);
-  std::printf("fused / three-pass: %.3f\n", fused.total / three.total);
+  if (three_pass) {
+    options.out_dir = dir + "/three-pass";
+    options.fused_pass = false;
+    const BuildTimes three = TimedBuild(train, options);
+    PrintBuild("three-pass", three, epoch);
+    std::printf("fused / three-pass: %.3f\n", fused.total / three.total);
+  }
+  if (!factor_examples.empty()) {
+    const std::vector<tda::Query> held_out = HeldOutQueries(queries, config.context_length);
+    const QueryScores reference = ScoreQueries(dir + "/fused", held_out);
+    for (const int64_t f : factor_examples) {
+      tda::IndexBuildOptions part = options;
+      part.fused_pass = true;
+      part.fit.max_examples = f;
+      part.out_dir = dir + "/factors-" + std::to_string(f);
+      const std::string name = "F " + std::to_string(f);
+      PrintBuild(name.c_str(), TimedBuild(train, part), epoch);
+      CompareScores(name.c_str(), ScoreQueries(part.out_dir, held_out), reference);
+    }
+  }
+  options.out_dir = dir + "/fused";
   if (profile_batches > 0) {
     Profile(*model, train, options.out_dir, tda::DefaultBatchSize(config), profile_batches);
   }

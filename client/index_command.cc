@@ -42,7 +42,9 @@ int RunIndexBuild(const Args& args) {
   flags.AddString("fisher", "true|empirical", "true",
                   "labels for the curvature: sampled from the model (true) or the data's own");
   flags.AddInt("factor-examples", "N", 100000,
-               "training samples used to fit the factors (at most)");
+               "training samples used to fit the factors (at most), in capture windows (one "
+               "batch of images, 8 batches of documents) spread evenly over the data; a "
+               "multiple of the window keeps the build at two passes");
   flags.AddInt("batch-size", "N", 0,
                "samples per gradient batch (0 = 512 images or 32 documents)");
   flags.AddString("dtype", "f32|bf16|f16", "f32",

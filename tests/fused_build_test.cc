@@ -1,8 +1,8 @@
 // The fused pass of an index build (index/fused_gradient_pass.h: one forward per batch for the
 // eigenvalue correction and the rows) against the three-pass build, on a small GPT trained on
 // real fortunes: the same EK-FAC factors and the same rows, for the true Fisher (two backward
-// passes from one forward) and the empirical Fisher fitted on a prefix of the rows (one
-// backward, and rows past the fit captured alone).
+// passes from one forward), on every row and on windows spread over the rows, and the empirical
+// Fisher (one backward) on spread windows (rows the fit does not read are captured alone).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "curvature/ekfac.h"
+#include "curvature/factor_fitting.h"
+#include "data/dataset_rows.h"
 #include "index/gradient_index.h"
 #include "index/index_builder.h"
 #include "model/model.h"
@@ -96,7 +99,7 @@ void ExpectSameBuild(const Built& fused, const Built& three) {
 }
 
 TEST(FusedBuild, GivesTheFactorsAndRowsOfTheThreePassBuild) {
-  const Dataset& train = testing::FortunesTrain(72, 64);
+  const Dataset& train = testing::FortunesTrain(136, 64);  // 5 windows: 4 x 32 and 8
   const ModelConfig config = GptConfig(/*context_length=*/64, /*d_model=*/16, /*layers=*/1,
                                        /*heads=*/2, /*mlp_width=*/32, /*tied_head=*/false);
   TrainRecipe recipe;
@@ -108,12 +111,19 @@ TEST(FusedBuild, GivesTheFactorsAndRowsOfTheThreePassBuild) {
   FitOptions true_fisher;  // every row, labels sampled from the model
   true_fisher.batch_size = 4;
   true_fisher.seed = 7;
-  FitOptions empirical;  // the first two windows only
+  FitOptions empirical;  // two windows of the five, spread: 0 and 2
   empirical.fisher = FisherKind::kEmpirical;
   empirical.batch_size = 4;
   empirical.max_examples = 64;
-  for (const FitOptions& fit : {true_fisher, empirical}) {
-    SCOPED_TRACE(fit.fisher == FisherKind::kTrue ? "true Fisher" : "empirical Fisher");
+  FitOptions true_part = true_fisher;  // three windows: 0, 1 and 3, labels seeded by data row
+  true_part.max_examples = 96;
+  const DatasetRows rows(train);
+  EXPECT_EQ(FitWindowStarts(rows, true_fisher), (std::vector<int64_t>{0, 32, 64, 96, 128}));
+  EXPECT_EQ(FitWindowStarts(rows, empirical), (std::vector<int64_t>{0, 64}));
+  EXPECT_EQ(FitWindowStarts(rows, true_part), (std::vector<int64_t>{0, 32, 96}));
+  for (const FitOptions& fit : {true_fisher, empirical, true_part}) {
+    SCOPED_TRACE(absl::StrCat(fit.fisher == FisherKind::kTrue ? "true" : "empirical", " Fisher, ",
+                              fit.max_examples, " examples"));
     const Built fused = BuildWith(train, dir.file("model"), dir.file("fused"), fit, true);
     const Built three = BuildWith(train, dir.file("model"), dir.file("three"), fit, false);
     ASSERT_EQ(three.rows.size(), train.size());

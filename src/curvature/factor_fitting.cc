@@ -1,4 +1,4 @@
-// Factor fitting in two streaming passes over the first n samples.
+// Factor fitting in two streaming passes over n samples (FitWindowStarts: spread over the data).
 //
 // Sequences are taken in CaptureOrder (by length within windows of 8 batches) and each batch is
 // cut to its longest document, so little of the work is padding.
@@ -88,17 +88,31 @@ LabelSampler FisherLabels(const Batch& batch, uint64_t seed, int64_t begin) {
   };
 }
 
-// The batches of a fit on this rank: the first n rows in CaptureOrder, positions [first, end).
+// The batches of a fit on this rank: the fit's rows (FitWindowStarts) in CaptureOrder, window
+// by window; positions [first, end) of that order are this rank's.
 struct FitBatches {
   int64_t n = 0;
+  int64_t window = 0;
+  std::vector<int64_t> window_starts;
   std::vector<int64_t> order;
   int64_t first = 0, end = 0;
+
+  // The position in the whole data's CaptureOrder of position p of the fit's order: it seeds
+  // the sampled labels, so the fused gradient pass (which walks the whole data) draws the same.
+  int64_t DataPosition(int64_t p) const { return window_starts[p / window] + p % window; }
 };
 
 FitBatches PlanFit(const RowSource& data, const FitOptions& options, Collective* collective) {
   FitBatches plan;
   plan.n = std::min(options.max_examples, data.size());
-  plan.order = CaptureOrder(data, 0, plan.n, options.batch_size);
+  plan.window = CaptureWindowRows(data, options.batch_size);
+  plan.window_starts = FitWindowStarts(data, options);
+  plan.order.reserve(static_cast<size_t>(plan.n));
+  for (const int64_t start : plan.window_starts) {
+    const int64_t rows = std::min(plan.window, plan.n - static_cast<int64_t>(plan.order.size()));
+    const std::vector<int64_t> part = CaptureOrder(data, start, start + rows, options.batch_size);
+    plan.order.insert(plan.order.end(), part.begin(), part.end());
+  }
   // This rank's batches: whole batches of the one-process order.
   const int64_t batches = (plan.n + options.batch_size - 1) / options.batch_size;
   const auto [first_batch, end_batch] =
@@ -188,6 +202,19 @@ std::vector<int64_t> CaptureOrder(const RowSource& data, int64_t begin, int64_t 
   return order;
 }
 
+std::vector<int64_t> FitWindowStarts(const RowSource& data, const FitOptions& options) {
+  const int64_t n = std::min(options.max_examples, data.size());
+  const int64_t window = CaptureWindowRows(data, options.batch_size);
+  const int64_t windows = (data.size() + window - 1) / window;
+  const int64_t chosen = (n + window - 1) / window;
+  std::vector<int64_t> starts;
+  starts.reserve(static_cast<size_t>(chosen));
+  // Window floor(j * windows / chosen) for j < chosen: all of them when chosen == windows, else
+  // evenly spaced and never the data's last (possibly short) window.
+  for (int64_t j = 0; j < chosen; ++j) starts.push_back(j * windows / chosen * window);
+  return starts;
+}
+
 absl::StatusOr<BatchCapture> CaptureForFit(const Model& model, const Batch& batch,
                                            const FitOptions& options, int64_t begin,
                                            const Projection* projection, BatchCapture* own) {
@@ -254,7 +281,7 @@ absl::StatusOr<KroneckerFactors> FitCovariances(const Model& model, const RowSou
     const int64_t rows = std::min(options.batch_size, plan.end - begin);
     const Batch batch = GatherCut(data, plan.order.data() + begin, rows, &storage);
     ASSIGN_OR_RETURN(BatchCapture capture,
-                     CaptureForFit(model, batch, options, begin, projection));
+                     CaptureForFit(model, batch, options, plan.DataPosition(begin), projection));
     for (int64_t r = begin; r < begin + rows; ++r) {
       position_rows += data.used_positions(plan.order[r]);
     }
@@ -333,7 +360,7 @@ absl::StatusOr<KroneckerFactors> FitKroneckerFactors(const Model& model, const R
     const int64_t rows = std::min(options.batch_size, plan.end - begin);
     const Batch batch = GatherCut(data, plan.order.data() + begin, rows, &storage);
     ASSIGN_OR_RETURN(BatchCapture capture,
-                     CaptureForFit(model, batch, options, begin, projection));
+                     CaptureForFit(model, batch, options, plan.DataPosition(begin), projection));
     AddEigenCorrection(capture, data, plan.order.data() + begin, &factors);
     ReportProgress(progress, "eigen-correction", begin + rows - plan.first,
                    plan.end - plan.first);

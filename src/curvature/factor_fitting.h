@@ -27,7 +27,7 @@ enum class FisherKind {
 
 struct FitOptions {
   FisherKind fisher = FisherKind::kTrue;
-  int64_t max_examples = 100000;  // first N samples of the data set are used
+  int64_t max_examples = 100000;  // at most N samples, spread over the data (FitWindowStarts)
   int64_t batch_size = 512;
   uint64_t seed = 0;              // label sampling
 };
@@ -42,10 +42,18 @@ int64_t CaptureWindowRows(const RowSource& data, int64_t batch_size);
 std::vector<int64_t> CaptureOrder(const RowSource& data, int64_t begin, int64_t end,
                                   int64_t batch_size);
 
+// The first row of each capture window a fit reads. It reads n = min(max_examples, rows) rows:
+// every row when n is all of them, else ceil(n / window) windows spread evenly over the data
+// (window floor(j * windows / chosen), never the data's short last one), each read whole but
+// the last, of which its first n - (chosen - 1) x window rows. Spread rather than the first n
+// rows so that a corpus stored source by source (the fortunes, category by category; JSONL
+// files one after another) is sampled across its sources.
+std::vector<int64_t> FitWindowStarts(const RowSource& data, const FitOptions& options);
+
 // With a `projection` (LoGra), the factors are those of the projected "virtual" layers
 // (ProjectCaptureSides): factors.layout is projection->projected_layout(), so they precondition
 // projected gradients. Without one, the model's own layout.
-// The first options.max_examples rows of `data` are read batch by batch (twice), in
+// The rows of FitWindowStarts are read batch by batch (twice), window by window in
 // CaptureOrder: memory does not grow with the number of rows beyond 8 bytes a row.
 // With a `collective` of several ranks (a data-parallel build), each rank captures a contiguous
 // slice of the batches (the same batches, labels and seeds as one process) and the sums are
@@ -67,11 +75,11 @@ std::vector<int64_t> CaptureOrder(const RowSource& data, int64_t begin, int64_t 
     Collective* collective = nullptr);
 
 // The capture factor fitting takes of `batch`, the rows at positions [begin, begin + rows) of
-// the fit's CaptureOrder (the position seeds the sampled labels: the same labels in every pass
-// and on every rank): labels per options.fisher, checked, and projected when `projection` is
-// given (then in projection->projected_layout()). With `own` (true Fisher only), the same
-// forward also gives own->layers[l].g for the batch's own labels (projected likewise; a left
-// empty with 0 rows: the returned capture's a are the inputs of both).
+// the whole data's CaptureOrder (the position seeds the sampled labels: the same labels in
+// every pass, on every rank and in the fused gradient pass): labels per options.fisher, checked,
+// and projected when `projection` is given (then in projection->projected_layout()). With `own`
+// (true Fisher only), the same forward also gives own->layers[l].g for the batch's own labels
+// (projected likewise; a left empty with 0 rows: the returned capture's a are the inputs of both).
 [[nodiscard]] absl::StatusOr<BatchCapture> CaptureForFit(const Model& model, const Batch& batch,
                                                          const FitOptions& options, int64_t begin,
                                                          const Projection* projection,

@@ -2,12 +2,25 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "index/gradient_rows.h"
 
 namespace tda {
+namespace {
+
+// Whether each capture window of `data` is one the fit reads (each whole, as
+// CanFuseGradientPass requires).
+std::vector<bool> FittedWindows(const RowSource& data, const FitOptions& fit) {
+  const int64_t window = CaptureWindowRows(data, fit.batch_size);
+  std::vector<bool> fitted(static_cast<size_t>((data.size() + window - 1) / window), false);
+  for (const int64_t start : FitWindowStarts(data, fit)) fitted[start / window] = true;
+  return fitted;
+}
+
+}  // namespace
 
 bool CanFuseGradientPass(const RowSource& data, const FitOptions& fit, int64_t batch_size) {
   const int64_t fitted = std::min(fit.max_examples, data.size());
@@ -27,10 +40,12 @@ absl::Status WriteGradientRowsAndCorrection(const Model& model, const Projection
                      " examples) does not share the gradient pass's batches (batch size ",
                      batch_size, "): run FitKroneckerFactors and WriteGradientRows instead"));
   }
-  // Positions of the capture order equal data rows window by window, so `begin` is both.
+  // `begin` is the position in the whole data's CaptureOrder, as CaptureForFit takes it.
+  const std::vector<bool> fitted = FittedWindows(data, fit);
+  const int64_t window = CaptureWindowRows(data, batch_size);
   auto capture = [&](const Batch& batch, int64_t begin,
                      const int64_t* rows) -> absl::StatusOr<BatchCapture> {
-    if (begin >= factors->examples) {  // past the fit's rows: the rows alone
+    if (!fitted[begin / window]) {  // a window the fit does not read: the rows alone
       ASSIGN_OR_RETURN(BatchCapture own, model.Capture(batch));
       return projection.ProjectCaptureSides(own);
     }

@@ -23,11 +23,11 @@
 namespace tda {
 
 // Whether the fit's batches are the gradient pass's, so that the two can be fused: the same
-// batch size, and the fit's rows (the first fit.max_examples) whole capture windows or all rows.
+// batch size, and the fit's rows (FitWindowStarts) whole capture windows or all rows.
 bool CanFuseGradientPass(const RowSource& data, const FitOptions& fit, int64_t batch_size);
 
 // WriteGradientRows of rows [first_row, end_row) (end_row -1: to the end) that also adds the
-// eigenvalue correction of those of them the fit covers (rows < factors->examples) to `factors`
+// eigenvalue correction of those of them the fit reads (FitWindowStarts) to `factors`
 // (from FitCovariances with `fit` and `projection`), then finishes it (FinishEigenCorrection,
 // across the ranks of `collective`: every rank calls this). REQUIRES
 // CanFuseGradientPass(data, fit, batch_size); kFailedPrecondition otherwise.
