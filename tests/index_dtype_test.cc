@@ -242,7 +242,8 @@ TEST(IndexDtype, Bf16RanksTheSameTopKAsF32OnFashionMnistGradients) {
                 .maxCoeff(),
             0.0)
       << "the fused bf16 kernel and the GEMM path disagree beyond f32 rounding";
-  // The same for f32 rows: 8 queries fused, 16 through SGEMM tiles.
+  // The same for f32 rows: 8 queries fused, 16 through SGEMM tiles (the 16-lane broadcast
+  // kernel on AVX-512: another kernel all the same).
   ASSERT_TRUE(UsesFusedKernel(RowDType::kF32, kQueries));
   ASSERT_FALSE(UsesFusedKernel(RowDType::kF32, 1)) << "one f32 query is a GEMV";
   const Eigen::MatrixXf gemm32 = (*f32)->Score(doubled).leftCols(kQueries);

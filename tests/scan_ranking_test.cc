@@ -2,9 +2,13 @@
 // opponents strictly negative ones, never the same row, and fewer than top_k when fewer exist
 // -- on every scoring path (f32 GEMV, the fused bf16 kernel, GEMM over many queries) and with
 // deleted rows (NaN) and rows that score exactly zero. Also the scan's cancellation: a
-// cancelled scan stops and says why.
+// cancelled scan stops and says why; ScoreRows against a double-precision reference for every
+// batch size a kernel takes (the wide f32 broadcast kernel up to FusedMaxQueries included); and
+// the per-thread top rows (index/top_rows.h) against a full sort.
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,6 +20,7 @@
 #include "index/gradient_index.h"
 #include "index/index_update.h"
 #include "index/index_writer.h"
+#include "index/top_rows.h"
 #include "test_support.h"
 
 namespace tda {
@@ -119,14 +124,74 @@ TEST(ScanRanking, TopKBeyondTheSignedRowsReturnsOnlyThoseRowsOnEveryPath) {
     std::unique_ptr<GradientIndex> index = WriteIndex(dir.path(), rows, dtype);
     ASSERT_NE(index, nullptr);
     ASSERT_GT(index->deleted_rows(), 0);
-    // One and two queries (GEMV for f32, the fused kernel for bf16 where built), and more
-    // than the fused kernel takes (GEMM).
-    for (int64_t q : {int64_t{1}, int64_t{2}, int64_t{kFusedMaxQueries} + 4}) {
+    // One and two queries (GEMV for f32, the fused kernel for bf16 where built), 12 (GEMM for
+    // bf16, a broadcast kernel for f32 on AVX-512) and more than any fused kernel takes (GEMM).
+    for (int64_t q : {int64_t{1}, int64_t{2}, int64_t{kFusedMaxQueries} + 4,
+                      int64_t{FusedMaxQueries(RowDType::kF32)} + 4}) {
       SCOPED_TRACE(absl::StrCat(RowDTypeName(dtype), ", ", q, " queries, fused kernel: ",
                                 UsesFusedKernel(dtype, q) ? "yes" : "no"));
       ExpectSignedTopK(*index, Queries(q), 10000);  // the issue: top_k over the row count
       ExpectSignedTopK(*index, Queries(q), 2000);   // between the two counts
       ExpectSignedTopK(*index, Queries(q), 10);
+    }
+  }
+}
+
+// Every kernel of ScoreRows, each batch size from 1 to past the widest fused one, on a row
+// count and width that fill no register block or line exactly: f32 products of the stored
+// elements, so within the f32 rounding of a dim-term sum of the reference's scale.
+TEST(ScanRanking, ScoreRowsAgreesWithADoubleReferenceForEveryBatchSize) {
+  constexpr int64_t kCount = 37, kWidth = 101;
+  const RowMatrix rows = RowMatrix::Random(kCount, kWidth);
+  for (RowDType dtype : {RowDType::kF32, RowDType::kBF16}) {
+    std::vector<char> stored(static_cast<size_t>(kCount * kWidth) * RowDTypeBytes(dtype));
+    ConvertFromF32(rows.data(), static_cast<size_t>(kCount * kWidth), dtype, stored.data());
+    RowMatrix rounded(kCount, kWidth);
+    ConvertToF32(stored.data(), static_cast<size_t>(kCount * kWidth), dtype, rounded.data());
+    for (int64_t q = 1; q <= FusedMaxQueries(RowDType::kF32) + 3; ++q) {
+      SCOPED_TRACE(absl::StrCat(RowDTypeName(dtype), ", ", q, " queries, fused kernel: ",
+                                UsesFusedKernel(dtype, q) ? "yes" : "no"));
+      const Eigen::MatrixXf queries = Eigen::MatrixXf::Random(kWidth, q);
+      Eigen::MatrixXf out(kCount, q);
+      ScoreRows(stored.data(), kCount, kWidth, dtype, queries, out);
+      const Eigen::MatrixXd exact = rounded.cast<double>() * queries.cast<double>();
+      const Eigen::MatrixXd scale =
+          rounded.cast<double>().cwiseAbs() * queries.cast<double>().cwiseAbs();
+      EXPECT_LE(((out.cast<double>() - exact).cwiseAbs().array() -
+                 2 * kWidth * std::ldexp(1.0, -24) * scale.array())
+                    .maxCoeff(),
+                0.0);
+    }
+  }
+}
+
+// QueryTopRows over columns offered block by block in row order (as a scan offers them), with
+// NaN, repeated scores and fewer candidates than k: the k largest and the k smallest finite
+// scores, ties to the lower row, exactly as a full sort ranks them.
+TEST(ScanRanking, QueryTopRowsKeepsWhatAFullSortRanksFirst) {
+  constexpr int64_t kScores = 20000, kBlock = 1000;
+  std::vector<float> scores(kScores);
+  for (int64_t i = 0; i < kScores; ++i) {
+    scores[i] = i % 97 == 0 ? std::numeric_limits<float>::quiet_NaN()
+                            : static_cast<float>(((i * 7919) % 5003) - 2500);  // repeats
+  }
+  for (int64_t k : {int64_t{1}, int64_t{10}, int64_t{100}, int64_t{kScores}}) {
+    SCOPED_TRACE(absl::StrCat("k = ", k));
+    QueryTopRows top(/*queries=*/1, k, /*split_by_sign=*/false);
+    for (int64_t b = 0; b < kScores; b += kBlock) top.OfferColumn(0, b, scores.data() + b, kBlock);
+    for (const bool largest : {true, false}) {
+      std::vector<ScoredRow> expected;
+      for (int64_t i = 0; i < kScores; ++i) {
+        if (!std::isnan(scores[i])) expected.push_back({i, scores[i]});
+      }
+      expected = BestRows(std::move(expected), k, largest);
+      const std::vector<ScoredRow> got = QueryTopRows::Merge({top}, 0, k, largest);
+      ASSERT_EQ(got.size(), expected.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].row, expected[i].row)
+            << "rank " << i << (largest ? " largest" : " smallest");
+        EXPECT_EQ(got[i].score, expected[i].score);
+      }
     }
   }
 }

@@ -1,6 +1,8 @@
 #include "attribution/approximate_scan.h"
 
 #include <algorithm>
+#include <limits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -29,24 +31,46 @@ absl::StatusOr<ApproximateTopK> ApproximateScan(const GradientIndex& index, cons
 ApproximateTopK RescoreCandidates(const GradientIndex& index, const Eigen::MatrixXf& queries,
                                   std::vector<std::vector<int64_t>> candidates, int64_t top_k) {
   const int64_t q_count = queries.cols();
+  // (row, query) pairs in row order: a row several queries want is read once, and an f32 row
+  // is scored where it is mapped.
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  for (int64_t q = 0; q < q_count; ++q) {
+    for (const int64_t r : candidates[static_cast<size_t>(q)]) pairs.emplace_back(r, q);
+  }
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+  std::vector<size_t> row_starts;  // where each row's pairs begin, then pairs.size()
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (i == 0 || pairs[i].first != pairs[i - 1].first) row_starts.push_back(i);
+  }
+  row_starts.push_back(pairs.size());
+  const int64_t distinct_rows = static_cast<int64_t>(row_starts.size()) - 1;
+  std::vector<float> scores(pairs.size(), std::numeric_limits<float>::quiet_NaN());
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int64_t g = 0; g < distinct_rows; ++g) {
+    const int64_t r = pairs[row_starts[g]].first;
+    thread_local std::vector<float> buffer;
+    buffer.resize(static_cast<size_t>(index.dim()));
+    const float* values = index.RowF32(r, buffer.data());
+    if (values == nullptr || index.is_deleted(r)) continue;
+    const Eigen::Map<const Eigen::VectorXf> row(values, index.dim());
+    for (size_t i = row_starts[g]; i < row_starts[g + 1]; ++i) {
+      scores[i] = row.dot(queries.col(pairs[i].second));
+    }
+  }
+  std::vector<std::vector<ScoredRow>> positive(static_cast<size_t>(q_count)),
+      negative(static_cast<size_t>(q_count));
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const auto [r, q] = pairs[i];
+    if (scores[i] > 0) positive[static_cast<size_t>(q)].push_back({r, scores[i]});
+    if (scores[i] < 0) negative[static_cast<size_t>(q)].push_back({r, scores[i]});
+  }
   ApproximateTopK result;
   result.proponents.resize(static_cast<size_t>(q_count));
   result.opponents.resize(static_cast<size_t>(q_count));
-#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t q = 0; q < q_count; ++q) {
-    std::vector<int64_t>& rows = candidates[static_cast<size_t>(q)];
-    std::sort(rows.begin(), rows.end());
-    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
-    Eigen::VectorXf row(index.dim());
-    std::vector<ScoredRow> positive, negative;
-    for (const int64_t r : rows) {
-      if (index.is_deleted(r) || !index.CopyRow(r, row.data())) continue;
-      const float score = row.dot(queries.col(q));
-      if (score > 0) positive.push_back({r, score});
-      if (score < 0) negative.push_back({r, score});
-    }
-    result.proponents[q] = BestRows(std::move(positive), top_k, /*largest=*/true);
-    result.opponents[q] = BestRows(std::move(negative), top_k, /*largest=*/false);
+    result.proponents[q] = BestRows(std::move(positive[q]), top_k, /*largest=*/true);
+    result.opponents[q] = BestRows(std::move(negative[q]), top_k, /*largest=*/false);
   }
   return result;
 }

@@ -40,8 +40,8 @@ struct ApproximateTopK {
 // low_rank_queries.h): re-scores candidates[q] (rows of `index`, any order, duplicates and
 // deleted rows allowed) against queries.col(q) in f32 and keeps, per query, the top_k strictly
 // positive scores (descending) and the top_k strictly negative ones (ascending), ties to the
-// lower row. Queries are scored in parallel (OpenMP). REQUIRES candidates.size() ==
-// queries.cols(), queries.rows() == index.dim().
+// lower row. Rows are scored in parallel (OpenMP), each read once for all its queries. REQUIRES
+// candidates.size() == queries.cols(), queries.rows() == index.dim().
 ApproximateTopK RescoreCandidates(const GradientIndex& index, const Eigen::MatrixXf& queries,
                                   std::vector<std::vector<int64_t>> candidates, int64_t top_k);
 

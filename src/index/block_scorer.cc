@@ -228,13 +228,89 @@ void BroadcastScore(const float* rows, int64_t count, int64_t dim, const Eigen::
                    out.data() + blocked, out.outerStride());
 }
 
+#if defined(__AVX512F__)
+// f32 rows and 9 to 32 queries on an AVX-512 build: the broadcast layout above with the queries
+// in the 16 lanes of one or two zmm registers (V = 1 or 2), R rows at a time (R x V accumulators
+// of the 32 registers). SGEMM on thin tiles spends about as long packing each tile as
+// multiplying it (sgemm_incopy 24% against the kernel's 32% of a 32-query scan); here each row
+// element is read once, from memory into a broadcast. Measured on one Intel Xeon (AMX) core,
+// 60k x 1344 f32 rows: see README "Benchmarks".
+constexpr int kWideMaxQueries = 32;
+constexpr int kWideLanes = 16;
+
+template <int R, int V>
+void WideBroadcastRows(const float* rows, int64_t count, int64_t dim, const float* qt, int q_count,
+                       float* out, int64_t out_stride) {
+  alignas(64) float scores[kWideLanes * V];
+  for (int64_t r = 0; r + R <= count; r += R) {
+    const float* row = rows + r * dim;
+    __m512 acc[R][V];
+    TDA_UNROLL
+    for (int a = 0; a < R; ++a) {
+      TDA_UNROLL
+      for (int k = 0; k < V; ++k) acc[a][k] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < dim; ++j) {
+      if (j % kFloatsPerLine == 0) {  // the next R rows, a line each
+        TDA_UNROLL
+        for (int a = 0; a < R; ++a) {
+          _mm_prefetch(reinterpret_cast<const char*>(row + (R + a) * dim + j), _MM_HINT_T0);
+        }
+      }
+      __m512 v[V];
+      TDA_UNROLL
+      for (int k = 0; k < V; ++k) v[k] = _mm512_loadu_ps(qt + (j * V + k) * kWideLanes);
+      TDA_UNROLL
+      for (int a = 0; a < R; ++a) {
+        const __m512 x = _mm512_set1_ps(row[a * dim + j]);
+        TDA_UNROLL
+        for (int k = 0; k < V; ++k) acc[a][k] = _mm512_fmadd_ps(x, v[k], acc[a][k]);
+      }
+    }
+    TDA_UNROLL
+    for (int a = 0; a < R; ++a) {
+      TDA_UNROLL
+      for (int k = 0; k < V; ++k) _mm512_store_ps(scores + k * kWideLanes, acc[a][k]);
+      for (int q = 0; q < q_count; ++q) out[r + a + q * out_stride] = scores[q];
+    }
+  }
+}
+
+template <int R, int V>
+void WideBroadcastScore(const float* rows, int64_t count, int64_t dim,
+                        const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
+  const int q_count = static_cast<int>(queries.cols());
+  constexpr int kWidth = kWideLanes * V;
+  thread_local std::vector<float> qt;  // element j of the queries, zero-padded to kWidth lanes
+  qt.assign(static_cast<size_t>(dim) * kWidth, 0.0f);
+  for (int q = 0; q < q_count; ++q) {
+    const float* column = queries.col(q).data();
+    for (int64_t j = 0; j < dim; ++j) qt[static_cast<size_t>(j * kWidth + q)] = column[j];
+  }
+  const int64_t blocked = count / R * R;
+  WideBroadcastRows<R, V>(rows, blocked, dim, qt.data(), q_count, out.data(), out.outerStride());
+  WideBroadcastRows<1, V>(rows + blocked * dim, count - blocked, dim, qt.data(), q_count,
+                          out.data() + blocked, out.outerStride());
+}
+#else
+constexpr int kWideMaxQueries = kFusedMaxQueries;
+#endif  // __AVX512F__
+
 #endif  // TDA_FUSED_SCAN
 
 }  // namespace
 
+int FusedMaxQueries(RowDType dtype) {
+#if TDA_FUSED_SCAN
+  if (dtype == RowDType::kF32) return kWideMaxQueries;
+#endif
+  (void)dtype;
+  return kFusedMaxQueries;
+}
+
 bool UsesFusedKernel(RowDType dtype, int64_t queries) {
 #if TDA_FUSED_SCAN
-  if (queries < 1 || queries > kFusedMaxQueries) return false;
+  if (queries < 1 || queries > FusedMaxQueries(dtype)) return false;
   if (dtype == RowDType::kBF16) return true;
   // One f32 query is a GEMV (Eigen's, bandwidth-bound); 2 to 8 read each row once here
   // instead of going through SGEMM tiles.
@@ -256,8 +332,17 @@ void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
   }
 #if TDA_FUSED_SCAN
   if (UsesFusedKernel(dtype, queries.cols())) {
+    const auto* f32 = reinterpret_cast<const float*>(rows);
+#if defined(__AVX512F__)
+    if (dtype == RowDType::kF32 && queries.cols() > kWideLanes) {
+      return WideBroadcastScore<8, 2>(f32, count, dim, queries, out);
+    }
+    if (dtype == RowDType::kF32 && queries.cols() > kFusedMaxQueries) {
+      return WideBroadcastScore<8, 1>(f32, count, dim, queries, out);
+    }
+#endif
     if (dtype == RowDType::kF32 && queries.cols() >= kBroadcastMinQueries) {
-      return BroadcastScore(reinterpret_cast<const float*>(rows), count, dim, queries, out);
+      return BroadcastScore(f32, count, dim, queries, out);
     }
     switch (dtype) {
       case RowDType::kF32: return FusedScore<RowDType::kF32>(rows, count, dim, queries, out);

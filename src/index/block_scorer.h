@@ -3,13 +3,15 @@
 //
 // How, by row dtype and batch size Q:
 //   f32 rows, Q = 1: a GEMV straight from the mapped rows (Eigen; bandwidth-bound).
-//   bf16 / f16 rows with Q <= kFusedMaxQueries, and f32 rows with 2 <= Q <= kFusedMaxQueries
+//   bf16 / f16 rows with Q <= kFusedMaxQueries, and f32 rows with 2 <= Q <= FusedMaxQueries
 //     (an AVX2 + FMA build; F16C for f16): a fused kernel reads each stored row once, loads 8
 //     elements at a time into registers (bf16 -> f32 is a 16-bit shift) and accumulates all Q
 //     dot products with FMA. Nothing is written back to memory, so a scan of few queries is
 //     bound by memory bandwidth, not by conversion or by SGEMM's packing of thin tiles. For f32
 //     rows and 5 to 8 queries, the queries sit in the 8 lanes of a register instead and each
-//     row element is broadcast against them (no horizontal sums, one pass over the rows).
+//     row element is broadcast against them (no horizontal sums, one pass over the rows); an
+//     AVX-512 build does the same for f32 rows and 9 to 32 queries in one or two 16-lane
+//     registers (FusedMaxQueries).
 //   otherwise: OpenBLAS SGEMM over tiles of a few hundred rows (bf16 / f16 tiles converted to
 //     f32 first in a per-thread buffer that stays in cache); compute-bound. Each call runs on
 //     its calling scan thread when the process has called InitCompute (model/model.h).
@@ -26,6 +28,10 @@
 namespace tda {
 
 inline constexpr int kFusedMaxQueries = 8;
+
+// The most queries the fused kernels take for this dtype in this build (kFusedMaxQueries, or
+// 32 for f32 rows on AVX-512); more go through SGEMM tiles.
+int FusedMaxQueries(RowDType dtype);
 
 // True when ScoreRows uses the fused kernel for this dtype and number of queries.
 bool UsesFusedKernel(RowDType dtype, int64_t queries);

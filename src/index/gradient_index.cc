@@ -282,15 +282,28 @@ int64_t GradientIndex::FindRow(const std::string& id) const {
   return it == row_of_id_.end() ? -1 : it->second;
 }
 
-bool GradientIndex::CopyRow(int64_t row, float* out) const {
-  if (row < 0 || row >= rows()) return false;
+const char* GradientIndex::StoredRow(int64_t row) const {
+  if (row < 0 || row >= rows()) return nullptr;
   auto it = std::upper_bound(shards_.begin(), shards_.end(), row,
                              [](int64_t r, const Shard& s) { return r < s.row_begin; });
   const Shard& shard = *(it - 1);
   const size_t row_bytes = static_cast<size_t>(dim()) * RowDTypeBytes(dtype_);
-  ConvertToF32(shard.data + static_cast<size_t>(row - shard.row_begin) * row_bytes,
-               static_cast<size_t>(dim()), dtype_, out);
+  return shard.data + static_cast<size_t>(row - shard.row_begin) * row_bytes;
+}
+
+bool GradientIndex::CopyRow(int64_t row, float* out) const {
+  const char* stored = StoredRow(row);
+  if (stored == nullptr) return false;
+  ConvertToF32(stored, static_cast<size_t>(dim()), dtype_, out);
   return true;
+}
+
+const float* GradientIndex::RowF32(int64_t row, float* buffer) const {
+  const char* stored = StoredRow(row);
+  if (stored == nullptr) return nullptr;
+  if (dtype_ == RowDType::kF32) return reinterpret_cast<const float*>(stored);
+  ConvertToF32(stored, static_cast<size_t>(dim()), dtype_, buffer);
+  return buffer;
 }
 
 Eigen::MatrixXf GradientIndex::Score(const Eigen::MatrixXf& queries) const {

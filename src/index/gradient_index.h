@@ -111,9 +111,14 @@ class GradientIndex {
   // Copies row `row` (dim() values, converted to f32) into `out`. Returns false, writing
   // nothing, when `row` is out of range.
   bool CopyRow(int64_t row, float* out) const;
+  // Row `row` as dim() f32 values without a copy where it can: the mapped row itself in an f32
+  // index, else converted into `buffer` (dim() floats). nullptr when `row` is out of range.
+  const float* RowF32(int64_t row, float* buffer) const;
 
  private:
   GradientIndex() = default;
+  // The stored bytes of row `row`, or nullptr when it is out of range.
+  const char* StoredRow(int64_t row) const;
   struct Shard {
     const char* data = nullptr;  // mmapped rows, dtype_ elements
     size_t mapped_bytes = 0;

@@ -10,6 +10,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 #include "index/gradient_index.h"
 
 namespace tda {
@@ -23,33 +27,42 @@ struct ScoreOrder {
   }
 };
 
-// The k best rows seen so far: a heap whose top is the worst one kept. The caller filters
-// what may be ranked (NaN never compares well: offer only finite scores).
+// The k best rows seen so far, kept as a buffer of at most 2k candidates: an offer that ranks
+// before the bar is appended, and a full buffer is cut back to its k best (nth_element), whose
+// worst becomes the bar. Each offer costs O(1) amortised, where a heap of k paid log k for each
+// of the ~k ln(n / k) rows that enter (64 queries x 100 rows over 60,000: 7 ms of heap
+// operations). The caller filters what may be ranked (NaN never compares well: offer only
+// finite scores).
 class TopRows {
  public:
   TopRows(int64_t k, bool largest) : k_(static_cast<size_t>(k)), ranks_{largest} {}
   void Offer(int64_t row, float score) {
     const ScoredRow candidate{row, score};
-    if (heap_.size() < k_) {
-      heap_.push_back(candidate);
-      std::push_heap(heap_.begin(), heap_.end(), ranks_);
-    } else if (ranks_(candidate, heap_.front())) {
-      std::pop_heap(heap_.begin(), heap_.end(), ranks_);
-      heap_.back() = candidate;
-      std::push_heap(heap_.begin(), heap_.end(), ranks_);
-    }
+    if (k_ == 0 || (full() && !ranks_(candidate, bar_))) return;
+    kept_.push_back(candidate);
+    if (kept_.size() >= 2 * k_) Cut();
   }
-  // Unordered (heap order).
-  const std::vector<ScoredRow>& rows() const { return heap_; }
-  // Once k rows are kept, the worst of them: an offer that does not rank before it is refused,
-  // so a caller may skip such offers (REQUIRES full() for worst()).
-  bool full() const { return heap_.size() >= k_; }
-  const ScoredRow& worst() const { return heap_.front(); }
+  // At least the k best offered (more when the buffer was not cut since), unordered.
+  const std::vector<ScoredRow>& rows() const { return kept_; }
+  // Once k rows were kept, a row that k offered rows rank before: an offer that does not rank
+  // before it is refused, so a caller may skip such offers (REQUIRES full() for worst()).
+  bool full() const { return has_bar_; }
+  const ScoredRow& worst() const { return bar_; }
 
  private:
+  void Cut() {
+    std::nth_element(kept_.begin(), kept_.begin() + static_cast<std::ptrdiff_t>(k_ - 1),
+                     kept_.end(), ranks_);
+    kept_.resize(k_);
+    bar_ = kept_[k_ - 1];
+    has_bar_ = true;
+  }
+
   size_t k_;
   ScoreOrder ranks_;
-  std::vector<ScoredRow> heap_;
+  std::vector<ScoredRow> kept_;
+  ScoredRow bar_{};
+  bool has_bar_ = false;
 };
 
 // The k best of several threads' candidates, best first.
@@ -77,7 +90,7 @@ class QueryTopRows {
     TopRows& smallest = smallest_[static_cast<size_t>(q)];
     float floor = largest.full() ? largest.worst().score : -bound_;
     float ceiling = smallest.full() ? smallest.worst().score : bound_;
-    for (int64_t i = 0; i < count; ++i) {
+    auto offer = [&](int64_t i) {
       const float score = scores[i];
       if (score > floor) {
         largest.Offer(first_row + i, score);
@@ -87,7 +100,17 @@ class QueryTopRows {
         smallest.Offer(first_row + i, score);
         if (smallest.full()) ceiling = smallest.worst().score;
       }
+    };
+    // Once the bars are up almost no score enters: a chunk is tested at once (vectorised, no
+    // branch per score) and only the scores it flags are offered, in row order.
+    int64_t i = 0;
+    for (; i + kChunk <= count; i += kChunk) {
+      for (uint32_t flagged = Outside(scores + i, floor, ceiling); flagged != 0;
+           flagged &= flagged - 1) {
+        offer(i + __builtin_ctz(flagged));
+      }
     }
+    for (; i < count; ++i) offer(i);
   }
 
   // The k best of query q over every thread's `tops`, best first (the same rows whatever
@@ -103,6 +126,30 @@ class QueryTopRows {
   }
 
  private:
+  static constexpr int64_t kChunk = 16;
+  // Bit i set when scores[i] of the kChunk is above `floor` or below `ceiling` (NaN is neither).
+  static uint32_t Outside(const float* scores, float floor, float ceiling) {
+#if defined(__AVX512F__)
+    const __m512 x = _mm512_loadu_ps(scores);
+    return _mm512_cmp_ps_mask(x, _mm512_set1_ps(floor), _CMP_GT_OQ) |
+           _mm512_cmp_ps_mask(x, _mm512_set1_ps(ceiling), _CMP_LT_OQ);
+#elif defined(__AVX__)
+    const __m256 lo = _mm256_set1_ps(floor), hi = _mm256_set1_ps(ceiling);
+    const __m256 a = _mm256_loadu_ps(scores), b = _mm256_loadu_ps(scores + 8);
+    const int low = _mm256_movemask_ps(
+        _mm256_or_ps(_mm256_cmp_ps(a, lo, _CMP_GT_OQ), _mm256_cmp_ps(a, hi, _CMP_LT_OQ)));
+    const int high = _mm256_movemask_ps(
+        _mm256_or_ps(_mm256_cmp_ps(b, lo, _CMP_GT_OQ), _mm256_cmp_ps(b, hi, _CMP_LT_OQ)));
+    return static_cast<uint32_t>(low) | (static_cast<uint32_t>(high) << 8);
+#else
+    uint32_t flagged = 0;
+    for (int64_t i = 0; i < kChunk; ++i) {
+      if (scores[i] > floor || scores[i] < ceiling) flagged |= 1u << i;
+    }
+    return flagged;
+#endif
+  }
+
   std::vector<TopRows> largest_, smallest_;
   float bound_;  // the first offer must beat -bound_ (largest) or bound_ (smallest)
 };
