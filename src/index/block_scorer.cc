@@ -178,19 +178,56 @@ void FusedScore(const char* rows, int64_t count, int64_t dim, const Eigen::Matri
 // (one thread, 60k x 1344 f32 rows, 8 queries): 131-178 ms against 179-287 ms for two groups
 // of the kernel above, interleaved runs. The same layout for bf16 / f16 (widening a piece of
 // each row into L1 first) was not faster there, so they keep the kernel above.
+//
+// An AVX-512 build does the same for f32 rows and 9 to 32 queries, in one or two 16-lane zmm
+// registers per row (V = 1 or 2; 8 x V accumulators of the 32 registers). SGEMM on tiles this
+// thin spent about as long packing each tile as multiplying it (sgemm_incopy 24% against the
+// kernel's 32% of a 32-query scan); here each row element is read once, into a broadcast. A
+// 32-query scan of 60k x 1344 f32 rows on one Intel Xeon core: 35-43 ms against 70-73 ms.
 constexpr int kBroadcastMinQueries = kFusedGroup + 1;
 constexpr int kBroadcastRows = 8;
 constexpr int64_t kFloatsPerLine = 16;
 
-template <int R>
+// The register of a broadcast kernel: 8 f32 lanes (AVX2) or 16 (AVX-512).
+struct Lanes8 {
+  using Reg = __m256;
+  static constexpr int kWidth = 8;
+  static Reg Zero() { return _mm256_setzero_ps(); }
+  static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  static Reg Broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static void Store(float* p, Reg v) { _mm256_store_ps(p, v); }
+};
+#if defined(__AVX512F__)
+struct Lanes16 {
+  using Reg = __m512;
+  static constexpr int kWidth = 16;
+  static Reg Zero() { return _mm512_setzero_ps(); }
+  static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  static Reg Broadcast(const float* p) { return _mm512_set1_ps(*p); }
+  static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static void Store(float* p, Reg v) { _mm512_store_ps(p, v); }
+};
+constexpr int kBroadcastMaxQueries = 2 * Lanes16::kWidth;
+#else
+constexpr int kBroadcastMaxQueries = kFusedMaxQueries;
+#endif
+
+// R rows at a time against the queries in V registers of L lanes (qt: per element j, the
+// queries' element j, zero-padded to L::kWidth * V lanes).
+template <class L, int R, int V>
 void BroadcastRows(const float* rows, int64_t count, int64_t dim, const float* qt, int q_count,
                    float* out, int64_t out_stride) {
-  alignas(32) float scores[8];
+  using Reg = typename L::Reg;
+  alignas(64) float scores[L::kWidth * V];
   for (int64_t r = 0; r + R <= count; r += R) {
     const float* row = rows + r * dim;
-    __m256 acc[R];
+    Reg acc[R][V];
     TDA_UNROLL
-    for (int a = 0; a < R; ++a) acc[a] = _mm256_setzero_ps();
+    for (int a = 0; a < R; ++a) {
+      TDA_UNROLL
+      for (int k = 0; k < V; ++k) acc[a][k] = L::Zero();
+    }
     for (int64_t j = 0; j < dim; ++j) {
       if (j % kFloatsPerLine == 0) {  // the next R rows, a line each
         TDA_UNROLL
@@ -198,103 +235,57 @@ void BroadcastRows(const float* rows, int64_t count, int64_t dim, const float* q
           _mm_prefetch(reinterpret_cast<const char*>(row + (R + a) * dim + j), _MM_HINT_T0);
         }
       }
-      const __m256 v = _mm256_loadu_ps(qt + j * 8);
+      Reg v[V];
+      TDA_UNROLL
+      for (int k = 0; k < V; ++k) v[k] = L::Load(qt + (j * V + k) * L::kWidth);
       TDA_UNROLL
       for (int a = 0; a < R; ++a) {
-        acc[a] = _mm256_fmadd_ps(_mm256_broadcast_ss(row + a * dim + j), v, acc[a]);
+        const Reg x = L::Broadcast(row + a * dim + j);
+        TDA_UNROLL
+        for (int k = 0; k < V; ++k) acc[a][k] = L::Fma(x, v[k], acc[a][k]);
       }
     }
     TDA_UNROLL
     for (int a = 0; a < R; ++a) {
-      _mm256_store_ps(scores, acc[a]);
+      TDA_UNROLL
+      for (int k = 0; k < V; ++k) L::Store(scores + k * L::kWidth, acc[a][k]);
       for (int q = 0; q < q_count; ++q) out[r + a + q * out_stride] = scores[q];
     }
   }
 }
 
+template <class L, int V>
 void BroadcastScore(const float* rows, int64_t count, int64_t dim, const Eigen::MatrixXf& queries,
                     Eigen::Ref<Eigen::MatrixXf> out) {
   const int q_count = static_cast<int>(queries.cols());
+  constexpr int kWidth = L::kWidth * V;
   thread_local std::vector<float> qt;
-  qt.assign(static_cast<size_t>(dim) * 8, 0.0f);
-  for (int q = 0; q < q_count; ++q) {
-    const float* column = queries.col(q).data();
-    for (int64_t j = 0; j < dim; ++j) qt[static_cast<size_t>(j * 8 + q)] = column[j];
-  }
-  const int64_t blocked = count / kBroadcastRows * kBroadcastRows;
-  BroadcastRows<kBroadcastRows>(rows, blocked, dim, qt.data(), q_count, out.data(),
-                                out.outerStride());
-  BroadcastRows<1>(rows + blocked * dim, count - blocked, dim, qt.data(), q_count,
-                   out.data() + blocked, out.outerStride());
-}
-
-#if defined(__AVX512F__)
-// f32 rows and 9 to 32 queries on an AVX-512 build: the broadcast layout above with the queries
-// in the 16 lanes of one or two zmm registers (V = 1 or 2), R rows at a time (R x V accumulators
-// of the 32 registers). SGEMM on thin tiles spends about as long packing each tile as
-// multiplying it (sgemm_incopy 24% against the kernel's 32% of a 32-query scan); here each row
-// element is read once, from memory into a broadcast. Measured on one Intel Xeon (AMX) core,
-// 60k x 1344 f32 rows: see README "Benchmarks".
-constexpr int kWideMaxQueries = 32;
-constexpr int kWideLanes = 16;
-
-template <int R, int V>
-void WideBroadcastRows(const float* rows, int64_t count, int64_t dim, const float* qt, int q_count,
-                       float* out, int64_t out_stride) {
-  alignas(64) float scores[kWideLanes * V];
-  for (int64_t r = 0; r + R <= count; r += R) {
-    const float* row = rows + r * dim;
-    __m512 acc[R][V];
-    TDA_UNROLL
-    for (int a = 0; a < R; ++a) {
-      TDA_UNROLL
-      for (int k = 0; k < V; ++k) acc[a][k] = _mm512_setzero_ps();
-    }
-    for (int64_t j = 0; j < dim; ++j) {
-      if (j % kFloatsPerLine == 0) {  // the next R rows, a line each
-        TDA_UNROLL
-        for (int a = 0; a < R; ++a) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + (R + a) * dim + j), _MM_HINT_T0);
-        }
-      }
-      __m512 v[V];
-      TDA_UNROLL
-      for (int k = 0; k < V; ++k) v[k] = _mm512_loadu_ps(qt + (j * V + k) * kWideLanes);
-      TDA_UNROLL
-      for (int a = 0; a < R; ++a) {
-        const __m512 x = _mm512_set1_ps(row[a * dim + j]);
-        TDA_UNROLL
-        for (int k = 0; k < V; ++k) acc[a][k] = _mm512_fmadd_ps(x, v[k], acc[a][k]);
-      }
-    }
-    TDA_UNROLL
-    for (int a = 0; a < R; ++a) {
-      TDA_UNROLL
-      for (int k = 0; k < V; ++k) _mm512_store_ps(scores + k * kWideLanes, acc[a][k]);
-      for (int q = 0; q < q_count; ++q) out[r + a + q * out_stride] = scores[q];
-    }
-  }
-}
-
-template <int R, int V>
-void WideBroadcastScore(const float* rows, int64_t count, int64_t dim,
-                        const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
-  const int q_count = static_cast<int>(queries.cols());
-  constexpr int kWidth = kWideLanes * V;
-  thread_local std::vector<float> qt;  // element j of the queries, zero-padded to kWidth lanes
   qt.assign(static_cast<size_t>(dim) * kWidth, 0.0f);
   for (int q = 0; q < q_count; ++q) {
     const float* column = queries.col(q).data();
     for (int64_t j = 0; j < dim; ++j) qt[static_cast<size_t>(j * kWidth + q)] = column[j];
   }
-  const int64_t blocked = count / R * R;
-  WideBroadcastRows<R, V>(rows, blocked, dim, qt.data(), q_count, out.data(), out.outerStride());
-  WideBroadcastRows<1, V>(rows + blocked * dim, count - blocked, dim, qt.data(), q_count,
-                          out.data() + blocked, out.outerStride());
+  const int64_t blocked = count / kBroadcastRows * kBroadcastRows;
+  BroadcastRows<L, kBroadcastRows, V>(rows, blocked, dim, qt.data(), q_count, out.data(),
+                                      out.outerStride());
+  BroadcastRows<L, 1, V>(rows + blocked * dim, count - blocked, dim, qt.data(), q_count,
+                         out.data() + blocked, out.outerStride());
 }
-#else
-constexpr int kWideMaxQueries = kFusedMaxQueries;
-#endif  // __AVX512F__
+
+// The broadcast kernel of the narrowest registers that hold kBroadcastMinQueries <= Q <=
+// kBroadcastMaxQueries queries.
+void BroadcastScoreF32(const float* rows, int64_t count, int64_t dim,
+                       const Eigen::MatrixXf& queries, Eigen::Ref<Eigen::MatrixXf> out) {
+#if defined(__AVX512F__)
+  if (queries.cols() > Lanes16::kWidth) {
+    return BroadcastScore<Lanes16, 2>(rows, count, dim, queries, out);
+  }
+  if (queries.cols() > Lanes8::kWidth) {
+    return BroadcastScore<Lanes16, 1>(rows, count, dim, queries, out);
+  }
+#endif
+  BroadcastScore<Lanes8, 1>(rows, count, dim, queries, out);
+}
 
 #endif  // TDA_FUSED_SCAN
 
@@ -302,7 +293,7 @@ constexpr int kWideMaxQueries = kFusedMaxQueries;
 
 int FusedMaxQueries(RowDType dtype) {
 #if TDA_FUSED_SCAN
-  if (dtype == RowDType::kF32) return kWideMaxQueries;
+  if (dtype == RowDType::kF32) return kBroadcastMaxQueries;
 #endif
   (void)dtype;
   return kFusedMaxQueries;
@@ -332,17 +323,8 @@ void ScoreRows(const char* rows, int64_t count, int64_t dim, RowDType dtype,
   }
 #if TDA_FUSED_SCAN
   if (UsesFusedKernel(dtype, queries.cols())) {
-    const auto* f32 = reinterpret_cast<const float*>(rows);
-#if defined(__AVX512F__)
-    if (dtype == RowDType::kF32 && queries.cols() > kWideLanes) {
-      return WideBroadcastScore<8, 2>(f32, count, dim, queries, out);
-    }
-    if (dtype == RowDType::kF32 && queries.cols() > kFusedMaxQueries) {
-      return WideBroadcastScore<8, 1>(f32, count, dim, queries, out);
-    }
-#endif
     if (dtype == RowDType::kF32 && queries.cols() >= kBroadcastMinQueries) {
-      return BroadcastScore(f32, count, dim, queries, out);
+      return BroadcastScoreF32(reinterpret_cast<const float*>(rows), count, dim, queries, out);
     }
     switch (dtype) {
       case RowDType::kF32: return FusedScore<RowDType::kF32>(rows, count, dim, queries, out);
